@@ -1,0 +1,15 @@
+'use strict'
+// `npm test`: the Rust unit tests, then every node test (which use the real JS packages).
+const { spawnSync } = require('child_process')
+const path = require('path')
+
+const root = path.join(__dirname, '..')
+
+function run (cmd, args, env) {
+  console.log('\n$ ' + [cmd, ...args].join(' '))
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, env: { ...process.env, ...env } })
+  if (r.status !== 0) process.exit(r.status === null ? 1 : r.status)
+}
+
+run('cargo', ['test', '--release', '--no-default-features'])
+run(process.execPath, ['--test', '--test-concurrency=1', '__test__/'])

@@ -1,0 +1,350 @@
+//! One hypercore on disk: its identity (key, manifest, key pair), its merkle tree, which
+//! blocks are stored (bitfield), and the operations that change it. Every change is built
+//! as one write batch and applied atomically; the in-memory state is updated only after
+//! the batch is committed, so a failed write leaves both disk and memory as they were.
+
+use crate::core::bitfield::Bitfield;
+use crate::core::manifest::Manifest;
+use crate::core::merkle::{self, MerkleTree, NodeSource};
+use crate::core::signature;
+use crate::crypto::{self, KeyPair};
+use crate::error::{Error, Result};
+use crate::storage::{Auth, Batch, CoreHead, CoreRecord, Hints, Storage, TreeNode};
+
+/// What JS sees of a core after each operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreState {
+    pub length: u64,
+    pub contiguous_length: u64,
+    pub byte_length: u64,
+    pub fork: u64,
+    pub signed_length: u64,
+}
+
+pub struct Hypercore {
+    pub key: [u8; 32],
+    pub discovery_key: [u8; 32],
+    pub manifest: Option<Manifest>,
+    /// The signer's key pair; `secret_key` is None for cores this store cannot write.
+    pub public_key: Option<[u8; 32]>,
+    pub secret_key: Option<KeyPair>,
+    pub core_pointer: u64,
+    pub data_pointer: u64,
+    tree: MerkleTree,
+    signature: Option<Vec<u8>>,
+    bitfield: Bitfield,
+    contiguous_length: u64,
+    remote_contiguous_length: u64,
+}
+
+struct StoredNodes<'a> {
+    storage: &'a Storage,
+    data_pointer: u64,
+}
+
+impl NodeSource for StoredNodes<'_> {
+    fn node(&self, index: u64) -> Result<Option<TreeNode>> {
+        Ok(self.storage.tree_node(self.data_pointer, index)?)
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Hypercore {
+    /// A core that was just created (nothing appended yet).
+    pub fn new_empty(record: &CoreRecord, auth: &Auth, manifest: Option<Manifest>) -> Self {
+        let (public_key, secret_key) = key_pair_from_auth(auth);
+        Hypercore {
+            key: auth.key,
+            discovery_key: auth.discovery_key,
+            manifest,
+            public_key,
+            secret_key,
+            core_pointer: record.core_pointer,
+            data_pointer: record.data_pointer,
+            tree: MerkleTree::default(),
+            signature: None,
+            bitfield: Bitfield::default(),
+            contiguous_length: 0,
+            remote_contiguous_length: 0,
+        }
+    }
+
+    /// Opens a stored core and checks its head: the stored roots must hash to the signed
+    /// root hash, and the signature must verify against the manifest.
+    pub fn load(storage: &Storage, record: &CoreRecord) -> Result<Self> {
+        let auth = storage.auth(record.core_pointer)?.ok_or_else(|| {
+            Error::corruption("a core record has no auth record; the store is damaged")
+        })?;
+        let manifest = match &auth.manifest {
+            Some(bytes) => Some(Manifest::decode(bytes)?),
+            None => None,
+        };
+        let mut core = Hypercore::new_empty(record, &auth, manifest);
+        if let Some(head) = storage.core_head(record.data_pointer)? {
+            let nodes = StoredNodes {
+                storage,
+                data_pointer: record.data_pointer,
+            };
+            let tree = MerkleTree::load(&nodes, head.length, head.fork)?;
+            if head.length > 0 && tree.hash() != head.root_hash {
+                return Err(Error::corruption(
+                    "the stored tree does not match the core's signed head",
+                ));
+            }
+            if let (Some(manifest), Some(sig)) = (&core.manifest, &head.signature) {
+                if !signature::verify_tree(manifest, sig, &head.root_hash, head.length, head.fork) {
+                    return Err(Error::new(
+                        "INVALID_SIGNATURE",
+                        "the stored head's signature does not verify",
+                    ));
+                }
+            }
+            core.tree = tree;
+            core.signature = head.signature;
+        }
+        core.bitfield = Bitfield::from_pages(storage.bitfield_pages(record.data_pointer)?);
+        core.contiguous_length = core.bitfield.first_unset(0, core.tree.length);
+        if let Some(hints) = storage.hints(record.data_pointer)? {
+            core.remote_contiguous_length = hints.remote_contiguous_length.unwrap_or(0);
+        }
+        Ok(core)
+    }
+
+    pub fn state(&self) -> CoreState {
+        CoreState {
+            length: self.tree.length,
+            contiguous_length: self.contiguous_length,
+            byte_length: self.tree.byte_length,
+            fork: self.tree.fork,
+            signed_length: if self.signature.is_some() {
+                self.tree.length
+            } else {
+                0
+            },
+        }
+    }
+
+    pub fn writable(&self) -> bool {
+        self.signing_key().is_some()
+    }
+
+    /// The key pair that can sign this core's tree: a single-signer manifest whose signer
+    /// is the key pair we hold.
+    fn signing_key(&self) -> Option<(&Manifest, &KeyPair)> {
+        let manifest = self.manifest.as_ref()?;
+        let kp = self.secret_key.as_ref()?;
+        let signs = manifest.quorum <= 1
+            && manifest.signers.len() == 1
+            && manifest.signers[0].public_key == kp.public_key;
+        signs.then_some((manifest, kp))
+    }
+
+    /// Use a key pair the caller supplied (by name or keyPair) for a stored core whose
+    /// auth record has no secret key.
+    pub fn adopt_key_pair(&mut self, kp: KeyPair) {
+        if self.secret_key.is_none() && self.public_key.is_none_or(|p| p == kp.public_key) {
+            self.public_key = Some(kp.public_key);
+            self.secret_key = Some(kp);
+        }
+    }
+
+    fn nodes<'a>(&self, storage: &'a Storage) -> StoredNodes<'a> {
+        StoredNodes {
+            storage,
+            data_pointer: self.data_pointer,
+        }
+    }
+
+    fn put_head(&self, batch: &mut Batch, tree: &MerkleTree, signature: &[u8]) {
+        batch.put_core_head(
+            self.data_pointer,
+            &CoreHead {
+                fork: tree.fork,
+                length: tree.length,
+                root_hash: tree.hash(),
+                signature: Some(signature.to_vec()),
+                timestamp: Some(now_ms()),
+            },
+        );
+    }
+
+    fn put_hints(&self, batch: &mut Batch, contiguous_length: u64) {
+        batch.put_hints(
+            self.data_pointer,
+            &Hints {
+                contiguous_length: Some(contiguous_length),
+                remote_contiguous_length: Some(self.remote_contiguous_length),
+                recovering: None,
+            },
+        );
+    }
+
+    fn put_bitfield_pages(&self, batch: &mut Batch, bitfield: &Bitfield, pages: &[u64]) {
+        for &page in pages {
+            match bitfield.page(page) {
+                Some(bytes) => batch.put_bitfield_page(self.data_pointer, page, bytes),
+                None => batch.delete_bitfield_page(self.data_pointer, page),
+            }
+        }
+    }
+
+    pub fn append(&mut self, storage: &Storage, blocks: &[&[u8]]) -> Result<CoreState> {
+        let (manifest, kp) = self.signing_key().ok_or_else(|| {
+            Error::new("SESSION_NOT_WRITABLE", "This Hypercore is not writable")
+        })?;
+        if blocks.is_empty() {
+            return Ok(self.state());
+        }
+        let appended = self.tree.append(blocks.iter().copied());
+        let tree = appended.tree;
+        let sig = signature::sign_tree(manifest, kp, &tree.hash(), tree.length, tree.fork);
+
+        let mut batch = Batch::new();
+        let start = self.tree.length;
+        for (i, block) in blocks.iter().enumerate() {
+            batch.put_block(self.data_pointer, start + i as u64, block);
+        }
+        for node in &appended.nodes {
+            batch.put_tree_node(self.data_pointer, node);
+        }
+        let mut bitfield = self.bitfield.clone_pages_for(start, tree.length);
+        let pages = bitfield.set_range(start, tree.length, true);
+        self.put_bitfield_pages(&mut batch, &bitfield, &pages);
+        let contiguous = if self.contiguous_length == start {
+            let c = bitfield.first_unset(start, tree.length);
+            self.put_hints(&mut batch, c);
+            c
+        } else {
+            self.contiguous_length
+        };
+        self.put_head(&mut batch, &tree, &sig);
+        storage.write(batch)?;
+
+        self.bitfield.merge_pages(bitfield);
+        self.tree = tree;
+        self.signature = Some(sig);
+        self.contiguous_length = contiguous;
+        Ok(self.state())
+    }
+
+    pub fn get(&self, storage: &Storage, index: u64) -> Result<Option<Vec<u8>>> {
+        if index >= self.tree.length || !self.bitfield.get(index) {
+            return Ok(None);
+        }
+        Ok(storage.block(self.data_pointer, index)?)
+    }
+
+    pub fn has(&self, start: u64, end: u64) -> bool {
+        end <= self.tree.length && self.bitfield.first_unset(start, end) >= end
+    }
+
+    pub fn seek(&self, storage: &Storage, bytes: u64) -> Result<Option<(u64, u64)>> {
+        self.tree.seek(&self.nodes(storage), bytes)
+    }
+
+    pub fn tree_hash(&self, storage: &Storage, length: u64) -> Result<[u8; 32]> {
+        if length == self.tree.length {
+            return Ok(self.tree.hash());
+        }
+        if length > self.tree.length {
+            return Err(Error::bad_argument(format!(
+                "Cannot get the tree hash at length {length}: the core has {} blocks",
+                self.tree.length
+            )));
+        }
+        Ok(merkle::hash_roots(&merkle::roots_at(&self.nodes(storage), length)?))
+    }
+
+    pub fn truncate(&mut self, storage: &Storage, length: u64, fork: u64) -> Result<CoreState> {
+        let (manifest, kp) = self.signing_key().ok_or_else(|| {
+            Error::new("SESSION_NOT_WRITABLE", "This Hypercore is not writable")
+        })?;
+        let old = self.tree.length;
+        if length > old {
+            return Err(Error::bad_argument(format!(
+                "Cannot truncate to {length}: the core has only {old} blocks"
+            )));
+        }
+        let tree = MerkleTree::load(&self.nodes(storage), length, fork)?;
+        let sig = signature::sign_tree(manifest, kp, &tree.hash(), tree.length, tree.fork);
+
+        let mut batch = Batch::new();
+        batch.delete_blocks(self.data_pointer, length, Some(old));
+        batch.delete_tree_nodes(self.data_pointer, 2 * length, Some(2 * old));
+        for index in merkle::stale_ancestors(length) {
+            batch.delete_tree_nodes(self.data_pointer, index, Some(index + 1));
+        }
+        let mut bitfield = self.bitfield.clone_pages_for(length, old);
+        let pages = bitfield.set_range(length, old, false);
+        self.put_bitfield_pages(&mut batch, &bitfield, &pages);
+        let contiguous = self.contiguous_length.min(length);
+        if contiguous != self.contiguous_length {
+            self.put_hints(&mut batch, contiguous);
+        }
+        self.put_head(&mut batch, &tree, &sig);
+        storage.write(batch)?;
+
+        self.bitfield.merge_pages(bitfield);
+        self.tree = tree;
+        self.signature = Some(sig);
+        self.contiguous_length = contiguous;
+        Ok(self.state())
+    }
+
+    /// Drops the local copies of blocks [start, end); the tree and head stay.
+    pub fn clear(&mut self, storage: &Storage, start: u64, end: u64) -> Result<CoreState> {
+        let end = end.min(self.tree.length);
+        if start >= end {
+            return Ok(self.state());
+        }
+        let mut batch = Batch::new();
+        batch.delete_blocks(self.data_pointer, start, Some(end));
+        let mut bitfield = self.bitfield.clone_pages_for(start, end);
+        let pages = bitfield.set_range(start, end, false);
+        self.put_bitfield_pages(&mut batch, &bitfield, &pages);
+        let contiguous = self.contiguous_length.min(start);
+        if contiguous != self.contiguous_length {
+            self.put_hints(&mut batch, contiguous);
+        }
+        storage.write(batch)?;
+        self.bitfield.merge_pages(bitfield);
+        self.contiguous_length = contiguous;
+        Ok(self.state())
+    }
+
+    pub fn user_data(&self, storage: &Storage, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(storage.user_data(self.data_pointer, key)?)
+    }
+
+    pub fn set_user_data(&self, storage: &Storage, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let mut batch = Batch::new();
+        match value {
+            Some(v) => batch.put_user_data(self.data_pointer, key, v),
+            None => batch.delete_user_data(self.data_pointer, key),
+        }
+        Ok(storage.write(batch)?)
+    }
+}
+
+fn key_pair_from_auth(auth: &Auth) -> (Option<[u8; 32]>, Option<KeyPair>) {
+    let Some(kp) = &auth.key_pair else {
+        return (None, None);
+    };
+    let Ok(public_key) = <[u8; 32]>::try_from(kp.public_key.as_slice()) else {
+        return (None, None);
+    };
+    let secret = kp.secret_key.as_deref().and_then(|sk| {
+        let secret_key = <[u8; 64]>::try_from(sk).ok()?;
+        crypto::valid_secret_key(&public_key, &secret_key).then_some(KeyPair {
+            public_key,
+            secret_key,
+        })
+    });
+    (Some(public_key), secret)
+}

@@ -1,0 +1,161 @@
+//! The merkle tree of a core as hypercore builds it: a flat-tree of nodes (leaves are
+//! blocks, parents hash their two children) whose full roots, hashed together, are the
+//! tree hash that the head signs. Only the roots live in memory; other nodes are read from
+//! storage through the `NodeSource` the caller passes in.
+
+use crate::core::flat_tree;
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::storage::TreeNode;
+
+/// Reads a stored tree node by flat-tree index.
+pub trait NodeSource {
+    fn node(&self, index: u64) -> Result<Option<TreeNode>>;
+}
+
+fn required(source: &dyn NodeSource, index: u64) -> Result<TreeNode> {
+    source.node(index)?.ok_or_else(|| {
+        Error::corruption(format!(
+            "tree node {index} is missing from storage; the core cannot be read"
+        ))
+    })
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MerkleTree {
+    pub roots: Vec<TreeNode>,
+    pub length: u64,
+    pub byte_length: u64,
+    pub fork: u64,
+}
+
+/// The nodes an append creates, to be written in the append's batch.
+pub struct Appended {
+    pub tree: MerkleTree,
+    pub nodes: Vec<TreeNode>,
+}
+
+impl MerkleTree {
+    /// The tree of `length` blocks, its roots read from storage.
+    pub fn load(source: &dyn NodeSource, length: u64, fork: u64) -> Result<MerkleTree> {
+        let roots = roots_at(source, length)?;
+        let byte_length = roots.iter().map(|r| r.size).sum();
+        Ok(MerkleTree {
+            roots,
+            length,
+            byte_length,
+            fork,
+        })
+    }
+
+    pub fn hash(&self) -> [u8; 32] {
+        hash_roots(&self.roots)
+    }
+
+    pub fn append<'a>(&self, blocks: impl IntoIterator<Item = &'a [u8]>) -> Appended {
+        let mut roots = self.roots.clone();
+        let mut nodes = Vec::new();
+        let mut length = self.length;
+        let mut byte_length = self.byte_length;
+        for block in blocks {
+            let leaf = TreeNode {
+                index: 2 * length,
+                size: block.len() as u64,
+                hash: crypto::leaf_hash(block),
+            };
+            length += 1;
+            byte_length += leaf.size;
+            nodes.push(leaf.clone());
+            roots.push(leaf);
+            // Two trailing roots that are siblings become their parent.
+            while roots.len() >= 2 {
+                let b = &roots[roots.len() - 1];
+                let a = &roots[roots.len() - 2];
+                if flat_tree::sibling(b.index) != a.index {
+                    break;
+                }
+                let parent = TreeNode {
+                    index: flat_tree::parent(a.index),
+                    size: a.size + b.size,
+                    hash: crypto::parent_hash((a.index, a.size, &a.hash), (b.index, b.size, &b.hash)),
+                };
+                roots.truncate(roots.len() - 2);
+                nodes.push(parent.clone());
+                roots.push(parent);
+            }
+        }
+        Appended {
+            tree: MerkleTree {
+                roots,
+                length,
+                byte_length,
+                fork: self.fork,
+            },
+            nodes,
+        }
+    }
+
+    /// [block index, offset in that block] of a byte offset; None past the end.
+    pub fn seek(&self, source: &dyn NodeSource, bytes: u64) -> Result<Option<(u64, u64)>> {
+        if bytes == self.byte_length {
+            return Ok(Some((self.length, 0)));
+        }
+        if bytes > self.byte_length {
+            return Ok(None);
+        }
+        let mut offset = bytes;
+        for root in &self.roots {
+            if offset >= root.size {
+                offset -= root.size;
+                continue;
+            }
+            let mut node = root.clone();
+            while let Some((left, right)) = flat_tree::children(node.index) {
+                let l = required(source, left)?;
+                if offset < l.size {
+                    node = l;
+                } else {
+                    offset -= l.size;
+                    node = required(source, right)?;
+                }
+            }
+            return Ok(Some((node.index / 2, offset)));
+        }
+        Ok(None)
+    }
+}
+
+pub fn hash_roots(roots: &[TreeNode]) -> [u8; 32] {
+    let list: Vec<(u64, u64, [u8; 32])> = roots.iter().map(|r| (r.index, r.size, r.hash)).collect();
+    crypto::tree_hash(&list)
+}
+
+/// The full roots of a tree of `length` blocks, read from storage.
+pub fn roots_at(source: &dyn NodeSource, length: u64) -> Result<Vec<TreeNode>> {
+    flat_tree::full_roots(2 * length)
+        .into_iter()
+        .map(|index| required(source, index))
+        .collect()
+}
+
+/// Tree nodes that a truncation to `length` leaves stale below index 2*length: the
+/// ancestors of the first removed leaf that start before it (hypercore deletes them too).
+pub fn stale_ancestors(length: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    if length == 0 {
+        return out;
+    }
+    let head = 2 * length;
+    let mut i = head - 2;
+    loop {
+        let (left, right) = flat_tree::span(i);
+        if left <= head && head <= right && i < head {
+            out.push(i);
+        }
+        if flat_tree::offset(i) == 0 {
+            break;
+        }
+        i = flat_tree::parent(i);
+    }
+    out
+}

@@ -1,0 +1,8 @@
+//! The hypercore engine: one core's tree, blocks, bitfield, head and signatures.
+
+pub mod bitfield;
+pub mod flat_tree;
+pub mod hypercore;
+pub mod manifest;
+pub mod merkle;
+pub mod signature;

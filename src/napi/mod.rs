@@ -1,0 +1,243 @@
+//! The N-API surface: `NativeStore` and a few pure functions (see docs/native-binding.md).
+//! Only this module knows N-API. It checks every argument, converts between JS values and
+//! engine types, and turns engine errors into JS `Error`s with a hypercore-style `code`.
+
+mod convert;
+
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+
+use crate::error::Error as EngineError;
+use crate::store::{OpenRequest, Store, DEFAULT_NAMESPACE};
+use convert::*;
+
+pub use convert::Code;
+type Result<T> = napi::Result<T, Code>;
+
+#[napi(object)]
+pub struct StoreOptions {
+    pub primary_key: Option<Buffer>,
+    pub read_only: Option<bool>,
+}
+
+#[napi]
+pub struct NativeStore {
+    store: Option<Store>,
+}
+
+#[napi]
+impl NativeStore {
+    #[napi(constructor)]
+    pub fn new(path: String, opts: Option<StoreOptions>) -> Result<Self> {
+        let opts = opts.unwrap_or(StoreOptions {
+            primary_key: None,
+            read_only: None,
+        });
+        let primary_key = match &opts.primary_key {
+            Some(b) => Some(bytes32(b, "primaryKey")?),
+            None => None,
+        };
+        let store = Store::open(
+            std::path::Path::new(&path),
+            primary_key,
+            opts.read_only.unwrap_or(false),
+        )
+        .map_err(js_error)?;
+        Ok(NativeStore { store: Some(store) })
+    }
+
+    fn store(&self) -> Result<&Store> {
+        self.store.as_ref().ok_or_else(store_closed)
+    }
+
+    fn store_mut(&mut self) -> Result<&mut Store> {
+        self.store.as_mut().ok_or_else(store_closed)
+    }
+
+    #[napi(getter)]
+    pub fn primary_key(&self) -> Result<Buffer> {
+        Ok(self.store()?.primary_key().to_vec().into())
+    }
+
+    #[napi]
+    pub fn open_core(&mut self, opts: OpenOptions) -> Result<CoreInfo> {
+        let req = OpenRequest {
+            key: opt_bytes32(&opts.key, "key")?,
+            discovery_key: opt_bytes32(&opts.discovery_key, "discoveryKey")?,
+            name: opts.name,
+            namespace: opt_bytes32(&opts.namespace, "namespace")?.unwrap_or(DEFAULT_NAMESPACE),
+            key_pair: match &opts.key_pair {
+                Some(kp) => Some(key_pair_in(kp)?),
+                None => None,
+            },
+            manifest: match &opts.manifest {
+                Some(m) => Some(manifest_in(m, opts.manifest_version)?),
+                None => None,
+            },
+            manifest_version: version_in(opts.manifest_version)?,
+            create_if_missing: opts.create_if_missing.unwrap_or(true),
+        };
+        let store = self.store_mut()?;
+        let handle = store.open_core(req).map_err(js_error)?;
+        let core = store.core(handle).map_err(js_error)?;
+        Ok(core_info(handle, core))
+    }
+
+    #[napi]
+    pub fn close_core(&mut self, handle: u32) -> Result<()> {
+        if let Some(store) = self.store.as_mut() {
+            store.close_core(handle);
+        }
+        Ok(())
+    }
+
+    #[napi]
+    pub fn has_core(&self, discovery_key: Buffer) -> Result<bool> {
+        let dkey = bytes32(&discovery_key, "discoveryKey")?;
+        self.store()?.has_core(&dkey).map_err(js_error)
+    }
+
+    #[napi]
+    pub fn create_key_pair(&self, name: String, namespace: Buffer) -> Result<KeyPairOut> {
+        let ns = bytes32(&namespace, "namespace")?;
+        let kp = self.store()?.create_key_pair(&name, &ns);
+        Ok(KeyPairOut {
+            public_key: kp.public_key.to_vec().into(),
+            secret_key: Some(kp.secret_key.to_vec().into()),
+        })
+    }
+
+    #[napi]
+    pub fn list(&self, namespace: Option<Buffer>) -> Result<Vec<Buffer>> {
+        let ns = opt_bytes32(&namespace, "namespace")?;
+        let keys = self.store()?.list(ns.as_ref()).map_err(js_error)?;
+        Ok(keys.into_iter().map(|k| k.to_vec().into()).collect())
+    }
+
+    #[napi]
+    pub fn suspend(&self) -> Result<()> {
+        self.store()?.storage().flush().map_err(|e| js_error(e.into()))
+    }
+
+    #[napi]
+    pub fn resume(&self) -> Result<()> {
+        self.store().map(|_| ())
+    }
+
+    /// Releases every core, RocksDB and the directory lock. Idempotent.
+    #[napi]
+    pub fn close(&mut self) {
+        self.store = None;
+    }
+
+    #[napi]
+    pub fn append(&mut self, handle: u32, blocks: Vec<Buffer>) -> Result<CoreStateOut> {
+        let (core, storage) = self.store_mut()?.core_mut(handle).map_err(js_error)?;
+        let slices: Vec<&[u8]> = blocks.iter().map(|b| b.as_ref()).collect();
+        core.append(storage, &slices).map(state_out).map_err(js_error)
+    }
+
+    #[napi]
+    pub fn get(&self, handle: u32, index: i64) -> Result<Option<Buffer>> {
+        let index = uint_in(index, "index")?;
+        let store = self.store()?;
+        let core = store.core(handle).map_err(js_error)?;
+        let block = core.get(store.storage(), index).map_err(js_error)?;
+        Ok(block.map(Buffer::from))
+    }
+
+    #[napi]
+    pub fn has(&self, handle: u32, start: i64, end: i64) -> Result<bool> {
+        let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
+        Ok(self.store()?.core(handle).map_err(js_error)?.has(start, end))
+    }
+
+    #[napi]
+    pub fn seek(&self, handle: u32, byte_offset: i64) -> Result<Option<Vec<i64>>> {
+        let bytes = uint_in(byte_offset, "byteOffset")?;
+        let store = self.store()?;
+        let core = store.core(handle).map_err(js_error)?;
+        let found = core.seek(store.storage(), bytes).map_err(js_error)?;
+        Ok(found.map(|(i, o)| vec![i as i64, o as i64]))
+    }
+
+    #[napi]
+    pub fn truncate(&mut self, handle: u32, new_length: i64, fork: i64) -> Result<CoreStateOut> {
+        let (length, fork) = (uint_in(new_length, "newLength")?, uint_in(fork, "fork")?);
+        let (core, storage) = self.store_mut()?.core_mut(handle).map_err(js_error)?;
+        core.truncate(storage, length, fork)
+            .map(state_out)
+            .map_err(js_error)
+    }
+
+    #[napi]
+    pub fn clear(&mut self, handle: u32, start: i64, end: i64) -> Result<CoreStateOut> {
+        let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
+        let (core, storage) = self.store_mut()?.core_mut(handle).map_err(js_error)?;
+        core.clear(storage, start, end)
+            .map(state_out)
+            .map_err(js_error)
+    }
+
+    #[napi]
+    pub fn tree_hash(&self, handle: u32, length: i64) -> Result<Buffer> {
+        let length = uint_in(length, "length")?;
+        let store = self.store()?;
+        let core = store.core(handle).map_err(js_error)?;
+        let hash = core.tree_hash(store.storage(), length).map_err(js_error)?;
+        Ok(hash.to_vec().into())
+    }
+
+    #[napi]
+    pub fn get_user_data(&self, handle: u32, key: String) -> Result<Option<Buffer>> {
+        let store = self.store()?;
+        let core = store.core(handle).map_err(js_error)?;
+        let value = core.user_data(store.storage(), &key).map_err(js_error)?;
+        Ok(value.map(Buffer::from))
+    }
+
+    #[napi]
+    pub fn set_user_data(&self, handle: u32, key: String, value: Option<Buffer>) -> Result<()> {
+        let store = self.store()?;
+        let core = store.core(handle).map_err(js_error)?;
+        core.set_user_data(store.storage(), &key, value.as_deref())
+            .map_err(js_error)
+    }
+
+    #[napi]
+    pub fn state(&self, handle: u32) -> Result<CoreStateOut> {
+        self.store()?
+            .state(handle)
+            .map(state_out)
+            .map_err(js_error)
+    }
+}
+
+/// corestore's `namespace(name)`: BLAKE2b-256 over the parent namespace and the name.
+#[napi]
+pub fn derive_namespace(parent: Buffer, name: Buffer) -> Result<Buffer> {
+    let parent = bytes32(&parent, "namespace")?;
+    Ok(crate::crypto::namespace(&parent, &name).to_vec().into())
+}
+
+#[napi]
+pub fn discovery_key(key: Buffer) -> Result<Buffer> {
+    let key = bytes32(&key, "key")?;
+    Ok(crate::crypto::discovery_key(&key).to_vec().into())
+}
+
+#[napi]
+pub fn z32_encode(bytes: Buffer) -> String {
+    crate::crypto::z32_encode(&bytes)
+}
+
+#[napi]
+pub fn z32_decode(s: String) -> Result<Buffer> {
+    crate::crypto::z32_decode(&s)
+        .map(Buffer::from)
+        .ok_or_else(|| js_error(EngineError::bad_argument("Invalid z-base-32 string")))
+}
+
+fn store_closed() -> napi::Error<Code> {
+    js_error(EngineError::new("SESSION_CLOSED", "The corestore is closed"))
+}
