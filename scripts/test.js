@@ -11,5 +11,5 @@ function run (cmd, args, env) {
   if (r.status !== 0) process.exit(r.status === null ? 1 : r.status)
 }
 
-run('cargo', ['test', '--release', '--no-default-features'])
+run(process.execPath, [path.join(__dirname, 'cargo.js'), 'test', '--release', '--no-default-features'])
 run(process.execPath, ['--test', '--test-concurrency=1', '__test__/'])

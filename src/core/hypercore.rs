@@ -82,7 +82,7 @@ impl Hypercore {
             Error::corruption("a core record has no auth record; the store is damaged")
         })?;
         let manifest = match &auth.manifest {
-            Some(bytes) => Some(Manifest::decode(bytes)?),
+            Some(bytes) => Some(Manifest::decode_storage(bytes)?),
             None => None,
         };
         let mut core = Hypercore::new_empty(record, &auth, manifest);

@@ -5,7 +5,7 @@ use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 
 use crate::core::hypercore::{CoreState, Hypercore};
-use crate::core::manifest::{Manifest, Prologue, Signer};
+use crate::core::manifest::{Manifest, Prologue};
 use crate::error::Error as EngineError;
 
 /// A hypercore-errors code, used as the `code` of the JS error.
@@ -139,7 +139,7 @@ pub fn manifest_in(m: &ManifestIn, default_version: Option<i64>) -> Result<Manif
         if let Some(ns) = &s.namespace {
             signer.namespace = bytes32(ns, "manifest signer namespace")?;
         }
-        signers.push(Signer { ..signer });
+        signers.push(signer);
     }
     let quorum = match m.quorum {
         Some(q) => uint_in(q, "manifest.quorum")?,
@@ -160,7 +160,7 @@ pub fn manifest_in(m: &ManifestIn, default_version: Option<i64>) -> Result<Manif
         ),
         None => None,
     };
-    Ok(Manifest {
+    let manifest = Manifest {
         version,
         hash: 0,
         allow_patch: m.allow_patch.unwrap_or(false),
@@ -169,7 +169,11 @@ pub fn manifest_in(m: &ManifestIn, default_version: Option<i64>) -> Result<Manif
         prologue,
         linked,
         user_data: m.user_data.as_ref().map(|b| b.to_vec()),
-    })
+    };
+    manifest
+        .validate()
+        .map_err(|e| bad(format!("invalid manifest: {e}")))?;
+    Ok(manifest)
 }
 
 pub fn manifest_out(m: &Manifest) -> ManifestOut {

@@ -173,8 +173,13 @@ impl Store {
             }
         }
 
+        if self.storage.read_only() {
+            core.secret_key = None;
+        }
+
         let handle = self.next_handle;
-        self.next_handle = self.next_handle.wrapping_add(1).max(1);
+        // Handles are never reused while the store is open (u32 outlasts any real session count).
+        self.next_handle = self.next_handle.saturating_add(1);
         self.by_discovery_key.insert(discovery_key, handle);
         self.cores.insert(handle, OpenCore { core, refs: 1 });
         Ok(handle)
@@ -209,7 +214,7 @@ impl Store {
         let auth = Auth {
             key,
             discovery_key,
-            manifest: manifest.as_ref().map(|m| m.encode()),
+            manifest: manifest.as_ref().map(|m| m.encode_storage()),
             key_pair: key_pair.map(|(public_key, secret_key)| AuthKeyPair {
                 public_key: public_key.to_vec(),
                 secret_key: secret_key.map(|s| s.to_vec()),

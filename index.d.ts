@@ -1,0 +1,607 @@
+// Type definitions for corestore-native, a drop-in replacement for corestore 7
+// (with hypercore 11 sessions).
+//
+// CommonJS shape (`export =`), so all of these work:
+//   const Corestore = require('corestore-native')          // JS / checkJs
+//   import Corestore = require('corestore-native')         // TS, CommonJS
+//   import Corestore from 'corestore-native'               // TS with esModuleInterop, or ESM (node16/nodenext)
+// Option and result types are named members of the merged `Corestore` namespace:
+//   import type { GetOptions, Hypercore } from 'corestore-native'   (or Corestore.Hypercore)
+
+/// <reference types="node" />
+
+import { EventEmitter } from 'events'
+
+declare class Corestore extends EventEmitter {
+  /**
+   * Open (or create) a store in the directory `storage`.
+   * Passing `primaryKey` requires `unsafe: true`, as in corestore.
+   */
+  constructor(storage: string, opts?: Corestore.CorestoreOptions)
+
+  /** The 32-byte primary key all named keypairs derive from. `null` until the store is ready (unless passed in). */
+  readonly primaryKey: Buffer | null
+  /** True once `ready()` has resolved. */
+  readonly opened: boolean
+  /** The close promise once `close()` has been called, else `null`. */
+  readonly closing: Promise<void> | null
+  /** True once fully closed. */
+  readonly closed: boolean
+  /** The open promise once opening has started, else `null`. */
+  readonly opening: Promise<void> | null
+  /** True if the store was opened with `writable: false` or `readOnly: true`. */
+  readonly readOnly: boolean
+  /** The manifest version used for cores created by name (default 1). */
+  readonly manifestVersion: number
+  /** The 32-byte namespace of this store session (32 zero bytes for the default namespace). */
+  readonly ns: Buffer
+
+  ready(): Promise<void>
+  /** Close this store session and every core session opened from it (the root closes everything). */
+  close(): Promise<void>
+
+  /** Open a core session by key (Buffer, hex or z32 string). */
+  get(key: Buffer | string): Corestore.Hypercore<Buffer>
+  /**
+   * Open a core session by `name` (a writable core derived from the primary key and namespace),
+   * `key`, `keyPair`, `manifest` or `discoveryKey`. The session's value type follows `valueEncoding`:
+   * none/'binary' → Buffer, 'utf-8' (and other string encodings) → string, 'json' → any,
+   * a compact-encoding codec → its decoded type.
+   */
+  get<E extends Corestore.ValueEncoding | undefined = undefined>(
+    opts: Corestore.GetOptions<E>
+  ): Corestore.Hypercore<Corestore.EncodingValue<E>>
+
+  /** A new store session sharing the same storage and cores. Closing it closes the cores opened through it. */
+  session(opts?: Corestore.SessionOptions): Corestore
+  /** A session in the sub-namespace `name` of this store's namespace. Namespaces can be chained. */
+  namespace(name: string | Buffer, opts?: Corestore.SessionOptions): Corestore
+
+  /** Derive the keypair for `name` in namespace `ns` (default: this session's namespace). */
+  createKeyPair(name: string | Buffer, ns?: Buffer): Promise<Corestore.KeyPair>
+
+  /** Stream the discovery keys of all stored cores, or only those created by name in `namespace`. */
+  list(namespace?: Buffer): Corestore.ReadStream<Buffer>
+
+  /** Call `fn` with a session of every core opened in the store from now on. */
+  watch(fn: Corestore.WatchCallback): void
+  unwatch(fn: Corestore.WatchCallback): void
+
+  /** Suspend the underlying storage (e.g. when the app goes to the background). */
+  suspend(opts?: Corestore.SuspendOptions): Promise<void>
+  resume(): Promise<void>
+
+  /** Signal that peers are being looked for; call the returned function when the discovery round is done. */
+  findingPeers(): () => void
+
+  /**
+   * Replicate every core of the store over a stream. Pass `true`/`false` (initiator or not)
+   * to get a new replication stream, or an existing stream (e.g. a Hyperswarm connection),
+   * which is returned.
+   */
+  replicate<S extends Corestore.StreamLike>(stream: S, opts?: Corestore.ReplicateOptions): S
+  replicate(isInitiator: boolean, opts?: Corestore.ReplicateOptions): Corestore.ReplicationStream
+
+  on<K extends keyof Corestore.CorestoreEvents>(event: K, listener: Corestore.CorestoreEvents[K]): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  once<K extends keyof Corestore.CorestoreEvents>(event: K, listener: Corestore.CorestoreEvents[K]): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
+  off<K extends keyof Corestore.CorestoreEvents>(event: K, listener: Corestore.CorestoreEvents[K]): this
+  off(event: string | symbol, listener: (...args: any[]) => void): this
+  addListener<K extends keyof Corestore.CorestoreEvents>(event: K, listener: Corestore.CorestoreEvents[K]): this
+  addListener(event: string | symbol, listener: (...args: any[]) => void): this
+  removeListener<K extends keyof Corestore.CorestoreEvents>(event: K, listener: Corestore.CorestoreEvents[K]): this
+  removeListener(event: string | symbol, listener: (...args: any[]) => void): this
+}
+
+declare namespace Corestore {
+  // ---------------------------------------------------------------------------
+  // Store options
+
+  interface CorestoreOptions {
+    /** 32-byte primary key to use instead of the stored/generated one. Requires `unsafe: true`. */
+    primaryKey?: Buffer | null
+    /** Acknowledge that passing `primaryKey` is unsafe. */
+    unsafe?: boolean
+    /** `false` opens every core read-only (same as `readOnly: true`). Default true. */
+    writable?: boolean
+    /** Open the storage read-only. */
+    readOnly?: boolean
+    /** Manifest version for cores created by name. Default 1. */
+    manifestVersion?: number
+    /** 32-byte namespace for this store (default: 32 zero bytes). */
+    namespace?: Buffer
+    /** Attach downloading cores to replication streams. Default true. */
+    active?: boolean
+    /** Whether `suspend()` suspends the storage. Default true (false on Android in corestore). */
+    suspend?: boolean
+    /** Wait for the storage lock instead of failing if another process holds it. */
+    wait?: boolean
+    /** Accepted for compatibility with corestore (hypercore-storage options). */
+    allowBackup?: boolean
+    /** Accepted for compatibility with corestore (hypercore-storage options). */
+    treeCache?: { maxSize?: number }
+  }
+
+  /** Options of `store.session()` / `store.namespace()`. */
+  interface SessionOptions {
+    namespace?: Buffer
+    manifestVersion?: number
+    writable?: boolean
+    readOnly?: boolean
+    active?: boolean
+    suspend?: boolean
+  }
+
+  interface SuspendOptions {
+    /** Progress logger, awaited between steps. */
+    log?: (message: string) => unknown
+  }
+
+  interface CorestoreEvents {
+    ready: () => void
+    close: () => void
+  }
+
+  type WatchCallback = (core: Hypercore<unknown>) => void
+
+  // ---------------------------------------------------------------------------
+  // Keys and manifests
+
+  interface KeyPair {
+    publicKey: Buffer
+    secretKey: Buffer
+  }
+
+  /** A keypair as accepted in options and exposed on sessions: the secret key may be absent. */
+  interface KeyPairLike {
+    publicKey: Buffer
+    secretKey?: Buffer | null
+  }
+
+  interface ManifestSigner {
+    signature: 'ed25519'
+    namespace: Buffer
+    publicKey: Buffer
+  }
+
+  interface Prologue {
+    hash: Buffer
+    length: number
+  }
+
+  /** A parsed manifest, as returned by `core.manifest`. */
+  interface Manifest {
+    version: number
+    hash: 'blake2b'
+    allowPatch: boolean
+    quorum: number
+    signers: ManifestSigner[]
+    prologue: Prologue | null
+    linked: Buffer[] | null
+    userData: Buffer | null
+  }
+
+  /** A manifest as accepted by `get({ manifest })`: everything but the signers' public keys is optional. */
+  interface ManifestInput {
+    version?: number
+    hash?: 'blake2b'
+    allowPatch?: boolean
+    quorum?: number
+    signers: Array<{ publicKey: Buffer; namespace?: Buffer; signature?: 'ed25519' }>
+    prologue?: Prologue | null
+    linked?: Buffer[] | null
+    userData?: Buffer | null
+  }
+
+  // ---------------------------------------------------------------------------
+  // Value encodings
+
+  /** compact-encoding style state. */
+  interface EncodingState {
+    start: number
+    end: number
+    buffer: Uint8Array | null
+  }
+
+  /** A compact-encoding codec (e.g. `c.uint`, `c.string`, `c.json`, or your own). */
+  interface Codec<I = any, O = I> {
+    preencode(state: EncodingState, value: I): void
+    encode(state: EncodingState, value: I): void
+    decode(state: EncodingState): O
+  }
+
+  type StringEncodingName =
+    | 'utf-8'
+    | 'utf8'
+    | 'ascii'
+    | 'hex'
+    | 'base64'
+    | 'utf16le'
+    | 'utf-16le'
+    | 'ucs2'
+    | 'ucs-2'
+
+  type ValueEncoding = 'binary' | 'json' | 'ndjson' | StringEncodingName | Codec<any, any>
+
+  /** The block type of a session opened with valueEncoding `E`. */
+  type EncodingValue<E> = [E] extends [undefined | null | 'binary']
+    ? Buffer
+    : [E] extends ['json' | 'ndjson']
+      ? any
+      : [E] extends [StringEncodingName]
+        ? string
+        : [E] extends [{ decode(state: EncodingState): infer O }]
+          ? O
+          : any
+
+  /**
+   * What `append` accepts on a `Hypercore<T>`: values of `T` (encoded with the session's
+   * encoding) or raw Buffers (stored as is); binary sessions also take strings and Uint8Arrays.
+   */
+  type AppendValue<T> = T | Buffer | (T extends Buffer ? string | Uint8Array : never)
+
+  // ---------------------------------------------------------------------------
+  // store.get()
+
+  interface EncryptionOptions {
+    key: Buffer
+    block?: boolean
+  }
+
+  interface GetOptions<E extends ValueEncoding | undefined = ValueEncoding | undefined> {
+    /** Public key of the core (Buffer, hex or z32 string). */
+    key?: Buffer | string | null
+    /** Name of a writable core, keypair derived from the primary key and the store's namespace. */
+    name?: string
+    keyPair?: KeyPairLike | null
+    manifest?: ManifestInput | null
+    /** Open an existing core by discovery key (fails with STORAGE_EMPTY if it is not stored). */
+    discoveryKey?: Buffer | string | null
+    valueEncoding?: E
+    /** `false` opens a read-only session. */
+    writable?: boolean
+    /** Wait until no other exclusive session of the core is open. */
+    exclusive?: boolean
+    /** Wait for blocks from peers in `get`/`seek` (default true). */
+    wait?: boolean
+    /** Milliseconds to wait for blocks from peers, 0 = forever (default 0). */
+    timeout?: number
+    /** Create the core if it is not stored (default true). */
+    createIfMissing?: boolean
+    /** Overwrite an existing core stored under the same discovery key. */
+    overwrite?: boolean
+    force?: boolean
+    /** Keep replication active for this session (default true). */
+    active?: boolean
+    encryption?: Buffer | EncryptionOptions | null
+    /** Legacy form of `encryption`. */
+    encryptionKey?: Buffer | null
+    isBlockKey?: boolean
+    /** Called when a `get` has to wait for a block from peers. */
+    onwait?: ((index: number, core: Hypercore<any>) => void) | null
+    pushOnly?: boolean
+    draft?: boolean
+    /** 32-byte group topic. */
+    group?: Buffer | null
+    /** Promise of options merged in before the core is opened. */
+    preload?: Promise<Partial<GetOptions>> | null
+    notDownloadingLinger?: number
+    allowFork?: boolean
+    allowPush?: boolean
+    allowLatestBlock?: boolean
+    inflightRange?: [number, number] | null
+    legacy?: boolean
+  }
+
+  // ---------------------------------------------------------------------------
+  // Hypercore sessions
+
+  interface HypercoreSessionOptions<E extends ValueEncoding | undefined = ValueEncoding | undefined> {
+    /** Not inherited from the parent session: omit it for a binary session. */
+    valueEncoding?: E
+    writable?: boolean
+    wait?: boolean
+    timeout?: number
+    onwait?: ((index: number, core: Hypercore<any>) => void) | null
+    /** Close automatically when all non-weak sessions are closed. */
+    weak?: boolean
+    exclusive?: boolean
+    /** Pin length/byteLength/fork at the time of opening. */
+    snapshot?: boolean
+    /** Named (persisted) branch of the core. */
+    name?: string
+    /** Length to check out a named session at. */
+    checkout?: number
+    overwrite?: boolean
+    keyPair?: KeyPairLike | null
+    encryption?: Buffer | EncryptionOptions | null
+    active?: boolean
+  }
+
+  interface AppendOptions {
+    /** Ignore the session's writable check (does not make a read-only core writable). */
+    writable?: boolean
+    /** Fail if the resulting length would exceed this. */
+    maxLength?: number
+    keyPair?: KeyPairLike | null
+    signature?: Buffer | null
+  }
+
+  interface AppendResult {
+    length: number
+    byteLength: number
+  }
+
+  interface GetBlockOptions<E extends ValueEncoding | undefined = ValueEncoding | undefined> {
+    /** Wait for the block to be downloaded (default: the session's `wait`). */
+    wait?: boolean
+    onwait?: ((index: number, core: Hypercore<any>) => void) | null
+    timeout?: number
+    /** Decode with this encoding instead of the session's. */
+    valueEncoding?: E
+    decrypt?: boolean
+    /** Return the stored bytes without decoding. */
+    raw?: boolean
+    force?: boolean
+  }
+
+  interface SeekOptions {
+    wait?: boolean
+    timeout?: number
+  }
+
+  interface TruncateOptions {
+    /** New fork id (default fork + 1). */
+    fork?: number
+    keyPair?: KeyPairLike | null
+    signature?: Buffer | null
+  }
+
+  interface ClearOptions {
+    /** Return `{ blocks }` instead of null. */
+    diff?: boolean
+  }
+
+  interface ClearResult {
+    blocks: number
+  }
+
+  interface UpdateOptions {
+    wait?: boolean
+    /** Update even if the core is writable. */
+    force?: boolean
+  }
+
+  interface InfoOptions {
+    /** Include storage estimates (always null with RocksDB storage, as in hypercore 11). */
+    storage?: boolean
+  }
+
+  interface HypercoreInfo {
+    key: Buffer
+    discoveryKey: Buffer
+    length: number
+    contiguousLength: number
+    byteLength: number
+    fork: number
+    padding: number
+    storage: { oplog: number; tree: number; blocks: number; bitfield: number } | null
+  }
+
+  interface ReadStreamOptions {
+    start?: number
+    /** Exclusive end (default: the length when the stream opens). */
+    end?: number
+    wait?: boolean
+    timeout?: number
+    /** Keep the stream open and emit new blocks as they are appended. */
+    live?: boolean
+    snapshot?: boolean
+  }
+
+  interface ByteStreamOptions {
+    byteOffset?: number
+    byteLength?: number
+    prefetch?: number
+  }
+
+  interface DownloadRange {
+    start?: number
+    /** Exclusive; -1 = keep downloading new blocks. */
+    end?: number
+    blocks?: number[]
+    linear?: boolean
+  }
+
+  interface Download {
+    ready(): Promise<void>
+    done(): Promise<void>
+    destroy(): void
+  }
+
+  /** A replication peer of a core. */
+  interface HypercorePeer {
+    remotePublicKey: Buffer
+    paused: boolean
+    removed: boolean
+    stream: unknown
+  }
+
+  interface HypercoreEvents {
+    ready: () => void
+    close: () => void
+    /** The length or byteLength grew (local append or download). */
+    append: () => void
+    /** The core was truncated to `ancestors` blocks and is now at fork `forkId`. */
+    truncate: (ancestors: number, forkId: number) => void
+    'peer-add': (peer: HypercorePeer) => void
+    'peer-remove': (peer: HypercorePeer) => void
+    upload: (index: number, byteLength: number, peer: HypercorePeer) => void
+    download: (index: number, byteLength: number, peer: HypercorePeer) => void
+    'remote-contiguous-length': (length: number) => void
+    manifest: () => void
+  }
+
+  /**
+   * A session on a core (what `store.get()` returns). `T` is the block type given by the
+   * session's valueEncoding. Key-derived properties are null until the session is ready.
+   */
+  interface Hypercore<T = Buffer> extends EventEmitter {
+    readonly key: Buffer | null
+    readonly discoveryKey: Buffer | null
+    /** z32 encoding of the key. */
+    readonly id: string | null
+    readonly length: number
+    readonly contiguousLength: number
+    /** Bytes in blocks 0..length (excluding padding). */
+    readonly byteLength: number
+    readonly fork: number
+    readonly padding: number
+    /** Blocks signed by a quorum of the manifest's signers (= length for single-signer cores). */
+    readonly signedLength: number
+    readonly writable: boolean
+    readonly readable: boolean
+    readonly opened: boolean
+    readonly closed: boolean
+    readonly closing: Promise<void> | null
+    readonly manifest: Manifest | null
+    readonly keyPair: KeyPairLike | null
+    readonly peers: HypercorePeer[]
+
+    ready(): Promise<void>
+    close(opts?: { error?: Error }): Promise<void>
+
+    append(block: AppendValue<T> | AppendValue<T>[], opts?: AppendOptions): Promise<AppendResult>
+
+    get(index: number, opts: GetBlockOptions & { raw: true }): Promise<Buffer | null>
+    get<E extends ValueEncoding>(
+      index: number,
+      opts: GetBlockOptions<E> & { valueEncoding: E }
+    ): Promise<EncodingValue<E> | null>
+    /** Resolves null only when the block is missing and `wait` is false. */
+    get(index: number, opts?: GetBlockOptions<undefined>): Promise<T | null>
+    /** Options whose encoding is not known statically. */
+    get(index: number, opts?: GetBlockOptions): Promise<any>
+
+    /** Whether all blocks in [start, end) are stored locally (end defaults to start + 1). */
+    has(start: number, end?: number): Promise<boolean>
+
+    /** `[blockIndex, offsetInBlock]` of a byte offset; null if not available and `wait` is false. */
+    seek(byteOffset: number, opts: SeekOptions & { wait: false }): Promise<[index: number, relativeOffset: number] | null>
+    seek(byteOffset: number, opts?: SeekOptions): Promise<[index: number, relativeOffset: number]>
+
+    /** Truncate to `newLength` (default 0). A number as `opts` is the new fork id. */
+    truncate(newLength?: number, opts?: TruncateOptions | number): Promise<void>
+
+    /** Clear locally stored blocks in [start, end) (end defaults to start + 1). */
+    clear(start: number, end?: number, opts?: ClearOptions): Promise<ClearResult | null>
+    clear(start: number, opts: ClearOptions): Promise<ClearResult | null>
+
+    /** Merkle tree hash at `length` (default: current length). */
+    treeHash(length?: number): Promise<Buffer>
+
+    info(opts?: InfoOptions): Promise<HypercoreInfo>
+
+    /** Wait for a length update from peers; true if the core was updated. */
+    update(opts?: UpdateOptions): Promise<boolean>
+
+    session<E extends ValueEncoding | undefined = undefined>(
+      opts?: HypercoreSessionOptions<E>
+    ): Hypercore<EncodingValue<E>>
+    snapshot<E extends ValueEncoding | undefined = undefined>(
+      opts?: HypercoreSessionOptions<E>
+    ): Hypercore<EncodingValue<E>>
+
+    createReadStream(opts?: ReadStreamOptions): ReadStream<T>
+    createByteStream(opts?: ByteStreamOptions): ReadStream<Buffer>
+
+    /** Local (not replicated) key/value data. `null` deletes the key. */
+    setUserData(key: string, value: Buffer | string | null): Promise<void>
+    getUserData(key: string): Promise<Buffer | null>
+
+    findingPeers(): () => void
+    download(range?: DownloadRange): Download
+
+    on<K extends keyof HypercoreEvents>(event: K, listener: HypercoreEvents[K]): this
+    on(event: string | symbol, listener: (...args: any[]) => void): this
+    once<K extends keyof HypercoreEvents>(event: K, listener: HypercoreEvents[K]): this
+    once(event: string | symbol, listener: (...args: any[]) => void): this
+    off<K extends keyof HypercoreEvents>(event: K, listener: HypercoreEvents[K]): this
+    off(event: string | symbol, listener: (...args: any[]) => void): this
+    addListener<K extends keyof HypercoreEvents>(event: K, listener: HypercoreEvents[K]): this
+    addListener(event: string | symbol, listener: (...args: any[]) => void): this
+    prependListener<K extends keyof HypercoreEvents>(event: K, listener: HypercoreEvents[K]): this
+    prependListener(event: string | symbol, listener: (...args: any[]) => void): this
+    prependOnceListener<K extends keyof HypercoreEvents>(event: K, listener: HypercoreEvents[K]): this
+    prependOnceListener(event: string | symbol, listener: (...args: any[]) => void): this
+    removeListener<K extends keyof HypercoreEvents>(event: K, listener: HypercoreEvents[K]): this
+    removeListener(event: string | symbol, listener: (...args: any[]) => void): this
+  }
+
+  // ---------------------------------------------------------------------------
+  // Streams (streamx at runtime)
+
+  interface ReadStreamEvents<T> {
+    data: (data: T) => void
+    end: () => void
+    close: () => void
+    error: (err: Error) => void
+    readable: () => void
+  }
+
+  /** A streamx Readable yielding `T`s; consume with `for await`, 'data' events or `pipe`. */
+  interface ReadStream<T> extends EventEmitter, AsyncIterable<T> {
+    readonly readable: boolean
+    readonly destroyed: boolean
+    readonly destroying: boolean
+    read(): T | null
+    pause(): this
+    resume(): this
+    pipe<S>(dest: S, cb?: (err: Error | null) => void): S
+    destroy(err?: Error | null): void
+    [Symbol.asyncIterator](): AsyncIterator<T>
+
+    on<K extends keyof ReadStreamEvents<T>>(event: K, listener: ReadStreamEvents<T>[K]): this
+    on(event: string | symbol, listener: (...args: any[]) => void): this
+    once<K extends keyof ReadStreamEvents<T>>(event: K, listener: ReadStreamEvents<T>[K]): this
+    once(event: string | symbol, listener: (...args: any[]) => void): this
+  }
+
+  // ---------------------------------------------------------------------------
+  // Replication
+
+  /** Anything with a `pipe` method is treated as an existing stream to replicate over. */
+  interface StreamLike {
+    pipe(...args: any[]): unknown
+  }
+
+  interface ReplicateOptions {
+    /** Send keep-alives every 5s (default true). */
+    keepAlive?: boolean
+    /** Noise keypair for a new replication stream. */
+    keyPair?: KeyPair
+    [option: string]: unknown
+  }
+
+  /** A framed Noise stream carrying the hypercore protocol (streamx Duplex at runtime). */
+  interface ReplicationStream extends EventEmitter {
+    readonly readable: boolean
+    readonly writable: boolean
+    readonly destroyed: boolean
+    readonly noiseStream: {
+      readonly isInitiator: boolean
+      readonly publicKey: Buffer | null
+      readonly remotePublicKey: Buffer | null
+      readonly handshakeHash: Buffer | null
+      readonly opened: Promise<boolean>
+      userData: unknown
+    }
+    write(data: Buffer | Uint8Array): boolean
+    end(data?: Buffer | Uint8Array): this
+    pipe<S>(dest: S, cb?: (err: Error | null) => void): S
+    destroy(err?: Error | null): void
+  }
+}
+
+export = Corestore

@@ -1,0 +1,432 @@
+'use strict'
+
+const { EventEmitter } = require('events')
+const path = require('path')
+const Hypercore = require('./lib/hypercore')
+const CoreState = require('./lib/core-state')
+const { ListStream } = require('./lib/streams')
+const { toBuffer } = require('./lib/encodings')
+const { ASSERTION, BAD_ARGUMENT, STORAGE_EMPTY, z32Decode } = require('./lib/errors')
+
+// CORESTORE_NATIVE_BINDING: load another implementation of docs/native-binding.md (tests)
+const binding = require(process.env.CORESTORE_NATIVE_BINDING || './binding.js')
+
+const DEFAULT_NAMESPACE = Buffer.alloc(32) // 32 zero bytes, as corestore
+
+class Corestore extends EventEmitter {
+  constructor(storage, opts = {}) {
+    super()
+
+    this.root = opts.root || null
+    this.opening = null
+    this.closing = null
+    this.opened = false
+    this.closed = false
+
+    this.storage = this.root ? this.root.storage : storage
+    this.corestores = this.root ? this.root.corestores : new Set()
+    this.readOnly = opts.writable === false || !!opts.readOnly
+    this.primaryKey = this.root ? this.root.primaryKey : opts.primaryKey || null
+    this.ns = opts.namespace ? toBuffer(opts.namespace) : DEFAULT_NAMESPACE
+    this.manifestVersion = opts.manifestVersion || 1
+    this.shouldSuspend = opts.suspend !== false
+    this.active = opts.active !== false
+    this.watchers = null
+    this.watchIndex = -1
+
+    this.native = null // the NativeStore, on the root only
+    this._nativeClosed = false
+    this._root = this.root || this
+    this._lists = new Map() // CoreState -> this store's sessions of that core
+    this._cores = this.root ? null : new Map() // handle -> CoreState, on the root only
+    this._watching = this.root ? this.root._watching : [] // stores with watchers
+
+    if (opts.primaryKey && !this.root && !opts.unsafe) {
+      throw ASSERTION(
+        'Passing the primary key is unsafe unless you know what you are doing. Set unsafe: true to acknowledge that'
+      )
+    }
+    if (opts.primaryKey && !this.root && !isKey(opts.primaryKey)) {
+      throw BAD_ARGUMENT('primaryKey must be a 32-byte Buffer')
+    }
+    if (opts.namespace && !isKey(opts.namespace)) {
+      throw BAD_ARGUMENT('namespace must be a 32-byte Buffer')
+    }
+    if (!this.root && typeof storage !== 'string') {
+      throw BAD_ARGUMENT('corestore-native needs a storage directory path')
+    }
+
+    this.ready().catch(noop)
+  }
+
+  // ---- lifecycle (ready-resource semantics) ----
+
+  ready() {
+    if (this.opening !== null) return this.opening
+    this.opening = this._openResource()
+    return this.opening
+  }
+
+  async _openResource() {
+    if (this.closing !== null) return
+    try {
+      await this._open()
+    } catch (err) {
+      this.close().catch(noop)
+      throw err
+    }
+    this.opened = true
+    this.emit('ready')
+  }
+
+  // the root opens its NativeStore synchronously (ready() runs in the constructor)
+  async _open() {
+    if (this.root !== null) {
+      this.corestores.add(this)
+      if (this.root.opened === false) await this.root.ready()
+      this.primaryKey = this.root.primaryKey
+      return
+    }
+
+    let native
+    try {
+      native = new binding.NativeStore(path.resolve(this.storage), {
+        primaryKey: this.primaryKey ? toBuffer(this.primaryKey) : undefined,
+        readOnly: this.readOnly
+      })
+    } catch (err) {
+      if (/Another corestore is stored here/.test(err.message)) {
+        throw new Error('Another corestore is stored here')
+      }
+      throw err
+    }
+
+    const primaryKey = native.primaryKey
+    if (this.primaryKey !== null && !primaryKey.equals(this.primaryKey)) {
+      native.close()
+      throw new Error('Another corestore is stored here')
+    }
+
+    this.native = native
+    this.primaryKey = primaryKey
+  }
+
+  close() {
+    if (this.closing !== null) return this.closing
+    this.closing = this._closeResource()
+    return this.closing
+  }
+
+  async _closeResource() {
+    try {
+      if (this.opened === false && this.opening !== null) await this.opening
+    } catch {
+      // open errors are reported by ready()
+    }
+    if (this.opened === true || this.opening === null) await this._close()
+    this.closed = true
+    this.emit('close')
+  }
+
+  async _close() {
+    const closing = []
+    for (const list of [...this._lists.values()]) {
+      for (const s of list.slice()) closing.push(s.close())
+    }
+
+    if (this.watchers !== null) {
+      this._unwatchStore()
+      this.watchers = null
+    }
+
+    if (this.root !== null) {
+      await Promise.all(closing)
+      this.corestores.delete(this)
+      return
+    }
+
+    for (const store of this.corestores) closing.push(store.close())
+    await Promise.all(closing)
+
+    // whatever is left: weak sessions and sessions made from them
+    const left = []
+    for (const cs of [...this._cores.values()]) left.push(cs.closeAll())
+    await Promise.all(left)
+
+    this._cores.clear()
+    if (this.native !== null) {
+      this._nativeClosed = true
+      this.native.close()
+    }
+  }
+
+  _maybeClosed() {
+    if (this.closing !== null || (this.root !== null && this.root.closing !== null)) {
+      throw new Error('Corestore is closed')
+    }
+  }
+
+  // ---- stores ----
+
+  session(opts) {
+    this._maybeClosed()
+    return new Corestore(null, { manifestVersion: this.manifestVersion, ...opts, root: this._root })
+  }
+
+  namespace(name, opts) {
+    if (typeof name !== 'string' && !(name instanceof Uint8Array)) {
+      throw BAD_ARGUMENT('namespace name must be a string or a Buffer')
+    }
+    const bytes = typeof name === 'string' ? Buffer.from(name) : toBuffer(name)
+    return this.session({ ...opts, namespace: binding.deriveNamespace(this.ns, bytes) })
+  }
+
+  // ---- cores ----
+
+  get(opts) {
+    this._maybeClosed()
+
+    if (Buffer.isBuffer(opts) || typeof opts === 'string') opts = { key: opts }
+    if (!opts) opts = {}
+
+    const sessionOpts = {
+      valueEncoding: opts.valueEncoding || null,
+      keyPair: opts.keyPair || null,
+      wait: opts.wait !== false,
+      timeout: opts.timeout || 0,
+      exclusive: !!opts.exclusive,
+      onwait: opts.onwait || null,
+      writable: opts.writable === undefined && this.readOnly ? false : opts.writable,
+      userData: opts.userData || null
+    }
+
+    if (opts.encryption || opts.encryptionKey) {
+      throw new Error('NOT_IMPLEMENTED: block encryption is not available yet in corestore-native')
+    }
+
+    // corestore merges an async `preload` into the options before opening the core
+    if (opts.preload) {
+      const deferred = Promise.resolve(opts.preload).then((extra) =>
+        this._nativeOpts({ ...opts, ...extra, preload: null })
+      )
+      deferred.catch(noop)
+      return new Hypercore(this, { opts: sessionOpts, deferred })
+    }
+
+    const { native, check } = this._nativeOpts(opts)
+    return new Hypercore(this, { opts: sessionOpts, native, check })
+  }
+
+  // get() options -> NativeOpenOptions (throws like corestore's _auth for undecodable input)
+  _nativeOpts(opts) {
+    const o = {}
+    let check = false
+
+    if (opts.key) o.key = decodeId(opts.key)
+    if (opts.discoveryKey) o.discoveryKey = decodeId(opts.discoveryKey)
+    if (opts.name) {
+      o.name = typeof opts.name === 'string' ? opts.name : Buffer.from(opts.name).toString()
+      o.namespace = this.ns
+    }
+    if (opts.keyPair) {
+      if (!isKey(opts.keyPair.publicKey)) {
+        throw BAD_ARGUMENT('keyPair.publicKey must be a 32-byte Buffer')
+      }
+      o.keyPair = {
+        publicKey: toBuffer(opts.keyPair.publicKey),
+        secretKey: opts.keyPair.secretKey ? toBuffer(opts.keyPair.secretKey) : null
+      }
+    }
+    if (opts.manifest) o.manifest = manifestInput(opts.manifest)
+    if (opts.name || opts.keyPair) o.manifestVersion = this.manifestVersion
+    if (opts.createIfMissing === false) o.createIfMissing = false
+
+    if (!o.key && !o.name && !o.keyPair && !o.manifest) {
+      if (!o.discoveryKey) throw new Error('Could not derive discovery from input')
+      check = true
+      o.createIfMissing = false
+    }
+
+    return { native: o, check }
+  }
+
+  async createKeyPair(name, ns = this.ns) {
+    if (typeof name !== 'string' && !(name instanceof Uint8Array)) {
+      throw BAD_ARGUMENT('name must be a string or a Buffer')
+    }
+    if (!isKey(ns)) throw BAD_ARGUMENT('namespace must be a 32-byte Buffer')
+    if (this.opened === false) await this.ready()
+    const n = typeof name === 'string' ? name : toBuffer(name).toString()
+    return this._root.native.createKeyPair(n, toBuffer(ns))
+  }
+
+  list(namespace) {
+    if (namespace && !isKey(namespace)) throw BAD_ARGUMENT('namespace must be a 32-byte Buffer')
+    return new ListStream(
+      () => this.ready(),
+      () => this._root.native.list(namespace || null)
+    )
+  }
+
+  // ---- watchers: fn(session) for every core newly opened anywhere in this store tree ----
+
+  watch(fn) {
+    if (this.watchers === null) {
+      this.watchers = new Set()
+      this.watchIndex = this._watching.push(this) - 1
+    }
+    this.watchers.add(fn)
+  }
+
+  unwatch(fn) {
+    if (this.watchers === null) return
+    this.watchers.delete(fn)
+    if (this.watchers.size === 0) {
+      this.watchers = null
+      this._unwatchStore()
+    }
+  }
+
+  _unwatchStore() {
+    if (this.watchIndex === -1) return
+    const head = this._watching.pop()
+    if (head !== this) this._watching[(head.watchIndex = this.watchIndex)] = head
+    this.watchIndex = -1
+  }
+
+  // root: a core was opened that no session had open; hand watchers a weak session on it
+  _announce(cs) {
+    const watching = this._watching
+    if (watching.length === 0) return
+    const session = new Hypercore(this, { opts: {}, core: cs, weak: true })
+    for (let i = watching.length - 1; i >= 0; i--) {
+      const store = watching[i]
+      if (store.watchers === null) continue
+      for (const fn of store.watchers) fn(session)
+    }
+  }
+
+  // ---- misc ----
+
+  findingPeers() {
+    return noop // nothing to find until replication lands
+  }
+
+  replicate() {
+    this._maybeClosed()
+    throw Hypercore.notImplementedReplication()
+  }
+
+  async suspend({ log = noop } = {}) {
+    if (!this.shouldSuspend) return
+    if (this._root.opened === false) await this._root.ready()
+    await log('Suspending db...')
+    this._root.native.suspend()
+    await log('Suspending db completed')
+  }
+
+  async resume() {
+    if (this._root.opened === false) await this._root.ready()
+    this._root.native.resume()
+  }
+
+  // ---- internal, used by sessions ----
+
+  // root only: one native reference; the registry dedupes cores, so the handle may be known
+  _openCore(o) {
+    if (this.native === null || this._nativeClosed) throw new Error('Corestore is closed')
+    let info
+    try {
+      info = this.native.openCore(o)
+    } catch (err) {
+      throw storageEmptyWithKey(err, o)
+    }
+    let cs = this._cores.get(info.handle)
+    if (cs === undefined) {
+      cs = new CoreState(this, info)
+      this._cores.set(info.handle, cs)
+    } else {
+      cs.refresh(info)
+    }
+    return cs
+  }
+
+  _closeCore(handle) {
+    if (this.native === null || this._nativeClosed) return
+    try {
+      this.native.closeCore(handle)
+    } catch {
+      // already released (store closed)
+    }
+  }
+
+  _sessionList(cs) {
+    let list = this._lists.get(cs)
+    if (list === undefined) {
+      list = []
+      this._lists.set(cs, list)
+    }
+    return list
+  }
+
+  _gcSessionList(cs, list) {
+    if (this._lists.get(cs) === list) this._lists.delete(cs)
+  }
+}
+
+// NativeManifestInput: plain Buffers (napi wants Buffer, not any Uint8Array)
+function manifestInput(m) {
+  if (typeof m !== 'object' || !Array.isArray(m.signers)) {
+    throw BAD_ARGUMENT('manifest must be an object with a signers array')
+  }
+  const out = { signers: m.signers.map(signerInput) }
+  if (m.version !== undefined) out.version = m.version
+  if (m.hash !== undefined) out.hash = m.hash
+  if (m.allowPatch !== undefined) out.allowPatch = !!m.allowPatch
+  if (m.quorum !== undefined) out.quorum = m.quorum
+  if (m.prologue) out.prologue = { hash: toBuffer(m.prologue.hash), length: m.prologue.length }
+  if (m.linked) out.linked = m.linked.map(toBuffer)
+  if (m.userData) out.userData = toBuffer(m.userData)
+  return out
+}
+
+function signerInput(s) {
+  if (!s || !isKey(s.publicKey)) throw BAD_ARGUMENT('manifest signer publicKey must be 32 bytes')
+  const out = { publicKey: toBuffer(s.publicKey) }
+  if (s.signature) out.signature = s.signature
+  if (s.namespace) out.namespace = toBuffer(s.namespace)
+  return out
+}
+
+function isKey(b) {
+  return b instanceof Uint8Array && b.byteLength === 32
+}
+
+// hypercore-id-encoding's decode: a 32-byte buffer, a z32 or hex string, or pear://<z32>
+function decodeId(id) {
+  if (id instanceof Uint8Array) {
+    if (id.byteLength !== 32) throw new Error('ID must be 32-bytes long')
+    return toBuffer(id)
+  }
+  if (typeof id === 'string') {
+    if (id.startsWith('pear://')) id = id.slice(7).split('/')[0]
+    if (id.length === 52) return z32Decode(id)
+    if (id.length === 64) {
+      const buf = Buffer.from(id, 'hex')
+      if (buf.byteLength === 32) return buf
+    }
+  }
+  throw new Error('Invalid Hypercore key')
+}
+
+// hypercore names the core in STORAGE_EMPTY when it knows the key
+function storageEmptyWithKey(err, o) {
+  if (err.code !== 'STORAGE_EMPTY' || err.message.includes('(discovery key:')) return err
+  const dk = o.key ? binding.discoveryKey(o.key) : o.discoveryKey || null
+  return dk ? STORAGE_EMPTY('No Hypercore is stored here', dk) : err
+}
+
+function noop() {}
+
+module.exports = Corestore
+module.exports.default = Corestore

@@ -1,0 +1,3 @@
+import Corestore from './index.js'
+
+export default Corestore

@@ -1,0 +1,185 @@
+'use strict'
+
+const { REQUEST_TIMEOUT } = require('./errors')
+
+// One CoreState per open native core (keyed by handle in the root Corestore). It caches the
+// NativeCoreInfo/NativeCoreState, keeps the sessions attached to the core, fans 'append' and
+// 'truncate' out to them and resolves gets/seeks that wait for local appends.
+
+class CoreState {
+  constructor(root, info) {
+    this.root = root
+    this.native = root.native
+    this.handle = info.handle
+
+    this.key = info.key
+    this.discoveryKey = info.discoveryKey
+    this.id = info.id
+    this.manifest = info.manifest
+    this.keyPair = info.keyPair
+    this.writable = info.writable
+
+    this.length = info.length
+    this.contiguousLength = info.contiguousLength
+    this.byteLength = info.byteLength
+    this.fork = info.fork
+    this.signedLength = info.signedLength
+
+    this.sessions = [] // every attached session (strong, weak and snapshots)
+    this.strong = 0 // sessions holding a native reference
+    this.waiters = new Set()
+    this.closed = false
+    this.fresh = true // not yet announced to store watchers
+
+    this._exclusive = null
+    this._exclusiveQueue = null
+  }
+
+  // another openCore returned this handle: pick up what that call may have taught the engine
+  refresh(info) {
+    this.keyPair = info.keyPair
+    this.writable = info.writable
+    this.manifest = info.manifest
+    this.update(info)
+  }
+
+  update(st) {
+    this.length = st.length
+    this.contiguousLength = st.contiguousLength
+    this.byteLength = st.byteLength
+    this.fork = st.fork
+    this.signedLength = st.signedLength
+  }
+
+  add(session) {
+    session._stateIndex = this.sessions.push(session) - 1
+    if (session.weak === false) this.strong++
+  }
+
+  remove(session) {
+    const i = session._stateIndex
+    if (i === -1) return
+    const head = this.sessions.pop()
+    if (head !== session) this.sessions[(head._stateIndex = i)] = head
+    session._stateIndex = -1
+    if (session.weak === false && --this.strong === 0) this._gc()
+  }
+
+  // the last strong session left: the engine frees the core, so weak sessions go too
+  _gc() {
+    if (this.closed) return
+    this.closed = true
+    if (this.root._cores.get(this.handle) === this) this.root._cores.delete(this.handle)
+    for (let i = this.sessions.length - 1; i >= 0; i--) {
+      const s = this.sessions[i]
+      if (s.closing === null) s.close().catch(noop)
+    }
+  }
+
+  closeAll() {
+    const all = []
+    for (const s of this.sessions.slice()) all.push(s.close())
+    return Promise.all(all)
+  }
+
+  onappend(st) {
+    this.update(st)
+    const ss = this.sessions
+    for (let i = ss.length - 1; i >= 0; i--) {
+      const s = ss[i]
+      if (s._snapshot === null) s.emit('append')
+    }
+    if (this.waiters.size > 0) this._drain()
+  }
+
+  ontruncate(st, to) {
+    this.update(st)
+    const ss = this.sessions
+    for (let i = ss.length - 1; i >= 0; i--) {
+      const s = ss[i]
+      const snap = s._snapshot
+      if (snap !== null) {
+        if (to < snap.compat) snap.compat = to
+        continue
+      }
+      s.emit('truncate', to, st.fork)
+    }
+  }
+
+  onclear(start) {
+    const ss = this.sessions
+    for (let i = ss.length - 1; i >= 0; i--) {
+      const snap = ss[i]._snapshot
+      if (snap !== null && start < snap.compat) snap.compat = start
+    }
+  }
+
+  _drain() {
+    for (const w of this.waiters) {
+      let value
+      try {
+        value = w.fn()
+      } catch (err) {
+        settle(w, err, null)
+        continue
+      }
+      if (value !== null) settle(w, null, value)
+    }
+  }
+
+  wait(session, fn, timeout) {
+    return new Promise((resolve, reject) => {
+      const w = { state: this, session, fn, resolve, reject, timer: null }
+      if (timeout) w.timer = setTimeout(ontimeout, timeout, w)
+      this.waiters.add(w)
+      if (session._waiters === null) session._waiters = new Set()
+      session._waiters.add(w)
+    })
+  }
+
+  lockExclusive(session) {
+    if (this._exclusive === null) {
+      this._exclusive = session
+      return Promise.resolve()
+    }
+    if (this._exclusiveQueue === null) this._exclusiveQueue = []
+    return new Promise((resolve) => this._exclusiveQueue.push({ session, resolve }))
+  }
+
+  unlockExclusive(session) {
+    if (this._exclusive !== session) {
+      const q = this._exclusiveQueue
+      if (q !== null) {
+        const i = q.findIndex((e) => e.session === session)
+        if (i !== -1) q.splice(i, 1)
+      }
+      return
+    }
+    this._exclusive = null
+    const q = this._exclusiveQueue
+    if (q !== null && q.length > 0) {
+      const next = q.shift()
+      this._exclusive = next.session
+      next.resolve()
+    }
+  }
+}
+
+function settle(w, err, value) {
+  w.session._waiters.delete(w)
+  w.state.waiters.delete(w)
+  if (w.timer !== null) clearTimeout(w.timer)
+  if (err) w.reject(err)
+  else w.resolve(value)
+}
+
+function ontimeout(w) {
+  w.timer = null
+  settle(w, REQUEST_TIMEOUT(), null)
+}
+
+function noop() {}
+
+CoreState.settle = settle
+
+module.exports = CoreState

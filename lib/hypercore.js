@@ -1,0 +1,680 @@
+'use strict'
+
+const { EventEmitter } = require('events')
+const encodings = require('./encodings')
+const { ReadStream, ByteStream, WriteStream } = require('./streams')
+const CoreState = require('./core-state')
+const {
+  ASSERTION,
+  BAD_ARGUMENT,
+  STORAGE_EMPTY,
+  INVALID_OPERATION,
+  REQUEST_CANCELLED,
+  SESSION_CLOSED,
+  SESSION_NOT_WRITABLE,
+  SNAPSHOT_NOT_AVAILABLE,
+  DECODING_ERROR
+} = require('./errors')
+
+// hypercore does not limit block sizes but enforces 15mb for smooth replication
+const MAX_SUGGESTED_BLOCK_SIZE = 15 * 1024 * 1024
+
+class Info {
+  constructor(opts) {
+    this.key = opts.key
+    this.discoveryKey = opts.discoveryKey
+    this.length = opts.length || 0
+    this.contiguousLength = opts.contiguousLength || 0
+    this.byteLength = opts.byteLength || 0
+    this.fork = opts.fork || 0
+    this.padding = opts.padding || 0
+    this.storage = opts.storage || null
+  }
+}
+
+// Resolves immediately: all data is local until replication lands.
+class Download {
+  constructor(session, range) {
+    this.session = session
+    this.range = range || null
+    this.request = null
+    this.opened = false
+    this.opening = session.ready().then(() => {
+      this.opened = true
+    })
+    this.opening.catch(noop)
+  }
+
+  ready() {
+    return this.opening
+  }
+
+  async done() {
+    await this.opening
+    return true
+  }
+
+  downloaded() {
+    return this.done()
+  }
+
+  destroy() {}
+}
+
+// A session on a core. `ctx` (internal): { opts, native, check, deferred, parent, core, weak }
+//   native: NativeOpenOptions to open through the store; check: discovery-key-only get
+//   deferred: Promise<{ native, check }> (get with `preload`)
+//   parent: the session this one is made from; core: attach to this CoreState without a ref
+class Hypercore extends EventEmitter {
+  constructor(store, ctx) {
+    super()
+
+    const opts = ctx.opts || {}
+
+    this.store = store
+    this.core = null // CoreState once attached
+    this.sessions = []
+    this.keyPair = opts.keyPair || null
+    this.valueEncoding = opts.valueEncoding ? encodings.from(opts.valueEncoding) : null
+    this.readable = true
+    this.exclusive = false
+    this.opened = false
+    this.closed = false
+    this.closing = null
+    this.weak = !!ctx.weak
+    this.snapshotted = !!opts.snapshot
+    this.wait = opts.wait !== false
+    this.timeout = opts.timeout || 0
+    this.onwait = opts.onwait || null
+    this.onseq = opts.onseq || null
+    this.encryption = null
+    this.extensions = new Map()
+    this.waits = 0
+
+    this._readonly = opts.writable === false
+    this._snapshot = null // { length, byteLength, fork, compat } for snapshots
+    this._waiters = null
+    this._stateIndex = -1
+    this._sessionIndex = -1
+    this._findingPeers = 0
+
+    this.opening = this._open(ctx, opts)
+    this.opening.catch(noop)
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](depth, opts) {
+    const pad = ' '.repeat(typeof opts.indentationLvl === 'number' ? opts.indentationLvl : 0)
+    const hex = (b) => opts.stylize(b ? b.toString('hex') : b, 'string')
+    const field = (name, value, type) => `${pad}  ${name}: ${opts.stylize(value, type)}\n`
+    return (
+      'Hypercore(\n' +
+      field('id', this.id, 'string') +
+      `${pad}  key: ${hex(this.key)}\n` +
+      `${pad}  discoveryKey: ${hex(this.discoveryKey)}\n` +
+      field('opened', this.opened, 'boolean') +
+      field('closed', this.closed, 'boolean') +
+      field('snapshotted', this.snapshotted, 'boolean') +
+      field('writable', this.writable, 'boolean') +
+      field('length', this.length, 'number') +
+      field('fork', this.fork, 'number') +
+      `${pad}  sessions: [ ${opts.stylize(this.sessions.length, 'number')} ]\n` +
+      `${pad}  peers: [ ${opts.stylize(0, 'number')} ]\n` +
+      `${pad})`
+    )
+  }
+
+  // ---- opening / closing ----
+
+  async _open(ctx, opts) {
+    try {
+      let attached = false
+      try {
+        attached = this._attach(ctx)
+      } catch (err) {
+        await null // fail after the caller had a chance to listen, as hypercore does
+        throw err
+      }
+      if (attached) await null
+      else await this._attachLater(ctx)
+
+      if (opts.exclusive && opts.writable !== false) {
+        this.exclusive = true
+        await this.core.lockExclusive(this)
+      }
+
+      if (opts.userData) {
+        for (const [key, value] of Object.entries(opts.userData)) {
+          this.store._root.native.setUserData(this.core.handle, key, userDataValue(value))
+        }
+      }
+    } catch (err) {
+      this._detach(null)
+      this.closed = true
+      this.emit('close')
+      throw err
+    }
+
+    this.opened = true
+    this.emit('ready')
+  }
+
+  // attach synchronously when the store and the parent are ready; false: try again later
+  _attach(ctx) {
+    const root = this.store._root
+    const parent = ctx.parent || null
+
+    if (ctx.core) {
+      this._bind(ctx.core, [])
+      return true
+    }
+
+    if (parent !== null) {
+      const pc = parent.core
+      if (pc === null) return false
+      if (pc.closed || parent.closing !== null) {
+        throw SESSION_CLOSED('Cannot make sessions on a closing core', pc.discoveryKey)
+      }
+      if (this.keyPair === null) this.keyPair = parent.keyPair
+      if (parent._snapshot !== null) this._snapshot = parent._snapshot
+      if (this.weak) this._bind(pc, parent.sessions)
+      else this._bind(root._openCore({ key: pc.key }), parent.sessions)
+      return true
+    }
+
+    if (ctx.deferred) return false
+    if (root.native === null) return false
+    if (root.closing !== null) throw new Error('Corestore is closed')
+
+    const o = ctx.native
+    if (ctx.check && !root.native.hasCore(o.discoveryKey)) {
+      throw STORAGE_EMPTY('No Hypercore is stored here')
+    }
+
+    const cs = root._openCore(o)
+    this._bind(cs, this.store._sessionList(cs))
+    if (this.keyPair === null) this.keyPair = cs.keyPair
+    if (cs.fresh) {
+      cs.fresh = false
+      root._announce(cs)
+    }
+    return true
+  }
+
+  async _attachLater(ctx) {
+    if (ctx.deferred) {
+      const { native, check } = await ctx.deferred
+      ctx.native = native
+      ctx.check = check
+      ctx.deferred = null
+    }
+    if (ctx.parent) await ctx.parent.opening
+    else await this.store.ready()
+    if (this.closing !== null) throw SESSION_CLOSED('Cannot open a closed session')
+    if (!this._attach(ctx)) throw new Error('Corestore is closed')
+  }
+
+  _bind(cs, sessions) {
+    this.core = cs
+    this.sessions = sessions
+    this._sessionIndex = sessions.push(this) - 1
+    if (this.snapshotted && this._snapshot === null) {
+      this._snapshot = {
+        length: cs.length,
+        byteLength: cs.byteLength,
+        fork: cs.fork,
+        compat: cs.length
+      }
+    }
+    cs.add(this)
+  }
+
+  _detach(error) {
+    const cs = this.core
+    this.readable = false
+    if (cs === null || this._stateIndex === -1) return
+
+    // the store's per-core session list
+    const list = this.sessions
+    if (this._sessionIndex !== -1) {
+      const head = list.pop()
+      if (head !== this) list[(head._sessionIndex = this._sessionIndex)] = head
+      this._sessionIndex = -1
+      if (list.length === 0) this.store._gcSessionList(cs, list)
+    }
+
+    if (this._waiters !== null) {
+      for (const w of this._waiters) CoreState.settle(w, error || REQUEST_CANCELLED(), null)
+    }
+
+    if (this.exclusive) cs.unlockExclusive(this)
+
+    const strong = this.weak === false
+    cs.remove(this)
+    if (strong) this.store._root._closeCore(cs.handle)
+  }
+
+  ready() {
+    return this.opening
+  }
+
+  close({ error } = {}) {
+    if (this.closing !== null) return this.closing
+    this.closing = this._close(error || null)
+    return this.closing
+  }
+
+  async _close(error) {
+    if (this.opened === false) {
+      try {
+        await this.opening
+      } catch (err) {
+        if (!this.closed) throw err
+      }
+    }
+    if (this.closed) return
+
+    this.opened = false
+    this._detach(error)
+    this.closed = true
+    this.emit('close')
+  }
+
+  // ---- properties ----
+
+  get key() {
+    return this.core === null ? null : this.core.key
+  }
+
+  get discoveryKey() {
+    return this.core === null ? null : this.core.discoveryKey
+  }
+
+  get id() {
+    return this.core === null ? null : this.core.id
+  }
+
+  get manifest() {
+    return this.core === null ? null : this.core.manifest
+  }
+
+  get length() {
+    if (this._snapshot !== null) return this._snapshot.length
+    return this.readable && this.core !== null ? this.core.length : 0
+  }
+
+  get byteLength() {
+    if (this.readable === false || this.core === null) return 0
+    if (this._snapshot !== null) return this._snapshot.byteLength
+    return this.core.byteLength
+  }
+
+  get contiguousLength() {
+    if (this.readable === false || this.core === null) return 0
+    return Math.min(this.core.length, this.core.contiguousLength)
+  }
+
+  get contiguousByteLength() {
+    return 0
+  }
+
+  get remoteContiguousLength() {
+    return 0
+  }
+
+  get fork() {
+    if (this.readable === false || this.core === null) return 0
+    return this._snapshot !== null ? this._snapshot.fork : this.core.fork
+  }
+
+  get signedLength() {
+    if (this.readable === false || this.core === null) return 0
+    const l = this.core.signedLength
+    return this._snapshot !== null && l > this._snapshot.compat ? this._snapshot.compat : l
+  }
+
+  get writable() {
+    return (
+      this.readable && this.core !== null && this._readonly === false && this.core.writable === true
+    )
+  }
+
+  get padding() {
+    return 0
+  }
+
+  get peers() {
+    return []
+  }
+
+  get globalCache() {
+    return null
+  }
+
+  get recovering() {
+    return 0
+  }
+
+  getManifest() {
+    return this.manifest
+  }
+
+  setKeyPair(keyPair) {
+    this.keyPair = keyPair
+  }
+
+  setActive() {}
+
+  // ---- sessions ----
+
+  session(opts = {}) {
+    if (this.closing !== null) {
+      throw SESSION_CLOSED('Cannot make sessions on a closing core', this.discoveryKey)
+    }
+    if (opts.checkout !== undefined && !opts.name && !opts.atom) {
+      throw ASSERTION('Checkouts are only supported on atoms or named sessions', this.discoveryKey)
+    }
+    if (opts.name || opts.atom) {
+      throw new Error(
+        'NOT_IMPLEMENTED: named and atomic sessions are not available yet in corestore-native'
+      )
+    }
+
+    const child = {
+      ...opts,
+      wait: opts.wait === false ? false : this.wait,
+      writable: opts.writable === undefined ? !this._readonly : opts.writable === true,
+      onwait: opts.onwait === undefined ? this.onwait : opts.onwait,
+      onseq: opts.onseq === undefined ? this.onseq : opts.onseq,
+      timeout: opts.timeout === undefined ? this.timeout : opts.timeout
+    }
+    const weak = opts.weak === undefined ? this.weak : !!opts.weak
+    return new Hypercore(this.store, { opts: child, parent: this, weak })
+  }
+
+  snapshot(opts) {
+    return this.session({ ...opts, snapshot: true })
+  }
+
+  // ---- writes ----
+
+  async append(blocks, opts) {
+    if (this.core === null) await this.opening
+    if (this.closing !== null) {
+      throw SESSION_CLOSED('Cannot append to a closed session', this.core.discoveryKey)
+    }
+    const cs = this.core
+    if (this.writable === false) {
+      throw SESSION_NOT_WRITABLE('cannot append to a readonly core', cs.discoveryKey)
+    }
+
+    const enc = this.valueEncoding
+    let buffers
+    if (Array.isArray(blocks)) {
+      buffers = new Array(blocks.length)
+      for (let i = 0; i < blocks.length; i++) buffers[i] = encodings.encode(enc, blocks[i])
+    } else {
+      buffers = [encodings.encode(enc, blocks)]
+    }
+
+    for (let i = 0; i < buffers.length; i++) {
+      if (buffers[i].byteLength > MAX_SUGGESTED_BLOCK_SIZE) {
+        throw BAD_ARGUMENT(
+          'Appended block exceeds the maximum suggested block size',
+          cs.discoveryKey
+        )
+      }
+    }
+
+    if (opts && typeof opts.maxLength === 'number' && opts.maxLength >= 0) {
+      if (cs.length + buffers.length > opts.maxLength) {
+        return { length: cs.length, byteLength: cs.byteLength }
+      }
+    }
+
+    if (buffers.length === 0) return { length: cs.length, byteLength: cs.byteLength }
+
+    const st = cs.native.append(cs.handle, buffers)
+    cs.onappend(st)
+    return { length: st.length, byteLength: st.byteLength }
+  }
+
+  async truncate(newLength = 0, opts = {}) {
+    if (this.core === null) await this.opening
+    const cs = this.core
+    if (this.closing !== null) {
+      throw SESSION_CLOSED('Cannot append to a closed session', cs.discoveryKey)
+    }
+    if (!isIndex(newLength)) throw BAD_ARGUMENT('Truncation length must be a non-negative integer')
+
+    const o = typeof opts === 'number' ? { fork: opts } : opts || {}
+    const fork = o.fork === undefined ? cs.fork + 1 : o.fork
+    if (!isIndex(fork)) throw BAD_ARGUMENT('Fork must be a non-negative integer')
+
+    if (this.writable === false && (newLength > 0 || fork !== cs.fork)) {
+      throw SESSION_NOT_WRITABLE('cannot append to a non-writable core', cs.discoveryKey)
+    }
+    if (newLength > cs.length) {
+      throw INVALID_OPERATION(
+        'Not a truncation, ' + newLength + ' must be less or equal to ' + cs.length,
+        cs.discoveryKey
+      )
+    }
+
+    const st = cs.native.truncate(cs.handle, newLength, fork)
+    cs.ontruncate(st, newLength)
+  }
+
+  async clear(start, end = start + 1, opts) {
+    if (this.core === null) await this.opening
+    const cs = this.core
+    if (this.closing !== null) {
+      throw SESSION_CLOSED('cannot clear on a closed session', cs.discoveryKey)
+    }
+
+    if (typeof end === 'object' && end !== null) {
+      opts = end
+      end = start + 1
+    }
+    if (!isIndex(start) || !isIndex(end)) {
+      throw ASSERTION('clear range is invalid', cs.discoveryKey)
+    }
+
+    const cleared = opts && opts.diff ? { blocks: 0 } : null
+    const length = this.length
+    if (start >= end || start >= length) return cleared
+    if (end > length) end = length
+
+    cs.native.clear(cs.handle, start, end)
+    cs.update(cs.native.state(cs.handle))
+    cs.onclear(start)
+    return cleared
+  }
+
+  async setUserData(key, value) {
+    if (this.core === null) await this.opening
+    this._checkReadable()
+    if (typeof key !== 'string') throw BAD_ARGUMENT('User data key must be a string')
+    this.core.native.setUserData(this.core.handle, key, userDataValue(value))
+  }
+
+  // ---- reads ----
+
+  async get(index, opts) {
+    if (this.core === null) await this.opening
+    const cs = this.core
+    if (!isIndex(index)) throw ASSERTION('block index is invalid', cs.discoveryKey)
+    if (this.closing !== null) {
+      throw SESSION_CLOSED('cannot get on a closed session', cs.discoveryKey)
+    }
+
+    const enc =
+      opts && opts.valueEncoding ? encodings.from(opts.valueEncoding) : this.valueEncoding
+
+    if (this.onseq !== null) this.onseq(index, this)
+
+    const snap = this._snapshot
+    if (snap !== null && index >= snap.compat) throw snapshotError(this, index)
+
+    let block = cs.native.get(cs.handle, index)
+
+    if (block === null) {
+      if (opts && opts.wait !== undefined ? opts.wait === false : this.wait === false) return null
+
+      this.waits++
+      if (opts && opts.onwait) opts.onwait(index, this)
+      if (this.onwait !== null) this.onwait(index, this)
+
+      const timeout = opts && opts.timeout !== undefined ? opts.timeout : this.timeout
+      block = await cs.wait(this, () => cs.native.get(cs.handle, index), timeout)
+      if (snap !== null && index >= snap.compat) throw snapshotError(this, index)
+    }
+
+    if (enc === null || (opts && opts.raw)) return block
+    try {
+      return encodings.decode(enc, block)
+    } catch (err) {
+      throw DECODING_ERROR(err.message, cs.discoveryKey)
+    }
+  }
+
+  async has(start, end = start + 1) {
+    if (this.core === null) await this.opening
+    const cs = this.core
+    if (!isIndex(start) || !isIndex(end)) {
+      throw ASSERTION('has range is invalid', cs.discoveryKey)
+    }
+    this._checkReadable()
+    return cs.native.has(cs.handle, start, end)
+  }
+
+  async seek(bytes, opts) {
+    if (this.core === null) await this.opening
+    const cs = this.core
+    if (!isIndex(bytes)) throw ASSERTION('seek is invalid', cs.discoveryKey)
+    if (this.closing !== null) {
+      throw SESSION_CLOSED('cannot seek on a closed session', cs.discoveryKey)
+    }
+
+    const snap = this._snapshot
+    const seek =
+      snap === null
+        ? () => cs.native.seek(cs.handle, bytes)
+        : () => (bytes > snap.byteLength ? null : cs.native.seek(cs.handle, bytes))
+
+    const res = seek()
+    if (res !== null) return res
+
+    if (opts && opts.wait !== undefined ? opts.wait === false : this.wait === false) return null
+    const timeout = opts && opts.timeout !== undefined ? opts.timeout : this.timeout
+    return cs.wait(this, seek, timeout)
+  }
+
+  async treeHash(length = -1) {
+    if (this.core === null) await this.opening
+    this._checkReadable()
+    if (length === -1) length = this.length
+    if (!isIndex(length) || length > this.core.length) {
+      throw BAD_ARGUMENT('Tree length must be an integer between 0 and the core length')
+    }
+    return this.core.native.treeHash(this.core.handle, length)
+  }
+
+  async getUserData(key) {
+    if (this.core === null) await this.opening
+    this._checkReadable()
+    if (typeof key !== 'string') throw BAD_ARGUMENT('User data key must be a string')
+    return this.core.native.getUserData(this.core.handle, key)
+  }
+
+  async info(opts) {
+    if (this.core === null) await this.opening
+    return new Info({
+      key: this.key,
+      discoveryKey: this.discoveryKey,
+      length: this.length,
+      contiguousLength: this.contiguousLength,
+      byteLength: this.byteLength,
+      fork: this.fork,
+      padding: 0,
+      storage: null
+    })
+  }
+
+  async update(opts) {
+    if (this.opened === false) await this.opening
+    // no peers until replication lands: nothing can upgrade the core remotely
+    return false
+  }
+
+  createReadStream(opts) {
+    return new ReadStream(this, opts)
+  }
+
+  createByteStream(opts) {
+    return new ByteStream(this, opts)
+  }
+
+  createWriteStream() {
+    return new WriteStream(this)
+  }
+
+  download(range) {
+    return new Download(this, range)
+  }
+
+  undownload(range) {
+    if (range) range.destroy()
+  }
+
+  cancel() {}
+
+  findingPeers() {
+    this._findingPeers++
+    let once = true
+    return () => {
+      if (!once) return
+      once = false
+      this._findingPeers--
+    }
+  }
+
+  replicate() {
+    throw notImplementedReplication()
+  }
+
+  _checkReadable() {
+    if (this.readable === false) {
+      throw SESSION_CLOSED('cannot read from a closed session', this.discoveryKey)
+    }
+  }
+}
+
+function snapshotError(session, index) {
+  return SNAPSHOT_NOT_AVAILABLE(
+    `snapshot at index ${index} not available (max compat length ${session._snapshot.compat})`,
+    session.discoveryKey
+  )
+}
+
+function userDataValue(value) {
+  if (value === null || value === undefined) return null
+  if (typeof value === 'string') return Buffer.from(value)
+  if (value instanceof Uint8Array) return encodings.toBuffer(value)
+  throw BAD_ARGUMENT('User data value must be a Buffer, a string or null')
+}
+
+function isIndex(n) {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0
+}
+
+function notImplementedReplication() {
+  return new Error('NOT_IMPLEMENTED: replication is not available yet in corestore-native')
+}
+
+function noop() {}
+
+Hypercore.MAX_SUGGESTED_BLOCK_SIZE = MAX_SUGGESTED_BLOCK_SIZE
+Hypercore.Info = Info
+Hypercore.notImplementedReplication = notImplementedReplication
+
+module.exports = Hypercore

@@ -1,0 +1,771 @@
+//! What a core's writer signs (the tree signable) and the signature bytes as hypercore
+//! stores them in the head and sends them in upgrades (lib/verifier.js, lib/multisig.js).
+//!
+//! Per manifest version:
+//! - every version signs `tree_signable(ctx, tree_hash, length, fork)`: the signing context
+//!   `ctx` is the signer's namespace for version 0 and the manifest hash for versions 1+;
+//! - a single-signer manifest without patching stores the raw 64-byte signature in
+//!   version 0, and a one-proof multisig (68 bytes) in versions 1+;
+//! - multisigs have a v0 and a v1 layout (`MultiSignatureV0`, `MultiSignature`);
+//! - versions 1+ with a prologue accept the prologue's tree at its length, unsigned.
+//!
+//! Compat cores (key == the signer's public key, hypercore 10 style) sign
+//! `tree_signable_compat` instead (`verify_tree_compat`); corestore never makes them.
+
+use crate::core::manifest::Manifest;
+use crate::crypto::{self, KeyPair};
+use crate::encoding::compact::{Reader, Result, Writer};
+
+/// hypercore `caps.treeSignable`: 112 bytes, TREE || ctx || tree hash || length || fork.
+pub fn tree_signable(
+    manifest_hash: &[u8; 32],
+    tree_hash: &[u8; 32],
+    length: u64,
+    fork: u64,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(112);
+    out.extend_from_slice(&crypto::caps().tree);
+    out.extend_from_slice(manifest_hash);
+    out.extend_from_slice(tree_hash);
+    out.extend_from_slice(&length.to_le_bytes());
+    out.extend_from_slice(&fork.to_le_bytes());
+    out
+}
+
+/// hypercore `caps.treeSignableCompat`: [TREE ||] tree hash || length || fork.
+pub fn tree_signable_compat(
+    tree_hash: &[u8; 32],
+    length: u64,
+    fork: u64,
+    no_header: bool,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(80);
+    if !no_header {
+        out.extend_from_slice(&crypto::caps().tree);
+    }
+    out.extend_from_slice(tree_hash);
+    out.extend_from_slice(&length.to_le_bytes());
+    out.extend_from_slice(&fork.to_le_bytes());
+    out
+}
+
+/// The context signer `signer` signs under: its namespace in version 0, the manifest
+/// hash in versions 1+. None when there is no such signer.
+pub fn signing_context(manifest: &Manifest, signer: usize) -> Option<[u8; 32]> {
+    let s = manifest.signers.get(signer)?;
+    Some(if manifest.version == 0 {
+        s.namespace
+    } else {
+        manifest.hash()
+    })
+}
+
+/// hypercore `Verifier.isCompat(key, manifest)`: one signer whose public key is the key.
+pub fn is_compat(key: &[u8; 32], manifest: &Manifest) -> bool {
+    manifest.signers.len() == 1 && manifest.signers[0].public_key == *key
+}
+
+/// A tree node inside a multisig patch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchNode {
+    pub index: u64,
+    pub size: u64,
+    pub hash: [u8; 32],
+}
+
+/// One signer's proof in a v1 multisig; `patch` is how many blocks past the signed length
+/// the signer's signature covers (0 = none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proof {
+    pub signer: u64,
+    pub signature: [u8; 64],
+    pub patch: u64,
+}
+
+/// hypercore `multiSignature` (manifest versions 1+).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MultiSignature {
+    pub proofs: Vec<Proof>,
+    pub patch: Vec<PatchNode>,
+}
+
+/// A v0 proof's patch: the upgrade it covers, nodes as positions in the patch list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchV0 {
+    pub start: u64,
+    pub length: u64,
+    pub nodes: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProofV0 {
+    pub signer: u64,
+    pub signature: [u8; 64],
+    pub patch: Option<PatchV0>,
+}
+
+/// hypercore `multiSignaturev0` (manifest version 0).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MultiSignatureV0 {
+    pub proofs: Vec<ProofV0>,
+    pub patch: Vec<PatchNode>,
+}
+
+fn encode_nodes(w: &mut Writer, nodes: &[PatchNode]) {
+    w.uint(nodes.len() as u64);
+    for n in nodes {
+        w.uint(n.index).uint(n.size).fixed(&n.hash);
+    }
+}
+
+fn decode_nodes(r: &mut Reader<'_>) -> Result<Vec<PatchNode>> {
+    let n = r.array_len()?;
+    let mut out = Vec::with_capacity(n.min(r.remaining() / 34));
+    for _ in 0..n {
+        out.push(PatchNode {
+            index: r.uint()?,
+            size: r.uint()?,
+            hash: r.array::<32>()?,
+        });
+    }
+    Ok(out)
+}
+
+impl MultiSignature {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(4 + 66 * self.proofs.len());
+        w.uint(self.proofs.len() as u64);
+        for p in &self.proofs {
+            w.uint(p.signer).fixed(&p.signature).uint(p.patch);
+        }
+        encode_nodes(&mut w, &self.patch);
+        w.into_vec()
+    }
+
+    /// Trailing bytes are ignored, as in the JS.
+    pub fn decode(bytes: &[u8]) -> Result<MultiSignature> {
+        let mut r = Reader::new(bytes);
+        let n = r.array_len()?;
+        let mut proofs = Vec::with_capacity(n.min(r.remaining() / 66));
+        for _ in 0..n {
+            proofs.push(Proof {
+                signer: r.uint()?,
+                signature: r.array::<64>()?,
+                patch: r.uint()?,
+            });
+        }
+        let patch = decode_nodes(&mut r)?;
+        Ok(MultiSignature { proofs, patch })
+    }
+}
+
+impl MultiSignatureV0 {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(4 + 67 * self.proofs.len());
+        w.uint(self.proofs.len() as u64);
+        for p in &self.proofs {
+            w.uint(p.patch.is_some() as u64)
+                .uint(p.signer)
+                .fixed(&p.signature);
+            if let Some(patch) = &p.patch {
+                w.uint(patch.start)
+                    .uint(patch.length)
+                    .uint(patch.nodes.len() as u64);
+                for n in &patch.nodes {
+                    w.uint(*n);
+                }
+            }
+        }
+        encode_nodes(&mut w, &self.patch);
+        w.into_vec()
+    }
+
+    /// Trailing bytes are ignored, as in the JS.
+    pub fn decode(bytes: &[u8]) -> Result<MultiSignatureV0> {
+        let mut r = Reader::new(bytes);
+        let n = r.array_len()?;
+        let mut proofs = Vec::with_capacity(n.min(r.remaining() / 66));
+        for _ in 0..n {
+            let flags = r.uint()?;
+            let signer = r.uint()?;
+            let signature = r.array::<64>()?;
+            let patch = if flags & 1 != 0 {
+                let start = r.uint()?;
+                let length = r.uint()?;
+                let count = r.array_len()?;
+                let mut nodes = Vec::with_capacity(count.min(r.remaining()));
+                for _ in 0..count {
+                    nodes.push(r.uint()?);
+                }
+                Some(PatchV0 {
+                    start,
+                    length,
+                    nodes,
+                })
+            } else {
+                None
+            };
+            proofs.push(ProofV0 {
+                signer,
+                signature,
+                patch,
+            });
+        }
+        let patch = decode_nodes(&mut r)?;
+        Ok(MultiSignatureV0 { proofs, patch })
+    }
+}
+
+/// hypercore `multisig.assemble` / `assemblev0` for proofs without patches:
+/// `(signer index, signature)` pairs, in the order given.
+pub fn assemble(manifest: &Manifest, proofs: &[(u64, [u8; 64])]) -> Vec<u8> {
+    if manifest.version == 0 {
+        MultiSignatureV0 {
+            proofs: proofs
+                .iter()
+                .map(|(signer, signature)| ProofV0 {
+                    signer: *signer,
+                    signature: *signature,
+                    patch: None,
+                })
+                .collect(),
+            patch: Vec::new(),
+        }
+        .encode()
+    } else {
+        MultiSignature {
+            proofs: proofs
+                .iter()
+                .map(|(signer, signature)| Proof {
+                    signer: *signer,
+                    signature: *signature,
+                    patch: 0,
+                })
+                .collect(),
+            patch: Vec::new(),
+        }
+        .encode()
+    }
+}
+
+/// hypercore `Verifier.sign`: the signature of `key_pair` over the tree, as hypercore stores
+/// it in the head. For a one-signer manifest of version 1+ that is a one-proof multisig
+/// (68 bytes); for version 0, or a manifest with several signers, the raw 64-byte signature
+/// (several signers' signatures are combined with `assemble`). None when `key_pair` is not
+/// a signer of the manifest.
+pub fn try_sign_tree(
+    manifest: &Manifest,
+    key_pair: &KeyPair,
+    tree_hash: &[u8; 32],
+    length: u64,
+    fork: u64,
+) -> Option<Vec<u8>> {
+    let index = manifest
+        .signers
+        .iter()
+        .position(|s| s.public_key == key_pair.public_key)?;
+    let ctx = signing_context(manifest, index)?;
+    let signature = crypto::sign(
+        &key_pair.secret_key,
+        &tree_signable(&ctx, tree_hash, length, fork),
+    );
+    if manifest.signers.len() != 1 || manifest.version == 0 {
+        return Some(signature.to_vec());
+    }
+    Some(assemble(manifest, &[(0, signature)]))
+}
+
+/// `try_sign_tree`, with an empty signature (which never verifies) when `key_pair` is not
+/// a signer. Check `key_pair` against the manifest first.
+pub fn sign_tree(
+    manifest: &Manifest,
+    key_pair: &KeyPair,
+    tree_hash: &[u8; 32],
+    length: u64,
+    fork: u64,
+) -> Vec<u8> {
+    try_sign_tree(manifest, key_pair, tree_hash, length, fork).unwrap_or_default()
+}
+
+/// hypercore `Verifier.verify` for a tree of `length` blocks with `tree_hash` at `fork`:
+/// a quorum of distinct signers must have signed it (a prologue's tree needs none).
+/// False for anything malformed, never a panic. Proofs with patches (signatures over a
+/// longer tree, `allow_patch` manifests) cannot be checked from the tree hash alone and
+/// are refused: the JS checks them against the merkle tree.
+pub fn verify_tree(
+    manifest: &Manifest,
+    signature: &[u8],
+    tree_hash: &[u8; 32],
+    length: u64,
+    fork: u64,
+) -> bool {
+    if manifest.version == 0 {
+        if !manifest.allow_patch && manifest.signers.len() == 1 {
+            return verify_signer(manifest, 0, signature, tree_hash, length, fork);
+        }
+        return verify_multi(manifest, signature, tree_hash, length, fork);
+    }
+    if let Some(p) = &manifest.prologue {
+        if length <= p.length {
+            return length == p.length && *tree_hash == p.hash;
+        }
+    }
+    verify_multi(manifest, signature, tree_hash, length, fork)
+}
+
+fn verify_signer(
+    manifest: &Manifest,
+    index: usize,
+    signature: &[u8],
+    tree_hash: &[u8; 32],
+    length: u64,
+    fork: u64,
+) -> bool {
+    let (Some(signer), Some(ctx)) = (
+        manifest.signers.get(index),
+        signing_context(manifest, index),
+    ) else {
+        return false;
+    };
+    crypto::verify(
+        &signer.public_key,
+        &tree_signable(&ctx, tree_hash, length, fork),
+        signature,
+    )
+}
+
+fn verify_multi(
+    manifest: &Manifest,
+    signature: &[u8],
+    tree_hash: &[u8; 32],
+    length: u64,
+    fork: u64,
+) -> bool {
+    if manifest.quorum == 0 {
+        return false;
+    }
+    // (signer, signature, patch length)
+    let proofs: Vec<(u64, [u8; 64], u64)> = if manifest.version == 0 {
+        match MultiSignatureV0::decode(signature) {
+            Ok(m) => m
+                .proofs
+                .into_iter()
+                .map(|p| (p.signer, p.signature, p.patch.map_or(0, |x| x.length)))
+                .collect(),
+            Err(_) => return false,
+        }
+    } else {
+        match MultiSignature::decode(signature) {
+            Ok(m) => m
+                .proofs
+                .into_iter()
+                .map(|p| (p.signer, p.signature, p.patch))
+                .collect(),
+            Err(_) => return false,
+        }
+    };
+    if (proofs.len() as u64) < manifest.quorum {
+        return false;
+    }
+    let mut tried = vec![false; manifest.signers.len()];
+    for (signer, sig, patch) in proofs.iter().take(manifest.quorum as usize) {
+        if *patch != 0 && manifest.allow_patch {
+            return false; // needs the merkle tree to rebuild the patched tree hash
+        }
+        let Ok(i) = usize::try_from(*signer) else {
+            return false;
+        };
+        if i >= tried.len() || tried[i] {
+            return false;
+        }
+        tried[i] = true;
+        if !verify_signer(manifest, i, sig, tree_hash, length, fork) {
+            return false;
+        }
+    }
+    true
+}
+
+/// `verify_tree` for a compat core (`is_compat`): the raw signature over
+/// `tree_signable_compat` (`legacy` = hypercore's legacy option: no TREE header).
+pub fn verify_tree_compat(
+    public_key: &[u8; 32],
+    signature: &[u8],
+    tree_hash: &[u8; 32],
+    length: u64,
+    fork: u64,
+    legacy: bool,
+) -> bool {
+    crypto::verify(
+        public_key,
+        &tree_signable_compat(tree_hash, length, fork, legacy),
+        signature,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::flat_tree;
+    use crate::core::manifest::tests::manifest_from_json;
+    use crate::crypto::test_vectors::{core_vectors, corestore_keys, fixture_block, Json};
+    use crate::crypto::{hex, CORESTORE_DEFAULT_NAMESPACE};
+
+    type Root = (u64, u64, [u8; 32]);
+
+    /// The hash and size of node `index` over the given leaves (index / 2 < leaves.len()).
+    fn node(leaves: &[(u64, [u8; 32])], index: u64) -> (u64, [u8; 32]) {
+        match flat_tree::children(index) {
+            None => leaves[(index / 2) as usize],
+            Some((l, r)) => {
+                let (ls, lh) = node(leaves, l);
+                let (rs, rh) = node(leaves, r);
+                (ls + rs, crypto::parent_hash((r, rs, &rh), (l, ls, &lh)))
+            }
+        }
+    }
+
+    fn roots(leaves: &[(u64, [u8; 32])]) -> Vec<Root> {
+        flat_tree::full_roots(2 * leaves.len() as u64)
+            .into_iter()
+            .map(|i| {
+                let (size, hash) = node(leaves, i);
+                (i, size, hash)
+            })
+            .collect()
+    }
+
+    fn key_pair_of(primary: &[u8; 32], namespaces: &[Json], name: &str) -> KeyPair {
+        let mut ns = CORESTORE_DEFAULT_NAMESPACE;
+        for n in namespaces {
+            ns = crypto::namespace(&ns, n.str().as_bytes());
+        }
+        crypto::create_key_pair(primary, &ns, name.as_bytes())
+    }
+
+    /// The byte ranges of the ed25519 signatures inside `sig` (raw or multisig).
+    fn signature_ranges(m: &Manifest, sig: &[u8]) -> Vec<std::ops::Range<usize>> {
+        if sig.len() == 64 {
+            return std::iter::once(0..64).collect();
+        }
+        let sigs: Vec<[u8; 64]> = if m.version == 0 {
+            MultiSignatureV0::decode(sig)
+                .unwrap()
+                .proofs
+                .iter()
+                .map(|p| p.signature)
+                .collect()
+        } else {
+            MultiSignature::decode(sig)
+                .unwrap()
+                .proofs
+                .iter()
+                .map(|p| p.signature)
+                .collect()
+        };
+        sigs.iter()
+            .take(m.quorum as usize)
+            .map(|s| {
+                let at = sig.windows(64).position(|w| w == s).unwrap();
+                at..at + 64
+            })
+            .collect()
+    }
+
+    fn check_tampering(m: &Manifest, sig: &[u8], th: &[u8; 32], length: u64, fork: u64) {
+        assert!(verify_tree(m, sig, th, length, fork));
+        assert!(!verify_tree(m, sig, th, length + 1, fork));
+        assert!(!verify_tree(m, sig, th, length, fork + 1));
+        let mut other = *th;
+        other[0] ^= 1;
+        assert!(!verify_tree(m, sig, &other, length, fork));
+        for range in signature_ranges(m, sig) {
+            for i in range {
+                let mut bad = sig.to_vec();
+                bad[i] ^= 0x20;
+                assert!(!verify_tree(m, &bad, th, length, fork), "flipped byte {i}");
+            }
+        }
+        // another signer index, or a repeated signer
+        if sig.len() != 64 {
+            if m.version == 0 {
+                let mut ms = MultiSignatureV0::decode(sig).unwrap();
+                ms.proofs[0].signer = (ms.proofs[0].signer + 1) % 4;
+                assert!(!verify_tree(m, &ms.encode(), th, length, fork));
+            } else {
+                let mut ms = MultiSignature::decode(sig).unwrap();
+                ms.proofs[0].signer = (ms.proofs[0].signer + 1) % 4;
+                assert!(!verify_tree(m, &ms.encode(), th, length, fork));
+                // a patch proof on a manifest without allow_patch is checked as if unpatched
+                let mut ms = MultiSignature::decode(sig).unwrap();
+                ms.proofs[0].patch = 3;
+                assert_eq!(
+                    verify_tree(m, &ms.encode(), th, length, fork),
+                    !m.allow_patch
+                );
+            }
+        }
+        for n in 0..sig.len() {
+            assert!(
+                !verify_tree(m, &sig[..n], th, length, fork),
+                "truncated to {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn fixture_cores_reproduce_trees_and_signatures() {
+        let v = core_vectors();
+        let primary = v.get("primaryKey").b32();
+        let cores = v.get("cores").arr();
+        assert_eq!(cores.len(), 5);
+        let mut checked = 0;
+        for c in cores {
+            let kp = key_pair_of(&primary, c.get("namespaces").arr(), c.get("name").str());
+            assert_eq!(hex(&kp.public_key), c.get("signerPublicKey").str());
+            assert_eq!(hex(&kp.secret_key), c.get("signerSecretKey").str());
+            let m = manifest_from_json(c.get("manifest"));
+            let key = m.hash();
+            assert_eq!(hex(&key), c.get("key").str());
+            assert_eq!(
+                hex(&crypto::discovery_key(&key)),
+                c.get("discoveryKey").str()
+            );
+            assert_eq!(crypto::id_encode(&key), c.get("id").str());
+            assert_eq!(crypto::id_decode(c.get("id").str()), Some(key));
+
+            let mut leaves: Vec<(u64, [u8; 32])> = Vec::new();
+            for step in c.get("steps").arr() {
+                let from = match step.get("op").str() {
+                    "append" => {
+                        let from = leaves.len();
+                        for b in step.get("blocks").arr() {
+                            let block =
+                                fixture_block(b.get("seed").str(), b.get("size").u64() as usize);
+                            leaves.push((block.len() as u64, crypto::leaf_hash(&block)));
+                        }
+                        from
+                    }
+                    "truncate" => {
+                        leaves.truncate(step.get("to").u64() as usize);
+                        leaves.len()
+                    }
+                    op => panic!("unknown op {op}"),
+                };
+                let new_leaves: Vec<String> = leaves[from..].iter().map(|l| hex(&l.1)).collect();
+                let expected: Vec<String> = step
+                    .get("newLeafHashes")
+                    .arr()
+                    .iter()
+                    .map(|h| h.str().to_string())
+                    .collect();
+                assert_eq!(new_leaves, expected);
+
+                let length = step.get("length").u64();
+                let fork = step.get("fork").u64();
+                assert_eq!(leaves.len() as u64, length);
+                let r = roots(&leaves);
+                let expected_roots: Vec<Root> = step
+                    .get("roots")
+                    .arr()
+                    .iter()
+                    .map(|x| {
+                        (
+                            x.get("index").u64(),
+                            x.get("size").u64(),
+                            x.get("hash").b32(),
+                        )
+                    })
+                    .collect();
+                assert_eq!(r, expected_roots);
+                let byte_length: u64 = r.iter().map(|x| x.1).sum();
+                assert_eq!(byte_length, step.get("byteLength").u64());
+                let th = crypto::tree_hash(&r);
+                assert_eq!(hex(&th), step.get("treeHash").str());
+
+                let sig = sign_tree(&m, &kp, &th, length, fork);
+                assert_eq!(
+                    hex(&sig),
+                    step.get("signature").str(),
+                    "{} step",
+                    c.get("label").str()
+                );
+                assert_eq!(sig.len(), if m.version == 0 { 64 } else { 68 });
+                check_tampering(&m, &sig, &th, length, fork);
+                checked += 1;
+            }
+        }
+        assert!(checked >= 40);
+    }
+
+    #[test]
+    fn corestore_keys_trees_reproduce() {
+        let v = corestore_keys();
+        for t in v.get("trees").arr() {
+            let primary = t.get("primaryKey").b32();
+            let kp = key_pair_of(&primary, &[], t.get("name").str());
+            let m = Manifest::single_signer(&kp.public_key, 1);
+            assert_eq!(hex(&m.hash()), t.get("key").str());
+            let mut leaves = Vec::new();
+            for step in t.get("steps").arr() {
+                let block = step.get("appended").bytes();
+                leaves.push((block.len() as u64, crypto::leaf_hash(&block)));
+                let length = step.get("length").u64();
+                assert_eq!(leaves.len() as u64, length);
+                let r = roots(&leaves);
+                assert_eq!(
+                    r.iter().map(|x| x.1).sum::<u64>(),
+                    step.get("byteLength").u64()
+                );
+                let th = crypto::tree_hash(&r);
+                assert_eq!(hex(&th), step.get("treeHash").str());
+                let sig = sign_tree(&m, &kp, &th, length, 0);
+                assert_eq!(hex(&sig), step.get("signature").str());
+                check_tampering(&m, &sig, &th, length, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn fixture_manifests_sign_and_verify_like_js() {
+        let v = core_vectors();
+        let kps: Vec<KeyPair> = (1u8..=3)
+            .map(|i| crypto::key_pair_from_seed(&[i; 32]))
+            .collect();
+        let mut assembled = 0;
+        for t in v.get("manifests").arr() {
+            let m = manifest_from_json(t.get("input"));
+            let th = t.get("treeHash").b32();
+            let length = t.get("length").u64();
+            let fork = t.get("fork").u64();
+            let ctx = if m.version == 0 {
+                m.signers
+                    .first()
+                    .map_or(crypto::caps().default_namespace, |s| s.namespace)
+            } else {
+                m.hash()
+            };
+            assert_eq!(
+                hex(&tree_signable(&ctx, &th, length, fork)),
+                t.get("signable").str()
+            );
+
+            for s in t.get("signatures").arr() {
+                let sig = s.get("signature").bytes();
+                let valid = s.get("valid").bool();
+                assert_eq!(
+                    verify_tree(&m, &sig, &th, length, fork),
+                    valid,
+                    "{m:?} {s:?}"
+                );
+                match s.get("kind").str() {
+                    "sign" => {
+                        let pk = s.get("signerPublicKey").b32();
+                        let kp = kps.iter().find(|k| k.public_key == pk).unwrap();
+                        let mine = try_sign_tree(&m, kp, &th, length, fork).unwrap();
+                        assert_eq!(mine, sig);
+                    }
+                    "assemble" => {
+                        let picks: Vec<(u64, [u8; 64])> = s
+                            .get("picks")
+                            .arr()
+                            .iter()
+                            .map(|p| {
+                                let i = p.u64() as usize;
+                                let ctx = signing_context(&m, i).unwrap();
+                                let msg = tree_signable(&ctx, &th, length, fork);
+                                (i as u64, crypto::sign(&kps[i].secret_key, &msg))
+                            })
+                            .collect();
+                        assert_eq!(assemble(&m, &picks), sig);
+                        if valid {
+                            check_tampering(&m, &sig, &th, length, fork);
+                        }
+                        assembled += 1;
+                    }
+                    k => panic!("unknown kind {k}"),
+                }
+            }
+            if let Json::Arr(pv) = t.get("prologueVerify") {
+                let p = m.prologue.clone().unwrap();
+                assert_eq!(verify_tree(&m, &[], &p.hash, p.length, 0), pv[0].bool());
+                assert_eq!(verify_tree(&m, &[], &th, p.length, 0), pv[1].bool());
+            }
+        }
+        assert!(assembled >= 12);
+    }
+
+    #[test]
+    fn signing_needs_a_declared_signer() {
+        let kp = crypto::key_pair_from_seed(&[9; 32]);
+        let other = crypto::key_pair_from_seed(&[8; 32]);
+        let m = Manifest::single_signer(&kp.public_key, 1);
+        assert!(try_sign_tree(&m, &other, &[0; 32], 1, 0).is_none());
+        assert!(sign_tree(&m, &other, &[0; 32], 1, 0).is_empty());
+        let sig = sign_tree(&m, &kp, &[0; 32], 1, 0);
+        assert_eq!(sig.len(), 68);
+        assert!(verify_tree(&m, &sig, &[0; 32], 1, 0));
+    }
+
+    #[test]
+    fn compat_signables() {
+        let kp = crypto::key_pair_from_seed(&[5; 32]);
+        let th = [3u8; 32];
+        for legacy in [false, true] {
+            let msg = tree_signable_compat(&th, 7, 1, legacy);
+            assert_eq!(msg.len(), if legacy { 48 } else { 80 });
+            let sig = crypto::sign(&kp.secret_key, &msg);
+            assert!(verify_tree_compat(&kp.public_key, &sig, &th, 7, 1, legacy));
+            assert!(!verify_tree_compat(
+                &kp.public_key,
+                &sig,
+                &th,
+                7,
+                1,
+                !legacy
+            ));
+        }
+        assert!(is_compat(
+            &kp.public_key,
+            &Manifest::single_signer(&kp.public_key, 1)
+        ));
+    }
+
+    #[test]
+    fn garbage_signatures_never_panic() {
+        let kps: Vec<KeyPair> = (1u8..=3)
+            .map(|i| crypto::key_pair_from_seed(&[i; 32]))
+            .collect();
+        let mut manifests = Vec::new();
+        for version in [0, 1] {
+            let mut m = Manifest::single_signer(&kps[0].public_key, version);
+            manifests.push(m.clone());
+            m.signers = kps
+                .iter()
+                .map(|k| Manifest::single_signer(&k.public_key, version).signers[0].clone())
+                .collect();
+            m.quorum = 2;
+            manifests.push(m.clone());
+            m.allow_patch = true;
+            manifests.push(m);
+        }
+        let mut x = 0x9e37_79b9u32;
+        for len in 0..300 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    if x.is_multiple_of(3) {
+                        (x >> 8) as u8
+                    } else {
+                        (x % 4) as u8
+                    }
+                })
+                .collect();
+            for m in &manifests {
+                assert!(!verify_tree(m, &bytes, &[0; 32], 3, 0));
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! BLAKE2b-256 hashing as hypercore-crypto, hypercore's caps and corestore use it
+//! (libsodium `crypto_generichash`, optionally keyed, over the concatenation of the parts).
+
+use blake2b_simd::Params;
+use std::sync::OnceLock;
+
+/// libsodium `crypto_generichash_batch(out32, parts, key)`: BLAKE2b-256 of the parts
+/// concatenated, keyed when `key` is given (an empty key is the unkeyed hash).
+pub fn hash_keyed(parts: &[&[u8]], key: Option<&[u8]>) -> [u8; 32] {
+    let mut params = Params::new();
+    params.hash_length(32);
+    if let Some(key) = key {
+        // BLAKE2b keys are at most 64 bytes; libsodium refuses longer keys too.
+        params.key(&key[..key.len().min(64)]);
+    }
+    let mut state = params.to_state();
+    for part in parts {
+        state.update(part);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(state.finalize().as_bytes());
+    out
+}
+
+/// hypercore-crypto `hash(data)`: unkeyed BLAKE2b-256 of the parts concatenated.
+pub fn hash(parts: &[&[u8]]) -> [u8; 32] {
+    hash_keyed(parts, None)
+}
+
+/// hypercore-crypto `discoveryKey(key)`: BLAKE2b-256 of "hypercore" keyed with the key.
+pub fn discovery_key(key: &[u8; 32]) -> [u8; 32] {
+    hash_keyed(&[b"hypercore"], Some(key))
+}
+
+const LEAF_TYPE: [u8; 1] = [0];
+const PARENT_TYPE: [u8; 1] = [1];
+const ROOT_TYPE: [u8; 1] = [2];
+
+/// hypercore-crypto `data(block)`: the hash of a leaf of the merkle tree.
+pub fn leaf_hash(block: &[u8]) -> [u8; 32] {
+    let size = (block.len() as u64).to_le_bytes();
+    hash(&[&LEAF_TYPE, &size, block])
+}
+
+/// hypercore-crypto `parent(a, b)`: the hash of a parent node. Each argument is
+/// `(flat-tree index, byte size, hash)`; the one with the lower index goes first, whatever
+/// the argument order. Sizes add with wrap-around (a real tree never gets near 2^64).
+pub fn parent_hash(a: (u64, u64, &[u8; 32]), b: (u64, u64, &[u8; 32])) -> [u8; 32] {
+    let (a, b) = if a.0 > b.0 { (b, a) } else { (a, b) };
+    let size = a.1.wrapping_add(b.1).to_le_bytes();
+    hash(&[&PARENT_TYPE, &size, a.2, b.2])
+}
+
+/// hypercore-crypto `tree(roots)`: the tree hash over the full roots `(index, size, hash)`,
+/// in the order given (hypercore passes them left to right).
+pub fn tree_hash(roots: &[(u64, u64, [u8; 32])]) -> [u8; 32] {
+    let mut state = Params::new().hash_length(32).to_state();
+    state.update(&ROOT_TYPE);
+    for (index, size, hash) in roots {
+        state.update(hash);
+        state.update(&index.to_le_bytes());
+        state.update(&size.to_le_bytes());
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(state.finalize().as_bytes());
+    out
+}
+
+/// hypercore-crypto `namespace(name, ids)`: `hash(hash(name) || id)` for each id byte.
+pub fn crypto_namespace(name: &[u8], ids: &[u8]) -> Vec<[u8; 32]> {
+    let base = hash(&[name]);
+    ids.iter().map(|id| hash(&[&base, &[*id]])).collect()
+}
+
+/// The namespace corestore keys its seeds with: `crypto.namespace('corestore', 1)[0]`.
+pub fn corestore_namespace() -> &'static [u8; 32] {
+    static NS: OnceLock<[u8; 32]> = OnceLock::new();
+    NS.get_or_init(|| crypto_namespace(b"corestore", &[0])[0])
+}
+
+/// corestore's default namespace (the root store's `ns`): 32 zero bytes.
+pub const CORESTORE_DEFAULT_NAMESPACE: [u8; 32] = [0; 32];
+
+/// corestore `generateNamespace(namespace, name)`: the namespace of `store.namespace(name)`
+/// under a store whose namespace is `parent`.
+pub fn namespace(parent: &[u8; 32], name: &[u8]) -> [u8; 32] {
+    hash(&[parent, name])
+}
+
+/// corestore `deriveSeed(primaryKey, namespace, name)`: the ed25519 seed of a named core.
+pub fn derive_seed(primary_key: &[u8; 32], namespace: &[u8; 32], name: &[u8]) -> [u8; 32] {
+    hash_keyed(&[corestore_namespace(), namespace, name], Some(primary_key))
+}
+
+/// hypercore's `caps` (lib/caps.js): `crypto.namespace('hypercore', 6)`.
+pub struct Caps {
+    pub tree: [u8; 32],
+    pub replicate_initiator: [u8; 32],
+    pub replicate_responder: [u8; 32],
+    pub manifest: [u8; 32],
+    pub default_namespace: [u8; 32],
+    pub default_encryption: [u8; 32],
+}
+
+pub fn caps() -> &'static Caps {
+    static CAPS: OnceLock<Caps> = OnceLock::new();
+    CAPS.get_or_init(|| {
+        let ns = crypto_namespace(b"hypercore", &[0, 1, 2, 3, 4, 5]);
+        Caps {
+            tree: ns[0],
+            replicate_initiator: ns[1],
+            replicate_responder: ns[2],
+            manifest: ns[3],
+            default_namespace: ns[4],
+            default_encryption: ns[5],
+        }
+    })
+}
+
+/// hypercore `caps.replicate(isInitiator, key, handshakeHash)`: the capability a peer sends
+/// to prove it knows `key`.
+pub fn replicate_capability(is_initiator: bool, key: &[u8; 32], handshake_hash: &[u8]) -> [u8; 32] {
+    let c = caps();
+    let ns = if is_initiator {
+        &c.replicate_initiator
+    } else {
+        &c.replicate_responder
+    };
+    hash_keyed(&[ns, key], Some(handshake_hash))
+}

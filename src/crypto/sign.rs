@@ -1,0 +1,94 @@
+//! Ed25519 as libsodium (and so hypercore-crypto / corestore) does it: secret keys in the
+//! 64-byte `seed || public key` layout, detached signatures, strict verification.
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use std::fmt;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyPair {
+    pub public_key: [u8; 32],
+    /// libsodium layout: the 32-byte seed followed by the public key.
+    pub secret_key: [u8; 64],
+}
+
+impl fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyPair")
+            .field("public_key", &crate::crypto::hex(&self.public_key))
+            .field("secret_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// libsodium `crypto_sign_seed_keypair`.
+pub fn key_pair_from_seed(seed: &[u8; 32]) -> KeyPair {
+    let signing = SigningKey::from_bytes(seed);
+    let public_key = signing.verifying_key().to_bytes();
+    let mut secret_key = [0u8; 64];
+    secret_key[..32].copy_from_slice(seed);
+    secret_key[32..].copy_from_slice(&public_key);
+    KeyPair {
+        public_key,
+        secret_key,
+    }
+}
+
+/// 32 bytes from the operating system's random source.
+pub fn random_bytes32() -> [u8; 32] {
+    let mut out = [0u8; 32];
+    fill_random(&mut out);
+    out
+}
+
+/// Fills `buf` from the operating system's random source (libsodium `randombytes_buf`).
+pub fn fill_random(buf: &mut [u8]) {
+    // getrandom only fails when the OS has no entropy source at all; nothing can run
+    // safely then, and libsodium aborts the process in the same case.
+    if let Err(err) = getrandom::getrandom(buf) {
+        panic!("the operating system's random source failed: {err}");
+    }
+}
+
+/// hypercore-crypto `keyPair()`: a fresh random key pair.
+pub fn random_key_pair() -> KeyPair {
+    key_pair_from_seed(&random_bytes32())
+}
+
+/// libsodium `crypto_sign_detached`. The signature is made with the seed half of
+/// `secret_key`; libsodium would hash in the stored public-key half instead, which differs
+/// only for a secret key whose halves do not match (see `valid_secret_key`).
+pub fn sign(secret_key: &[u8; 64], message: &[u8]) -> [u8; 64] {
+    let mut seed = [0u8; 32];
+    seed.copy_from_slice(&secret_key[..32]);
+    SigningKey::from_bytes(&seed).sign(message).to_bytes()
+}
+
+/// libsodium `crypto_sign_verify_detached` (as hypercore-crypto `verify`): false for a
+/// signature that is not 64 bytes, a public key that is not a canonical encoding of a point
+/// of large order, a non-canonical S, a small-order R, or a signature that does not match.
+pub fn verify(public_key: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
+    let Ok(sig_bytes) = <[u8; 64]>::try_from(signature) else {
+        return false;
+    };
+    let Ok(key) = VerifyingKey::from_bytes(public_key) else {
+        return false;
+    };
+    // libsodium refuses non-canonical point encodings of the public key.
+    if key.to_edwards().compress().to_bytes() != *public_key {
+        return false;
+    }
+    let sig = Signature::from_bytes(&sig_bytes);
+    key.verify_strict(message, &sig).is_ok()
+}
+
+/// hypercore-crypto `validateKeyPair`, plus the length check: `secret_key` is 64 bytes and
+/// its seed derives `public_key` and its second half is `public_key`.
+pub fn valid_secret_key(public_key: &[u8; 32], secret_key: &[u8]) -> bool {
+    let Ok(sk) = <&[u8; 64]>::try_from(secret_key) else {
+        return false;
+    };
+    let mut seed = [0u8; 32];
+    seed.copy_from_slice(&sk[..32]);
+    let derived = key_pair_from_seed(&seed);
+    derived.public_key == *public_key && sk[32..] == public_key[..]
+}

@@ -1,0 +1,134 @@
+use super::test_vectors::{core_vectors, corestore_keys};
+use super::*;
+
+#[test]
+fn corestore_keys_vectors() {
+    let v = corestore_keys();
+    let cores = v.get("cores").arr();
+    assert!(cores.len() >= 18);
+    for c in cores {
+        let primary = c.get("primaryKey").b32();
+        let mut ns = CORESTORE_DEFAULT_NAMESPACE;
+        for n in c.get("namespaces").arr() {
+            ns = namespace(&ns, n.str().as_bytes());
+        }
+        assert_eq!(hex(&ns), c.get("namespace").str());
+        let kp = create_key_pair(&primary, &ns, c.get("name").str().as_bytes());
+        assert_eq!(hex(&kp.public_key), c.get("signerPublicKey").str());
+        assert!(valid_secret_key(&kp.public_key, &kp.secret_key));
+        let key = c.get("key").b32();
+        assert_eq!(hex(&discovery_key(&key)), c.get("discoveryKey").str());
+        assert_eq!(z32_encode(&key), c.get("z32Key").str());
+        assert_eq!(z32_decode(c.get("z32Key").str()), Some(key.to_vec()));
+        assert_eq!(id_decode(c.get("z32Key").str()), Some(key));
+        assert_eq!(id_decode(&hex(&key)), Some(key));
+        assert_eq!(
+            id_decode(&format!("pear://{}/app", c.get("z32Key").str())),
+            Some(key)
+        );
+    }
+    assert_eq!(
+        hex(&discovery_key(&[0; 32])),
+        v.get("discoveryKeyOfZeroKey").str()
+    );
+}
+
+#[test]
+fn caps_namespaces() {
+    let v = core_vectors();
+    assert_eq!(
+        hex(&caps().default_namespace),
+        v.get("defaultNamespace").str()
+    );
+    assert_eq!(hex(&caps().manifest), v.get("manifestNamespace").str());
+    assert_eq!(
+        crypto_namespace(b"corestore", &[0])[0],
+        *corestore_namespace()
+    );
+}
+
+#[test]
+fn z32_matches_js() {
+    let v = core_vectors();
+    let z = v.get("z32");
+    for t in z.get("roundTrip").arr() {
+        let bytes = t.get("bytes").bytes();
+        let s = t.get("z32").str();
+        if !t.get("decodeOnly").is_null() {
+            assert_eq!(z32_decode(s), Some(bytes), "{s}");
+        } else {
+            assert_eq!(z32_encode(&bytes), s);
+            assert_eq!(z32_decode(s), Some(bytes));
+        }
+    }
+    let invalid = z.get("invalid").arr();
+    assert!(!invalid.is_empty());
+    for s in invalid {
+        assert_eq!(z32_decode(s.str()), None);
+    }
+    assert_eq!(id_decode("short"), None);
+    assert_eq!(id_decode(&"g".repeat(64)), None);
+    assert_eq!(id_decode(&"é".repeat(26)), None);
+}
+
+#[test]
+fn key_pairs_sign_and_verify() {
+    let kp = key_pair_from_seed(&[1; 32]);
+    assert_eq!(kp.secret_key[..32], [1; 32]);
+    assert_eq!(kp.secret_key[32..], kp.public_key);
+    let sig = sign(&kp.secret_key, b"hello");
+    assert!(verify(&kp.public_key, b"hello", &sig));
+    assert!(!verify(&kp.public_key, b"hellO", &sig));
+    assert!(!verify(&kp.public_key, b"hello", &sig[..63]));
+    assert!(!verify(&kp.public_key, b"hello", &[0; 64]));
+    assert!(!verify(&[0; 32], b"hello", &sig)); // small-order key
+    assert!(!verify(&[0xff; 32], b"hello", &sig)); // not a point / non-canonical
+    let mut identity = [0u8; 32];
+    identity[0] = 1; // the identity point: small order
+    assert!(!verify(&identity, b"hello", &sig));
+    // non-canonical S (S + L) is refused
+    let l: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut big = sig;
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let s = big[32 + i] as u16 + l[i] as u16 + carry;
+        big[32 + i] = s as u8;
+        carry = s >> 8;
+    }
+    assert!(!verify(&kp.public_key, b"hello", &big));
+
+    assert!(!valid_secret_key(&kp.public_key, &kp.secret_key[..63]));
+    let other = key_pair_from_seed(&[2; 32]);
+    assert!(!valid_secret_key(&other.public_key, &kp.secret_key));
+    let r1 = random_key_pair();
+    let r2 = random_key_pair();
+    assert_ne!(r1.public_key, r2.public_key);
+    assert!(valid_secret_key(&r1.public_key, &r1.secret_key));
+    assert_ne!(random_bytes32(), random_bytes32());
+    assert!(!format!("{r1:?}").contains(&hex(&r1.secret_key[..32])));
+}
+
+#[test]
+fn hashes_order_and_layout() {
+    let a = [1u8; 32];
+    let b = [2u8; 32];
+    assert_eq!(
+        parent_hash((0, 1, &a), (2, 3, &b)),
+        parent_hash((2, 3, &b), (0, 1, &a))
+    );
+    assert_ne!(
+        parent_hash((0, 1, &a), (2, 3, &b)),
+        parent_hash((0, 1, &b), (2, 3, &a))
+    );
+    let mut manual = vec![0u8];
+    manual.extend_from_slice(&3u64.to_le_bytes());
+    manual.extend_from_slice(b"abc");
+    assert_eq!(leaf_hash(b"abc"), hash(&[&manual]));
+    assert_eq!(tree_hash(&[]), hash(&[&[2u8]]));
+    assert_eq!(from_hex("0aFf"), Some(vec![10, 255]));
+    assert_eq!(from_hex("0"), None);
+    assert_eq!(from_hex("zz"), None);
+}
