@@ -234,7 +234,7 @@ class Corestore extends EventEmitter {
       }
       o.keyPair = {
         publicKey: toBuffer(opts.keyPair.publicKey),
-        secretKey: opts.keyPair.secretKey ? toBuffer(opts.keyPair.secretKey) : null
+        secretKey: opts.keyPair.secretKey ? toBuffer(opts.keyPair.secretKey) : undefined
       }
     }
     if (opts.manifest) o.manifest = manifestInput(opts.manifest)

@@ -92,6 +92,9 @@ class Hypercore extends EventEmitter {
     this.waits = 0
 
     this._readonly = opts.writable === false
+    // corestore learns the key of a core opened by name or discovery key only once it is
+    // ready; match that so code written against it sees the same values.
+    this._identityAfterReady = !!(ctx.native && (ctx.native.name || ctx.check))
     this._snapshot = null // { length, byteLength, fork, compat } for snapshots
     this._waiters = null
     this._stateIndex = -1
@@ -281,20 +284,24 @@ class Hypercore extends EventEmitter {
 
   // ---- properties ----
 
+  get _identityKnown() {
+    return this.core !== null && (this.opened || !this._identityAfterReady)
+  }
+
   get key() {
-    return this.core === null ? null : this.core.key
+    return this._identityKnown ? this.core.key : null
   }
 
   get discoveryKey() {
-    return this.core === null ? null : this.core.discoveryKey
+    return this._identityKnown ? this.core.discoveryKey : null
   }
 
   get id() {
-    return this.core === null ? null : this.core.id
+    return this._identityKnown ? this.core.id : null
   }
 
   get manifest() {
-    return this.core === null ? null : this.core.manifest
+    return this._identityKnown ? this.core.manifest : null
   }
 
   get length() {

@@ -62,7 +62,7 @@ pub struct KeyPairIn {
     pub secret_key: Option<Buffer>,
 }
 
-#[napi(object)]
+#[napi(object, use_nullable = true)]
 pub struct KeyPairOut {
     pub public_key: Buffer,
     pub secret_key: Option<Buffer>,
@@ -111,7 +111,8 @@ pub struct SignerOut {
     pub public_key: Buffer,
 }
 
-#[napi(object)]
+// Output objects carry `null` for absent fields, as hypercore's objects do.
+#[napi(object, use_nullable = true)]
 pub struct ManifestOut {
     pub version: i64,
     pub hash: String,
