@@ -257,7 +257,8 @@ class Corestore extends EventEmitter {
     if (!isKey(ns)) throw BAD_ARGUMENT('namespace must be a 32-byte Buffer')
     if (this.opened === false) await this.ready()
     const n = typeof name === 'string' ? name : toBuffer(name).toString()
-    return this._root.native.createKeyPair(n, toBuffer(ns))
+    const raw = this._root.native.createKeyPair(n, toBuffer(ns))
+    return { publicKey: raw.subarray(0, 32), secretKey: raw.subarray(32) }
   }
 
   list(namespace) {

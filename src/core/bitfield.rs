@@ -69,7 +69,7 @@ impl Bitfield {
             while i < page_end {
                 let bit = (i % PAGE_BITS) as usize;
                 // Whole bytes at a time where the range allows it.
-                if bit % 8 == 0 && i + 8 <= page_end {
+                if bit.is_multiple_of(8) && i + 8 <= page_end {
                     let byte = if value { 0xff } else { 0 };
                     if bytes[bit / 8] != byte {
                         bytes[bit / 8] = byte;
@@ -113,7 +113,7 @@ impl Bitfield {
                 return i;
             };
             let bit = (i % PAGE_BITS) as usize;
-            if bit % 8 == 0 && bytes[bit / 8] == 0xff && i + 8 <= limit {
+            if bit.is_multiple_of(8) && bytes[bit / 8] == 0xff && i + 8 <= limit {
                 i += 8;
                 continue;
             }

@@ -195,9 +195,9 @@ impl Hypercore {
     }
 
     pub fn append(&mut self, storage: &Storage, blocks: &[&[u8]]) -> Result<CoreState> {
-        let (manifest, kp) = self.signing_key().ok_or_else(|| {
-            Error::new("SESSION_NOT_WRITABLE", "This Hypercore is not writable")
-        })?;
+        let (manifest, kp) = self
+            .signing_key()
+            .ok_or_else(|| Error::new("SESSION_NOT_WRITABLE", "This Hypercore is not writable"))?;
         if blocks.is_empty() {
             return Ok(self.state());
         }
@@ -258,13 +258,16 @@ impl Hypercore {
                 self.tree.length
             )));
         }
-        Ok(merkle::hash_roots(&merkle::roots_at(&self.nodes(storage), length)?))
+        Ok(merkle::hash_roots(&merkle::roots_at(
+            &self.nodes(storage),
+            length,
+        )?))
     }
 
     pub fn truncate(&mut self, storage: &Storage, length: u64, fork: u64) -> Result<CoreState> {
-        let (manifest, kp) = self.signing_key().ok_or_else(|| {
-            Error::new("SESSION_NOT_WRITABLE", "This Hypercore is not writable")
-        })?;
+        let (manifest, kp) = self
+            .signing_key()
+            .ok_or_else(|| Error::new("SESSION_NOT_WRITABLE", "This Hypercore is not writable"))?;
         let old = self.tree.length;
         if length > old {
             return Err(Error::bad_argument(format!(

@@ -77,7 +77,10 @@ impl MerkleTree {
                 let parent = TreeNode {
                     index: flat_tree::parent(a.index),
                     size: a.size + b.size,
-                    hash: crypto::parent_hash((a.index, a.size, &a.hash), (b.index, b.size, &b.hash)),
+                    hash: crypto::parent_hash(
+                        (a.index, a.size, &a.hash),
+                        (b.index, b.size, &b.hash),
+                    ),
                 };
                 roots.truncate(roots.len() - 2);
                 nodes.push(parent.clone());

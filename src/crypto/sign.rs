@@ -22,8 +22,7 @@ impl fmt::Debug for KeyPair {
 
 /// libsodium `crypto_sign_seed_keypair`.
 pub fn key_pair_from_seed(seed: &[u8; 32]) -> KeyPair {
-    let signing = SigningKey::from_bytes(seed);
-    let public_key = signing.verifying_key().to_bytes();
+    let public_key = SigningKey::from_bytes(seed).verifying_key().to_bytes();
     let mut secret_key = [0u8; 64];
     secret_key[..32].copy_from_slice(seed);
     secret_key[32..].copy_from_slice(&public_key);

@@ -186,7 +186,16 @@ mod tests {
 
     #[test]
     fn uint_round_trips_at_every_width() {
-        for v in [0u64, 0xfc, 0xfd, 0xffff, 0x10000, 0xffff_ffff, 0x1_0000_0000, u64::MAX] {
+        for v in [
+            0u64,
+            0xfc,
+            0xfd,
+            0xffff,
+            0x10000,
+            0xffff_ffff,
+            0x1_0000_0000,
+            u64::MAX,
+        ] {
             let mut w = Writer::new();
             w.uint(v);
             let mut r = Reader::new(&w.buf);

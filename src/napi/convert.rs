@@ -7,6 +7,7 @@ use napi_derive::napi;
 use crate::core::hypercore::{CoreState, Hypercore};
 use crate::core::manifest::{Manifest, Prologue};
 use crate::error::Error as EngineError;
+use crate::store::SuppliedKeyPair;
 
 /// A hypercore-errors code, used as the `code` of the JS error.
 pub struct Code(pub &'static str);
@@ -43,7 +44,9 @@ pub fn opt_bytes32(b: &Option<Buffer>, what: &str) -> Result<Option<[u8; 32]>, n
 /// JS numbers arrive as i64; negative values and values past 2^53 are refused.
 pub fn uint_in(n: i64, what: &str) -> Result<u64, napi::Error<Code>> {
     if !(0..=(1i64 << 53)).contains(&n) {
-        return Err(bad(format!("{what} must be a non-negative integer, got {n}")));
+        return Err(bad(format!(
+            "{what} must be a non-negative integer, got {n}"
+        )));
     }
     Ok(n as u64)
 }
@@ -68,11 +71,14 @@ pub struct KeyPairOut {
     pub secret_key: Option<Buffer>,
 }
 
-pub fn key_pair_in(kp: &KeyPairIn) -> Result<([u8; 32], Option<[u8; 64]>), napi::Error<Code>> {
+pub fn key_pair_in(kp: &KeyPairIn) -> Result<SuppliedKeyPair, napi::Error<Code>> {
     let public_key = bytes32(&kp.public_key, "keyPair.publicKey")?;
     let secret_key = match &kp.secret_key {
         Some(sk) => Some(<[u8; 64]>::try_from(sk.as_ref()).map_err(|_| {
-            bad(format!("keyPair.secretKey must be 64 bytes, got {}", sk.len()))
+            bad(format!(
+                "keyPair.secretKey must be 64 bytes, got {}",
+                sk.len()
+            ))
         })?),
         None => None,
     };
@@ -125,7 +131,10 @@ pub struct ManifestOut {
 }
 
 /// A user's manifest, with hypercore's defaults for what it leaves out.
-pub fn manifest_in(m: &ManifestIn, default_version: Option<i64>) -> Result<Manifest, napi::Error<Code>> {
+pub fn manifest_in(
+    m: &ManifestIn,
+    default_version: Option<i64>,
+) -> Result<Manifest, napi::Error<Code>> {
     if m.hash.as_deref().is_some_and(|h| h != "blake2b") {
         return Err(bad("manifest.hash must be 'blake2b'".into()));
     }
@@ -136,7 +145,9 @@ pub fn manifest_in(m: &ManifestIn, default_version: Option<i64>) -> Result<Manif
             return Err(bad("manifest signer signature must be 'ed25519'".into()));
         }
         let public_key = bytes32(&s.public_key, "manifest signer publicKey")?;
-        let mut signer = Manifest::single_signer(&public_key, version).signers.remove(0);
+        let mut signer = Manifest::single_signer(&public_key, version)
+            .signers
+            .remove(0);
         if let Some(ns) = &s.namespace {
             signer.namespace = bytes32(ns, "manifest signer namespace")?;
         }

@@ -9,13 +9,18 @@ use crate::core::hypercore::{CoreState, Hypercore};
 use crate::core::manifest::Manifest;
 use crate::crypto::{self, KeyPair};
 use crate::error::{Error, Result};
-use crate::storage::{Alias, Auth, AuthKeyPair, Batch, CoreRecord, OpenOptions, StoreHead, Storage};
+use crate::storage::{
+    Alias, Auth, AuthKeyPair, Batch, CoreRecord, OpenOptions, Storage, StoreHead,
+};
 
 /// The version of core records hypercore-storage 3.x writes.
 const CORE_RECORD_VERSION: u64 = 2;
 /// The version of the store head hypercore-storage 3.x writes.
 const HEAD_VERSION: u64 = 2;
 pub const DEFAULT_NAMESPACE: [u8; 32] = [0u8; 32];
+
+/// A key pair as a caller supplies it: the public key, and the secret key when known.
+pub type SuppliedKeyPair = ([u8; 32], Option<[u8; 64]>);
 
 /// How the caller identifies the core to open; mirrors corestore's `get()` options after
 /// the facade has decoded strings into bytes.
@@ -25,7 +30,7 @@ pub struct OpenRequest {
     pub discovery_key: Option<[u8; 32]>,
     pub name: Option<String>,
     pub namespace: [u8; 32],
-    pub key_pair: Option<(/* public */ [u8; 32], Option<[u8; 64]>)>,
+    pub key_pair: Option<SuppliedKeyPair>,
     pub manifest: Option<Manifest>,
     pub manifest_version: u64,
     pub create_if_missing: bool,
@@ -190,7 +195,7 @@ impl Store {
         key: [u8; 32],
         discovery_key: [u8; 32],
         manifest: Option<Manifest>,
-        key_pair: Option<([u8; 32], Option<[u8; 64]>)>,
+        key_pair: Option<SuppliedKeyPair>,
         alias: Option<Alias>,
     ) -> Result<Hypercore> {
         if let Some(m) = &manifest {
