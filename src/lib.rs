@@ -9,3 +9,4 @@ pub mod error;
 pub mod napi;
 pub mod storage;
 pub mod store;
+pub mod wire;
