@@ -5,6 +5,7 @@ const path = require('path')
 const Hypercore = require('./lib/hypercore')
 const CoreState = require('./lib/core-state')
 const { ListStream } = require('./lib/streams')
+const { ReplicationStream, Replication, attachSecretStream, isSecretStream } = require('./lib/replication')
 const { toBuffer } = require('./lib/encodings')
 const { ASSERTION, BAD_ARGUMENT, STORAGE_EMPTY, z32Decode } = require('./lib/errors')
 
@@ -39,6 +40,7 @@ class Corestore extends EventEmitter {
     this._root = this.root || this
     this._lists = new Map() // CoreState -> this store's sessions of that core
     this._cores = this.root ? null : new Map() // handle -> CoreState, on the root only
+    this._replication = this.root ? null : new Replication()
     this._watching = this.root ? this.root._watching : [] // stores with watchers
 
     if (opts.primaryKey && !this.root && !opts.unsafe) {
@@ -154,6 +156,7 @@ class Corestore extends EventEmitter {
     await Promise.all(left)
 
     this._cores.clear()
+    this._replication.destroyAll()
     if (this.native !== null) {
       this._nativeClosed = true
       this.native.close()
@@ -313,9 +316,73 @@ class Corestore extends EventEmitter {
     return noop // nothing to find until replication lands
   }
 
-  replicate() {
+  // replicate(isInitiator) returns a duplex of the raw protocol bytes (Noise, secretstream,
+  // protomux, hypercore messages); replicate(conn) runs over a Hyperswarm connection.
+  replicate(isInitiator, opts) {
     this._maybeClosed()
-    throw Hypercore.notImplementedReplication()
+    const root = this._root
+    if (isSecretStream(isInitiator)) {
+      if (root.opened === false) {
+        root.ready().then(() => attachSecretStream(root, isInitiator), (err) => isInitiator.destroy(err))
+        return isInitiator
+      }
+      return attachSecretStream(root, isInitiator)
+    }
+    if (typeof isInitiator === 'object' && isInitiator !== null) {
+      throw BAD_ARGUMENT('replicate() takes a boolean or a @hyperswarm/secret-stream connection')
+    }
+    const stream = new ReplicationStream(root, !!isInitiator)
+    if (root.opened === false) {
+      // the duplex opens its engine session in _open, after the store is ready
+      root.ready().catch((err) => stream.destroy(err))
+    }
+    return stream
+  }
+
+  // Routes the replication engine's output: bytes to the streams, events to the cores.
+  _pump(out) {
+    const targets = this._replication.targets
+    for (const s of out.sends) {
+      const t = targets.get(s.session)
+      if (t !== undefined) t._send(s.data)
+    }
+    for (const e of out.events) {
+      switch (e.type) {
+        case 'append':
+        case 'download': {
+          const cs = this._cores.get(e.handle)
+          if (cs === undefined) break
+          const st = this.native.state(e.handle)
+          if (e.type === 'append') cs.onappend(st)
+          else cs.ondownload(st, e.index, e.bytes)
+          break
+        }
+        case 'sync': {
+          const cs = this._cores.get(e.handle)
+          if (cs !== undefined) cs.onsync()
+          break
+        }
+        case 'peer-add':
+        case 'peer-remove': {
+          const cs = this._cores.get(e.handle)
+          if (cs !== undefined) cs.onpeer(e.type === 'peer-add', e.session)
+          break
+        }
+        case 'close': {
+          const t = targets.get(e.session)
+          targets.delete(e.session)
+          if (t !== undefined) t._closed(e.code ? replicationError(e) : null)
+          break
+        }
+      }
+    }
+  }
+
+  // After a local change (append, truncate, a core opened) while streams run.
+  _pumpLocal() {
+    if (this._replication !== null && this._replication.active && this.native !== null) {
+      this._pump(this.native.replicationPoll())
+    }
   }
 
   async suspend({ log = noop } = {}) {
@@ -349,6 +416,7 @@ class Corestore extends EventEmitter {
     } else {
       cs.refresh(info)
     }
+    this._pumpLocal()
     return cs
   }
 
@@ -431,3 +499,9 @@ function noop() {}
 
 module.exports = Corestore
 module.exports.default = Corestore
+
+function replicationError(e) {
+  const err = new Error(e.message || e.code)
+  err.code = e.code
+  return err
+}

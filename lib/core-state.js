@@ -28,6 +28,8 @@ class CoreState {
     this.sessions = [] // every attached session (strong, weak and snapshots)
     this.strong = 0 // sessions holding a native reference
     this.waiters = new Set()
+    this.peers = []
+    this._syncWaiters = null
     this.closed = false
     this.fresh = true // not yet announced to store watchers
 
@@ -84,12 +86,63 @@ class CoreState {
 
   onappend(st) {
     this.update(st)
+    this.onsync()
     const ss = this.sessions
     for (let i = ss.length - 1; i >= 0; i--) {
       const s = ss[i]
       if (s._snapshot === null) s.emit('append')
     }
     if (this.waiters.size > 0) this._drain()
+  }
+
+  // a block arrived from a peer
+  ondownload(st, index, bytes) {
+    this.update(st)
+    const ss = this.sessions
+    for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('download', index, bytes, null)
+    if (this.waiters.size > 0) this._drain()
+  }
+
+  onsync() {
+    const w = this._syncWaiters
+    if (w === null) return
+    this._syncWaiters = null
+    for (const resolve of w) resolve()
+  }
+
+  onpeer(added, session) {
+    if (added) {
+      const peer = { session, remotePublicKey: null }
+      this.peers.push(peer)
+      for (const s of this.sessions) s.emit('peer-add', peer)
+    } else {
+      const i = this.peers.findIndex((p) => p.session === session)
+      if (i === -1) return
+      const [peer] = this.peers.splice(i, 1)
+      for (const s of this.sessions) s.emit('peer-remove', peer)
+    }
+    this.onsync()
+  }
+
+  // local readers wait for [start, end): the engine asks peers that have them
+  want(start, end) {
+    if (!this.root._replication.active) return
+    this.root._pump(this.native.replicationWant(this.handle, start, end))
+  }
+
+  requestUpdate() {
+    if (!this.root._replication.active) return 0
+    const out = this.native.replicationUpdate(this.handle)
+    this.root._pump(out)
+    return out.status
+  }
+
+  // resolves on the next sync, append or peer change of this core
+  nextSync() {
+    return new Promise((resolve) => {
+      if (this._syncWaiters === null) this._syncWaiters = []
+      this._syncWaiters.push(resolve)
+    })
   }
 
   ontruncate(st, to) {

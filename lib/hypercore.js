@@ -32,17 +32,31 @@ class Info {
   }
 }
 
-// Resolves immediately: all data is local until replication lands.
+// download({ start, end } | { blocks }): asks peers for the blocks; done() resolves when
+// every one of them is stored locally.
 class Download {
   constructor(session, range) {
     this.session = session
     this.range = range || null
     this.request = null
     this.opened = false
+    this.destroyed = false
     this.opening = session.ready().then(() => {
       this.opened = true
+      const cs = session.core
+      if (cs === null) return
+      for (const [start, end] of this._ranges()) cs.want(start, end)
     })
     this.opening.catch(noop)
+  }
+
+  _ranges() {
+    const cs = this.session.core
+    const r = this.range || {}
+    if (Array.isArray(r.blocks)) return r.blocks.map((i) => [i, i + 1])
+    const start = r.start || 0
+    const end = r.end === undefined || r.end === -1 ? cs.length : r.end
+    return end > start ? [[start, end]] : []
   }
 
   ready() {
@@ -51,6 +65,13 @@ class Download {
 
   async done() {
     await this.opening
+    const cs = this.session.core
+    if (cs === null) return true
+    for (const [start, end] of this._ranges()) {
+      if (this.destroyed) return false
+      if (cs.native.has(cs.handle, start, end)) continue
+      await cs.wait(this.session, () => (cs.native.has(cs.handle, start, end) ? true : null), 0)
+    }
     return true
   }
 
@@ -58,7 +79,9 @@ class Download {
     return this.done()
   }
 
-  destroy() {}
+  destroy() {
+    this.destroyed = true
+  }
 }
 
 // A session on a core. `ctx` (internal): { opts, native, check, deferred, parent, core, weak }
@@ -350,7 +373,7 @@ class Hypercore extends EventEmitter {
   }
 
   get peers() {
-    return []
+    return this.core === null ? [] : this.core.peers
   }
 
   get globalCache() {
@@ -442,6 +465,7 @@ class Hypercore extends EventEmitter {
 
     const st = cs.native.append(cs.handle, buffers)
     cs.onappend(st)
+    cs.root._pumpLocal()
     return { length: st.length, byteLength: st.byteLength }
   }
 
@@ -469,6 +493,7 @@ class Hypercore extends EventEmitter {
 
     const st = cs.native.truncate(cs.handle, newLength, fork)
     cs.ontruncate(st, newLength)
+    cs.root._pumpLocal()
   }
 
   async clear(start, end = start + 1, opts) {
@@ -532,6 +557,7 @@ class Hypercore extends EventEmitter {
       if (this.onwait !== null) this.onwait(index, this)
 
       const timeout = opts && opts.timeout !== undefined ? opts.timeout : this.timeout
+      cs.want(index, index + 1)
       block = await cs.wait(this, () => cs.native.get(cs.handle, index), timeout)
       if (snap !== null && index >= snap.compat) throw snapshotError(this, index)
     }
@@ -607,10 +633,21 @@ class Hypercore extends EventEmitter {
     })
   }
 
+  // Resolves true when a peer had a longer signed tree and it was fetched, false when no
+  // connected peer knows more (or none is connected).
   async update(opts) {
     if (this.opened === false) await this.opening
-    // no peers until replication lands: nothing can upgrade the core remotely
-    return false
+    const cs = this.core
+    if (cs === null || this.closing !== null) return false
+    const before = cs.length
+    const wait = !opts || opts.wait !== false
+    for (let rounds = 0; rounds < 64; rounds++) {
+      const status = cs.requestUpdate()
+      if (status === 0 || (status === 2 && !wait)) break
+      await cs.nextSync()
+      if (this.closing !== null) break
+    }
+    return cs.length > before
   }
 
   createReadStream(opts) {

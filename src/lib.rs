@@ -7,6 +7,7 @@ pub mod encoding;
 pub mod error;
 #[cfg(feature = "node")]
 pub mod napi;
+pub mod replication;
 pub mod storage;
 pub mod store;
 pub mod wire;

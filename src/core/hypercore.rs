@@ -154,7 +154,24 @@ impl Hypercore {
         }
     }
 
-    fn nodes<'a>(&self, storage: &'a Storage) -> StoredNodes<'a> {
+    pub fn tree(&self) -> &MerkleTree {
+        &self.tree
+    }
+
+    pub fn signature(&self) -> Option<&[u8]> {
+        self.signature.as_deref()
+    }
+
+    pub fn has_block(&self, index: u64) -> bool {
+        index < self.tree.length && self.bitfield.get(index)
+    }
+
+    /// The stored tree nodes, for proofs.
+    pub fn nodes<'a>(&self, storage: &'a Storage) -> impl NodeSource + 'a {
+        self.node_source(storage)
+    }
+
+    fn node_source<'a>(&self, storage: &'a Storage) -> StoredNodes<'a> {
         StoredNodes {
             storage,
             data_pointer: self.data_pointer,
@@ -245,7 +262,7 @@ impl Hypercore {
     }
 
     pub fn seek(&self, storage: &Storage, bytes: u64) -> Result<Option<(u64, u64)>> {
-        self.tree.seek(&self.nodes(storage), bytes)
+        self.tree.seek(&self.node_source(storage), bytes)
     }
 
     pub fn tree_hash(&self, storage: &Storage, length: u64) -> Result<[u8; 32]> {
@@ -274,7 +291,7 @@ impl Hypercore {
                 "Cannot truncate to {length}: the core has only {old} blocks"
             )));
         }
-        let tree = MerkleTree::load(&self.nodes(storage), length, fork)?;
+        let tree = MerkleTree::load(&self.node_source(storage), length, fork)?;
         let sig = signature::sign_tree(manifest, kp, &tree.hash(), tree.length, tree.fork);
 
         let mut batch = Batch::new();
@@ -332,6 +349,105 @@ impl Hypercore {
             None => batch.delete_user_data(self.data_pointer, key),
         }
         Ok(storage.write(batch)?)
+    }
+}
+
+/// What applying a verified proof changed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Applied {
+    /// The core grew (an upgrade was applied): the new length.
+    pub upgraded_to: Option<u64>,
+    /// A block that was not stored before and now is.
+    pub block: Option<u64>,
+}
+
+impl Hypercore {
+    /// Stores a manifest learned from a peer (after checking it hashes to the key).
+    pub fn adopt_manifest(&mut self, storage: &Storage, manifest: Manifest) -> Result<()> {
+        if self.manifest.is_some() {
+            return Ok(());
+        }
+        if manifest.hash() != self.key {
+            return Err(Error::new(
+                "INVALID_PROOF",
+                "The peer sent a manifest that does not hash to the core's key",
+            ));
+        }
+        let auth = Auth {
+            key: self.key,
+            discovery_key: self.discovery_key,
+            manifest: Some(manifest.encode_storage()),
+            key_pair: self.public_key.map(|pk| crate::storage::AuthKeyPair {
+                public_key: pk.to_vec(),
+                secret_key: self.secret_key.as_ref().map(|kp| kp.secret_key.to_vec()),
+            }),
+            encryption_key: None,
+        };
+        let mut batch = Batch::new();
+        batch.put_auth(self.core_pointer, &auth);
+        storage.write(batch)?;
+        self.manifest = Some(manifest);
+        Ok(())
+    }
+
+    /// Writes what a verified proof proved, in one batch: its nodes, its block, and the
+    /// new signed head when it upgrades the tree.
+    pub fn apply_verified(
+        &mut self,
+        storage: &Storage,
+        verified: crate::core::proof::Verified,
+    ) -> Result<Applied> {
+        let mut batch = Batch::new();
+        let mut applied = Applied::default();
+        let new_tree = match (verified.tree, verified.signature) {
+            (Some(tree), Some(sig))
+                if tree.fork == self.tree.fork && tree.length > self.tree.length =>
+            {
+                Some((tree, sig))
+            }
+            _ => None,
+        };
+        for node in &verified.nodes {
+            batch.put_tree_node(self.data_pointer, node);
+        }
+        let length = new_tree
+            .as_ref()
+            .map_or(self.tree.length, |(t, _)| t.length);
+        let mut bitfield = Bitfield::default();
+        let mut contiguous = self.contiguous_length;
+        if let Some((index, value)) = &verified.block {
+            if *index < length && !self.bitfield.get(*index) {
+                batch.put_block(self.data_pointer, *index, value);
+                bitfield = self.bitfield.clone_pages_for(*index, index + 1);
+                let pages = bitfield.set_range(*index, index + 1, true);
+                self.put_bitfield_pages(&mut batch, &bitfield, &pages);
+                if *index == contiguous {
+                    // Walk on through blocks already held past this one.
+                    let mut next = index + 1;
+                    while next < length && (self.bitfield.get(next)) {
+                        next += 1;
+                    }
+                    contiguous = next;
+                    self.put_hints(&mut batch, contiguous);
+                }
+                applied.block = Some(*index);
+            }
+        }
+        if let Some((tree, sig)) = &new_tree {
+            self.put_head(&mut batch, tree, sig);
+            applied.upgraded_to = Some(tree.length);
+        }
+        if batch.is_empty() {
+            return Ok(applied);
+        }
+        storage.write(batch)?;
+        self.bitfield.merge_pages(bitfield);
+        self.contiguous_length = contiguous;
+        if let Some((tree, sig)) = new_tree {
+            self.tree = tree;
+            self.signature = Some(sig);
+        }
+        Ok(applied)
     }
 }
 

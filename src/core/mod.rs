@@ -5,4 +5,5 @@ pub mod flat_tree;
 pub mod hypercore;
 pub mod manifest;
 pub mod merkle;
+pub mod proof;
 pub mod signature;

@@ -9,6 +9,7 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::error::Error as EngineError;
+use crate::replication::{Event, Output, Replicator};
 use crate::store::{OpenRequest, Store, DEFAULT_NAMESPACE};
 use convert::*;
 
@@ -24,6 +25,7 @@ pub struct StoreOptions {
 #[napi]
 pub struct NativeStore {
     store: Option<Store>,
+    replicator: Replicator,
 }
 
 #[napi]
@@ -44,7 +46,10 @@ impl NativeStore {
             opts.read_only.unwrap_or(false),
         )
         .map_err(js_error)?;
-        Ok(NativeStore { store: Some(store) })
+        Ok(NativeStore {
+            store: Some(store),
+            replicator: Replicator::default(),
+        })
     }
 
     fn store(&self) -> Result<&Store> {
@@ -78,8 +83,11 @@ impl NativeStore {
             manifest_version: version_in(opts.manifest_version)?,
             create_if_missing: opts.create_if_missing.unwrap_or(true),
         };
-        let store = self.store_mut()?;
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
         let handle = store.open_core(req).map_err(js_error)?;
+        if self.replicator.is_active() {
+            self.replicator.attach(store, handle);
+        }
         let core = store.core(handle).map_err(js_error)?;
         Ok(core_info(handle, core))
     }
@@ -139,16 +147,22 @@ impl NativeStore {
     /// Releases every core, RocksDB and the directory lock. Idempotent.
     #[napi]
     pub fn close(&mut self) {
+        if let Some(store) = self.store.as_mut() {
+            self.replicator.close_all(store);
+        }
         self.store = None;
     }
 
     #[napi]
     pub fn append(&mut self, handle: u32, blocks: Vec<Buffer>) -> Result<CoreStateOut> {
-        let (core, storage) = self.store_mut()?.core_mut(handle).map_err(js_error)?;
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        let (core, storage) = store.core_mut(handle).map_err(js_error)?;
         let slices: Vec<&[u8]> = blocks.iter().map(|b| b.as_ref()).collect();
-        core.append(storage, &slices)
-            .map(state_out)
-            .map_err(js_error)
+        let state = core.append(storage, &slices).map_err(js_error)?;
+        if self.replicator.is_active() {
+            self.replicator.on_local_change(store, handle);
+        }
+        Ok(state_out(state))
     }
 
     #[napi]
@@ -182,10 +196,13 @@ impl NativeStore {
     #[napi]
     pub fn truncate(&mut self, handle: u32, new_length: i64, fork: i64) -> Result<CoreStateOut> {
         let (length, fork) = (uint_in(new_length, "newLength")?, uint_in(fork, "fork")?);
-        let (core, storage) = self.store_mut()?.core_mut(handle).map_err(js_error)?;
-        core.truncate(storage, length, fork)
-            .map(state_out)
-            .map_err(js_error)
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        let (core, storage) = store.core_mut(handle).map_err(js_error)?;
+        let state = core.truncate(storage, length, fork).map_err(js_error)?;
+        if self.replicator.is_active() {
+            self.replicator.on_local_change(store, handle);
+        }
+        Ok(state_out(state))
     }
 
     #[napi]
@@ -220,6 +237,85 @@ impl NativeStore {
         let core = store.core(handle).map_err(js_error)?;
         core.set_user_data(store.storage(), &key, value.as_deref())
             .map_err(js_error)
+    }
+
+    /// Starts a replication stream. Without `handshakeHash` we run Noise ourselves and the
+    /// stream carries raw bytes; with it (from a JS secret-stream) it carries frames.
+    #[napi]
+    pub fn replication_open(
+        &mut self,
+        is_initiator: bool,
+        handshake_hash: Option<Buffer>,
+    ) -> Result<ReplicationOut> {
+        let hash = match &handshake_hash {
+            Some(h) => Some(<[u8; 64]>::try_from(h.as_ref()).map_err(|_| {
+                js_error(EngineError::bad_argument("handshakeHash must be 64 bytes"))
+            })?),
+            None => None,
+        };
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        let session = self.replicator.open(store, is_initiator, hash);
+        let mut out = replication_out(self.replicator.take_output());
+        out.session = Some(session);
+        Ok(out)
+    }
+
+    /// Bytes (raw stream) or one message (framed stream) from the peer.
+    #[napi]
+    pub fn replication_recv(&mut self, session: u32, data: BufferSlice) -> Result<ReplicationOut> {
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        self.replicator.recv(store, session, &data);
+        Ok(replication_out(self.replicator.take_output()))
+    }
+
+    #[napi]
+    pub fn replication_close(&mut self, session: u32) -> Result<ReplicationOut> {
+        if let Some(store) = self.store.as_mut() {
+            self.replicator.close(store, session, None);
+        }
+        Ok(replication_out(self.replicator.take_output()))
+    }
+
+    /// Local readers wait for blocks [start, end): ask peers for them.
+    #[napi]
+    pub fn replication_want(
+        &mut self,
+        handle: u32,
+        start: i64,
+        end: i64,
+    ) -> Result<ReplicationOut> {
+        let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        self.replicator.want(store, handle, start, end);
+        Ok(replication_out(self.replicator.take_output()))
+    }
+
+    #[napi]
+    pub fn replication_unwant(&mut self, handle: u32, start: i64, end: i64) -> Result<()> {
+        let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
+        self.replicator.unwant(handle, start, end);
+        Ok(())
+    }
+
+    /// 0: no peer knows more; 1: an upgrade is on its way; 2: peers have not synced yet.
+    #[napi]
+    pub fn replication_update(&mut self, handle: u32) -> Result<ReplicationOut> {
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        let status = self.replicator.update(store, handle);
+        let mut out = replication_out(self.replicator.take_output());
+        out.status = Some(status);
+        Ok(out)
+    }
+
+    /// What local changes (append, truncate, cores opened) queued for the streams.
+    #[napi]
+    pub fn replication_poll(&mut self) -> ReplicationOut {
+        replication_out(self.replicator.take_output())
+    }
+
+    #[napi]
+    pub fn peer_count(&self, handle: u32) -> u32 {
+        self.replicator.peer_count(handle)
     }
 
     #[napi]
@@ -263,4 +359,99 @@ fn store_closed() -> napi::Error<Code> {
         "SESSION_CLOSED",
         "The corestore is closed",
     ))
+}
+
+#[napi(object)]
+pub struct SendOut {
+    pub session: u32,
+    pub data: Buffer,
+}
+
+#[napi(object)]
+pub struct EventOut {
+    /// open | close | append | download | peer-add | peer-remove | sync
+    pub r#type: String,
+    pub session: Option<u32>,
+    pub handle: Option<u32>,
+    pub index: Option<i64>,
+    pub bytes: Option<i64>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+#[napi(object)]
+pub struct ReplicationOut {
+    pub session: Option<u32>,
+    pub status: Option<u32>,
+    pub sends: Vec<SendOut>,
+    pub events: Vec<EventOut>,
+}
+
+fn replication_out(out: Output) -> ReplicationOut {
+    let event = |t: &str| EventOut {
+        r#type: t.to_string(),
+        session: None,
+        handle: None,
+        index: None,
+        bytes: None,
+        code: None,
+        message: None,
+    };
+    let events = out
+        .events
+        .into_iter()
+        .map(|e| match e {
+            Event::Open { session } => EventOut {
+                session: Some(session),
+                ..event("open")
+            },
+            Event::Close { session, error } => EventOut {
+                session: Some(session),
+                code: error.as_ref().map(|e| e.code.to_string()),
+                message: error.map(|e| e.to_string()),
+                ..event("close")
+            },
+            Event::Append { handle } => EventOut {
+                handle: Some(handle),
+                ..event("append")
+            },
+            Event::Download {
+                handle,
+                index,
+                bytes,
+            } => EventOut {
+                handle: Some(handle),
+                index: Some(index as i64),
+                bytes: Some(bytes as i64),
+                ..event("download")
+            },
+            Event::PeerAdd { handle, session } => EventOut {
+                handle: Some(handle),
+                session: Some(session),
+                ..event("peer-add")
+            },
+            Event::PeerRemove { handle, session } => EventOut {
+                handle: Some(handle),
+                session: Some(session),
+                ..event("peer-remove")
+            },
+            Event::Sync { handle } => EventOut {
+                handle: Some(handle),
+                ..event("sync")
+            },
+        })
+        .collect();
+    ReplicationOut {
+        session: None,
+        status: None,
+        sends: out
+            .sends
+            .into_iter()
+            .map(|(session, data)| SendOut {
+                session,
+                data: data.into(),
+            })
+            .collect(),
+        events,
+    }
 }

@@ -238,6 +238,23 @@ impl Store {
         Ok(Hypercore::new_empty(&record, &auth, manifest))
     }
 
+    /// Adds a reference to an open core (a replication channel holds one).
+    pub fn retain(&mut self, handle: u32) -> Result<()> {
+        let open = self.cores.get_mut(&handle).ok_or_else(closed_handle)?;
+        open.refs += 1;
+        Ok(())
+    }
+
+    /// The handle of a core that is open, by discovery key.
+    pub fn open_handle(&self, discovery_key: &[u8; 32]) -> Option<u32> {
+        self.by_discovery_key.get(discovery_key).copied()
+    }
+
+    /// Handles of every open core.
+    pub fn open_handles(&self) -> Vec<u32> {
+        self.cores.keys().copied().collect()
+    }
+
     pub fn close_core(&mut self, handle: u32) {
         let Some(open) = self.cores.get_mut(&handle) else {
             return;

@@ -1,0 +1,1004 @@
+//! Replication of every loaded core over every live stream, as hypercore 11's replicator
+//! does it on the wire: one `hypercore/alpha` channel per core and peer, sync + range on
+//! open, eager upgrades, block requests for what local readers wait on, proofs verified
+//! before anything is stored. Sans-IO: each call takes bytes or frames and leaves the
+//! bytes to send (per stream) and the events for JS in `Output`.
+
+pub mod peer;
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::core::hypercore::Hypercore;
+use crate::core::proof::{self, Proof, ProofRequest};
+use crate::crypto::KeyPair;
+use crate::error::{Error, Result};
+use crate::storage::TreeNode;
+use crate::store::{OpenRequest, Store};
+use crate::wire::messages::{self, Message, PROTOCOL, PROTOCOL_ALIASES};
+use crate::wire::protomux::MuxEvent;
+use peer::{Channel, Inflight, Peer, Transport, MAX_INFLIGHT};
+
+const NOT_AVAILABLE: u64 = 1;
+const INVALID_REQUEST: u64 = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The core grew through replication.
+    Append {
+        handle: u32,
+    },
+    /// A block arrived and was stored.
+    Download {
+        handle: u32,
+        index: u64,
+        bytes: u64,
+    },
+    /// A peer's channel for the core opened, and its first sync arrived.
+    PeerAdd {
+        handle: u32,
+        session: u32,
+    },
+    PeerRemove {
+        handle: u32,
+        session: u32,
+    },
+    /// A peer told us its length (update() waits on these).
+    Sync {
+        handle: u32,
+    },
+    /// The stream's handshake completed.
+    Open {
+        session: u32,
+    },
+    /// The stream ended; `error` when a peer broke the protocol.
+    Close {
+        session: u32,
+        error: Option<Error>,
+    },
+}
+
+#[derive(Default)]
+pub struct Output {
+    pub sends: Vec<(u32, Vec<u8>)>,
+    pub events: Vec<Event>,
+}
+
+#[derive(Default)]
+struct Wants {
+    blocks: BTreeSet<u64>,
+}
+
+#[derive(Default)]
+pub struct Replicator {
+    peers: HashMap<u32, Peer>,
+    next_session: u32,
+    wants: HashMap<u32, Wants>,
+    /// (handle, index) of block requests in flight on any peer: one request per block.
+    inflight_blocks: BTreeSet<(u32, u64)>,
+    /// Cores with an upgrade request in flight.
+    inflight_upgrades: BTreeSet<u32>,
+    out: Output,
+}
+
+impl Replicator {
+    pub fn is_active(&self) -> bool {
+        !self.peers.is_empty()
+    }
+
+    pub fn take_output(&mut self) -> Output {
+        std::mem::take(&mut self.out)
+    }
+
+    /// A new stream. `framed`: a JS secret-stream runs Noise and hands us its handshake
+    /// hash; otherwise we run Noise ourselves with a fresh key pair.
+    pub fn open(
+        &mut self,
+        store: &mut Store,
+        is_initiator: bool,
+        handshake_hash: Option<[u8; 64]>,
+    ) -> u32 {
+        self.next_session = self.next_session.wrapping_add(1).max(1);
+        let session = self.next_session;
+        let peer = match handshake_hash {
+            Some(hash) => Peer::new(is_initiator, Transport::Framed, Some(hash)),
+            None => Peer::raw(is_initiator, crate::crypto::random_key_pair()),
+        };
+        let opened = peer.is_open();
+        self.peers.insert(session, peer);
+        for handle in store.open_handles() {
+            self.attach_to(store, session, handle);
+        }
+        if opened {
+            self.out.events.push(Event::Open { session });
+        }
+        self.flush(session);
+        session
+    }
+
+    /// Attaches a core to every live stream (a core opened while streams run).
+    pub fn attach(&mut self, store: &mut Store, handle: u32) {
+        let sessions: Vec<u32> = self.peers.keys().copied().collect();
+        for session in sessions {
+            self.attach_to(store, session, handle);
+            self.flush(session);
+        }
+    }
+
+    fn attach_to(&mut self, store: &mut Store, session: u32, handle: u32) {
+        let Some(peer) = self.peers.get_mut(&session) else {
+            return;
+        };
+        if peer.by_handle.contains_key(&handle) {
+            return;
+        }
+        if !peer.is_open() {
+            if !peer.pending.contains(&handle) {
+                peer.pending.push(handle);
+            }
+            return;
+        }
+        let Ok(core) = store.core(handle) else {
+            return;
+        };
+        let (key, dkey) = (core.key, core.discovery_key);
+        if peer.open_channel(handle, &key, &dkey).is_some() && store.retain(handle).is_err() {
+            peer.by_handle.remove(&handle);
+        }
+    }
+
+    /// Bytes (raw transport) or one frame (framed transport) from the peer.
+    pub fn recv(&mut self, store: &mut Store, session: u32, data: &[u8]) {
+        let result = self.recv_inner(store, session, data);
+        match result {
+            Ok(()) => self.flush(session),
+            Err(e) => self.close(store, session, Some(e)),
+        }
+    }
+
+    fn recv_inner(&mut self, store: &mut Store, session: u32, data: &[u8]) -> Result<()> {
+        let peer = self
+            .peers
+            .get_mut(&session)
+            .ok_or_else(|| Error::new("SESSION_CLOSED", "The replication stream is closed"))?;
+        let frames = match peer.transport {
+            Transport::Raw(_) => {
+                let was_open = peer.is_open();
+                let frames = peer.recv_raw(data)?;
+                if !was_open && peer.is_open() {
+                    self.out.events.push(Event::Open { session });
+                    let pending = std::mem::take(&mut peer.pending);
+                    for handle in pending {
+                        self.attach_to(store, session, handle);
+                    }
+                }
+                frames
+            }
+            Transport::Framed => vec![data.to_vec()],
+        };
+        for frame in frames {
+            let events = match self.peers.get_mut(&session) {
+                Some(peer) => peer.recv_frame(&frame)?,
+                None => return Ok(()),
+            };
+            for event in events {
+                self.on_mux_event(store, session, event)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_mux_event(&mut self, store: &mut Store, session: u32, event: MuxEvent) -> Result<()> {
+        match event {
+            MuxEvent::Open {
+                remote_id,
+                protocol,
+                id,
+                ..
+            } => self.on_remote_open(store, session, remote_id, &protocol, id),
+            MuxEvent::Opened {
+                local_id,
+                handshake,
+                ..
+            } => self.on_paired(store, session, local_id, &handshake),
+            MuxEvent::Message {
+                local_id,
+                message_type,
+                payload,
+            } => {
+                let message = Message::decode(message_type, &payload).map_err(|e| {
+                    Error::new(
+                        "INVALID_MESSAGE",
+                        format!("The peer sent an invalid message: {e}"),
+                    )
+                })?;
+                match message {
+                    Some(m) => self.on_message(store, session, local_id, m),
+                    None => Ok(()),
+                }
+            }
+            MuxEvent::Close { local_id } | MuxEvent::Reject { local_id } => {
+                self.drop_channel(store, session, local_id);
+                Ok(())
+            }
+            MuxEvent::RemoteClosed { remote_id } => {
+                if let Some(peer) = self.peers.get_mut(&session) {
+                    let frame = peer.mux.reject(remote_id);
+                    if !frame.is_empty() {
+                        peer.frames.push(frame);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The peer opened a channel we have not: a core we have loaded or stored pairs with it
+    /// (stored cores are opened on demand); anything else is rejected, revealing nothing.
+    fn on_remote_open(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        remote_id: u64,
+        protocol: &str,
+        id: Option<Vec<u8>>,
+    ) -> Result<()> {
+        let is_hypercore = protocol == PROTOCOL || PROTOCOL_ALIASES.contains(&protocol);
+        let dkey = id.and_then(|id| <[u8; 32]>::try_from(id.as_slice()).ok());
+        let handle = match (is_hypercore, dkey) {
+            (true, Some(dkey)) => match store.open_handle(&dkey) {
+                Some(h) => Some((h, false)),
+                None if store.has_core(&dkey).unwrap_or(false) => store
+                    .open_core(OpenRequest {
+                        discovery_key: Some(dkey),
+                        create_if_missing: false,
+                        ..Default::default()
+                    })
+                    .ok()
+                    .map(|h| (h, true)),
+                None => None,
+            },
+            _ => None,
+        };
+        match handle {
+            Some((handle, opened_now)) => {
+                self.attach_to(store, session, handle);
+                if opened_now {
+                    // attach_to took its own reference; drop the one open_core added.
+                    store.close_core(handle);
+                }
+                let paired = self
+                    .peers
+                    .get(&session)
+                    .is_some_and(|p| p.by_handle.contains_key(&handle));
+                if !paired {
+                    self.reject(session, remote_id);
+                }
+            }
+            None => self.reject(session, remote_id),
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, session: u32, remote_id: u64) {
+        if let Some(peer) = self.peers.get_mut(&session) {
+            let frame = peer.mux.reject(remote_id);
+            if !frame.is_empty() {
+                peer.frames.push(frame);
+            }
+        }
+    }
+
+    fn on_paired(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handshake: &[u8],
+    ) -> Result<()> {
+        let Some(peer) = self.peers.get_mut(&session) else {
+            return Ok(());
+        };
+        let Some(hash) = peer.handshake_hash else {
+            return Err(Error::new(
+                "INVALID_OPERATION",
+                "Channel opened before the handshake",
+            ));
+        };
+        let is_initiator = peer.is_initiator;
+        let Some(channel) = peer.channels.get_mut(&local_id) else {
+            return Ok(());
+        };
+        let hs = messages::Handshake::decode(handshake).map_err(|e| {
+            Error::new(
+                "INVALID_CAPABILITY",
+                format!("Invalid channel handshake: {e}"),
+            )
+        })?;
+        if !hs.verify(is_initiator, &channel.key, &hash) {
+            return Err(Error::new(
+                "INVALID_CAPABILITY",
+                "Remote sent an invalid replication capability",
+            ));
+        }
+        channel.paired = true;
+        let handle = channel.handle;
+        let core = store.core(handle)?;
+        let sync = sync_message(core, &channel.remote);
+        let contiguous = core.state().contiguous_length;
+        peer.send(local_id, &Message::Sync(sync));
+        if contiguous > 0 {
+            peer.send(
+                local_id,
+                &Message::Range(messages::Range {
+                    drop: false,
+                    start: 0,
+                    length: contiguous,
+                }),
+            );
+        }
+        self.out.events.push(Event::PeerAdd { handle, session });
+        Ok(())
+    }
+
+    fn on_message(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        message: Message,
+    ) -> Result<()> {
+        let Some(handle) = self
+            .peers
+            .get(&session)
+            .and_then(|p| p.channels.get(&local_id))
+            .filter(|c| c.paired)
+            .map(|c| c.handle)
+        else {
+            return Ok(());
+        };
+        match message {
+            Message::Sync(m) => self.on_sync(store, session, local_id, handle, m),
+            Message::Request(m) => self.on_request(store, session, local_id, handle, m),
+            Message::Data(m) => self.on_data(store, session, local_id, handle, *m),
+            Message::NoData(m) => {
+                self.clear_inflight(session, local_id, handle, m.request);
+                self.schedule(store, handle);
+                Ok(())
+            }
+            Message::Range(m) => {
+                if let Some(ch) = self.channel_mut(session, local_id) {
+                    apply_range(ch, &m);
+                }
+                self.schedule(store, handle);
+                Ok(())
+            }
+            Message::Bitfield(m) => {
+                if let Some(ch) = self.channel_mut(session, local_id) {
+                    for (w, word) in m.bitfield.iter().enumerate() {
+                        for bit in 0..32u64 {
+                            if word & (1 << bit) != 0 {
+                                let i = m.start + w as u64 * 32 + bit;
+                                ch.remote.bitfield.set_range(i, i + 1, true);
+                            }
+                        }
+                    }
+                }
+                self.schedule(store, handle);
+                Ok(())
+            }
+            // We answer requests as they arrive, so there is nothing to cancel; wants only
+            // tune which ranges a peer hears about, and we always announce what we have.
+            Message::Cancel(_) | Message::Want(_) | Message::Unwant(_) | Message::Extension(_) => {
+                Ok(())
+            }
+        }
+    }
+
+    fn channel_mut(&mut self, session: u32, local_id: u64) -> Option<&mut Channel> {
+        self.peers.get_mut(&session)?.channels.get_mut(&local_id)
+    }
+
+    fn on_sync(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        m: messages::Sync,
+    ) -> Result<()> {
+        let core = store.core(handle)?;
+        let state = core.state();
+        let Some(peer) = self.peers.get_mut(&session) else {
+            return Ok(());
+        };
+        let Some(ch) = peer.channels.get_mut(&local_id) else {
+            return Ok(());
+        };
+        ch.remote.synced = true;
+        ch.remote.fork = m.fork;
+        ch.remote.length = m.length;
+        ch.remote.can_upgrade = m.can_upgrade;
+        ch.remote.has_manifest = m.has_manifest;
+        // The peer is behind us on our fork: tell it our length, so it can upgrade.
+        if m.fork == state.fork && state.length > m.length {
+            let sync = sync_message(core, &ch.remote);
+            peer.send(local_id, &Message::Sync(sync));
+        }
+        self.out.events.push(Event::Sync { handle });
+        self.maybe_upgrade(store, handle);
+        self.schedule(store, handle);
+        Ok(())
+    }
+
+    /// Eager upgrade, as corestore sets up its cores: when a peer on our fork is longer
+    /// (or has the manifest we lack), ask it for the signed tree.
+    fn maybe_upgrade(&mut self, store: &mut Store, handle: u32) {
+        if self.inflight_upgrades.contains(&handle) {
+            return;
+        }
+        let Ok(core) = store.core(handle) else {
+            return;
+        };
+        let state = core.state();
+        let needs_manifest = core.manifest.is_none();
+        for (session, peer) in self.peers.iter_mut() {
+            let Some(&local_id) = peer.by_handle.get(&handle) else {
+                continue;
+            };
+            let Some(ch) = peer.channels.get(&local_id) else {
+                continue;
+            };
+            let r = &ch.remote;
+            let longer = r.synced && r.fork == state.fork && r.length > state.length;
+            let manifest_only = r.synced && needs_manifest && r.has_manifest;
+            if !(longer || manifest_only) || ch.inflight.len() >= MAX_INFLIGHT {
+                continue;
+            }
+            let (remote_length, remote_has_manifest) = (r.length, r.has_manifest);
+            let id = peer.next_request_id();
+            let upgrade = longer.then(|| messages::RequestUpgrade {
+                start: state.length,
+                length: remote_length - state.length,
+            });
+            let request = messages::Request {
+                id,
+                fork: state.fork,
+                upgrade,
+                manifest: needs_manifest && remote_has_manifest,
+                ..Default::default()
+            };
+            if let Some(ch) = peer.channels.get_mut(&local_id) {
+                ch.inflight.insert(id, Inflight::Upgrade);
+            }
+            peer.send(local_id, &Message::Request(request));
+            self.inflight_upgrades.insert(handle);
+            let _ = session;
+            return;
+        }
+    }
+
+    /// Requests wanted blocks from peers that have them, one request per block.
+    fn schedule(&mut self, store: &mut Store, handle: u32) {
+        let Some(wants) = self.wants.get(&handle) else {
+            return;
+        };
+        if wants.blocks.is_empty() {
+            return;
+        }
+        let Ok(core) = store.core(handle) else {
+            return;
+        };
+        let state = core.state();
+        let wanted: Vec<u64> = wants
+            .blocks
+            .iter()
+            .copied()
+            .filter(|i| !core.has_block(*i) && !self.inflight_blocks.contains(&(handle, *i)))
+            .take(4 * MAX_INFLIGHT)
+            .collect();
+        let mut done = Vec::new();
+        for index in wanted {
+            if core.has_block(index) {
+                done.push(index);
+                continue;
+            }
+            let mut sent = false;
+            for peer in self.peers.values_mut() {
+                let Some(&local_id) = peer.by_handle.get(&handle) else {
+                    continue;
+                };
+                let Some(ch) = peer.channels.get(&local_id) else {
+                    continue;
+                };
+                let r = &ch.remote;
+                if !ch.paired || !r.synced || r.fork != state.fork || !r.has(index) {
+                    continue;
+                }
+                if ch.inflight.len() >= MAX_INFLIGHT || index >= r.length {
+                    continue;
+                }
+                let (remote_length, remote_has_manifest) = (r.length, r.has_manifest);
+                let nodes =
+                    proof::missing_nodes(&core.nodes(store.storage()), 2 * index, state.length)
+                        .unwrap_or(0);
+                let upgrade = (index >= state.length).then(|| messages::RequestUpgrade {
+                    start: state.length,
+                    length: remote_length - state.length,
+                });
+                let id = peer.next_request_id();
+                let request = messages::Request {
+                    id,
+                    fork: state.fork,
+                    block: Some(messages::RequestBlock { index, nodes }),
+                    upgrade,
+                    manifest: core.manifest.is_none() && remote_has_manifest,
+                    ..Default::default()
+                };
+                if let Some(ch) = peer.channels.get_mut(&local_id) {
+                    ch.inflight.insert(id, Inflight::Block(index));
+                }
+                peer.send(local_id, &Message::Request(request));
+                sent = true;
+                break;
+            }
+            if sent {
+                self.inflight_blocks.insert((handle, index));
+            }
+        }
+        if let Some(w) = self.wants.get_mut(&handle) {
+            for i in done {
+                w.blocks.remove(&i);
+            }
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        m: messages::Request,
+    ) -> Result<()> {
+        let core = store.core(handle)?;
+        let reply = answer_request(core, store, &m);
+        if let Some(peer) = self.peers.get_mut(&session) {
+            peer.send(local_id, &reply);
+        }
+        Ok(())
+    }
+
+    fn clear_inflight(
+        &mut self,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        request: u64,
+    ) -> Option<Inflight> {
+        let inflight = self
+            .channel_mut(session, local_id)
+            .and_then(|ch| ch.inflight.remove(&request));
+        match &inflight {
+            Some(Inflight::Block(i)) => {
+                self.inflight_blocks.remove(&(handle, *i));
+            }
+            Some(Inflight::Upgrade) => {
+                self.inflight_upgrades.remove(&handle);
+            }
+            None => {}
+        }
+        inflight
+    }
+
+    fn on_data(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        m: messages::Data,
+    ) -> Result<()> {
+        // Only answers to our own requests are taken; anything else is dropped unread.
+        if self
+            .clear_inflight(session, local_id, handle, m.request)
+            .is_none()
+        {
+            return Ok(());
+        }
+        let proof = proof_from_data(&m);
+        let (core, storage) = store.core_mut(handle)?;
+        if core.manifest.is_none() {
+            match &m.manifest {
+                Some(manifest) => core.adopt_manifest(storage, manifest.clone())?,
+                None => return Ok(()),
+            }
+        }
+        let Some(manifest) = core.manifest.clone() else {
+            return Ok(());
+        };
+        if proof.fork != core.tree().fork {
+            // A different fork: truncation on the writer. Not handled yet; ignore.
+            return Ok(());
+        }
+        let verified = proof::verify_proof(core.tree(), &core.nodes(storage), &manifest, &proof)?;
+        let block_len = verified.block.as_ref().map(|(_, v)| v.len() as u64);
+        let applied = core.apply_verified(storage, verified)?;
+        if applied.upgraded_to.is_some() {
+            self.out.events.push(Event::Append { handle });
+            self.announce(store, handle, None);
+        }
+        if let Some(index) = applied.block {
+            self.out.events.push(Event::Download {
+                handle,
+                index,
+                bytes: block_len.unwrap_or(0),
+            });
+            self.announce(store, handle, Some((session, index)));
+            if let Some(w) = self.wants.get_mut(&handle) {
+                w.blocks.remove(&index);
+            }
+        }
+        self.maybe_upgrade(store, handle);
+        self.schedule(store, handle);
+        Ok(())
+    }
+
+    /// Tells the peers of a core what changed locally: our length (sync) after an append or
+    /// upgrade, or one new block (range) to the peers other than the one it came from.
+    fn announce(&mut self, store: &Store, handle: u32, block: Option<(u32, u64)>) {
+        let Ok(core) = store.core(handle) else {
+            return;
+        };
+        let state = core.state();
+        for (&session, peer) in self.peers.iter_mut() {
+            let Some(&local_id) = peer.by_handle.get(&handle) else {
+                continue;
+            };
+            let Some(ch) = peer.channels.get(&local_id) else {
+                continue;
+            };
+            if !ch.paired {
+                continue;
+            }
+            match block {
+                None => {
+                    let sync = sync_message(core, &ch.remote);
+                    peer.send(local_id, &Message::Sync(sync));
+                    if state.contiguous_length == state.length && state.length > 0 {
+                        peer.send(
+                            local_id,
+                            &Message::Range(messages::Range {
+                                drop: false,
+                                start: 0,
+                                length: state.length,
+                            }),
+                        );
+                    }
+                }
+                Some((from, index)) if from != session => {
+                    peer.send(
+                        local_id,
+                        &Message::Range(messages::Range {
+                            drop: false,
+                            start: index,
+                            length: 1,
+                        }),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// After a local append or truncate: every peer hears the new length.
+    pub fn on_local_change(&mut self, store: &Store, handle: u32) {
+        self.announce(store, handle, None);
+        self.flush_all();
+    }
+
+    /// Local readers want blocks [start, end): request them from peers that have them.
+    pub fn want(&mut self, store: &mut Store, handle: u32, start: u64, end: u64) {
+        let wants = self.wants.entry(handle).or_default();
+        let end = end.min(start.saturating_add(1 << 24));
+        for i in start..end {
+            wants.blocks.insert(i);
+        }
+        self.schedule(store, handle);
+        self.flush_all();
+    }
+
+    pub fn unwant(&mut self, handle: u32, start: u64, end: u64) {
+        if let Some(w) = self.wants.get_mut(&handle) {
+            let remove: Vec<u64> = w.blocks.range(start..end).copied().collect();
+            for i in remove {
+                w.blocks.remove(&i);
+            }
+        }
+    }
+
+    /// update(): 0 when no peer knows more than we do, 1 when an upgrade is on its way,
+    /// 2 when peers are attached but have not synced yet.
+    pub fn update(&mut self, store: &mut Store, handle: u32) -> u32 {
+        self.maybe_upgrade(store, handle);
+        self.flush_all();
+        if self.inflight_upgrades.contains(&handle) {
+            return 1;
+        }
+        let unsynced = self.peers.values().any(|p| {
+            p.by_handle
+                .get(&handle)
+                .and_then(|id| p.channels.get(id))
+                .is_some_and(|ch| !ch.remote.synced)
+                || (!p.is_open())
+        });
+        if unsynced {
+            2
+        } else {
+            0
+        }
+    }
+
+    pub fn peer_count(&self, handle: u32) -> u32 {
+        self.peers
+            .values()
+            .filter(|p| {
+                p.by_handle
+                    .get(&handle)
+                    .and_then(|id| p.channels.get(id))
+                    .is_some_and(|ch| ch.paired)
+            })
+            .count() as u32
+    }
+
+    fn drop_channel(&mut self, store: &mut Store, session: u32, local_id: u64) {
+        let Some(peer) = self.peers.get_mut(&session) else {
+            return;
+        };
+        let Some(ch) = peer.channels.remove(&local_id) else {
+            return;
+        };
+        peer.by_handle.remove(&ch.handle);
+        for (_, inflight) in ch.inflight {
+            match inflight {
+                Inflight::Block(i) => {
+                    self.inflight_blocks.remove(&(ch.handle, i));
+                }
+                Inflight::Upgrade => {
+                    self.inflight_upgrades.remove(&ch.handle);
+                }
+            }
+        }
+        if ch.paired {
+            self.out.events.push(Event::PeerRemove {
+                handle: ch.handle,
+                session,
+            });
+        }
+        store.close_core(ch.handle);
+        self.schedule(store, ch.handle);
+    }
+
+    /// Ends a stream: its channels go, cores it opened are released, waiting requests move
+    /// to other peers.
+    pub fn close(&mut self, store: &mut Store, session: u32, error: Option<Error>) {
+        let Some(peer) = self.peers.get(&session) else {
+            return;
+        };
+        let ids: Vec<u64> = peer.channels.keys().copied().collect();
+        for id in ids {
+            self.drop_channel(store, session, id);
+        }
+        self.peers.remove(&session);
+        self.out.events.push(Event::Close { session, error });
+        self.flush_all();
+    }
+
+    /// Closes every stream (the store is closing).
+    pub fn close_all(&mut self, store: &mut Store) {
+        let sessions: Vec<u32> = self.peers.keys().copied().collect();
+        for s in sessions {
+            self.close(store, s, None);
+        }
+    }
+
+    fn flush(&mut self, session: u32) {
+        let Some(peer) = self.peers.get_mut(&session) else {
+            return;
+        };
+        match peer.flush() {
+            Ok(chunks) => {
+                for chunk in chunks {
+                    self.out.sends.push((session, chunk));
+                }
+            }
+            Err(e) => {
+                self.peers.remove(&session);
+                self.out.events.push(Event::Close {
+                    session,
+                    error: Some(e),
+                });
+            }
+        }
+    }
+
+    fn flush_all(&mut self) {
+        let sessions: Vec<u32> = self.peers.keys().copied().collect();
+        for s in sessions {
+            self.flush(s);
+        }
+    }
+}
+
+fn sync_message(core: &Hypercore, remote: &peer::Remote) -> messages::Sync {
+    let state = core.state();
+    let same_fork = remote.synced && remote.fork == state.fork;
+    messages::Sync {
+        fork: state.fork,
+        length: state.length,
+        remote_length: if same_fork { remote.length } else { 0 },
+        // An honest peer on our fork holds a prefix of our tree, so we can upgrade it.
+        can_upgrade: same_fork && remote.length <= state.length,
+        uploading: true,
+        downloading: true,
+        has_manifest: core.manifest.is_some(),
+        allow_push: false,
+    }
+}
+
+fn apply_range(ch: &mut Channel, m: &messages::Range) {
+    let end = m.start.saturating_add(m.length);
+    if m.drop {
+        if m.start < ch.remote.contiguous {
+            ch.remote.contiguous = m.start;
+        }
+        ch.remote
+            .bitfield
+            .set_range(m.start, end.min(m.start + (1 << 24)), false);
+    } else if m.start <= ch.remote.contiguous {
+        ch.remote.contiguous = ch.remote.contiguous.max(end);
+    } else {
+        ch.remote
+            .bitfield
+            .set_range(m.start, end.min(m.start + (1 << 24)), true);
+    }
+}
+
+fn to_nodes(nodes: &[messages::Node]) -> Vec<TreeNode> {
+    nodes
+        .iter()
+        .map(|n| TreeNode {
+            index: n.index,
+            size: n.size,
+            hash: n.hash,
+        })
+        .collect()
+}
+
+fn from_nodes(nodes: &[TreeNode]) -> Vec<messages::Node> {
+    nodes
+        .iter()
+        .map(|n| messages::Node {
+            index: n.index,
+            size: n.size,
+            hash: n.hash,
+        })
+        .collect()
+}
+
+fn proof_from_data(m: &messages::Data) -> Proof {
+    Proof {
+        fork: m.fork,
+        block: m.block.as_ref().map(|b| proof::BlockProof {
+            index: b.index,
+            value: b.value.clone(),
+            nodes: to_nodes(&b.nodes),
+        }),
+        hash: m.hash.as_ref().map(|h| proof::HashProof {
+            index: h.index,
+            nodes: to_nodes(&h.nodes),
+        }),
+        seek: m.seek.as_ref().map(|s| proof::SeekProof {
+            bytes: s.bytes,
+            nodes: to_nodes(&s.nodes),
+        }),
+        upgrade: m.upgrade.as_ref().map(|u| proof::UpgradeProof {
+            start: u.start,
+            length: u.length,
+            nodes: to_nodes(&u.nodes),
+            additional_nodes: to_nodes(&u.additional_nodes),
+            signature: u.signature.clone().unwrap_or_default(),
+        }),
+        manifest: m.manifest.clone(),
+    }
+}
+
+/// What hypercore answers a request with: a proof (data) or no-data.
+fn answer_request(core: &Hypercore, store: &Store, m: &messages::Request) -> Message {
+    let no_data = |reason| {
+        Message::NoData(messages::NoData {
+            request: m.id,
+            reason,
+        })
+    };
+    let state = core.state();
+    if m.fork != state.fork {
+        return no_data(NOT_AVAILABLE);
+    }
+    let wants_proof =
+        m.block.is_some() || m.hash.is_some() || m.seek.is_some() || m.upgrade.is_some();
+    if !wants_proof {
+        return match (&core.manifest, m.manifest) {
+            (Some(manifest), true) => Message::Data(Box::new(messages::Data {
+                request: m.id,
+                fork: state.fork,
+                manifest: Some(manifest.clone()),
+                ..Default::default()
+            })),
+            _ => no_data(NOT_AVAILABLE),
+        };
+    }
+    let block_value = match &m.block {
+        Some(b) => {
+            if !core.has_block(b.index) {
+                return no_data(NOT_AVAILABLE);
+            }
+            match core.get(store.storage(), b.index) {
+                Ok(Some(v)) => Some(v),
+                _ => return no_data(NOT_AVAILABLE),
+            }
+        }
+        None => None,
+    };
+    let req = ProofRequest {
+        fork: m.fork,
+        block: m.block.as_ref().map(|b| (b.index, b.nodes)),
+        hash: m.hash.as_ref().map(|h| (h.index, h.nodes)),
+        seek: m.seek.as_ref().map(|s| (s.bytes, s.padding)),
+        upgrade: m.upgrade.as_ref().map(|u| (u.start, u.length)),
+        manifest: m.manifest,
+    };
+    let signature = core.signature().unwrap_or(&[]);
+    match proof::create_proof(
+        core.tree(),
+        &core.nodes(store.storage()),
+        block_value,
+        signature,
+        &req,
+    ) {
+        Ok(p) => Message::Data(Box::new(messages::Data {
+            request: m.id,
+            fork: p.fork,
+            block: p.block.map(|b| messages::DataBlock {
+                index: b.index,
+                value: b.value,
+                nodes: from_nodes(&b.nodes),
+            }),
+            hash: p.hash.map(|h| messages::DataHash {
+                index: h.index,
+                nodes: from_nodes(&h.nodes),
+            }),
+            seek: p.seek.map(|s| messages::DataSeek {
+                bytes: s.bytes,
+                nodes: from_nodes(&s.nodes),
+            }),
+            upgrade: p.upgrade.map(|u| messages::DataUpgrade {
+                start: u.start,
+                length: u.length,
+                nodes: from_nodes(&u.nodes),
+                additional_nodes: from_nodes(&u.additional_nodes),
+                signature: Some(u.signature),
+            }),
+            manifest: if m.manifest {
+                core.manifest.clone()
+            } else {
+                None
+            },
+        })),
+        Err(_) => no_data(INVALID_REQUEST),
+    }
+}
+
+/// Not used outside tests yet: a raw-transport peer with a given key pair.
+pub fn raw_peer_for_tests(is_initiator: bool, key_pair: KeyPair) -> Peer {
+    Peer::raw(is_initiator, key_pair)
+}

@@ -1,0 +1,215 @@
+//! One replication stream with one peer: its transport (our Noise + secretstream, or
+//! frames already decrypted by a JS secret-stream), its Protomux, and the state of each
+//! hypercore channel on it. No protocol decisions here; `Replicator` makes them.
+
+use std::collections::HashMap;
+
+use crate::core::bitfield::Bitfield;
+use crate::crypto::KeyPair;
+use crate::error::{Error, Result};
+use crate::wire::messages::{Handshake, Message, PROTOCOL, PROTOCOL_ALIASES};
+use crate::wire::protomux::{Mux, MuxEvent};
+use crate::wire::secretstream::{SecretStream, StreamEvent};
+
+/// Most requests in flight on one channel: bounds what a slow peer makes us hold.
+pub const MAX_INFLIGHT: usize = 1024;
+
+pub enum Transport {
+    /// We run Noise + secretstream: bytes in and out are the raw stream.
+    Raw(Box<SecretStream>),
+    /// A JS secret-stream runs Noise: what comes in and goes out is one protomux frame each.
+    Framed,
+}
+
+/// What we know of the peer's copy of a core.
+#[derive(Default)]
+pub struct Remote {
+    pub synced: bool,
+    pub fork: u64,
+    pub length: u64,
+    pub can_upgrade: bool,
+    pub has_manifest: bool,
+    pub contiguous: u64,
+    pub bitfield: Bitfield,
+}
+
+impl Remote {
+    pub fn has(&self, index: u64) -> bool {
+        index < self.contiguous || self.bitfield.get(index)
+    }
+}
+
+pub enum Inflight {
+    Block(u64),
+    Upgrade,
+}
+
+pub struct Channel {
+    pub handle: u32,
+    pub key: [u8; 32],
+    pub paired: bool,
+    pub remote: Remote,
+    pub inflight: HashMap<u64, Inflight>,
+}
+
+pub struct Peer {
+    pub is_initiator: bool,
+    pub transport: Transport,
+    pub handshake_hash: Option<[u8; 64]>,
+    pub mux: Mux,
+    pub channels: HashMap<u64, Channel>,
+    pub by_handle: HashMap<u32, u64>,
+    /// Cores to attach once the handshake is done.
+    pub pending: Vec<u32>,
+    /// Frames produced while handling one call, sent as one batch at its end.
+    pub frames: Vec<Vec<u8>>,
+    /// Raw transport bytes to write (Raw transport only).
+    pub raw_out: Vec<Vec<u8>>,
+    pub next_request: u64,
+    pub closed: bool,
+}
+
+impl Peer {
+    pub fn new(is_initiator: bool, transport: Transport, handshake_hash: Option<[u8; 64]>) -> Peer {
+        Peer {
+            is_initiator,
+            transport,
+            handshake_hash,
+            mux: Mux::new(),
+            channels: HashMap::new(),
+            by_handle: HashMap::new(),
+            pending: Vec::new(),
+            frames: Vec::new(),
+            raw_out: Vec::new(),
+            next_request: 1,
+            closed: false,
+        }
+    }
+
+    pub fn raw(is_initiator: bool, key_pair: KeyPair) -> Peer {
+        let mut stream = SecretStream::new(is_initiator, key_pair);
+        let first = stream
+            .start()
+            .into_iter()
+            .filter_map(|ev| match ev {
+                StreamEvent::Send(bytes) => Some(bytes),
+                _ => None,
+            })
+            .collect();
+        let mut peer = Peer::new(is_initiator, Transport::Raw(Box::new(stream)), None);
+        peer.raw_out = first;
+        peer
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.handshake_hash.is_some()
+    }
+
+    /// Feeds transport bytes; returns the decrypted protomux frames.
+    pub fn recv_raw(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+        let Transport::Raw(stream) = &mut self.transport else {
+            return Err(Error::bad_argument(
+                "this replication stream takes frames, not bytes",
+            ));
+        };
+        let events = stream
+            .recv(bytes)
+            .map_err(|e| Error::new(e.code, e.message))?;
+        let mut frames = Vec::new();
+        for ev in events {
+            match ev {
+                StreamEvent::Send(b) => self.raw_out.push(b),
+                StreamEvent::Open { handshake_hash, .. } => {
+                    self.handshake_hash = Some(handshake_hash)
+                }
+                StreamEvent::Message(m) => frames.push(m),
+            }
+        }
+        Ok(frames)
+    }
+
+    pub fn recv_frame(&mut self, frame: &[u8]) -> Result<Vec<MuxEvent>> {
+        self.mux.recv(frame).map_err(|e| {
+            Error::new(
+                "INVALID_FRAME",
+                format!("The peer sent an invalid frame: {e:?}"),
+            )
+        })
+    }
+
+    /// Opens the hypercore channel for a core (our half; pairs when the peer opens too).
+    pub fn open_channel(
+        &mut self,
+        handle: u32,
+        key: &[u8; 32],
+        discovery_key: &[u8; 32],
+    ) -> Option<u64> {
+        if self.by_handle.contains_key(&handle) {
+            return None;
+        }
+        let hash = self.handshake_hash?;
+        let hs = Handshake::new(self.is_initiator, key, &hash);
+        let (local_id, frame) = self.mux.open_with_aliases(
+            PROTOCOL,
+            PROTOCOL_ALIASES,
+            Some(discovery_key),
+            &hs.encode(),
+        );
+        self.frames.push(frame);
+        self.channels.insert(
+            local_id,
+            Channel {
+                handle,
+                key: *key,
+                paired: false,
+                remote: Remote::default(),
+                inflight: HashMap::new(),
+            },
+        );
+        self.by_handle.insert(handle, local_id);
+        Some(local_id)
+    }
+
+    pub fn send(&mut self, local_id: u64, message: &Message) {
+        let frame = self
+            .mux
+            .send(local_id, message.message_type(), &message.encode());
+        if !frame.is_empty() {
+            self.frames.push(frame);
+        }
+    }
+
+    pub fn next_request_id(&mut self) -> u64 {
+        let id = self.next_request;
+        self.next_request = self.next_request.wrapping_add(1).max(1);
+        id
+    }
+
+    /// The frames of this call as one batch, then as transport bytes where we encrypt.
+    pub fn flush(&mut self) -> Result<Vec<Vec<u8>>> {
+        let frames = std::mem::take(&mut self.frames);
+        let merged = if frames.len() > 1 {
+            self.mux.batches(&frames)
+        } else {
+            frames
+        };
+        match &mut self.transport {
+            Transport::Framed => {
+                let mut out = std::mem::take(&mut self.raw_out);
+                out.extend(merged);
+                Ok(out)
+            }
+            Transport::Raw(stream) => {
+                let mut out = std::mem::take(&mut self.raw_out);
+                for frame in merged {
+                    out.push(
+                        stream
+                            .send(&frame)
+                            .map_err(|e| Error::new(e.code, e.message))?,
+                    );
+                }
+                Ok(out)
+            }
+        }
+    }
+}
