@@ -346,6 +346,10 @@ class Corestore extends EventEmitter {
       const t = targets.get(s.session)
       if (t !== undefined) t._send(s.data)
     }
+    for (const c of out.commands) {
+      const t = targets.get(c.session)
+      if (t !== undefined) t._command(c)
+    }
     for (const e of out.events) {
       switch (e.type) {
         case 'append':

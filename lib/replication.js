@@ -3,6 +3,7 @@
 // returns the bytes to write per stream and the events for the cores; `pump` routes both.
 
 const { Duplex } = require('streamx')
+const Protomux = require('protomux')
 
 // replicate(true|false): a duplex carrying the raw Noise + secretstream bytes, which the
 // engine encrypts and decrypts itself.
@@ -61,33 +62,79 @@ class ReplicationStream extends Duplex {
   }
 }
 
-// A Hyperswarm connection (@hyperswarm/secret-stream): it runs Noise and hands us whole
-// decrypted messages; we hand it whole protomux frames.
+// A Hyperswarm connection (@hyperswarm/secret-stream): Noise runs in JS, and replication
+// runs on the connection's Protomux (Protomux.from shares the one the application may
+// already have on conn.userData, or creates the one it will find there later). Each
+// hypercore channel's events go to the engine; the engine's commands come back here.
 function attachSecretStream(root, conn) {
+  const mux = Protomux.from(conn)
+  const channels = new Map() // engine channel id -> protomux Channel
   const target = {
     session: 0,
-    _send(data) {
-      if (!conn.destroyed) conn.write(data)
+    _send() {},
+    _command(cmd) {
+      if (cmd.op === 'open') openChannel(cmd)
+      else {
+        const ch = channels.get(cmd.channel)
+        if (ch !== undefined) ch.messages[cmd.messageType].send(cmd.data)
+      }
     },
     _closed(err) {
       target.session = 0
+      for (const ch of channels.values()) ch.close()
+      channels.clear()
+      mux.unpair({ protocol: PROTOCOL })
       if (err) conn.destroy(err)
     }
   }
+
+  const event = (kind, channel, type, data) => {
+    if (target.session === 0) return
+    mux.cork()
+    root._pump(root.native.replicationChannelEvent(target.session, kind, channel, type, data))
+    mux.uncork()
+  }
+
+  function openChannel({ channel, discoveryKey, data }) {
+    const messages = []
+    for (let type = 0; type < MESSAGE_TYPES; type++) {
+      messages.push({ encoding: raw, onmessage: (m) => event('message', channel, type, m) })
+    }
+    const ch = mux.createChannel({
+      protocol: PROTOCOL,
+      aliases: ALIASES,
+      id: discoveryKey,
+      handshake: raw,
+      messages,
+      onopen: (handshake) => event('opened', channel, 0, handshake),
+      onclose: () => {
+        if (channels.get(channel) !== ch) return
+        channels.delete(channel)
+        event('close', channel, 0, EMPTY)
+      }
+    })
+    if (ch === null) return // this core already has a channel on this connection
+    channels.set(channel, ch)
+    ch.open(data)
+  }
+
   const start = () => {
-    if (conn.destroyed || root.closing) return
+    if (conn.destroyed || root.closing !== null || target.session !== 0) return
+    mux.cork()
     const out = root.native.replicationOpen(conn.isInitiator, conn.handshakeHash)
     target.session = out.session
     root._replication.add(target.session, target)
-    conn.on('data', (msg) => {
-      if (target.session !== 0) root._pump(root.native.replicationRecv(target.session, msg))
-    })
+    // the peer opened a channel for a core we have not: the engine opens it if stored
+    mux.pair({ protocol: PROTOCOL }, (id) => event('remote-open', 0, 0, id))
     root._pump(out)
+    mux.uncork()
   }
   const end = () => {
     if (target.session === 0) return
     const session = target.session
     target.session = 0
+    channels.clear()
+    mux.unpair({ protocol: PROTOCOL })
     if (root._replication.remove(session)) root._pump(root.native.replicationClose(session))
   }
   conn.on('close', end)
@@ -95,6 +142,27 @@ function attachSecretStream(root, conn) {
   if (conn.handshakeHash) start()
   else conn.opened.then((ok) => ok !== false && start(), noop)
   return conn
+}
+
+const PROTOCOL = 'hypercore/alpha'
+const ALIASES = ['hypercore']
+const MESSAGE_TYPES = 10
+const EMPTY = Buffer.alloc(0)
+
+// Passes message bytes through protomux unchanged: the engine encodes and decodes them.
+const raw = {
+  preencode(state, b) {
+    state.end += b.byteLength
+  },
+  encode(state, b) {
+    state.buffer.set(b, state.start)
+    state.start += b.byteLength
+  },
+  decode(state) {
+    const b = state.buffer.subarray(state.start, state.end)
+    state.start = state.end
+    return b
+  }
 }
 
 class Replication {

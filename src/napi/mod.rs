@@ -9,7 +9,7 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::error::Error as EngineError;
-use crate::replication::{Event, Output, Replicator};
+use crate::replication::{Command, Event, Output, Replicator};
 use crate::store::{OpenRequest, Store, DEFAULT_NAMESPACE};
 use convert::*;
 
@@ -240,7 +240,9 @@ impl NativeStore {
     }
 
     /// Starts a replication stream. Without `handshakeHash` we run Noise ourselves and the
-    /// stream carries raw bytes; with it (from a JS secret-stream) it carries frames.
+    /// stream carries raw bytes; with it (from a JS secret-stream) the stream runs on the
+    /// connection's JS Protomux: channel events in (`replicationChannelEvent`), channel
+    /// commands out (`commands`).
     #[napi]
     pub fn replication_open(
         &mut self,
@@ -260,11 +262,54 @@ impl NativeStore {
         Ok(out)
     }
 
-    /// Bytes (raw stream) or one message (framed stream) from the peer.
+    /// Raw transport bytes from the peer.
     #[napi]
     pub fn replication_recv(&mut self, session: u32, data: BufferSlice) -> Result<ReplicationOut> {
         let store = self.store.as_mut().ok_or_else(store_closed)?;
         self.replicator.recv(store, session, &data);
+        Ok(replication_out(self.replicator.take_output()))
+    }
+
+    /// A channel event on the JS Protomux of an external stream: `remote-open` (data = the
+    /// discovery key the peer opened), `opened` (data = the peer's handshake), `message`,
+    /// `close`.
+    #[napi]
+    pub fn replication_channel_event(
+        &mut self,
+        session: u32,
+        kind: String,
+        channel: u32,
+        message_type: u32,
+        data: BufferSlice,
+    ) -> Result<ReplicationOut> {
+        use crate::wire::protomux::MuxEvent;
+        let local_id = u64::from(channel);
+        let event = match kind.as_str() {
+            "remote-open" => MuxEvent::Open {
+                remote_id: 0,
+                protocol: crate::wire::messages::PROTOCOL.to_string(),
+                id: Some(data.to_vec()),
+                handshake: Vec::new(),
+            },
+            "opened" => MuxEvent::Opened {
+                local_id,
+                remote_id: 0,
+                handshake: data.to_vec(),
+            },
+            "message" => MuxEvent::Message {
+                local_id,
+                message_type: u64::from(message_type),
+                payload: data.to_vec(),
+            },
+            "close" => MuxEvent::Close { local_id },
+            other => {
+                return Err(js_error(EngineError::bad_argument(format!(
+                    "unknown channel event '{other}'"
+                ))))
+            }
+        };
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        self.replicator.external(store, session, event);
         Ok(replication_out(self.replicator.take_output()))
     }
 
@@ -379,11 +424,24 @@ pub struct EventOut {
     pub message: Option<String>,
 }
 
+/// A command for the JS Protomux of an external stream: `open` a hypercore channel
+/// (data = our handshake) or `send` a message on one.
+#[napi(object)]
+pub struct CommandOut {
+    pub session: u32,
+    pub op: String,
+    pub channel: u32,
+    pub discovery_key: Option<Buffer>,
+    pub message_type: Option<u32>,
+    pub data: Buffer,
+}
+
 #[napi(object)]
 pub struct ReplicationOut {
     pub session: Option<u32>,
     pub status: Option<u32>,
     pub sends: Vec<SendOut>,
+    pub commands: Vec<CommandOut>,
     pub events: Vec<EventOut>,
 }
 
@@ -441,9 +499,40 @@ fn replication_out(out: Output) -> ReplicationOut {
             },
         })
         .collect();
+    let commands = out
+        .commands
+        .into_iter()
+        .map(|(session, c)| match c {
+            Command::Open {
+                channel,
+                discovery_key,
+                handshake,
+            } => CommandOut {
+                session,
+                op: "open".into(),
+                channel: channel as u32,
+                discovery_key: Some(discovery_key.to_vec().into()),
+                message_type: None,
+                data: handshake.into(),
+            },
+            Command::Send {
+                channel,
+                message_type,
+                payload,
+            } => CommandOut {
+                session,
+                op: "send".into(),
+                channel: channel as u32,
+                discovery_key: None,
+                message_type: Some(message_type as u32),
+                data: payload.into(),
+            },
+        })
+        .collect();
     ReplicationOut {
         session: None,
         status: None,
+        commands,
         sends: out
             .sends
             .into_iter()

@@ -16,6 +16,7 @@ use crate::storage::TreeNode;
 use crate::store::{OpenRequest, Store};
 use crate::wire::messages::{self, Message, PROTOCOL, PROTOCOL_ALIASES};
 use crate::wire::protomux::MuxEvent;
+pub use peer::Command;
 use peer::{Channel, Inflight, Peer, Transport, MAX_INFLIGHT};
 
 const NOT_AVAILABLE: u64 = 1;
@@ -60,6 +61,7 @@ pub enum Event {
 #[derive(Default)]
 pub struct Output {
     pub sends: Vec<(u32, Vec<u8>)>,
+    pub commands: Vec<(u32, Command)>,
     pub events: Vec<Event>,
 }
 
@@ -89,8 +91,9 @@ impl Replicator {
         std::mem::take(&mut self.out)
     }
 
-    /// A new stream. `framed`: a JS secret-stream runs Noise and hands us its handshake
-    /// hash; otherwise we run Noise ourselves with a fresh key pair.
+    /// A new stream. With `handshake_hash` the stream runs on a JS Protomux over a JS
+    /// secret-stream that did the Noise handshake; without, we run Noise ourselves with a
+    /// fresh key pair and the stream carries raw bytes.
     pub fn open(
         &mut self,
         store: &mut Store,
@@ -100,7 +103,7 @@ impl Replicator {
         self.next_session = self.next_session.wrapping_add(1).max(1);
         let session = self.next_session;
         let peer = match handshake_hash {
-            Some(hash) => Peer::new(is_initiator, Transport::Framed, Some(hash)),
+            Some(hash) => Peer::new(is_initiator, Transport::External, Some(hash)),
             None => Peer::raw(is_initiator, crate::crypto::random_key_pair()),
         };
         let opened = peer.is_open();
@@ -146,9 +149,23 @@ impl Replicator {
         }
     }
 
-    /// Bytes (raw transport) or one frame (framed transport) from the peer.
+    /// Raw transport bytes from the peer.
     pub fn recv(&mut self, store: &mut Store, session: u32, data: &[u8]) {
         let result = self.recv_inner(store, session, data);
+        self.finish(store, session, result);
+    }
+
+    /// A channel event from the JS Protomux of an external-mux stream.
+    pub fn external(&mut self, store: &mut Store, session: u32, event: MuxEvent) {
+        let result = if self.peers.contains_key(&session) {
+            self.on_mux_event(store, session, event)
+        } else {
+            Ok(())
+        };
+        self.finish(store, session, result);
+    }
+
+    fn finish(&mut self, store: &mut Store, session: u32, result: Result<()>) {
         match result {
             Ok(()) => self.flush(session),
             Err(e) => self.close(store, session, Some(e)),
@@ -160,21 +177,15 @@ impl Replicator {
             .peers
             .get_mut(&session)
             .ok_or_else(|| Error::new("SESSION_CLOSED", "The replication stream is closed"))?;
-        let frames = match peer.transport {
-            Transport::Raw(_) => {
-                let was_open = peer.is_open();
-                let frames = peer.recv_raw(data)?;
-                if !was_open && peer.is_open() {
-                    self.out.events.push(Event::Open { session });
-                    let pending = std::mem::take(&mut peer.pending);
-                    for handle in pending {
-                        self.attach_to(store, session, handle);
-                    }
-                }
-                frames
+        let was_open = peer.is_open();
+        let frames = peer.recv_raw(data)?;
+        if !was_open && peer.is_open() {
+            self.out.events.push(Event::Open { session });
+            let pending = std::mem::take(&mut peer.pending);
+            for handle in pending {
+                self.attach_to(store, session, handle);
             }
-            Transport::Framed => vec![data.to_vec()],
-        };
+        }
         for frame in frames {
             let events = match self.peers.get_mut(&session) {
                 Some(peer) => peer.recv_frame(&frame)?,
@@ -221,12 +232,7 @@ impl Replicator {
                 Ok(())
             }
             MuxEvent::RemoteClosed { remote_id } => {
-                if let Some(peer) = self.peers.get_mut(&session) {
-                    let frame = peer.mux.reject(remote_id);
-                    if !frame.is_empty() {
-                        peer.frames.push(frame);
-                    }
-                }
+                self.reject(session, remote_id);
                 Ok(())
             }
         }
@@ -281,10 +287,7 @@ impl Replicator {
 
     fn reject(&mut self, session: u32, remote_id: u64) {
         if let Some(peer) = self.peers.get_mut(&session) {
-            let frame = peer.mux.reject(remote_id);
-            if !frame.is_empty() {
-                peer.frames.push(frame);
-            }
+            peer.reject(remote_id);
         }
     }
 
@@ -805,6 +808,9 @@ impl Replicator {
         let Some(peer) = self.peers.get_mut(&session) else {
             return;
         };
+        for command in std::mem::take(&mut peer.commands) {
+            self.out.commands.push((session, command));
+        }
         match peer.flush() {
             Ok(chunks) => {
                 for chunk in chunks {

@@ -15,10 +15,27 @@ use crate::wire::secretstream::{SecretStream, StreamEvent};
 pub const MAX_INFLIGHT: usize = 1024;
 
 pub enum Transport {
-    /// We run Noise + secretstream: bytes in and out are the raw stream.
+    /// We run Noise + secretstream + Protomux: bytes in and out are the raw stream.
     Raw(Box<SecretStream>),
-    /// A JS secret-stream runs Noise: what comes in and goes out is one protomux frame each.
-    Framed,
+    /// A JS Protomux on a JS secret-stream (a Hyperswarm connection, shareable with the
+    /// application's own protocols): channel events come in one by one, and channel
+    /// commands go out for the facade to carry out on that Protomux.
+    External,
+}
+
+/// What the facade must do on a JS Protomux for an external-mux stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Open {
+        channel: u64,
+        discovery_key: [u8; 32],
+        handshake: Vec<u8>,
+    },
+    Send {
+        channel: u64,
+        message_type: u64,
+        payload: Vec<u8>,
+    },
 }
 
 /// What we know of the peer's copy of a core.
@@ -65,6 +82,9 @@ pub struct Peer {
     pub frames: Vec<Vec<u8>>,
     /// Raw transport bytes to write (Raw transport only).
     pub raw_out: Vec<Vec<u8>>,
+    /// Channel commands for the JS Protomux (External transport only).
+    pub commands: Vec<Command>,
+    next_external_channel: u64,
     pub next_request: u64,
     pub closed: bool,
 }
@@ -81,6 +101,8 @@ impl Peer {
             pending: Vec::new(),
             frames: Vec::new(),
             raw_out: Vec::new(),
+            commands: Vec::new(),
+            next_external_channel: 1,
             next_request: 1,
             closed: false,
         }
@@ -149,13 +171,28 @@ impl Peer {
         }
         let hash = self.handshake_hash?;
         let hs = Handshake::new(self.is_initiator, key, &hash);
-        let (local_id, frame) = self.mux.open_with_aliases(
-            PROTOCOL,
-            PROTOCOL_ALIASES,
-            Some(discovery_key),
-            &hs.encode(),
-        );
-        self.frames.push(frame);
+        let local_id = match self.transport {
+            Transport::Raw(_) => {
+                let (local_id, frame) = self.mux.open_with_aliases(
+                    PROTOCOL,
+                    PROTOCOL_ALIASES,
+                    Some(discovery_key),
+                    &hs.encode(),
+                );
+                self.frames.push(frame);
+                local_id
+            }
+            Transport::External => {
+                let channel = self.next_external_channel;
+                self.next_external_channel += 1;
+                self.commands.push(Command::Open {
+                    channel,
+                    discovery_key: *discovery_key,
+                    handshake: hs.encode(),
+                });
+                channel
+            }
+        };
         self.channels.insert(
             local_id,
             Channel {
@@ -171,11 +208,30 @@ impl Peer {
     }
 
     pub fn send(&mut self, local_id: u64, message: &Message) {
+        if let Transport::External = self.transport {
+            self.commands.push(Command::Send {
+                channel: local_id,
+                message_type: message.message_type(),
+                payload: message.encode(),
+            });
+            return;
+        }
         let frame = self
             .mux
             .send(local_id, message.message_type(), &message.encode());
         if !frame.is_empty() {
             self.frames.push(frame);
+        }
+    }
+
+    /// Refuses a channel the peer opened (a JS Protomux does that itself when its pairing
+    /// callback opens nothing).
+    pub fn reject(&mut self, remote_id: u64) {
+        if let Transport::Raw(_) = self.transport {
+            let frame = self.mux.reject(remote_id);
+            if !frame.is_empty() {
+                self.frames.push(frame);
+            }
         }
     }
 
@@ -194,11 +250,7 @@ impl Peer {
             frames
         };
         match &mut self.transport {
-            Transport::Framed => {
-                let mut out = std::mem::take(&mut self.raw_out);
-                out.extend(merged);
-                Ok(out)
-            }
+            Transport::External => Ok(Vec::new()),
             Transport::Raw(stream) => {
                 let mut out = std::mem::take(&mut self.raw_out);
                 for frame in merged {
