@@ -361,6 +361,11 @@ class Corestore extends EventEmitter {
           else cs.ondownload(st, e.index, e.bytes)
           break
         }
+        case 'truncate': {
+          const cs = this._cores.get(e.handle)
+          if (cs !== undefined) cs.ontruncate(this.native.state(e.handle), e.index)
+          break
+        }
         case 'sync': {
           const cs = this._cores.get(e.handle)
           if (cs !== undefined) cs.onsync()

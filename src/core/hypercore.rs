@@ -451,6 +451,48 @@ impl Hypercore {
     }
 }
 
+impl Hypercore {
+    /// Adopts a peer's newer fork: the blocks and nodes past the common ancestors go, the
+    /// new signed tree comes in, all in one batch (what a truncation on the writer becomes
+    /// on a reader).
+    pub fn apply_reorg(
+        &mut self,
+        storage: &Storage,
+        reorg: crate::core::proof::Reorg,
+    ) -> Result<u64> {
+        let old = self.tree.length;
+        let ancestors = reorg.ancestors.min(old);
+        let mut batch = Batch::new();
+        // Deletes first: a put later in the same batch wins over them.
+        batch.delete_blocks(self.data_pointer, ancestors, Some(old.max(ancestors + 1)));
+        batch.delete_tree_nodes(
+            self.data_pointer,
+            2 * ancestors,
+            Some((2 * old).max(2 * ancestors + 1)),
+        );
+        for index in merkle::stale_ancestors(ancestors) {
+            batch.delete_tree_nodes(self.data_pointer, index, Some(index + 1));
+        }
+        let mut bitfield = self.bitfield.clone_pages_for(ancestors, old);
+        let pages = bitfield.set_range(ancestors, old, false);
+        self.put_bitfield_pages(&mut batch, &bitfield, &pages);
+        for node in &reorg.nodes {
+            batch.put_tree_node(self.data_pointer, node);
+        }
+        let contiguous = self.contiguous_length.min(ancestors);
+        if contiguous != self.contiguous_length {
+            self.put_hints(&mut batch, contiguous);
+        }
+        self.put_head(&mut batch, &reorg.tree, &reorg.signature);
+        storage.write(batch)?;
+        self.bitfield.merge_pages(bitfield);
+        self.contiguous_length = contiguous;
+        self.tree = reorg.tree;
+        self.signature = Some(reorg.signature);
+        Ok(ancestors)
+    }
+}
+
 fn key_pair_from_auth(auth: &Auth) -> (Option<[u8; 32]>, Option<KeyPair>) {
     let Some(kp) = &auth.key_pair else {
         return (None, None);

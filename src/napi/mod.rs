@@ -473,6 +473,11 @@ fn replication_out(out: Output) -> ReplicationOut {
                 handle: Some(handle),
                 ..event("append")
             },
+            Event::Truncate { handle, ancestors } => EventOut {
+                handle: Some(handle),
+                index: Some(ancestors as i64),
+                ..event("truncate")
+            },
             Event::Download {
                 handle,
                 index,

@@ -28,6 +28,11 @@ pub enum Event {
     Append {
         handle: u32,
     },
+    /// The core adopted a peer's newer fork: blocks from `ancestors` on were replaced.
+    Truncate {
+        handle: u32,
+        ancestors: u64,
+    },
     /// A block arrived and was stored.
     Download {
         handle: u32,
@@ -79,6 +84,8 @@ pub struct Replicator {
     inflight_blocks: BTreeSet<(u32, u64)>,
     /// Cores with an upgrade request in flight.
     inflight_upgrades: BTreeSet<u32>,
+    /// Cores with a reorg (fork proof) in flight.
+    inflight_reorgs: BTreeSet<u32>,
     out: Output,
 }
 
@@ -427,6 +434,27 @@ impl Replicator {
             let sync = sync_message(core, &ch.remote);
             peer.send(local_id, &Message::Sync(sync));
         }
+        let newer_fork = m.fork > state.fork && m.length > 0;
+        if newer_fork && !self.inflight_reorgs.contains(&handle) {
+            // The writer truncated: ask for its new tree from the start, at its fork.
+            let id = peer.next_request_id();
+            if let Some(ch) = peer.channels.get_mut(&local_id) {
+                ch.inflight.insert(id, Inflight::Reorg);
+            }
+            peer.send(
+                local_id,
+                &Message::Request(messages::Request {
+                    id,
+                    fork: m.fork,
+                    upgrade: Some(messages::RequestUpgrade {
+                        start: 0,
+                        length: m.length,
+                    }),
+                    ..Default::default()
+                }),
+            );
+            self.inflight_reorgs.insert(handle);
+        }
         self.out.events.push(Event::Sync { handle });
         self.maybe_upgrade(store, handle);
         self.schedule(store, handle);
@@ -588,6 +616,9 @@ impl Replicator {
             Some(Inflight::Upgrade) => {
                 self.inflight_upgrades.remove(&handle);
             }
+            Some(Inflight::Reorg) => {
+                self.inflight_reorgs.remove(&handle);
+            }
             None => {}
         }
         inflight
@@ -602,13 +633,13 @@ impl Replicator {
         m: messages::Data,
     ) -> Result<()> {
         // Only answers to our own requests are taken; anything else is dropped unread.
-        if self
-            .clear_inflight(session, local_id, handle, m.request)
-            .is_none()
-        {
+        let Some(kind) = self.clear_inflight(session, local_id, handle, m.request) else {
             return Ok(());
-        }
+        };
         let proof = proof_from_data(&m);
+        if let Inflight::Reorg = kind {
+            return self.on_reorg_data(store, session, local_id, handle, &proof);
+        }
         let (core, storage) = store.core_mut(handle)?;
         if core.manifest.is_none() {
             match &m.manifest {
@@ -641,6 +672,72 @@ impl Replicator {
                 w.blocks.remove(&index);
             }
         }
+        self.maybe_upgrade(store, handle);
+        self.schedule(store, handle);
+        Ok(())
+    }
+
+    /// A step of adopting the peer's newer fork: the first proof gives its tree, hash
+    /// proofs narrow down where it parts from ours, then the reorg is applied.
+    fn on_reorg_data(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        proof: &Proof,
+    ) -> Result<()> {
+        let (core, storage) = store.core_mut(handle)?;
+        let Some(manifest) = core.manifest.clone() else {
+            return Ok(());
+        };
+        let pending = self
+            .channel_mut(session, local_id)
+            .and_then(|ch| ch.reorg.take());
+        let reorg = match pending {
+            Some(mut reorg) => {
+                reorg.update(&core.nodes(storage), proof)?;
+                reorg
+            }
+            None => {
+                if proof.fork <= core.tree().fork {
+                    return Ok(());
+                }
+                proof::verify_reorg(core.tree(), &core.nodes(storage), &manifest, proof)?
+            }
+        };
+        if let Some(want) = reorg.want {
+            let fork = reorg.tree.fork;
+            let Some(peer) = self.peers.get_mut(&session) else {
+                return Ok(());
+            };
+            let id = peer.next_request_id();
+            if let Some(ch) = peer.channels.get_mut(&local_id) {
+                ch.inflight.insert(id, Inflight::Reorg);
+                ch.reorg = Some(reorg);
+            }
+            peer.send(
+                local_id,
+                &Message::Request(messages::Request {
+                    id,
+                    fork,
+                    hash: Some(messages::RequestBlock {
+                        index: 2 * want.start,
+                        nodes: want.nodes,
+                    }),
+                    ..Default::default()
+                }),
+            );
+            self.inflight_reorgs.insert(handle);
+            return Ok(());
+        }
+        let new_length = reorg.tree.length;
+        let ancestors = core.apply_reorg(storage, reorg)?;
+        self.out.events.push(Event::Truncate { handle, ancestors });
+        if new_length > ancestors {
+            self.out.events.push(Event::Append { handle });
+        }
+        self.announce(store, handle, None);
         self.maybe_upgrade(store, handle);
         self.schedule(store, handle);
         Ok(())
@@ -768,6 +865,9 @@ impl Replicator {
                 }
                 Inflight::Upgrade => {
                     self.inflight_upgrades.remove(&ch.handle);
+                }
+                Inflight::Reorg => {
+                    self.inflight_reorgs.remove(&ch.handle);
                 }
             }
         }

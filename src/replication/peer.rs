@@ -59,6 +59,9 @@ impl Remote {
 pub enum Inflight {
     Block(u64),
     Upgrade,
+    /// A proof of the peer's newer fork (upgrade from 0), or a hash proof that narrows the
+    /// common ancestors of a reorg in progress.
+    Reorg,
 }
 
 pub struct Channel {
@@ -67,6 +70,8 @@ pub struct Channel {
     pub paired: bool,
     pub remote: Remote,
     pub inflight: HashMap<u64, Inflight>,
+    /// A reorg that needs more hash proofs before it can be applied.
+    pub reorg: Option<crate::core::proof::Reorg>,
 }
 
 pub struct Peer {
@@ -201,6 +206,7 @@ impl Peer {
                 paired: false,
                 remote: Remote::default(),
                 inflight: HashMap::new(),
+                reorg: None,
             },
         );
         self.by_handle.insert(handle, local_id);
