@@ -333,8 +333,9 @@ class Corestore extends EventEmitter {
     }
     const stream = new ReplicationStream(root, !!isInitiator)
     if (root.opened === false) {
-      // the duplex opens its engine session in _open, after the store is ready
-      root.ready().catch((err) => stream.destroy(err))
+      root.ready().then(() => stream._start(), (err) => stream.destroy(err))
+    } else {
+      stream._start()
     }
     return stream
   }
@@ -357,8 +358,14 @@ class Corestore extends EventEmitter {
           const cs = this._cores.get(e.handle)
           if (cs === undefined) break
           const st = this.native.state(e.handle)
+          if (!cs.manifest) cs.refresh(this.native.coreInfo(e.handle)) // learned from the peer
           if (e.type === 'append') cs.onappend(st)
           else cs.ondownload(st, e.index, e.bytes)
+          break
+        }
+        case 'upload': {
+          const cs = this._cores.get(e.handle)
+          if (cs !== undefined) cs.onupload(e.index, e.bytes, e.session)
           break
         }
         case 'truncate': {
@@ -374,7 +381,11 @@ class Corestore extends EventEmitter {
         case 'peer-add':
         case 'peer-remove': {
           const cs = this._cores.get(e.handle)
-          if (cs !== undefined) cs.onpeer(e.type === 'peer-add', e.session)
+          if (cs !== undefined) {
+            const t = targets.get(e.session)
+            const key = e.remotePublicKey || (t && t.remotePublicKey) || null
+            cs.onpeer(e.type === 'peer-add', e.session, key)
+          }
           break
         }
         case 'close': {

@@ -15,8 +15,8 @@ class CoreState {
     this.key = info.key
     this.discoveryKey = info.discoveryKey
     this.id = info.id
-    this.manifest = info.manifest
-    this.keyPair = info.keyPair
+    this.manifest = info.manifest || null
+    this.keyPair = info.keyPair || null
     this.writable = info.writable
 
     this.length = info.length
@@ -39,9 +39,9 @@ class CoreState {
 
   // another openCore returned this handle: pick up what that call may have taught the engine
   refresh(info) {
-    this.keyPair = info.keyPair
+    this.keyPair = info.keyPair || null
     this.writable = info.writable
-    this.manifest = info.manifest
+    this.manifest = info.manifest || null
     this.update(info)
   }
 
@@ -103,6 +103,12 @@ class CoreState {
     if (this.waiters.size > 0) this._drain()
   }
 
+  onupload(index, bytes, session) {
+    const peer = this.peers.find((p) => p.session === session) || null
+    const ss = this.sessions
+    for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('upload', index, bytes, peer)
+  }
+
   onsync() {
     const w = this._syncWaiters
     if (w === null) return
@@ -110,9 +116,9 @@ class CoreState {
     for (const resolve of w) resolve()
   }
 
-  onpeer(added, session) {
+  onpeer(added, session, remotePublicKey) {
     if (added) {
-      const peer = { session, remotePublicKey: null }
+      const peer = { session, remotePublicKey }
       this.peers.push(peer)
       for (const s of this.sessions) s.emit('peer-add', peer)
     } else {
@@ -125,8 +131,8 @@ class CoreState {
   }
 
   // local readers wait for [start, end): the engine asks peers that have them
+  // (registered even before any stream exists: a stream that connects later serves them)
   want(start, end) {
-    if (!this.root._replication.active) return
     this.root._pump(this.native.replicationWant(this.handle, start, end))
   }
 

@@ -50,13 +50,13 @@ class Download {
     this.opening.catch(noop)
   }
 
+  // [start, end) pairs; end -1 means open-ended (live: everything, as the core grows)
   _ranges() {
-    const cs = this.session.core
     const r = this.range || {}
     if (Array.isArray(r.blocks)) return r.blocks.map((i) => [i, i + 1])
     const start = r.start || 0
-    const end = r.end === undefined || r.end === -1 ? cs.length : r.end
-    return end > start ? [[start, end]] : []
+    const end = r.end === undefined ? -1 : r.end
+    return end === -1 || end > start ? [[start, end]] : []
   }
 
   ready() {
@@ -67,10 +67,12 @@ class Download {
     await this.opening
     const cs = this.session.core
     if (cs === null) return true
-    for (const [start, end] of this._ranges()) {
+    for (const [start, range] of this._ranges()) {
       if (this.destroyed) return false
-      if (cs.native.has(cs.handle, start, end)) continue
-      await cs.wait(this.session, () => (cs.native.has(cs.handle, start, end) ? true : null), 0)
+      // an open-ended download is done when what the core has now is all here
+      const end = () => (range === -1 ? cs.length : range)
+      if (cs.native.has(cs.handle, start, end())) continue
+      await cs.wait(this.session, () => (cs.native.has(cs.handle, start, end()) ? true : null), 0)
     }
     return true
   }
@@ -608,6 +610,11 @@ class Hypercore extends EventEmitter {
     if (length === -1) length = this.length
     if (!isIndex(length) || length > this.core.length) {
       throw BAD_ARGUMENT('Tree length must be an integer between 0 and the core length')
+    }
+    // As hypercore does: a sparse reader fetches the last block first, whose proof brings
+    // the nodes the roots at that length need.
+    if (length > 0 && !this.core.native.has(this.core.handle, length - 1, length)) {
+      await this.get(length - 1)
     }
     return this.core.native.treeHash(this.core.handle, length)
   }

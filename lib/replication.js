@@ -15,18 +15,38 @@ class ReplicationStream extends Duplex {
     this.session = 0
     this.noiseStream = this
     this.userData = null
+    this._congested = false
+    this._resume = null
   }
 
-  _open(cb) {
+  // The engine session starts as soon as the store is open, so cores see a peer coming
+  // (update({ wait: true }) waits for it) before the stream is first read or written.
+  _start() {
+    if (this.session !== 0 || this.destroying || this.root.native === null) return
     const out = this.root.native.replicationOpen(this.isInitiator, undefined)
     this.session = out.session
     this.root._replication.add(this.session, this)
     this.root._pump(out)
+  }
+
+  _open(cb) {
+    this._start()
     cb(null)
   }
 
+  // While what we send is not being read, stop taking input: the peer's requests are what
+  // make us send, so this bounds what a slow or hostile reader can make us buffer.
   _write(data, cb) {
     if (this.session !== 0) this.root._pump(this.root.native.replicationRecv(this.session, data))
+    if (this._congested) this._resume = cb
+    else cb(null)
+  }
+
+  _read(cb) {
+    this._congested = false
+    const resume = this._resume
+    this._resume = null
+    if (resume !== null) resume(null)
     cb(null)
   }
 
@@ -52,7 +72,7 @@ class ReplicationStream extends Duplex {
 
   // engine output for this stream
   _send(data) {
-    this.push(data)
+    if (this.push(data) === false) this._congested = true
   }
 
   _closed(err) {
@@ -71,6 +91,9 @@ function attachSecretStream(root, conn) {
   const channels = new Map() // engine channel id -> protomux Channel
   const target = {
     session: 0,
+    get remotePublicKey() {
+      return conn.remotePublicKey || null
+    },
     _send() {},
     _command(cmd) {
       if (cmd.op === 'open') openChannel(cmd)

@@ -321,7 +321,8 @@ impl NativeStore {
         Ok(replication_out(self.replicator.take_output()))
     }
 
-    /// Local readers wait for blocks [start, end): ask peers for them.
+    /// Local readers wait for blocks [start, end): ask peers for them. `end` -1: every
+    /// block, now and as the core grows (download() without a range).
     #[napi]
     pub fn replication_want(
         &mut self,
@@ -329,7 +330,12 @@ impl NativeStore {
         start: i64,
         end: i64,
     ) -> Result<ReplicationOut> {
-        let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
+        let start = uint_in(start, "start")?;
+        let end = if end == -1 {
+            None
+        } else {
+            Some(uint_in(end, "end")?)
+        };
         let store = self.store.as_mut().ok_or_else(store_closed)?;
         self.replicator.want(store, handle, start, end);
         Ok(replication_out(self.replicator.take_output()))
@@ -361,6 +367,14 @@ impl NativeStore {
     #[napi]
     pub fn peer_count(&self, handle: u32) -> u32 {
         self.replicator.peer_count(handle)
+    }
+
+    /// What `openCore` returns, for a core already open (no reference added): the facade
+    /// refreshes a core whose manifest was learned from a peer.
+    #[napi]
+    pub fn core_info(&self, handle: u32) -> Result<CoreInfo> {
+        let core = self.store()?.core(handle).map_err(js_error)?;
+        Ok(core_info(handle, core))
     }
 
     #[napi]
@@ -422,6 +436,7 @@ pub struct EventOut {
     pub bytes: Option<i64>,
     pub code: Option<String>,
     pub message: Option<String>,
+    pub remote_public_key: Option<Buffer>,
 }
 
 /// A command for the JS Protomux of an external stream: `open` a hypercore channel
@@ -454,6 +469,7 @@ fn replication_out(out: Output) -> ReplicationOut {
         bytes: None,
         code: None,
         message: None,
+        remote_public_key: None,
     };
     let events = out
         .events
@@ -473,6 +489,18 @@ fn replication_out(out: Output) -> ReplicationOut {
                 handle: Some(handle),
                 ..event("append")
             },
+            Event::Upload {
+                handle,
+                index,
+                bytes,
+                session,
+            } => EventOut {
+                handle: Some(handle),
+                index: Some(index as i64),
+                bytes: Some(bytes as i64),
+                session: Some(session),
+                ..event("upload")
+            },
             Event::Truncate { handle, ancestors } => EventOut {
                 handle: Some(handle),
                 index: Some(ancestors as i64),
@@ -488,9 +516,14 @@ fn replication_out(out: Output) -> ReplicationOut {
                 bytes: Some(bytes as i64),
                 ..event("download")
             },
-            Event::PeerAdd { handle, session } => EventOut {
+            Event::PeerAdd {
+                handle,
+                session,
+                remote_public_key,
+            } => EventOut {
                 handle: Some(handle),
                 session: Some(session),
+                remote_public_key: remote_public_key.map(|k| k.to_vec().into()),
                 ..event("peer-add")
             },
             Event::PeerRemove { handle, session } => EventOut {

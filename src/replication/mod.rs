@@ -39,10 +39,18 @@ pub enum Event {
         index: u64,
         bytes: u64,
     },
+    /// A block was sent to a peer.
+    Upload {
+        handle: u32,
+        index: u64,
+        bytes: u64,
+        session: u32,
+    },
     /// A peer's channel for the core opened, and its first sync arrived.
     PeerAdd {
         handle: u32,
         session: u32,
+        remote_public_key: Option<[u8; 32]>,
     },
     PeerRemove {
         handle: u32,
@@ -73,6 +81,8 @@ pub struct Output {
 #[derive(Default)]
 struct Wants {
     blocks: BTreeSet<u64>,
+    /// download() without a range: every block, now and as the core grows.
+    all: bool,
 }
 
 #[derive(Default)]
@@ -173,8 +183,10 @@ impl Replicator {
     }
 
     fn finish(&mut self, store: &mut Store, session: u32, result: Result<()>) {
+        // What one peer sent can make us write to the others (a relayed block's range, a
+        // new length's sync), so every stream is flushed.
         match result {
-            Ok(()) => self.flush(session),
+            Ok(()) => self.flush_all(),
             Err(e) => self.close(store, session, Some(e)),
         }
     }
@@ -346,7 +358,12 @@ impl Replicator {
                 }),
             );
         }
-        self.out.events.push(Event::PeerAdd { handle, session });
+        let remote_public_key = peer.remote_public_key();
+        self.out.events.push(Event::PeerAdd {
+            handle,
+            session,
+            remote_public_key,
+        });
         Ok(())
     }
 
@@ -513,17 +530,30 @@ impl Replicator {
         let Some(wants) = self.wants.get(&handle) else {
             return;
         };
-        if wants.blocks.is_empty() {
+        if wants.blocks.is_empty() && !wants.all {
             return;
         }
+        let length = store.state(handle).map_or(0, |s| s.length);
+        if wants.all || wants.blocks.last().is_some_and(|&i| i >= length) {
+            self.maybe_upgrade(store, handle);
+        }
+        let Some(wants) = self.wants.get(&handle) else {
+            return;
+        };
         let Ok(core) = store.core(handle) else {
             return;
         };
         let state = core.state();
+        let everything = if wants.all {
+            state.contiguous_length..state.length
+        } else {
+            0..0
+        };
         let wanted: Vec<u64> = wants
             .blocks
             .iter()
             .copied()
+            .chain(everything)
             .filter(|i| !core.has_block(*i) && !self.inflight_blocks.contains(&(handle, *i)))
             .take(4 * MAX_INFLIGHT)
             .collect();
@@ -545,23 +575,20 @@ impl Replicator {
                 if !ch.paired || !r.synced || r.fork != state.fork || !r.has(index) {
                     continue;
                 }
-                if ch.inflight.len() >= MAX_INFLIGHT || index >= r.length {
+                // Blocks past our length wait for the upgrade (asked for below), so that
+                // no two requests carry upgrades that race each other.
+                if ch.inflight.len() >= MAX_INFLIGHT || index >= r.length || index >= state.length {
                     continue;
                 }
-                let (remote_length, remote_has_manifest) = (r.length, r.has_manifest);
+                let remote_has_manifest = r.has_manifest;
                 let nodes =
                     proof::missing_nodes(&core.nodes(store.storage()), 2 * index, state.length)
                         .unwrap_or(0);
-                let upgrade = (index >= state.length).then(|| messages::RequestUpgrade {
-                    start: state.length,
-                    length: remote_length - state.length,
-                });
                 let id = peer.next_request_id();
                 let request = messages::Request {
                     id,
                     fork: state.fork,
                     block: Some(messages::RequestBlock { index, nodes }),
-                    upgrade,
                     manifest: core.manifest.is_none() && remote_has_manifest,
                     ..Default::default()
                 };
@@ -593,6 +620,16 @@ impl Replicator {
     ) -> Result<()> {
         let core = store.core(handle)?;
         let reply = answer_request(core, store, &m);
+        if let Message::Data(data) = &reply {
+            if let Some(block) = &data.block {
+                self.out.events.push(Event::Upload {
+                    handle,
+                    index: block.index,
+                    bytes: block.value.len() as u64,
+                    session,
+                });
+            }
+        }
         if let Some(peer) = self.peers.get_mut(&session) {
             peer.send(local_id, &reply);
         }
@@ -797,11 +834,16 @@ impl Replicator {
     }
 
     /// Local readers want blocks [start, end): request them from peers that have them.
-    pub fn want(&mut self, store: &mut Store, handle: u32, start: u64, end: u64) {
+    /// `end` None: every block from `start` on, including those appended later.
+    pub fn want(&mut self, store: &mut Store, handle: u32, start: u64, end: Option<u64>) {
         let wants = self.wants.entry(handle).or_default();
-        let end = end.min(start.saturating_add(1 << 24));
-        for i in start..end {
-            wants.blocks.insert(i);
+        match end {
+            None => wants.all = true,
+            Some(end) => {
+                for i in start..end.min(start.saturating_add(1 << 24)) {
+                    wants.blocks.insert(i);
+                }
+            }
         }
         self.schedule(store, handle);
         self.flush_all();
@@ -877,6 +919,8 @@ impl Replicator {
                 session,
             });
         }
+        // Whoever waits in update() for this peer stops waiting.
+        self.out.events.push(Event::Sync { handle: ch.handle });
         store.close_core(ch.handle);
         self.schedule(store, ch.handle);
     }

@@ -128,6 +128,14 @@ impl Peer {
         peer
     }
 
+    /// The peer's Noise public key, where we ran the handshake.
+    pub fn remote_public_key(&self) -> Option<[u8; 32]> {
+        match &self.transport {
+            Transport::Raw(stream) => stream.remote_public_key().copied(),
+            Transport::External => None,
+        }
+    }
+
     pub fn is_open(&self) -> bool {
         self.handshake_hash.is_some()
     }
