@@ -321,6 +321,10 @@ class Corestore extends EventEmitter {
   replicate(isInitiator, opts) {
     this._maybeClosed()
     const root = this._root
+    // a Protomux (corestore accepts one): replicate on it, over its stream
+    if (isInitiator && isInitiator.isProtomux === true && isSecretStream(isInitiator.stream)) {
+      return this.replicate(isInitiator.stream, opts) // corestore returns the stream here
+    }
     if (isSecretStream(isInitiator)) {
       if (root.opened === false) {
         root.ready().then(() => attachSecretStream(root, isInitiator), (err) => isInitiator.destroy(err))
@@ -368,6 +372,9 @@ class Corestore extends EventEmitter {
           if (cs !== undefined) cs.onupload(e.index, e.bytes, e.session)
           break
         }
+        case 'open': // a stream finished its handshake: update() waiters look again
+          for (const cs of this._cores.values()) cs.onsync()
+          break
         case 'truncate': {
           const cs = this._cores.get(e.handle)
           if (cs !== undefined) cs.ontruncate(this.native.state(e.handle), e.index)

@@ -136,10 +136,13 @@ class CoreState {
     this.root._pump(this.native.replicationWant(this.handle, start, end))
   }
 
+  // 0: no peer knows more; 1: an upgrade is coming; 2: wait for peers to sync
   requestUpdate() {
-    if (!this.root._replication.active) return 0
+    const replication = this.root._replication
+    if (!replication.active) return 0
     const out = this.native.replicationUpdate(this.handle)
     this.root._pump(out)
+    if (out.status === 0 && replication.pending > 0) return 2 // a connection is still opening
     return out.status
   }
 

@@ -17,6 +17,8 @@ class ReplicationStream extends Duplex {
     this.userData = null
     this._congested = false
     this._resume = null
+    this._keepAlive = null
+    this._sent = false
   }
 
   // The engine session starts as soon as the store is open, so cores see a peer coming
@@ -27,6 +29,8 @@ class ReplicationStream extends Duplex {
     this.session = out.session
     this.root._replication.add(this.session, this)
     this.root._pump(out)
+    this._keepAlive = setInterval(keepAlive, KEEP_ALIVE_MS, this)
+    this._keepAlive.unref()
   }
 
   _open(cb) {
@@ -61,6 +65,8 @@ class ReplicationStream extends Duplex {
   }
 
   _end() {
+    if (this._keepAlive !== null) clearInterval(this._keepAlive)
+    this._keepAlive = null
     if (this.session === 0) return
     const session = this.session
     this.session = 0
@@ -72,6 +78,7 @@ class ReplicationStream extends Duplex {
 
   // engine output for this stream
   _send(data) {
+    this._sent = true
     if (this.push(data) === false) this._congested = true
   }
 
@@ -141,7 +148,16 @@ function attachSecretStream(root, conn) {
     ch.open(data)
   }
 
+  let pending = true // counted until the engine session starts or the connection ends
+  root._replication.pending++
+  const settle = () => {
+    if (!pending) return
+    pending = false
+    root._replication.pending--
+  }
+
   const start = () => {
+    settle()
     if (conn.destroyed || root.closing !== null || target.session !== 0) return
     mux.cork()
     const out = root.native.replicationOpen(conn.isInitiator, conn.handshakeHash)
@@ -153,6 +169,7 @@ function attachSecretStream(root, conn) {
     mux.uncork()
   }
   const end = () => {
+    settle()
     if (target.session === 0) return
     const session = target.session
     target.session = 0
@@ -191,10 +208,11 @@ const raw = {
 class Replication {
   constructor() {
     this.targets = new Map()
+    this.pending = 0 // connections whose handshake has not finished yet
   }
 
   get active() {
-    return this.targets.size > 0
+    return this.targets.size > 0 || this.pending > 0
   }
 
   add(session, target) {
@@ -209,6 +227,17 @@ class Replication {
     for (const t of [...this.targets.values()]) t._closed(null)
     this.targets.clear()
   }
+}
+
+// hypercore's protocol streams send an empty message after 5 s without traffic
+const KEEP_ALIVE_MS = 5000
+
+function keepAlive(stream) {
+  if (stream._sent) {
+    stream._sent = false
+    return
+  }
+  if (stream.session !== 0) stream.root._pump(stream.root.native.replicationKeepAlive(stream.session))
 }
 
 function isSecretStream(s) {

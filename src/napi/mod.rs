@@ -313,6 +313,14 @@ impl NativeStore {
         Ok(replication_out(self.replicator.take_output()))
     }
 
+    /// An empty message on an idle raw stream, as hypercore's 5-second keep-alive.
+    #[napi]
+    pub fn replication_keep_alive(&mut self, session: u32) -> Result<ReplicationOut> {
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        self.replicator.keep_alive(store, session);
+        Ok(replication_out(self.replicator.take_output()))
+    }
+
     #[napi]
     pub fn replication_close(&mut self, session: u32) -> Result<ReplicationOut> {
         if let Some(store) = self.store.as_mut() {

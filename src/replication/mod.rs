@@ -940,6 +940,14 @@ impl Replicator {
         self.flush_all();
     }
 
+    pub fn keep_alive(&mut self, store: &mut Store, session: u32) {
+        let result = match self.peers.get_mut(&session) {
+            Some(peer) => peer.keep_alive(),
+            None => return,
+        };
+        self.finish(store, session, result);
+    }
+
     /// Closes every stream (the store is closing).
     pub fn close_all(&mut self, store: &mut Store) {
         let sessions: Vec<u32> = self.peers.keys().copied().collect();

@@ -115,6 +115,9 @@ impl Peer {
 
     pub fn raw(is_initiator: bool, key_pair: KeyPair) -> Peer {
         let mut stream = SecretStream::new(is_initiator, key_pair);
+        // Both sides send keep-alives (empty messages) on idle streams, as hypercore's
+        // protocol streams do; they carry no frame.
+        stream.set_filter_empty_messages(true);
         let first = stream
             .start()
             .into_iter()
@@ -126,6 +129,19 @@ impl Peer {
         let mut peer = Peer::new(is_initiator, Transport::Raw(Box::new(stream)), None);
         peer.raw_out = first;
         peer
+    }
+
+    /// An empty message, so an idle stream stays up (raw transport, once open).
+    pub fn keep_alive(&mut self) -> Result<()> {
+        if let Transport::Raw(stream) = &mut self.transport {
+            if stream.is_open() {
+                let bytes = stream
+                    .keep_alive()
+                    .map_err(|e| Error::new(e.code, e.message))?;
+                self.raw_out.push(bytes);
+            }
+        }
+        Ok(())
     }
 
     /// The peer's Noise public key, where we ran the handshake.
