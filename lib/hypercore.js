@@ -71,8 +71,16 @@ class Download {
       if (this.destroyed) return false
       // an open-ended download is done when what the core has now is all here
       const end = () => (range === -1 ? cs.length : range)
-      if (cs.native.has(cs.handle, start, end())) continue
-      await cs.wait(this.session, () => (cs.native.has(cs.handle, start, end()) ? true : null), 0)
+      // checked on every block that arrives, so it moves a cursor instead of rescanning
+      let cursor = start
+      const complete = () => {
+        const e = end()
+        if (cursor < cs.contiguousLength) cursor = cs.contiguousLength
+        while (cursor < e && cs.native.has(cs.handle, cursor, cursor + 1)) cursor++
+        return cursor >= e ? true : null
+      }
+      if (complete()) continue
+      await cs.wait(this.session, complete, 0)
     }
     return true
   }
@@ -560,7 +568,9 @@ class Hypercore extends EventEmitter {
 
       const timeout = opts && opts.timeout !== undefined ? opts.timeout : this.timeout
       cs.want(index, index + 1)
-      block = await cs.wait(this, () => cs.native.get(cs.handle, index), timeout)
+      // checked on every block that arrives: the bitfield first, the read only once it is there
+      const ready = () => (cs.native.has(cs.handle, index, index + 1) ? cs.native.get(cs.handle, index) : null)
+      block = await cs.wait(this, ready, timeout)
       if (snap !== null && index >= snap.compat) throw snapshotError(this, index)
     }
 

@@ -35,15 +35,34 @@ pub struct Hypercore {
     bitfield: Bitfield,
     contiguous_length: u64,
     remote_contiguous_length: u64,
+    /// What replication verified but has not written yet (see `flush_pending`).
+    pending: Option<Pending>,
+}
+
+/// Verified data gathered across the proofs of one replication call and written as one
+/// batch at its end: a bitfield page, the hints and the head are then written once per
+/// call instead of once per block. Memory already reflects it; reads look here first.
+#[derive(Default)]
+struct Pending {
+    batch: Batch,
+    nodes: std::collections::HashMap<u64, TreeNode>,
+    blocks: std::collections::HashMap<u64, Vec<u8>>,
+    pages: std::collections::BTreeSet<u64>,
+    hints: bool,
+    head: bool,
 }
 
 struct StoredNodes<'a> {
     storage: &'a Storage,
     data_pointer: u64,
+    pending: Option<&'a std::collections::HashMap<u64, TreeNode>>,
 }
 
 impl NodeSource for StoredNodes<'_> {
     fn node(&self, index: u64) -> Result<Option<TreeNode>> {
+        if let Some(node) = self.pending.and_then(|p| p.get(&index)) {
+            return Ok(Some(node.clone()));
+        }
         Ok(self.storage.tree_node(self.data_pointer, index)?)
     }
 }
@@ -72,6 +91,7 @@ impl Hypercore {
             bitfield: Bitfield::default(),
             contiguous_length: 0,
             remote_contiguous_length: 0,
+            pending: None,
         }
     }
 
@@ -90,6 +110,7 @@ impl Hypercore {
             let nodes = StoredNodes {
                 storage,
                 data_pointer: record.data_pointer,
+                pending: None,
             };
             let tree = MerkleTree::load(&nodes, head.length, head.fork)?;
             if head.length > 0 && tree.hash() != head.root_hash {
@@ -167,14 +188,15 @@ impl Hypercore {
     }
 
     /// The stored tree nodes, for proofs.
-    pub fn nodes<'a>(&self, storage: &'a Storage) -> impl NodeSource + 'a {
+    pub fn nodes<'a>(&'a self, storage: &'a Storage) -> impl NodeSource + 'a {
         self.node_source(storage)
     }
 
-    fn node_source<'a>(&self, storage: &'a Storage) -> StoredNodes<'a> {
+    fn node_source<'a>(&'a self, storage: &'a Storage) -> StoredNodes<'a> {
         StoredNodes {
             storage,
             data_pointer: self.data_pointer,
+            pending: self.pending.as_ref().map(|p| &p.nodes),
         }
     }
 
@@ -212,6 +234,7 @@ impl Hypercore {
     }
 
     pub fn append(&mut self, storage: &Storage, blocks: &[&[u8]]) -> Result<CoreState> {
+        self.flush_pending(storage)?;
         let (manifest, kp) = self
             .signing_key()
             .ok_or_else(|| Error::new("SESSION_NOT_WRITABLE", "This Hypercore is not writable"))?;
@@ -254,6 +277,9 @@ impl Hypercore {
         if index >= self.tree.length || !self.bitfield.get(index) {
             return Ok(None);
         }
+        if let Some(block) = self.pending.as_ref().and_then(|p| p.blocks.get(&index)) {
+            return Ok(Some(block.clone()));
+        }
         Ok(storage.block(self.data_pointer, index)?)
     }
 
@@ -282,6 +308,7 @@ impl Hypercore {
     }
 
     pub fn truncate(&mut self, storage: &Storage, length: u64, fork: u64) -> Result<CoreState> {
+        self.flush_pending(storage)?;
         let (manifest, kp) = self
             .signing_key()
             .ok_or_else(|| Error::new("SESSION_NOT_WRITABLE", "This Hypercore is not writable"))?;
@@ -319,6 +346,7 @@ impl Hypercore {
 
     /// Drops the local copies of blocks [start, end); the tree and head stay.
     pub fn clear(&mut self, storage: &Storage, start: u64, end: u64) -> Result<CoreState> {
+        self.flush_pending(storage)?;
         let end = end.min(self.tree.length);
         if start >= end {
             return Ok(self.state());
@@ -390,64 +418,69 @@ impl Hypercore {
         Ok(())
     }
 
-    /// Writes what a verified proof proved, in one batch: its nodes, its block, and the
-    /// new signed head when it upgrades the tree.
-    pub fn apply_verified(
-        &mut self,
-        storage: &Storage,
-        verified: crate::core::proof::Verified,
-    ) -> Result<Applied> {
-        let mut batch = Batch::new();
+    /// Takes in what a verified proof proved: its nodes, its block, and the new signed head
+    /// when it upgrades the tree. Memory is updated now; the disk with `flush_pending`, which
+    /// the replicator calls at the end of every call, so one call's proofs are one batch.
+    pub fn apply_verified(&mut self, verified: crate::core::proof::Verified) -> Applied {
         let mut applied = Applied::default();
-        let new_tree = match (verified.tree, verified.signature) {
-            (Some(tree), Some(sig))
-                if tree.fork == self.tree.fork && tree.length > self.tree.length =>
-            {
-                Some((tree, sig))
-            }
-            _ => None,
-        };
-        for node in &verified.nodes {
-            batch.put_tree_node(self.data_pointer, node);
+        let pending = self.pending.get_or_insert_with(Pending::default);
+        for node in verified.nodes {
+            pending.batch.put_tree_node(self.data_pointer, &node);
+            pending.nodes.insert(node.index, node);
         }
-        let length = new_tree
-            .as_ref()
-            .map_or(self.tree.length, |(t, _)| t.length);
-        let mut bitfield = Bitfield::default();
-        let mut contiguous = self.contiguous_length;
-        if let Some((index, value)) = &verified.block {
-            if *index < length && !self.bitfield.get(*index) {
-                batch.put_block(self.data_pointer, *index, value);
-                bitfield = self.bitfield.clone_pages_for(*index, index + 1);
-                let pages = bitfield.set_range(*index, index + 1, true);
-                self.put_bitfield_pages(&mut batch, &bitfield, &pages);
-                if *index == contiguous {
+        if let (Some(tree), Some(sig)) = (verified.tree, verified.signature) {
+            if tree.fork == self.tree.fork && tree.length > self.tree.length {
+                applied.upgraded_to = Some(tree.length);
+                self.tree = tree;
+                self.signature = Some(sig);
+                pending.head = true;
+            }
+        }
+        if let Some((index, value)) = verified.block {
+            if index < self.tree.length && !self.bitfield.get(index) {
+                self.bitfield.set_range(index, index + 1, true);
+                pending
+                    .pages
+                    .insert(index / crate::core::bitfield::PAGE_BITS);
+                pending.blocks.insert(index, value);
+                if index == self.contiguous_length {
                     // Walk on through blocks already held past this one.
-                    let mut next = index + 1;
-                    while next < length && (self.bitfield.get(next)) {
-                        next += 1;
-                    }
-                    contiguous = next;
-                    self.put_hints(&mut batch, contiguous);
+                    self.contiguous_length = self.bitfield.first_unset(index, self.tree.length);
+                    pending.hints = true;
                 }
-                applied.block = Some(*index);
+                applied.block = Some(index);
             }
         }
-        if let Some((tree, sig)) = &new_tree {
-            self.put_head(&mut batch, tree, sig);
-            applied.upgraded_to = Some(tree.length);
+        applied
+    }
+
+    /// Writes what `apply_verified` gathered, as one batch. On failure the core must be
+    /// reloaded from disk (its memory is ahead of it): the store does that.
+    pub fn flush_pending(&mut self, storage: &Storage) -> Result<()> {
+        let Some(mut pending) = self.pending.take() else {
+            return Ok(());
+        };
+        for (index, block) in &pending.blocks {
+            pending.batch.put_block(self.data_pointer, *index, block);
         }
-        if batch.is_empty() {
-            return Ok(applied);
+        let pages: Vec<u64> = pending.pages.iter().copied().collect();
+        self.put_bitfield_pages(&mut pending.batch, &self.bitfield, &pages);
+        if pending.hints {
+            self.put_hints(&mut pending.batch, self.contiguous_length);
         }
-        storage.write(batch)?;
-        self.bitfield.merge_pages(bitfield);
-        self.contiguous_length = contiguous;
-        if let Some((tree, sig)) = new_tree {
-            self.tree = tree;
-            self.signature = Some(sig);
+        if pending.head {
+            if let Some(sig) = &self.signature {
+                self.put_head(&mut pending.batch, &self.tree, sig);
+            }
         }
-        Ok(applied)
+        if pending.batch.is_empty() {
+            return Ok(());
+        }
+        Ok(storage.write(pending.batch)?)
+    }
+
+    pub fn has_pending(&self) -> bool {
+        self.pending.is_some()
     }
 }
 
@@ -460,6 +493,7 @@ impl Hypercore {
         storage: &Storage,
         reorg: crate::core::proof::Reorg,
     ) -> Result<u64> {
+        self.flush_pending(storage)?;
         let old = self.tree.length;
         let ancestors = reorg.ancestors.min(old);
         let mut batch = Batch::new();

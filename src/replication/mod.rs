@@ -83,6 +83,8 @@ struct Wants {
     blocks: BTreeSet<u64>,
     /// download() without a range: every block, now and as the core grows.
     all: bool,
+    /// Where the next pass over "all" starts: blocks before it were asked for or held.
+    next_all: u64,
 }
 
 #[derive(Default)]
@@ -185,6 +187,7 @@ impl Replicator {
     fn finish(&mut self, store: &mut Store, session: u32, result: Result<()>) {
         // What one peer sent can make us write to the others (a relayed block's range, a
         // new length's sync), so every stream is flushed.
+        let result = result.and(store.flush_pending());
         match result {
             Ok(()) => self.flush_all(),
             Err(e) => self.close(store, session, Some(e)),
@@ -388,7 +391,15 @@ impl Replicator {
             Message::Request(m) => self.on_request(store, session, local_id, handle, m),
             Message::Data(m) => self.on_data(store, session, local_id, handle, *m),
             Message::NoData(m) => {
-                self.clear_inflight(session, local_id, handle, m.request);
+                if let Some(Inflight::Block(i)) =
+                    self.clear_inflight(session, local_id, handle, m.request)
+                {
+                    // The peer does not have it after all: stop asking it, ask others.
+                    if let Some(ch) = self.channel_mut(session, local_id) {
+                        forget_block(&mut ch.remote, i);
+                    }
+                    self.rewant(handle, i);
+                }
                 self.schedule(store, handle);
                 Ok(())
             }
@@ -544,25 +555,47 @@ impl Replicator {
             return;
         };
         let state = core.state();
-        let everything = if wants.all {
-            state.contiguous_length..state.length
-        } else {
-            0..0
-        };
-        let wanted: Vec<u64> = wants
-            .blocks
-            .iter()
-            .copied()
-            .chain(everything)
-            .filter(|i| !core.has_block(*i) && !self.inflight_blocks.contains(&(handle, *i)))
-            .take(4 * MAX_INFLIGHT)
-            .collect();
+        // Free request slots on the peers that can serve this core: never look at more
+        // wanted blocks than can be asked for now (this runs after every block received).
+        let free: usize = self
+            .peers
+            .values()
+            .filter_map(|p| p.by_handle.get(&handle).and_then(|id| p.channels.get(id)))
+            .filter(|ch| ch.paired && ch.remote.synced && ch.remote.fork == state.fork)
+            .map(|ch| MAX_INFLIGHT.saturating_sub(ch.inflight.len()))
+            .sum();
+        if free == 0 {
+            return;
+        }
+        // Explicit wants first (a block is removed from them once asked for), then, for a
+        // live download(), the blocks from where the last pass stopped.
+        let mut wanted = Vec::new();
         let mut done = Vec::new();
-        for index in wanted {
-            if core.has_block(index) {
-                done.push(index);
-                continue;
+        for &i in &wants.blocks {
+            if wanted.len() >= free {
+                break;
             }
+            if core.has_block(i) {
+                done.push(i);
+            } else if !self.inflight_blocks.contains(&(handle, i)) {
+                wanted.push(i);
+            }
+        }
+        let mut all_from = None;
+        if wants.all {
+            let mut i = wants.next_all.max(state.contiguous_length);
+            all_from = Some(i);
+            while wanted.len() < free && i < state.length {
+                if !core.has_block(i) && !self.inflight_blocks.contains(&(handle, i)) {
+                    wanted.push(i);
+                }
+                i += 1;
+            }
+            all_from = all_from.map(|_| i);
+        }
+        let mut unsent_from_all: Option<u64> = None;
+        let mut sent_now = Vec::new();
+        for index in wanted {
             let mut sent = false;
             for peer in self.peers.values_mut() {
                 let Some(&local_id) = peer.by_handle.get(&handle) else {
@@ -601,11 +634,18 @@ impl Replicator {
             }
             if sent {
                 self.inflight_blocks.insert((handle, index));
+                sent_now.push(index);
+            } else if all_from.is_some() && unsent_from_all.is_none_or(|u| index < u) {
+                unsent_from_all = Some(index);
             }
         }
         if let Some(w) = self.wants.get_mut(&handle) {
-            for i in done {
+            for i in done.into_iter().chain(sent_now) {
                 w.blocks.remove(&i);
+            }
+            if let Some(stop) = all_from {
+                // The next pass resumes at the first block no peer could serve yet.
+                w.next_all = unsent_from_all.map_or(stop, |u| u.min(stop));
             }
         }
     }
@@ -634,6 +674,16 @@ impl Replicator {
             peer.send(local_id, &reply);
         }
         Ok(())
+    }
+
+    /// A requested block that did not arrive goes back to the wanted ones.
+    fn rewant(&mut self, handle: u32, index: u64) {
+        let w = self.wants.entry(handle).or_default();
+        if w.all && index < w.next_all {
+            w.next_all = index;
+        } else {
+            w.blocks.insert(index);
+        }
     }
 
     fn clear_inflight(
@@ -693,7 +743,7 @@ impl Replicator {
         }
         let verified = proof::verify_proof(core.tree(), &core.nodes(storage), &manifest, &proof)?;
         let block_len = verified.block.as_ref().map(|(_, v)| v.len() as u64);
-        let applied = core.apply_verified(storage, verified)?;
+        let applied = core.apply_verified(verified);
         if applied.upgraded_to.is_some() {
             self.out.events.push(Event::Append { handle });
             self.announce(store, handle, None);
@@ -904,6 +954,7 @@ impl Replicator {
             match inflight {
                 Inflight::Block(i) => {
                     self.inflight_blocks.remove(&(ch.handle, i));
+                    self.rewant(ch.handle, i);
                 }
                 Inflight::Upgrade => {
                     self.inflight_upgrades.remove(&ch.handle);
@@ -1001,6 +1052,15 @@ fn sync_message(core: &Hypercore, remote: &peer::Remote) -> messages::Sync {
         has_manifest: core.manifest.is_some(),
         allow_push: false,
     }
+}
+
+fn forget_block(remote: &mut peer::Remote, index: u64) {
+    if index < remote.contiguous {
+        let end = remote.contiguous.min(index.saturating_add(1 << 24));
+        remote.bitfield.set_range(index + 1, end, true);
+        remote.contiguous = index;
+    }
+    remote.bitfield.set_range(index, index + 1, false);
 }
 
 fn apply_range(ch: &mut Channel, m: &messages::Range) {

@@ -280,6 +280,32 @@ impl Store {
         Ok((&mut open.core, &self.storage))
     }
 
+    /// Writes what replication verified in this call, core by core. A core whose write
+    /// fails is reloaded from disk, so memory never claims what the disk does not hold.
+    pub fn flush_pending(&mut self) -> Result<()> {
+        let mut first_error = None;
+        for open in self.cores.values_mut() {
+            if !open.core.has_pending() {
+                continue;
+            }
+            if let Err(e) = open.core.flush_pending(&self.storage) {
+                if let Ok(Some(record)) = self.storage.core_by_dkey(&open.core.discovery_key) {
+                    if let Ok(fresh) = Hypercore::load(&self.storage, &record) {
+                        let keys = (open.core.public_key, open.core.secret_key.take());
+                        open.core = fresh;
+                        if let (Some(pk), Some(kp)) = keys {
+                            if pk == kp.public_key {
+                                open.core.adopt_key_pair(kp);
+                            }
+                        }
+                    }
+                }
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     pub fn state(&self, handle: u32) -> Result<CoreState> {
         Ok(self.core(handle)?.state())
     }
