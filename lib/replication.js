@@ -9,7 +9,10 @@ const Protomux = require('protomux')
 // engine encrypts and decrypts itself.
 class ReplicationStream extends Duplex {
   constructor(root, isInitiator) {
-    super({ mapWritable: toBuffer })
+    // Input is held only once this much output waits unread: far above what an honest
+    // peer leaves queued (two streams piped to each other must never both stop), low
+    // enough to bound what a peer that stops reading can make us hold.
+    super({ mapWritable: toBuffer, highWaterMark: OUTPUT_HIGH_WATER_MARK })
     this.root = root
     this.isInitiator = isInitiator
     this.session = 0
@@ -228,6 +231,8 @@ class Replication {
     this.targets.clear()
   }
 }
+
+const OUTPUT_HIGH_WATER_MARK = 8 * 1024 * 1024
 
 // hypercore's protocol streams send an empty message after 5 s without traffic
 const KEEP_ALIVE_MS = 5000
