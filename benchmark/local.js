@@ -15,53 +15,28 @@ const fs = require('fs')
 const os = require('os')
 const path = require('path')
 const crypto = require('crypto')
+const {
+  SCALE,
+  RUNS,
+  scaled,
+  JSCorestore,
+  NativeCorestore,
+  nativeSpec,
+  now,
+  msSince,
+  rmdir,
+  median,
+  fmtInt
+} = require('./harness.js')
 
-const SCALE = parseScale(process.env.BENCH_SCALE)
-const RUNS = Math.max(1, parseInt(process.env.BENCH_RUNS || '3', 10) || 3)
 const BLOCK_SIZE = 1024
 
-function parseScale(value) {
-  if (value === undefined || value === '') return 1
-  const n = Number(value)
-  if (!(n > 0)) {
-    console.error(`BENCH_SCALE must be a positive number, got ${JSON.stringify(value)}`)
-    process.exit(1)
-  }
-  return n
-}
 
-function scaled(n, min = 1) {
-  return Math.max(min, Math.round(n * SCALE))
-}
 
 // ---------------------------------------------------------------------------
 // Implementations
 
-function resolveModule(spec) {
-  // Paths given on the command line are relative to the working directory.
-  if (spec.startsWith('.') || path.isAbsolute(spec)) return path.resolve(process.cwd(), spec)
-  return spec
-}
 
-function load(label, spec, hint) {
-  try {
-    return require(resolveModule(spec))
-  } catch (err) {
-    console.error(`Could not load ${label} (require(${JSON.stringify(spec)})): ${err.message}`)
-    if (hint) console.error(hint)
-    process.exit(1)
-  }
-}
-
-const nativeSpec = process.env.BENCH_NATIVE || path.join(__dirname, '..')
-const JSCorestore = load('JS corestore', 'corestore', 'Install the dev dependencies first: npm install')
-const NativeCorestore = load(
-  'corestore-native',
-  nativeSpec,
-  process.env.BENCH_NATIVE
-    ? null
-    : 'Build the native addon first (npm run build), or set BENCH_NATIVE=corestore to run the harness JS vs JS.'
-)
 
 const IMPLS = [
   { name: 'JS corestore', Corestore: JSCorestore },
@@ -77,13 +52,7 @@ function randomBlocks(n) {
   return blocks
 }
 
-function now() {
-  return process.hrtime.bigint()
-}
 
-function msSince(start) {
-  return Number(now() - start) / 1e6
-}
 
 async function appendBatches(core, total, batchSize) {
   const batch = randomBlocks(Math.min(batchSize, total))
@@ -218,13 +187,6 @@ function tmpdir() {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'corestore-bench-'))
 }
 
-function rmdir(dir) {
-  try {
-    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 })
-  } catch {
-    // best effort
-  }
-}
 
 async function runOnce(workload, Corestore, n) {
   if (typeof global.gc === 'function') global.gc()
@@ -238,11 +200,6 @@ async function runOnce(workload, Corestore, n) {
   }
 }
 
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}
 
 async function measure(workload, impl) {
   // Warmup at 10% size in its own directory, then RUNS measured runs in fresh directories.
@@ -254,9 +211,6 @@ async function measure(workload, impl) {
   return { ops, bytes, ms, opsPerSec: (ops * 1000) / ms, mbPerSec: (bytes / (1024 * 1024)) / (ms / 1000) }
 }
 
-function fmtInt(n) {
-  return Math.round(n).toLocaleString('en-US')
-}
 
 function fmtCell(workload, r) {
   if (r.error) return `error: ${r.error}`

@@ -24,56 +24,31 @@ const os = require('os')
 const net = require('net')
 const path = require('path')
 const crypto = require('crypto')
+const {
+  SCALE,
+  RUNS,
+  scaled,
+  JSCorestore,
+  NativeCorestore,
+  nativeSpec,
+  now,
+  msSince,
+  rmdir,
+  median,
+  fmtInt
+} = require('./harness.js')
 
-const SCALE = parseScale(process.env.BENCH_SCALE)
-const RUNS = Math.max(1, parseInt(process.env.BENCH_RUNS || '3', 10) || 3)
 const TIMEOUT_MS = Math.max(1, Number(process.env.BENCH_TIMEOUT || '300') || 300) * 1000
 const TRACE = !!process.env.BENCH_TRACE && process.env.BENCH_TRACE !== '0'
 const BLOCK_SIZE = 1024
 const MB = 1024 * 1024
 
-function parseScale(value) {
-  if (value === undefined || value === '') return 1
-  const n = Number(value)
-  if (!(n > 0)) {
-    console.error(`BENCH_SCALE must be a positive number, got ${JSON.stringify(value)}`)
-    process.exit(1)
-  }
-  return n
-}
 
-function scaled(n, min = 1) {
-  return Math.max(min, Math.round(n * SCALE))
-}
 
 // ---------------------------------------------------------------------------
 // Implementations
 
-function resolveModule(spec) {
-  // Paths given on the command line are relative to the working directory.
-  if (spec.startsWith('.') || path.isAbsolute(spec)) return path.resolve(process.cwd(), spec)
-  return spec
-}
 
-function load(label, spec, hint) {
-  try {
-    return require(resolveModule(spec))
-  } catch (err) {
-    console.error(`Could not load ${label} (require(${JSON.stringify(spec)})): ${err.message}`)
-    if (hint) console.error(hint)
-    process.exit(1)
-  }
-}
-
-const nativeSpec = process.env.BENCH_NATIVE || path.join(__dirname, '..')
-const JSCorestore = load('JS corestore', 'corestore', 'Install the dev dependencies first: npm install')
-const NativeCorestore = load(
-  'corestore-native',
-  nativeSpec,
-  process.env.BENCH_NATIVE
-    ? null
-    : 'Build the native addon first (npm run build), or set BENCH_NATIVE=corestore to run the harness JS vs JS.'
-)
 
 const JS = { name: 'JS corestore', Corestore: JSCorestore }
 const NATIVE = { name: 'corestore-native', Corestore: NativeCorestore }
@@ -88,13 +63,7 @@ const INTEROP = { name: 'JS → native', writer: JS, reader: NATIVE }
 // ---------------------------------------------------------------------------
 // Helpers
 
-function now() {
-  return process.hrtime.bigint()
-}
 
-function msSince(start) {
-  return Number(now() - start) / 1e6
-}
 
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms))
@@ -249,13 +218,6 @@ function tmpdir() {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'corestore-bench-repl-'))
 }
 
-function rmdir(dir) {
-  try {
-    fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 })
-  } catch {
-    // best effort
-  }
-}
 
 function resources() {
   const stack = []
@@ -461,11 +423,6 @@ async function runOnce(workload, pair, n) {
   }
 }
 
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-}
 
 async function measure(workload, pair) {
   // Warmup at 10% size, then RUNS measured runs, every run in fresh directories.
@@ -478,9 +435,6 @@ async function measure(workload, pair) {
   return { ops, bytes, ms, cpuMs, opsPerSec: (ops * 1000) / ms, mbPerSec: bytes / MB / (ms / 1000) }
 }
 
-function fmtInt(n) {
-  return Math.round(n).toLocaleString('en-US')
-}
 
 function fmtCell(workload, x) {
   if (x.timeout) return 'timeout'
