@@ -22,6 +22,7 @@ class ReplicationStream extends Duplex {
     this._resume = null
     this._keepAlive = null
     this._sent = false
+    this._lastYield = Date.now()
   }
 
   // The engine session starts as soon as the store is open, so cores see a peer coming
@@ -46,7 +47,13 @@ class ReplicationStream extends Duplex {
   _write(data, cb) {
     if (this.session !== 0) this.root._pump(this.root.native.replicationRecv(this.session, data))
     if (this._congested) this._resume = cb
-    else cb(null)
+    else if (Date.now() - this._lastYield < YIELD_MS) cb(null)
+    else {
+      // Two of these streams piped to each other hand data back and forth synchronously;
+      // give the event loop (timers, I/O, the application) a turn every few milliseconds.
+      this._lastYield = Date.now()
+      setImmediate(cb, null)
+    }
   }
 
   _read(cb) {
@@ -233,6 +240,7 @@ class Replication {
 }
 
 const OUTPUT_HIGH_WATER_MARK = 8 * 1024 * 1024
+const YIELD_MS = 10
 
 // hypercore's protocol streams send an empty message after 5 s without traffic
 const KEEP_ALIVE_MS = 5000
