@@ -170,6 +170,20 @@ impl<'a> Reader<'a> {
             .map_err(|_| DecodeError("invalid utf-8"))
     }
 
+    /// An optional field of a hyperschema struct: present when `bit` is set in `flags`.
+    pub fn flagged<T>(
+        &mut self,
+        flags: u64,
+        bit: u64,
+        read: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<Option<T>> {
+        if flags & bit != 0 {
+            read(self).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// An array length, refusing what the JS decoder refuses.
     pub fn array_len(&mut self) -> Result<usize> {
         let n = self.uint()?;

@@ -165,16 +165,8 @@ impl StoreHead {
                 } else {
                     (0, 0)
                 };
-                let seed = if flags & 2 != 0 {
-                    Some(r.array()?)
-                } else {
-                    None
-                };
-                let dkey = if flags & 4 != 0 {
-                    Some(r.array()?)
-                } else {
-                    None
-                };
+                let seed = r.flagged(flags, 2, |r| r.array())?;
+                let dkey = r.flagged(flags, 4, |r| r.array())?;
                 Ok(StoreHead {
                     version,
                     cores,
@@ -189,16 +181,8 @@ impl StoreHead {
                 let datas = r.uint()?;
                 let groups = r.uint()?;
                 let flags = r.uint()?;
-                let seed = if flags & 1 != 0 {
-                    Some(r.array()?)
-                } else {
-                    None
-                };
-                let dkey = if flags & 2 != 0 {
-                    Some(r.array()?)
-                } else {
-                    None
-                };
+                let seed = r.flagged(flags, 1, |r| r.array())?;
+                let dkey = r.flagged(flags, 2, |r| r.array())?;
                 Ok(StoreHead {
                     version,
                     cores,
@@ -318,21 +302,13 @@ impl Auth {
         let key = r.array()?;
         let discovery_key = r.array()?;
         let flags = r.uint()?;
-        let manifest = if flags & 1 != 0 {
-            Some(r.buffer()?.to_vec())
-        } else {
-            None
-        };
+        let manifest = r.flagged(flags, 1, |r| Ok(r.buffer()?.to_vec()))?;
         let key_pair = if flags & 2 != 0 {
             Some(AuthKeyPair::read(&mut r)?)
         } else {
             None
         };
-        let encryption_key = if flags & 4 != 0 {
-            Some(r.buffer()?.to_vec())
-        } else {
-            None
-        };
+        let encryption_key = r.flagged(flags, 4, |r| Ok(r.buffer()?.to_vec()))?;
         Ok(Auth {
             key,
             discovery_key,
@@ -366,11 +342,7 @@ impl CoreHead {
         let signature = r.opt_buffer()?.map(|b| b.to_vec());
         // v1 records may end before the flags
         let flags = if r.is_empty() { 0 } else { r.uint()? };
-        let timestamp = if flags & 1 != 0 {
-            Some(r.uint64()?)
-        } else {
-            None
-        };
+        let timestamp = r.flagged(flags, 1, |r| r.uint64())?;
         Ok(CoreHead {
             fork,
             length,
@@ -490,11 +462,7 @@ impl CoreGroup {
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let mut r = Reader::new(bytes);
         let flags = r.uint()?;
-        let key = if flags & 1 != 0 {
-            Some(r.array()?)
-        } else {
-            None
-        };
+        let key = r.flagged(flags, 1, |r| r.array())?;
         let pointer = if flags & 2 != 0 { r.uint()? } else { 0 };
         Ok(CoreGroup { key, pointer })
     }
