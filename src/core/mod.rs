@@ -5,5 +5,6 @@ pub mod flat_tree;
 pub mod hypercore;
 pub mod manifest;
 pub mod merkle;
+pub mod node_cache;
 pub mod proof;
 pub mod signature;
