@@ -75,7 +75,9 @@ impl NodeSource for StoredNodes<'_> {
         // scan, which costs about as much as two point reads.
         let start = index - index % NODE_READ_SPAN;
         let end = start.saturating_add(NODE_READ_SPAN);
-        let nodes = self.storage.tree_nodes(self.data_pointer, start, Some(end))?;
+        let nodes = self
+            .storage
+            .tree_nodes(self.data_pointer, start, Some(end))?;
         Ok(self.cache.borrow_mut().fill(start, end, nodes, index))
     }
 }
@@ -572,4 +574,85 @@ fn key_pair_from_auth(auth: &Auth) -> (Option<[u8; 32]>, Option<KeyPair>) {
         })
     });
     (Some(public_key), secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::merkle::NodeSource;
+    use crate::storage::TreeNode;
+    use crate::store::{OpenRequest, Store};
+    use std::path::PathBuf;
+
+    fn tmp() -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "cs-hypercore-{}-{}",
+            std::process::id(),
+            super::now_ms()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    /// Everything a reader of the tree sees: the tree hash and a seek at every length, and
+    /// each of the first 80 node indexes, stored or not.
+    type TreeView = (Vec<([u8; 32], Option<(u64, u64)>)>, Vec<Option<TreeNode>>);
+
+    fn tree_view(store: &mut Store, handle: u32) -> TreeView {
+        let (core, storage) = store.core_mut(handle).expect("open core");
+        let length = core.state().length;
+        let roots = (1..=length)
+            .map(|l| {
+                let hash = core.tree_hash(storage, l).expect("tree hash");
+                (hash, core.seek(storage, 3 * l).expect("seek"))
+            })
+            .collect();
+        let nodes = core.nodes(storage);
+        let nodes = (0..80).map(|i| nodes.node(i).expect("node")).collect();
+        (roots, nodes)
+    }
+
+    fn open(store: &mut Store) -> u32 {
+        store
+            .open_core(OpenRequest {
+                name: Some("cached".into()),
+                create_if_missing: true,
+                ..Default::default()
+            })
+            .expect("open core")
+    }
+
+    /// The node cache must forget what a truncation deletes: nodes read before it (and
+    /// indexes read as absent) would otherwise answer for the tree that replaced them.
+    #[test]
+    fn node_cache_follows_truncate_and_append() {
+        let dir = tmp();
+        let expected = {
+            let mut store = Store::open(&dir, None, false).expect("open store");
+            let handle = open(&mut store);
+            let (core, storage) = store.core_mut(handle).expect("core");
+            let old: Vec<Vec<u8>> = (0..40).map(|i| format!("old-{i}").into_bytes()).collect();
+            let refs: Vec<&[u8]> = old.iter().map(|b| b.as_slice()).collect();
+            core.append(storage, &refs).expect("append");
+            let before = tree_view(&mut store, handle);
+            assert_eq!(before.0.len(), 40);
+            assert!(before.1[..63].iter().all(|n| n.is_some()));
+
+            let (core, storage) = store.core_mut(handle).expect("core");
+            core.truncate(storage, 10, 1).expect("truncate");
+            let new: Vec<Vec<u8>> = (0..5).map(|i| format!("new-{i}!").into_bytes()).collect();
+            let refs: Vec<&[u8]> = new.iter().map(|b| b.as_slice()).collect();
+            core.append(storage, &refs).expect("append");
+            let after = tree_view(&mut store, handle);
+            assert_eq!(after.0[..10], before.0[..10]);
+            assert_ne!(after.0[10..], before.0[10..15]);
+            assert!(after.1[30..].iter().all(|n| n.is_none()));
+            after
+        };
+        // a reopened store starts with an empty cache: it reads only what is on disk
+        let mut store = Store::open(&dir, None, false).expect("reopen store");
+        let handle = open(&mut store);
+        assert_eq!(tree_view(&mut store, handle), expected);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
