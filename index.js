@@ -364,12 +364,12 @@ class Corestore extends EventEmitter {
           const st = this.native.state(e.handle)
           if (!cs.manifest) cs.refresh(this.native.coreInfo(e.handle)) // learned from the peer
           if (e.type === 'append') cs.onappend(st)
-          else cs.ondownload(st, e.index, e.bytes)
+          else cs.ondownload(st, e.blocks)
           break
         }
         case 'upload': {
           const cs = this._cores.get(e.handle)
-          if (cs !== undefined) cs.onupload(e.index, e.bytes, e.session)
+          if (cs !== undefined) cs.onupload(e.blocks, e.session)
           break
         }
         case 'open': // a stream finished its handshake: update() waiters look again

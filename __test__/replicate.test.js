@@ -47,15 +47,15 @@ forEachPairing('1000 varied blocks: update, manifest, treeHash, sparse reads in 
   sameBuffer(r.discoveryKey, w.discoveryKey, 'discoveryKey from key')
 
   const events = { r: [], w: [] }
-  const downloaded = new Set()
-  const uploaded = new Set()
+  const downloaded = new Map() // index -> byte length, as the events report them
+  const uploaded = new Map()
   for (const [side, core] of [['r', r], ['w', w]]) {
     core.on('peer-add', (peer) => events[side].push(['peer-add', peer]))
     core.on('peer-remove', (peer) => events[side].push(['peer-remove', peer]))
     core.on('append', () => events[side].push(['append']))
   }
-  r.on('download', (index) => downloaded.add(index))
-  w.on('upload', (index) => uploaded.add(index))
+  r.on('download', (index, bytes) => downloaded.set(index, bytes))
+  w.on('upload', (index, bytes) => uploaded.set(index, bytes))
 
   const { s1, s2 } = pipeStores(e, ws, rs)
 
@@ -110,6 +110,11 @@ forEachPairing('1000 varied blocks: update, manifest, treeHash, sparse reads in 
   // every block once: download events on the reader, upload events on the writer
   await until(() => downloaded.size === N, 5000, `download events for all blocks (got ${downloaded.size})`)
   await until(() => uploaded.size === N, 5000, `upload events for all blocks (got ${uploaded.size})`)
+  for (const [name, events] of [['download', downloaded], ['upload', uploaded]]) {
+    for (const [index, bytes] of events) {
+      assert.equal(bytes, blocks[index].byteLength, `${name} event: byte length of block ${index}`)
+    }
+  }
 
   // re-reading is local and exact, also with wait:false
   for (const i of shuffled(N, 3).slice(0, 100)) {

@@ -96,17 +96,26 @@ class CoreState {
   }
 
   // a block arrived from a peer
-  ondownload(st, index, bytes) {
+  // `blocks`: (index, byte length) pairs of little-endian doubles, one run of blocks
+  ondownload(st, blocks) {
     this.update(st)
     const ss = this.sessions
-    for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('download', index, bytes, null)
+    for (let at = 0; at < blocks.byteLength; at += 16) {
+      const index = blocks.readDoubleLE(at)
+      const bytes = blocks.readDoubleLE(at + 8)
+      for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('download', index, bytes, null)
+    }
     if (this.waiters.size > 0) this._drain()
   }
 
-  onupload(index, bytes, session) {
+  onupload(blocks, session) {
     const peer = this.peers.find((p) => p.session === session) || null
     const ss = this.sessions
-    for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('upload', index, bytes, peer)
+    for (let at = 0; at < blocks.byteLength; at += 16) {
+      const index = blocks.readDoubleLE(at)
+      const bytes = blocks.readDoubleLE(at + 8)
+      for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('upload', index, bytes, peer)
+    }
   }
 
   onsync() {

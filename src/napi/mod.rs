@@ -436,12 +436,17 @@ pub struct SendOut {
 
 #[napi(object)]
 pub struct EventOut {
-    /// open | close | append | download | peer-add | peer-remove | sync
+    /// open | close | append | download | upload | truncate | peer-add | peer-remove | sync
     pub r#type: String,
     pub session: Option<u32>,
     pub handle: Option<u32>,
     pub index: Option<i64>,
     pub bytes: Option<i64>,
+    /// download / upload: the blocks, as (index, byte length) pairs of little-endian
+    /// doubles. One event carries a run of blocks of one core (and one peer, for uploads):
+    /// a replication call moves hundreds of blocks, and one object per block cost more
+    /// than the blocks' verification.
+    pub blocks: Option<Buffer>,
     pub code: Option<String>,
     pub message: Option<String>,
     pub remote_public_key: Option<Buffer>,
@@ -475,76 +480,66 @@ fn replication_out(out: Output) -> ReplicationOut {
         handle: None,
         index: None,
         bytes: None,
+        blocks: None,
         code: None,
         message: None,
         remote_public_key: None,
     };
-    let events = out
-        .events
-        .into_iter()
-        .map(|e| match e {
-            Event::Open { session } => EventOut {
-                session: Some(session),
-                ..event("open")
-            },
-            Event::Close { session, error } => EventOut {
-                session: Some(session),
-                code: error.as_ref().map(|e| e.code.to_string()),
-                message: error.map(|e| e.to_string()),
-                ..event("close")
-            },
-            Event::Append { handle } => EventOut {
-                handle: Some(handle),
-                ..event("append")
-            },
+    // Consecutive downloads of one core (uploads of one core to one peer) become one run.
+    let mut items: Vec<Item> = Vec::with_capacity(out.events.len());
+    for e in out.events {
+        let (kind, handle, session, index, bytes) = match e {
+            Event::Download {
+                handle,
+                index,
+                bytes,
+            } => ("download", handle, None, index, bytes),
             Event::Upload {
                 handle,
                 index,
                 bytes,
                 session,
-            } => EventOut {
-                handle: Some(handle),
-                index: Some(index as i64),
-                bytes: Some(bytes as i64),
-                session: Some(session),
-                ..event("upload")
-            },
-            Event::Truncate { handle, ancestors } => EventOut {
-                handle: Some(handle),
-                index: Some(ancestors as i64),
-                ..event("truncate")
-            },
-            Event::Download {
-                handle,
-                index,
-                bytes,
-            } => EventOut {
-                handle: Some(handle),
-                index: Some(index as i64),
-                bytes: Some(bytes as i64),
-                ..event("download")
-            },
-            Event::PeerAdd {
+            } => ("upload", handle, Some(session), index, bytes),
+            other => {
+                items.push(Item::One(other));
+                continue;
+            }
+        };
+        match items.last_mut() {
+            Some(Item::Run {
+                kind: k,
+                handle: h,
+                session: s,
+                pairs,
+            }) if *k == kind && *h == handle && *s == session => {
+                pairs.extend_from_slice(&block_pair(index, bytes))
+            }
+            _ => items.push(Item::Run {
+                kind,
                 handle,
                 session,
-                remote_public_key,
+                pairs: block_pair(index, bytes),
+            }),
+        }
+    }
+    let events = items
+        .into_iter()
+        .map(|item| match item {
+            Item::Run {
+                kind,
+                handle,
+                session,
+                pairs,
             } => EventOut {
                 handle: Some(handle),
-                session: Some(session),
-                remote_public_key: remote_public_key.map(|k| k.to_vec().into()),
-                ..event("peer-add")
+                session,
+                blocks: Some(pairs.into()),
+                ..event(kind)
             },
-            Event::PeerRemove { handle, session } => EventOut {
-                handle: Some(handle),
-                session: Some(session),
-                ..event("peer-remove")
-            },
-            Event::Sync { handle } => EventOut {
-                handle: Some(handle),
-                ..event("sync")
-            },
+            Item::One(e) => one_event(e, &event),
         })
         .collect();
+
     let commands = out
         .commands
         .into_iter()
@@ -588,5 +583,87 @@ fn replication_out(out: Output) -> ReplicationOut {
             })
             .collect(),
         events,
+    }
+}
+
+fn block_pair(index: u64, bytes: u64) -> Vec<u8> {
+    let mut pair = Vec::with_capacity(16);
+    pair.extend_from_slice(&(index as f64).to_le_bytes());
+    pair.extend_from_slice(&(bytes as f64).to_le_bytes());
+    pair
+}
+
+/// A run of block events (see `EventOut::blocks`), or any other event.
+enum Item {
+    Run {
+        kind: &'static str,
+        handle: u32,
+        session: Option<u32>,
+        pairs: Vec<u8>,
+    },
+    One(Event),
+}
+
+fn one_event(e: Event, event: &dyn Fn(&str) -> EventOut) -> EventOut {
+    match e {
+        Event::Open { session } => EventOut {
+            session: Some(session),
+            ..event("open")
+        },
+        Event::Close { session, error } => EventOut {
+            session: Some(session),
+            code: error.as_ref().map(|e| e.code.to_string()),
+            message: error.map(|e| e.to_string()),
+            ..event("close")
+        },
+        Event::Append { handle } => EventOut {
+            handle: Some(handle),
+            ..event("append")
+        },
+        Event::Truncate { handle, ancestors } => EventOut {
+            handle: Some(handle),
+            index: Some(ancestors as i64),
+            ..event("truncate")
+        },
+        Event::PeerAdd {
+            handle,
+            session,
+            remote_public_key,
+        } => EventOut {
+            handle: Some(handle),
+            session: Some(session),
+            remote_public_key: remote_public_key.map(|k| k.to_vec().into()),
+            ..event("peer-add")
+        },
+        Event::PeerRemove { handle, session } => EventOut {
+            handle: Some(handle),
+            session: Some(session),
+            ..event("peer-remove")
+        },
+        Event::Sync { handle } => EventOut {
+            handle: Some(handle),
+            ..event("sync")
+        },
+        // `replication_out` groups these into runs before they get here
+        Event::Download {
+            handle,
+            index,
+            bytes,
+        } => EventOut {
+            handle: Some(handle),
+            blocks: Some(block_pair(index, bytes).into()),
+            ..event("download")
+        },
+        Event::Upload {
+            handle,
+            index,
+            bytes,
+            session,
+        } => EventOut {
+            handle: Some(handle),
+            session: Some(session),
+            blocks: Some(block_pair(index, bytes).into()),
+            ..event("upload")
+        },
     }
 }
