@@ -6,6 +6,7 @@
 use crate::core::bitfield::Bitfield;
 use crate::core::manifest::Manifest;
 use crate::core::merkle::{self, MerkleTree, NodeSource};
+use crate::core::index_map::IndexMap;
 use crate::core::node_cache::NodeCache;
 use crate::core::signature;
 use crate::crypto::{self, KeyPair};
@@ -49,8 +50,8 @@ pub struct Hypercore {
 /// call instead of once per block. Memory already reflects it; reads look here first.
 #[derive(Default)]
 struct Pending {
-    nodes: std::collections::HashMap<u64, TreeNode>,
-    blocks: std::collections::HashMap<u64, Vec<u8>>,
+    nodes: IndexMap<TreeNode>,
+    blocks: IndexMap<Vec<u8>>,
     pages: std::collections::BTreeSet<u64>,
     hints: bool,
     head: bool,
@@ -59,7 +60,7 @@ struct Pending {
 struct StoredNodes<'a> {
     storage: &'a Storage,
     data_pointer: u64,
-    pending: Option<&'a std::collections::HashMap<u64, TreeNode>>,
+    pending: Option<&'a IndexMap<TreeNode>>,
     cache: &'a RefCell<NodeCache>,
 }
 

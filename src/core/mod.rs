@@ -3,6 +3,7 @@
 pub mod bitfield;
 pub mod flat_tree;
 pub mod hypercore;
+pub mod index_map;
 pub mod manifest;
 pub mod merkle;
 pub mod node_cache;

@@ -8,8 +8,7 @@
 //! and the directory lock keeps other processes out), so the cache is kept exact: the core
 //! records what it writes and forgets everything when it deletes nodes.
 
-use std::collections::HashMap;
-
+use crate::core::index_map::IndexMap;
 use crate::storage::TreeNode;
 
 /// Entries per generation. Two generations bound a core's cache to about 1.2 MB, several
@@ -20,8 +19,8 @@ const GENERATION: usize = 8192;
 /// recent one is full it becomes the older one (dropping the previous older one whole).
 #[derive(Default)]
 pub struct NodeCache {
-    recent: HashMap<u64, Option<TreeNode>>,
-    older: HashMap<u64, Option<TreeNode>>,
+    recent: IndexMap<Option<TreeNode>>,
+    older: IndexMap<Option<TreeNode>>,
 }
 
 impl NodeCache {
@@ -70,8 +69,8 @@ impl NodeCache {
     }
 
     pub fn clear(&mut self) {
-        self.recent = HashMap::new();
-        self.older = HashMap::new();
+        self.recent = IndexMap::default();
+        self.older = IndexMap::default();
     }
 }
 
