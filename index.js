@@ -364,7 +364,7 @@ class Corestore extends EventEmitter {
           const st = this.native.state(e.handle)
           if (!cs.manifest) cs.refresh(this.native.coreInfo(e.handle)) // learned from the peer
           if (e.type === 'append') cs.onappend(st)
-          else cs.ondownload(st, e.blocks)
+          else cs.ondownload(st, e.blocks, e.session)
           break
         }
         case 'upload': {

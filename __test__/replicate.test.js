@@ -54,8 +54,16 @@ forEachPairing('1000 varied blocks: update, manifest, treeHash, sparse reads in 
     core.on('peer-remove', (peer) => events[side].push(['peer-remove', peer]))
     core.on('append', () => events[side].push(['append']))
   }
-  r.on('download', (index, bytes) => downloaded.set(index, bytes))
-  w.on('upload', (index, bytes) => uploaded.set(index, bytes))
+  // the third argument names the peer the block came from (went to), one of core.peers
+  const strangers = []
+  r.on('download', (index, bytes, from) => {
+    downloaded.set(index, bytes)
+    if (!r.peers.includes(from)) strangers.push(['download', index])
+  })
+  w.on('upload', (index, bytes, to) => {
+    uploaded.set(index, bytes)
+    if (!w.peers.includes(to)) strangers.push(['upload', index])
+  })
 
   const { s1, s2 } = pipeStores(e, ws, rs)
 
@@ -110,6 +118,7 @@ forEachPairing('1000 varied blocks: update, manifest, treeHash, sparse reads in 
   // every block once: download events on the reader, upload events on the writer
   await until(() => downloaded.size === N, 5000, `download events for all blocks (got ${downloaded.size})`)
   await until(() => uploaded.size === N, 5000, `upload events for all blocks (got ${uploaded.size})`)
+  assert.deepEqual(strangers.slice(0, 5), [], 'download/upload events name a peer of the core')
   for (const [name, events] of [['download', downloaded], ['upload', uploaded]]) {
     for (const [index, bytes] of events) {
       assert.equal(bytes, blocks[index].byteLength, `${name} event: byte length of block ${index}`)

@@ -96,14 +96,16 @@ class CoreState {
   }
 
   // a block arrived from a peer
-  // `blocks`: (index, byte length) pairs of little-endian doubles, one run of blocks
-  ondownload(st, blocks) {
+  // `blocks`: (index, byte length) pairs of little-endian doubles, a run of blocks from
+  // (to) the peer on stream `session`; the events name that peer, as hypercore's do
+  ondownload(st, blocks, session) {
     this.update(st)
+    const peer = this.peers.find((p) => p.session === session) || null
     const ss = this.sessions
     for (let at = 0; at < blocks.byteLength; at += 16) {
       const index = blocks.readDoubleLE(at)
       const bytes = blocks.readDoubleLE(at + 8)
-      for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('download', index, bytes, null)
+      for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('download', index, bytes, peer)
     }
     if (this.waiters.size > 0) this._drain()
   }

@@ -4,9 +4,9 @@
 //! the batch is committed, so a failed write leaves both disk and memory as they were.
 
 use crate::core::bitfield::Bitfield;
+use crate::core::index_map::IndexMap;
 use crate::core::manifest::Manifest;
 use crate::core::merkle::{self, MerkleTree, NodeSource};
-use crate::core::index_map::IndexMap;
 use crate::core::node_cache::NodeCache;
 use crate::core::signature;
 use crate::crypto::{self, KeyPair};

@@ -443,7 +443,7 @@ pub struct EventOut {
     pub index: Option<i64>,
     pub bytes: Option<i64>,
     /// download / upload: the blocks, as (index, byte length) pairs of little-endian
-    /// doubles. One event carries a run of blocks of one core (and one peer, for uploads):
+    /// doubles. One event carries a run of blocks of one core from (or to) one peer:
     /// a replication call moves hundreds of blocks, and one object per block cost more
     /// than the blocks' verification.
     pub blocks: Option<Buffer>,
@@ -493,13 +493,14 @@ fn replication_out(out: Output) -> ReplicationOut {
                 handle,
                 index,
                 bytes,
-            } => ("download", handle, None, index, bytes),
+                session,
+            } => ("download", handle, session, index, bytes),
             Event::Upload {
                 handle,
                 index,
                 bytes,
                 session,
-            } => ("upload", handle, Some(session), index, bytes),
+            } => ("upload", handle, session, index, bytes),
             other => {
                 items.push(Item::One(other));
                 continue;
@@ -532,7 +533,7 @@ fn replication_out(out: Output) -> ReplicationOut {
                 pairs,
             } => EventOut {
                 handle: Some(handle),
-                session,
+                session: Some(session),
                 blocks: Some(pairs.into()),
                 ..event(kind)
             },
@@ -598,7 +599,7 @@ enum Item {
     Run {
         kind: &'static str,
         handle: u32,
-        session: Option<u32>,
+        session: u32,
         pairs: Vec<u8>,
     },
     One(Event),
@@ -649,8 +650,10 @@ fn one_event(e: Event, event: &dyn Fn(&str) -> EventOut) -> EventOut {
             handle,
             index,
             bytes,
+            session,
         } => EventOut {
             handle: Some(handle),
+            session: Some(session),
             blocks: Some(block_pair(index, bytes).into()),
             ..event("download")
         },

@@ -33,11 +33,12 @@ pub enum Event {
         handle: u32,
         ancestors: u64,
     },
-    /// A block arrived and was stored.
+    /// A block arrived from the peer on `session` and was stored.
     Download {
         handle: u32,
         index: u64,
         bytes: u64,
+        session: u32,
     },
     /// A block was sent to a peer.
     Upload {
@@ -753,6 +754,7 @@ impl Replicator {
                 handle,
                 index,
                 bytes: block_len.unwrap_or(0),
+                session,
             });
             self.announce(store, handle, Some((session, index)));
             if let Some(w) = self.wants.get_mut(&handle) {
