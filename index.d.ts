@@ -503,7 +503,11 @@ declare namespace Corestore {
 
     info(opts?: InfoOptions): Promise<HypercoreInfo>
 
-    /** Wait for a length update from peers; true if the core was updated. */
+    /**
+     * Ask peers for a longer tree; true if the core was updated. Waits with `{ wait: true }`,
+     * or by default while a `findingPeers()` call is outstanding (then also for the first
+     * peer to show up); otherwise resolves false at once, as in hypercore 11.
+     */
     update(opts?: UpdateOptions): Promise<boolean>
 
     session<E extends ValueEncoding | undefined = undefined>(
@@ -520,6 +524,7 @@ declare namespace Corestore {
     setUserData(key: string, value: Buffer | string | null): Promise<void>
     getUserData(key: string): Promise<Buffer | null>
 
+    /** Until the returned function is called, update() waits for peers (see update). */
     findingPeers(): () => void
     download(range?: DownloadRange): Download
 

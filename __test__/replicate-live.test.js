@@ -42,6 +42,36 @@ forEachPairing('no peers: update({wait:true}) is false, get(wait:false) null, ge
   assert.ok(Date.now() - start >= 150, 'the timeout is honoured, not an immediate failure')
 })
 
+forEachPairing('findingPeers(): update() waits for the first peer, done() with none gives false; update() alone does not wait', async (t, p, e) => {
+  const { ws, rs, r } = await setup(e, p, variedBlocks(3, 'finding'))
+  const settled = (promise) => {
+    const s = { done: false, value: undefined }
+    promise.then((v) => Object.assign(s, { done: true, value: v }))
+    return s
+  }
+
+  // no peer yet: the update waits while someone is finding peers, and is false once done
+  const done = r.findingPeers()
+  const first = settled(r.update())
+  await delay(300)
+  assert.equal(first.done, false, 'update() pending while finding peers with no peer')
+  done()
+  await until(() => first.done, 2000, 'update() settles after done()')
+  assert.equal(first.value, false, 'update() after done() with no peer')
+
+  // a peer that shows up while finding answers it
+  const done2 = r.findingPeers()
+  const second = r.update()
+  await delay(100)
+  pipeStores(e, ws, rs)
+  assert.equal(await within(5000, second, 'update() once a peer connects'), true, 'update() once a peer connects')
+  assert.equal(r.length, 3, 'r.length')
+  done2()
+
+  // without findingPeers and without { wait: true }, update() does not wait for anyone
+  assert.equal(await within(2000, r.update(), 'update() with nothing newer'), false, 'update() with nothing newer')
+})
+
 forEachPairing('appends after connecting reach the reader: append events, new length, readable', async (t, p, e) => {
   const initial = variedBlocks(5, 'live0')
   const { ws, w, rs, r } = await setup(e, p, initial)

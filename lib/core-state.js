@@ -29,6 +29,8 @@ class CoreState {
     this.strong = 0 // sessions holding a native reference
     this.waiters = new Set()
     this.peers = []
+    this.hadPeers = false // a peer ever had a channel for this core
+    this.findingPeers = 0 // sessions' findingPeers() calls not yet done
     this._syncWaiters = null
     this.closed = false
     this.fresh = true // not yet announced to store watchers
@@ -56,6 +58,7 @@ class CoreState {
   add(session) {
     session._stateIndex = this.sessions.push(session) - 1
     if (session.weak === false) this.strong++
+    this.findingPeers += session._findingPeers
   }
 
   remove(session) {
@@ -64,6 +67,7 @@ class CoreState {
     const head = this.sessions.pop()
     if (head !== session) this.sessions[(head._stateIndex = i)] = head
     session._stateIndex = -1
+    this.foundPeers(session._findingPeers)
     if (session.weak === false && --this.strong === 0) this._gc()
   }
 
@@ -127,8 +131,17 @@ class CoreState {
     for (const resolve of w) resolve()
   }
 
+  // findingPeers() calls ended (done, or their session closed): an update() that waited
+  // for peers to show up looks again, and gives up when none did
+  foundPeers(calls) {
+    if (calls === 0) return
+    this.findingPeers -= calls
+    if (this.findingPeers === 0) this.onsync()
+  }
+
   onpeer(added, session, remotePublicKey) {
     if (added) {
+      this.hadPeers = true
       const peer = { session, remotePublicKey }
       this.peers.push(peer)
       for (const s of this.sessions) s.emit('peer-add', peer)

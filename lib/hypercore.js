@@ -657,10 +657,15 @@ class Hypercore extends EventEmitter {
     const cs = this.core
     if (cs === null || this.closing !== null) return false
     const before = cs.length
-    const wait = !opts || opts.wait !== false
-    for (let rounds = 0; rounds < 64; rounds++) {
+    // as hypercore: wait for peers when asked to, or by default while someone is still
+    // finding peers (findingPeers()); until the first peer of this core shows up, a
+    // finding store waits for it instead of answering "nothing newer"
+    const wait = opts && typeof opts.wait === 'boolean' ? opts.wait : cs.findingPeers > 0
+    if (!wait) return false // eager upgrades already brought what synced peers have
+    for (let rounds = 0; rounds < 64; ) {
       const status = cs.requestUpdate()
-      if (status === 0 || (status === 2 && !wait)) break
+      if (status === 0 && !(cs.findingPeers > 0 && !cs.hadPeers)) break
+      if (status !== 0) rounds++
       await cs.nextSync()
       if (this.closing !== null) break
     }
@@ -689,13 +694,17 @@ class Hypercore extends EventEmitter {
 
   cancel() {}
 
+  // Until the returned function is called (or this session closes), update() waits for
+  // peers: call it once the swarm has found its peers (swarm.flush()).
   findingPeers() {
     this._findingPeers++
+    if (this.core !== null && this._stateIndex !== -1) this.core.findingPeers++
     let once = true
     return () => {
-      if (!once) return
+      if (!once || this._findingPeers === 0) return
       once = false
       this._findingPeers--
+      if (this.core !== null && this._stateIndex !== -1) this.core.foundPeers(1)
     }
   }
 
