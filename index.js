@@ -39,6 +39,7 @@ class Corestore extends EventEmitter {
     this._nativeClosed = false
     this._root = this.root || this
     this._lists = new Map() // CoreState -> this store's sessions of that core
+    this._findingCount = 0 // findingPeers() calls on this store not yet done
     this._cores = this.root ? null : new Map() // handle -> CoreState, on the root only
     this._replication = this.root ? null : new Replication()
     this._watching = this.root ? this.root._watching : [] // stores with watchers
@@ -131,6 +132,10 @@ class Corestore extends EventEmitter {
   }
 
   async _close() {
+    if (this._findingCount > 0) {
+      this._findingCount = 0
+      this._eachSession((cs) => cs.foundPeers(1))
+    }
     const closing = []
     for (const list of [...this._lists.values()]) {
       for (const s of list.slice()) closing.push(s.close())
@@ -312,8 +317,22 @@ class Corestore extends EventEmitter {
 
   // ---- misc ----
 
+  // As corestore: until the returned function is called, every session of this store (open
+  // now or opened meanwhile) is finding peers, so its update() waits for them.
   findingPeers() {
-    return noop // nothing to find until replication lands
+    if (++this._findingCount === 1) this._eachSession((cs) => cs.findingPeers++)
+    let done = false
+    return () => {
+      if (done || this._findingCount === 0) return
+      done = true
+      if (--this._findingCount === 0) this._eachSession((cs) => cs.foundPeers(1))
+    }
+  }
+
+  _eachSession(fn) {
+    for (const [cs, list] of this._lists) {
+      for (let i = 0; i < list.length; i++) fn(cs)
+    }
   }
 
   // replicate(isInitiator) returns a duplex of the raw protocol bytes (Noise, secretstream,

@@ -72,6 +72,32 @@ forEachPairing('findingPeers(): update() waits for the first peer, done() with n
   assert.equal(await within(2000, r.update(), 'update() with nothing newer'), false, 'update() with nothing newer')
 })
 
+forEachPairing('store.findingPeers(): sessions open now and opened meanwhile wait in update() until done', async (t, p, e) => {
+  const { ws, rs, r } = await setup(e, p, variedBlocks(3, 'store-finding'))
+  const pending = (promise) => {
+    const s = { done: false, value: undefined }
+    promise.then((v) => Object.assign(s, { done: true, value: v }))
+    return s
+  }
+  const done = rs.findingPeers()
+  const later = rs.get({ key: r.key }) // a session opened while the store is finding
+  await later.ready()
+  const a = pending(r.update())
+  const b = pending(later.update())
+  await delay(300)
+  assert.deepEqual([a.done, b.done], [false, false], 'both updates wait while the store finds peers')
+  done()
+  await until(() => a.done && b.done, 2000, 'updates settle after done()')
+  assert.deepEqual([a.value, b.value], [false, false], 'nothing newer without a peer')
+
+  const done2 = rs.findingPeers()
+  const c = r.update()
+  await delay(100)
+  pipeStores(e, ws, rs)
+  assert.equal(await within(5000, c, 'update() once a peer connects'), true, 'update() once a peer connects')
+  done2()
+})
+
 forEachPairing('appends after connecting reach the reader: append events, new length, readable', async (t, p, e) => {
   const initial = variedBlocks(5, 'live0')
   const { ws, w, rs, r } = await setup(e, p, initial)

@@ -58,7 +58,7 @@ class CoreState {
   add(session) {
     session._stateIndex = this.sessions.push(session) - 1
     if (session.weak === false) this.strong++
-    this.findingPeers += session._findingPeers
+    this.findingPeers += finding(session)
   }
 
   remove(session) {
@@ -67,7 +67,7 @@ class CoreState {
     const head = this.sessions.pop()
     if (head !== session) this.sessions[(head._stateIndex = i)] = head
     session._stateIndex = -1
-    this.foundPeers(session._findingPeers)
+    this.foundPeers(finding(session))
     if (session.weak === false && --this.strong === 0) this._gc()
   }
 
@@ -267,5 +267,11 @@ function ontimeout(w) {
 function noop() {}
 
 CoreState.settle = settle
+
+// What a session adds to its core's findingPeers: its own calls, and one while its store's
+// findingPeers() is outstanding.
+function finding(session) {
+  return session._findingPeers + (session.store._findingCount > 0 ? 1 : 0)
+}
 
 module.exports = CoreState
