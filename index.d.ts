@@ -526,6 +526,14 @@ declare namespace Corestore {
 
     /** Until the returned function is called, update() waits for peers (see update). */
     findingPeers(): () => void
+
+    /**
+     * Replicate this core only, as hypercore: `true`/`false` gives a new replication stream;
+     * a stream or Hyperswarm connection that replicates already gets this core added and is
+     * returned (a Protomux is returned as given).
+     */
+    replicate<S extends StreamLike>(stream: S, opts?: ReplicateOptions): S
+    replicate(isInitiator: boolean, opts?: ReplicateOptions): ReplicationStream
     download(range?: DownloadRange): Download
 
     on<K extends keyof HypercoreEvents>(event: K, listener: HypercoreEvents[K]): this

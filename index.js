@@ -339,28 +339,44 @@ class Corestore extends EventEmitter {
   // protomux, hypercore messages); replicate(conn) runs over a Hyperswarm connection.
   replicate(isInitiator, opts) {
     this._maybeClosed()
-    const root = this._root
-    // a Protomux (corestore accepts one): replicate on it, over its stream
+    return this._root._replicate(isInitiator, false).stream
+  }
+
+  // On the root. Returns the stream to hand back and the engine target it feeds; `scoped`
+  // (core.replicate()) makes a new target carry only the cores added to it. A stream or
+  // connection that already replicates for this store is reused, never attached twice.
+  _replicate(isInitiator, scoped) {
+    // a Protomux (corestore and hypercore accept one): replicate over its stream
     if (isInitiator && isInitiator.isProtomux === true && isSecretStream(isInitiator.stream)) {
-      return this.replicate(isInitiator.stream, opts) // corestore returns the stream here
+      return this._replicate(isInitiator.stream, scoped) // corestore returns the stream here
+    }
+    if (isInitiator instanceof ReplicationStream) {
+      if (isInitiator.root !== this) throw BAD_ARGUMENT('That replication stream belongs to another Corestore')
+      return { stream: isInitiator, target: isInitiator }
+    }
+    // a protocol stream of the JS packages: its noise stream is the connection
+    if (isInitiator && !isSecretStream(isInitiator) && isSecretStream(isInitiator.noiseStream)) {
+      return { stream: isInitiator, target: this._replicate(isInitiator.noiseStream, scoped).target }
     }
     if (isSecretStream(isInitiator)) {
-      if (root.opened === false) {
-        root.ready().then(() => attachSecretStream(root, isInitiator), (err) => isInitiator.destroy(err))
-        return isInitiator
-      }
-      return attachSecretStream(root, isInitiator)
+      const conn = isInitiator
+      const known = this._replication.byConn.get(conn)
+      if (known !== undefined) return { stream: conn, target: known }
+      const target = attachSecretStream(this, conn, scoped)
+      return { stream: conn, target }
     }
     if (typeof isInitiator === 'object' && isInitiator !== null) {
-      throw BAD_ARGUMENT('replicate() takes a boolean or a @hyperswarm/secret-stream connection')
+      throw BAD_ARGUMENT(
+        'replicate() takes a boolean, a @hyperswarm/secret-stream connection, its Protomux, or a replication stream'
+      )
     }
-    const stream = new ReplicationStream(root, !!isInitiator)
-    if (root.opened === false) {
-      root.ready().then(() => stream._start(), (err) => stream.destroy(err))
+    const stream = new ReplicationStream(this, !!isInitiator, scoped)
+    if (this.opened === false) {
+      this.ready().then(() => stream._start(), (err) => stream.destroy(err))
     } else {
       stream._start()
     }
-    return stream
+    return { stream, target: stream }
   }
 
   // Routes the replication engine's output: bytes to the streams, events to the cores.

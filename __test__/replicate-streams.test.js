@@ -1,6 +1,7 @@
 'use strict'
 // The other ways into replicate(): a @hyperswarm/secret-stream pair or a Protomux passed in
-// directly, and an idle raw stream that must survive the JS side's 5 s keep-alives.
+// directly, an idle raw stream that must survive the JS side's 5 s keep-alives, and
+// hypercore's core.replicate() (one core per stream, more added by passing the stream on).
 const assert = require('node:assert/strict')
 const b4a = require('b4a')
 const NoiseSecretStream = require('@hyperswarm/secret-stream')
@@ -54,4 +55,57 @@ forEachPairing('an idle raw stream outlives the 5 s keep-alive and then replicat
   await w.append('after idle')
   await until(() => r.length === 2, 5000, 'append after the idle period')
   assert.equal(b4a.toString(await within(5000, r.get(1), 'get(1)')), 'after idle')
+})
+
+// Two cores on the writer; the reader has opened both by key.
+async function twoCores(e, p) {
+  const ws = e.store(p.Writer)
+  const a = ws.get({ name: 'core-a' })
+  const b = ws.get({ name: 'core-b' })
+  await a.append([b4a.from('a0'), b4a.from('a1')])
+  await b.append(b4a.from('b0'))
+  const rs = e.store(p.Reader)
+  const ra = rs.get({ key: a.key })
+  const rb = rs.get({ key: b.key })
+  await Promise.all([ra.ready(), rb.ready()])
+  return { ws, rs, a, b, ra, rb }
+}
+
+async function getOrCode(core, index, timeout) {
+  try {
+    return b4a.toString(await core.get(index, { timeout }))
+  } catch (err) {
+    return err.code
+  }
+}
+
+forEachPairing('core.replicate(true/false): only that core replicates; core.replicate(stream) adds another', async (t, p, e) => {
+  const { a, b, ra, rb } = await twoCores(e, p)
+  const s1 = e.stream(a.replicate(true), 's1')
+  const s2 = e.stream(ra.replicate(false), 's2')
+  s1.pipe(s2).pipe(s1)
+  assert.equal(await within(5000, getOrCode(ra, 1, 4000), 'get a1'), 'a1', 'the replicated core')
+  assert.equal(await within(5000, getOrCode(rb, 0, 300), 'get b0'), 'REQUEST_TIMEOUT', 'the other core is not on the stream')
+  assert.equal(b.replicate(s1), s1, 'core.replicate(stream) returns the stream')
+  assert.equal(rb.replicate(s2), s2, 'core.replicate(stream) returns the stream')
+  assert.equal(await within(5000, getOrCode(rb, 0, 4000), 'get b0 after adding'), 'b0', 'added to the stream')
+  await a.append('a2')
+  await until(() => ra.length === 3, 5000, 'live append on the first core')
+})
+
+forEachPairing('core.replicate(conn) and core.replicate(protomux) on a secret-stream; store.replicate(conn) again attaches nothing twice', async (t, p, e) => {
+  const { ws, a, b, ra, rb } = await twoCores(e, p)
+  const [c1, c2] = secretStreamPair(e)
+  const mux = Protomux.from(c1)
+  assert.equal(a.replicate(mux), mux, 'core.replicate(protomux) returns the Protomux, as hypercore')
+  assert.equal(ra.replicate(c2), c2, 'core.replicate(conn) returns the connection')
+  assert.equal(await within(5000, getOrCode(ra, 1, 4000), 'get a1'), 'a1', 'the replicated core')
+  assert.equal(await within(5000, getOrCode(rb, 0, 300), 'get b0'), 'REQUEST_TIMEOUT', 'the other core is not on the connection')
+  b.replicate(c1)
+  rb.replicate(c2)
+  assert.equal(await within(5000, getOrCode(rb, 0, 4000), 'get b0 after adding'), 'b0', 'added to the connection')
+  assert.equal(ws.replicate(c1), c1, 'store.replicate(conn) on a replicating connection')
+  await a.append('a2')
+  await until(() => ra.length === 3, 5000, 'still replicating, once')
+  assert.equal(b4a.toString(await within(5000, ra.get(2), 'get a2')), 'a2')
 })

@@ -708,8 +708,17 @@ class Hypercore extends EventEmitter {
     }
   }
 
-  replicate() {
-    throw notImplementedReplication()
+  // As hypercore: this core only, on a new stream (true/false), or this core added to a
+  // stream, connection or Protomux that replicates already. Returns that stream.
+  replicate(isInitiator, opts) {
+    if (this.closing !== null) throw SESSION_CLOSED('Cannot replicate a closed session', this.discoveryKey)
+    const { stream, target } = this.store._root._replicate(isInitiator, true)
+    const add = () => {
+      if (this.core !== null && this.closing === null) target._addCore(this.core.handle)
+    }
+    if (this.opened) add()
+    else this.opening.then(add, noop)
+    return isInitiator && isInitiator.isProtomux === true ? isInitiator : stream // as hypercore
   }
 
   _checkReadable() {
@@ -737,14 +746,10 @@ function isIndex(n) {
   return typeof n === 'number' && Number.isInteger(n) && n >= 0
 }
 
-function notImplementedReplication() {
-  return new Error('NOT_IMPLEMENTED: replication is not available yet in corestore-native')
-}
 
 function noop() {}
 
 Hypercore.MAX_SUGGESTED_BLOCK_SIZE = MAX_SUGGESTED_BLOCK_SIZE
 Hypercore.Info = Info
-Hypercore.notImplementedReplication = notImplementedReplication
 
 module.exports = Hypercore

@@ -8,14 +8,16 @@ const Protomux = require('protomux')
 // replicate(true|false): a duplex carrying the raw Noise + secretstream bytes, which the
 // engine encrypts and decrypts itself.
 class ReplicationStream extends Duplex {
-  constructor(root, isInitiator) {
+  constructor(root, isInitiator, scoped = false) {
     // Input is held only once this much output waits unread: far above what an honest
     // peer leaves queued (two streams piped to each other must never both stop), low
     // enough to bound what a peer that stops reading can make us hold.
     super({ mapWritable: toBuffer, highWaterMark: OUTPUT_HIGH_WATER_MARK })
     this.root = root
     this.isInitiator = isInitiator
+    this.scoped = scoped // core.replicate(): only the cores added with _addCore
     this.session = 0
+    this._adding = [] // cores added before the engine session started
     this.noiseStream = this
     this.userData = null
     this._congested = false
@@ -29,10 +31,11 @@ class ReplicationStream extends Duplex {
   // (update({ wait: true }) waits for it) before the stream is first read or written.
   _start() {
     if (this.session !== 0 || this.destroying || this.root.native === null) return
-    const out = this.root.native.replicationOpen(this.isInitiator, undefined)
+    const out = this.root.native.replicationOpen(this.isInitiator, undefined, this.scoped)
     this.session = out.session
     this.root._replication.add(this.session, this)
     this.root._pump(out)
+    addQueued(this)
     this._keepAlive = setInterval(keepAlive, KEEP_ALIVE_MS, this)
     this._keepAlive.unref()
   }
@@ -40,6 +43,11 @@ class ReplicationStream extends Duplex {
   _open(cb) {
     this._start()
     cb(null)
+  }
+
+  // core.replicate(stream): the core replicates here too
+  _addCore(handle) {
+    addCore(this, handle)
   }
 
   // While what we send is not being read, stop taking input: the peer's requests are what
@@ -103,11 +111,16 @@ class ReplicationStream extends Duplex {
 // runs on the connection's Protomux (Protomux.from shares the one the application may
 // already have on conn.userData, or creates the one it will find there later). Each
 // hypercore channel's events go to the engine; the engine's commands come back here.
-function attachSecretStream(root, conn) {
+function attachSecretStream(root, conn, scoped) {
   const mux = Protomux.from(conn)
   const channels = new Map() // engine channel id -> protomux Channel
   const target = {
     session: 0,
+    root,
+    _adding: [],
+    _addCore(handle) {
+      addCore(target, handle)
+    },
     get remotePublicKey() {
       return conn.remotePublicKey || null
     },
@@ -167,18 +180,25 @@ function attachSecretStream(root, conn) {
   }
 
   const start = () => {
+    if (root.opened === false && root.closing === null) {
+      root.ready().then(start, (err) => conn.destroy(err))
+      return
+    }
     settle()
     if (conn.destroyed || root.closing !== null || target.session !== 0) return
     mux.cork()
-    const out = root.native.replicationOpen(conn.isInitiator, conn.handshakeHash)
+    const out = root.native.replicationOpen(conn.isInitiator, conn.handshakeHash, scoped)
     target.session = out.session
     root._replication.add(target.session, target)
     // the peer opened a channel for a core we have not: the engine opens it if stored
     mux.pair({ protocol: PROTOCOL }, (id) => event('remote-open', 0, 0, id))
     root._pump(out)
+    addQueued(target)
     mux.uncork()
   }
+  root._replication.byConn.set(conn, target)
   const end = () => {
+    root._replication.byConn.delete(conn)
     settle()
     if (target.session === 0) return
     const session = target.session
@@ -191,7 +211,21 @@ function attachSecretStream(root, conn) {
   conn.on('error', noop)
   if (conn.handshakeHash) start()
   else conn.opened.then((ok) => ok !== false && start(), noop)
-  return conn
+  return target
+}
+
+function addCore(target, handle) {
+  if (target.session !== 0) {
+    target.root._pump(target.root.native.replicationAddCore(target.session, handle))
+  } else {
+    target._adding.push(handle)
+  }
+}
+
+function addQueued(target) {
+  const adding = target._adding
+  target._adding = []
+  for (const handle of adding) addCore(target, handle)
 }
 
 const PROTOCOL = 'hypercore/alpha'
@@ -218,6 +252,7 @@ const raw = {
 class Replication {
   constructor() {
     this.targets = new Map()
+    this.byConn = new Map() // secret-stream connection -> its target
     this.pending = 0 // connections whose handshake has not finished yet
   }
 
@@ -236,6 +271,7 @@ class Replication {
   destroyAll() {
     for (const t of [...this.targets.values()]) t._closed(null)
     this.targets.clear()
+    this.byConn.clear()
   }
 }
 

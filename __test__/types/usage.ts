@@ -198,6 +198,9 @@ export async function usage(): Promise<void> {
 
   const replStream = store.replicate(true)
   replStream.pipe(store2.replicate(false)).pipe(replStream)
+  const oneCore: Corestore.ReplicationStream = json.replicate(true)
+  const added = nums.replicate(oneCore)
+  assertType<Equal<typeof added, Corestore.ReplicationStream>>(true)
   const conn = new Writable() as unknown as NodeJS.ReadWriteStream
   const same = store.replicate(conn, { keepAlive: false })
   assertType<Equal<typeof same, NodeJS.ReadWriteStream>>(true)

@@ -242,12 +242,14 @@ impl NativeStore {
     /// Starts a replication stream. Without `handshakeHash` we run Noise ourselves and the
     /// stream carries raw bytes; with it (from a JS secret-stream) the stream runs on the
     /// connection's JS Protomux: channel events in (`replicationChannelEvent`), channel
-    /// commands out (`commands`).
+    /// commands out (`commands`). A `scoped` stream (hypercore's `core.replicate()`)
+    /// carries only the cores given to `replicationAddCore`.
     #[napi]
     pub fn replication_open(
         &mut self,
         is_initiator: bool,
         handshake_hash: Option<Buffer>,
+        scoped: Option<bool>,
     ) -> Result<ReplicationOut> {
         let hash = match &handshake_hash {
             Some(h) => Some(<[u8; 64]>::try_from(h.as_ref()).map_err(|_| {
@@ -256,10 +258,20 @@ impl NativeStore {
             None => None,
         };
         let store = self.store.as_mut().ok_or_else(store_closed)?;
-        let session = self.replicator.open(store, is_initiator, hash);
+        let session = self
+            .replicator
+            .open(store, is_initiator, hash, scoped.unwrap_or(false));
         let mut out = replication_out(self.replicator.take_output());
         out.session = Some(session);
         Ok(out)
+    }
+
+    /// `core.replicate(stream)`: the core replicates on this stream too.
+    #[napi]
+    pub fn replication_add_core(&mut self, session: u32, handle: u32) -> Result<ReplicationOut> {
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        self.replicator.add_to_scope(store, session, handle);
+        Ok(replication_out(self.replicator.take_output()))
     }
 
     /// Raw transport bytes from the peer.

@@ -113,19 +113,24 @@ impl Replicator {
 
     /// A new stream. With `handshake_hash` the stream runs on a JS Protomux over a JS
     /// secret-stream that did the Noise handshake; without, we run Noise ourselves with a
-    /// fresh key pair and the stream carries raw bytes.
+    /// fresh key pair and the stream carries raw bytes. A `scoped` stream (hypercore's
+    /// `core.replicate()`) carries only the cores later added with `add_to_scope`.
     pub fn open(
         &mut self,
         store: &mut Store,
         is_initiator: bool,
         handshake_hash: Option<[u8; 64]>,
+        scoped: bool,
     ) -> u32 {
         self.next_session = self.next_session.wrapping_add(1).max(1);
         let session = self.next_session;
-        let peer = match handshake_hash {
+        let mut peer = match handshake_hash {
             Some(hash) => Peer::new(is_initiator, Transport::External, Some(hash)),
             None => Peer::raw(is_initiator, crate::crypto::random_key_pair()),
         };
+        if scoped {
+            peer.scope = Some(Default::default());
+        }
         let opened = peer.is_open();
         self.peers.insert(session, peer);
         for handle in store.open_handles() {
@@ -147,11 +152,24 @@ impl Replicator {
         }
     }
 
+    /// Lets a core replicate on a stream (`core.replicate(stream)`); on a store's stream,
+    /// where every loaded core replicates already, this attaches it if it was not.
+    pub fn add_to_scope(&mut self, store: &mut Store, session: u32, handle: u32) {
+        let Some(peer) = self.peers.get_mut(&session) else {
+            return;
+        };
+        if let Some(scope) = peer.scope.as_mut() {
+            scope.insert(handle);
+        }
+        self.attach_to(store, session, handle);
+        self.flush(session);
+    }
+
     fn attach_to(&mut self, store: &mut Store, session: u32, handle: u32) {
         let Some(peer) = self.peers.get_mut(&session) else {
             return;
         };
-        if peer.by_handle.contains_key(&handle) {
+        if peer.by_handle.contains_key(&handle) || !peer.in_scope(handle) {
             return;
         }
         if !peer.is_open() {
@@ -273,10 +291,11 @@ impl Replicator {
     ) -> Result<()> {
         let is_hypercore = protocol == PROTOCOL || PROTOCOL_ALIASES.contains(&protocol);
         let dkey = id.and_then(|id| <[u8; 32]>::try_from(id.as_slice()).ok());
+        let scoped = self.peers.get(&session).is_some_and(|p| p.scope.is_some());
         let handle = match (is_hypercore, dkey) {
             (true, Some(dkey)) => match store.open_handle(&dkey) {
                 Some(h) => Some((h, false)),
-                None if store.has_core(&dkey).unwrap_or(false) => store
+                None if !scoped && store.has_core(&dkey).unwrap_or(false) => store
                     .open_core(OpenRequest {
                         discovery_key: Some(dkey),
                         create_if_missing: false,

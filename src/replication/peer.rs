@@ -83,6 +83,10 @@ pub struct Peer {
     pub by_handle: HashMap<u32, u64>,
     /// Cores to attach once the handshake is done.
     pub pending: Vec<u32>,
+    /// A stream of `core.replicate()`: only these cores (handles) replicate on it, and a
+    /// peer's channel for any other core is refused, never opened on demand. None: a
+    /// store's stream, where every loaded core replicates.
+    pub scope: Option<std::collections::HashSet<u32>>,
     /// Frames produced while handling one call, sent as one batch at its end.
     pub frames: Vec<Vec<u8>>,
     /// Raw transport bytes to write (Raw transport only).
@@ -104,6 +108,7 @@ impl Peer {
             channels: HashMap::new(),
             by_handle: HashMap::new(),
             pending: Vec::new(),
+            scope: None,
             frames: Vec::new(),
             raw_out: Vec::new(),
             commands: Vec::new(),
@@ -129,6 +134,11 @@ impl Peer {
         let mut peer = Peer::new(is_initiator, Transport::Raw(Box::new(stream)), None);
         peer.raw_out = first;
         peer
+    }
+
+    /// Whether the core with `handle` may replicate on this stream.
+    pub fn in_scope(&self, handle: u32) -> bool {
+        self.scope.as_ref().is_none_or(|s| s.contains(&handle))
     }
 
     /// An empty message, so an idle stream stays up (raw transport, once open).
