@@ -249,6 +249,13 @@ declare namespace Corestore {
     block?: boolean
   }
 
+  /** hypercore's encryption provider interface (the default is XSalsa20 with 8 bytes of padding). */
+  interface EncryptionProvider {
+    padding(core: unknown, index: number): number
+    encrypt(index: number, block: Buffer, fork: number, core: unknown): void | Promise<void>
+    decrypt(index: number, block: Buffer, core: unknown): void | Promise<void>
+  }
+
   interface GetOptions<E extends ValueEncoding | undefined = ValueEncoding | undefined> {
     /** Public key of the core (Buffer, hex or z32 string). */
     key?: Buffer | string | null
@@ -274,7 +281,7 @@ declare namespace Corestore {
     force?: boolean
     /** Keep replication active for this session (default true). */
     active?: boolean
-    encryption?: Buffer | EncryptionOptions | null
+    encryption?: Buffer | EncryptionOptions | EncryptionProvider | null
     /** Legacy form of `encryption`. */
     encryptionKey?: Buffer | null
     isBlockKey?: boolean
@@ -315,7 +322,7 @@ declare namespace Corestore {
     checkout?: number
     overwrite?: boolean
     keyPair?: KeyPairLike | null
-    encryption?: Buffer | EncryptionOptions | null
+    encryption?: Buffer | EncryptionOptions | EncryptionProvider | null
     active?: boolean
   }
 
@@ -457,7 +464,12 @@ declare namespace Corestore {
     /** Bytes in blocks 0..length (excluding padding). */
     readonly byteLength: number
     readonly fork: number
+    /** Bytes in front of every stored block: 8 on an encrypted core once its manifest is known. */
     readonly padding: number
+    /** The session's block encryption, if any. */
+    encryption: EncryptionProvider | null
+    setEncryptionKey(key: Buffer, opts?: { block?: boolean }): Promise<void>
+    setEncryption(provider: EncryptionProvider | null): Promise<void>
     /** Blocks signed by a quorum of the manifest's signers (= length for single-signer cores). */
     readonly signedLength: number
     readonly writable: boolean

@@ -205,12 +205,12 @@ class Corestore extends EventEmitter {
       exclusive: !!opts.exclusive,
       onwait: opts.onwait || null,
       writable: opts.writable === undefined && this.readOnly ? false : opts.writable,
-      userData: opts.userData || null
+      userData: opts.userData || null,
+      encryption: opts.encryption || null,
+      encryptionKey: opts.encryptionKey || null,
+      isBlockKey: !!opts.isBlockKey
     }
 
-    if (opts.encryption || opts.encryptionKey) {
-      throw new Error('NOT_IMPLEMENTED: block encryption is not available yet in corestore-native')
-    }
 
     // corestore merges an async `preload` into the options before opening the core
     if (opts.preload) {

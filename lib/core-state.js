@@ -39,6 +39,13 @@ class CoreState {
     this._exclusiveQueue = null
   }
 
+  // hypercore's core.compat: the key is the single signer's public key (a manifest-less
+  // core), which changes how encryption keys are derived
+  get compat() {
+    const m = this.manifest
+    return !!m && !!m.signers && m.signers.length === 1 && !!this.key && this.key.equals(m.signers[0].publicKey)
+  }
+
   // another openCore returned this handle: pick up what that call may have taught the engine
   refresh(info) {
     this.keyPair = info.keyPair || null

@@ -4,6 +4,7 @@ const { EventEmitter } = require('events')
 const encodings = require('./encodings')
 const { ReadStream, ByteStream, WriteStream } = require('./streams')
 const CoreState = require('./core-state')
+const encryption = require('./encryption')
 const {
   ASSERTION,
   BAD_ARGUMENT,
@@ -121,6 +122,8 @@ class Hypercore extends EventEmitter {
     this.onwait = opts.onwait || null
     this.onseq = opts.onseq || null
     this.encryption = null
+    this._encryptionOption = encryption.encryptionOption(opts)
+    this._parent = ctx.parent || null
     this.extensions = new Map()
     this.waits = 0
 
@@ -172,6 +175,7 @@ class Hypercore extends EventEmitter {
       }
       if (attached) await null
       else await this._attachLater(ctx)
+
 
       if (opts.exclusive && opts.writable !== false) {
         this.exclusive = true
@@ -252,6 +256,10 @@ class Hypercore extends EventEmitter {
   _bind(cs, sessions) {
     this.core = cs
     this.sessions = sessions
+    // as hypercore: a parent's encryption, else this session's own option
+    const parent = this._parent
+    if (parent !== null && parent.encryption) this.encryption = parent.encryption
+    if (this.encryption === null) this.encryption = encryption.provider(this._encryptionOption, cs)
     this._sessionIndex = sessions.push(this) - 1
     if (this.snapshotted && this._snapshot === null) {
       this._snapshot = {
@@ -342,10 +350,11 @@ class Hypercore extends EventEmitter {
     return this.readable && this.core !== null ? this.core.length : 0
   }
 
+  // without the padding of encrypted blocks (a snapshot's, as hypercore's, with it)
   get byteLength() {
     if (this.readable === false || this.core === null) return 0
     if (this._snapshot !== null) return this._snapshot.byteLength
-    return this.core.byteLength
+    return this.core.byteLength - this.core.length * this.padding
   }
 
   get contiguousLength() {
@@ -378,8 +387,25 @@ class Hypercore extends EventEmitter {
     )
   }
 
+  // bytes in front of every stored block; 0 until an encrypted core's manifest is known
   get padding() {
+    if (this.encryption && this.core !== null && this.core.manifest) {
+      return this.encryption.padding(this.core, this.length)
+    }
     return 0
+  }
+
+  async setEncryptionKey(key, opts) {
+    if (!this.opened) await this.opening
+    return this.setEncryption(encryption.provider({ key, block: !!(opts && opts.block) }, this.core))
+  }
+
+  async setEncryption(provider) {
+    if (!this.opened) await this.opening
+    if (provider !== null && !encryption.isProvider(provider)) {
+      throw ASSERTION('Provider does not satisfy HypercoreEncryption interface', this.discoveryKey)
+    }
+    this.encryption = provider
   }
 
   get peers() {
@@ -448,12 +474,13 @@ class Hypercore extends EventEmitter {
     }
 
     const enc = this.valueEncoding
+    const padding = this.padding
     let buffers
     if (Array.isArray(blocks)) {
       buffers = new Array(blocks.length)
-      for (let i = 0; i < blocks.length; i++) buffers[i] = encodings.encode(enc, blocks[i])
+      for (let i = 0; i < blocks.length; i++) buffers[i] = encodeBlock(enc, blocks[i], padding)
     } else {
-      buffers = [encodings.encode(enc, blocks)]
+      buffers = [encodeBlock(enc, blocks, padding)]
     }
 
     for (let i = 0; i < buffers.length; i++) {
@@ -472,6 +499,11 @@ class Hypercore extends EventEmitter {
     }
 
     if (buffers.length === 0) return { length: cs.length, byteLength: cs.byteLength }
+
+    if (this.encryption) {
+      const e = this.encryption
+      for (let i = 0; i < buffers.length; i++) await e.encrypt(cs.length + i, buffers[i], cs.fork, cs)
+    }
 
     const st = cs.native.append(cs.handle, buffers)
     cs.onappend(st)
@@ -574,7 +606,12 @@ class Hypercore extends EventEmitter {
       if (snap !== null && index >= snap.compat) throw snapshotError(this, index)
     }
 
-    if (enc === null || (opts && opts.raw)) return block
+    if (opts && opts.raw) return block
+    if (this.encryption) {
+      if (!opts || opts.decrypt !== false) await this.encryption.decrypt(index, block, cs)
+      block = block.subarray(this.encryption.padding(cs, index))
+    }
+    if (enc === null) return block
     try {
       return encodings.decode(enc, block)
     } catch (err) {
@@ -600,11 +637,14 @@ class Hypercore extends EventEmitter {
       throw SESSION_CLOSED('cannot seek on a closed session', cs.discoveryKey)
     }
 
+    // an encrypted core's padding is known once its manifest is
+    if (this.encryption && !cs.manifest) await this.update({ wait: true })
+    const padding = this.padding
     const snap = this._snapshot
     const seek =
       snap === null
-        ? () => cs.native.seek(cs.handle, bytes)
-        : () => (bytes > snap.byteLength ? null : cs.native.seek(cs.handle, bytes))
+        ? () => cs.native.seek(cs.handle, bytes, padding)
+        : () => (bytes > snap.byteLength ? null : cs.native.seek(cs.handle, bytes, padding))
 
     const res = seek()
     if (res !== null) return res
@@ -645,7 +685,7 @@ class Hypercore extends EventEmitter {
       contiguousLength: this.contiguousLength,
       byteLength: this.byteLength,
       fork: this.fork,
-      padding: 0,
+      padding: this.padding,
       storage: null
     })
   }
@@ -746,6 +786,15 @@ function isIndex(n) {
   return typeof n === 'number' && Number.isInteger(n) && n >= 0
 }
 
+
+// A block as stored: `padding` bytes (for the encryption header), then the encoded value.
+function encodeBlock(enc, value, padding) {
+  const b = encodings.encode(enc, value)
+  if (padding === 0) return b
+  const out = Buffer.allocUnsafe(padding + b.byteLength)
+  out.set(b, padding)
+  return out
+}
 
 function noop() {}
 

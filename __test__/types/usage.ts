@@ -198,6 +198,11 @@ export async function usage(): Promise<void> {
 
   const replStream = store.replicate(true)
   replStream.pipe(store2.replicate(false)).pipe(replStream)
+  const secret = store.get({ name: 'secret', encryptionKey: Buffer.alloc(32) })
+  await secret.setEncryptionKey(Buffer.alloc(32), { block: true })
+  await secret.setEncryption(secret.encryption)
+  const pad: number = secret.padding
+  void pad
   const oneCore: Corestore.ReplicationStream = json.replicate(true)
   const added = nums.replicate(oneCore)
   assertType<Equal<typeof added, Corestore.ReplicationStream>>(true)

@@ -309,8 +309,8 @@ impl Hypercore {
         end <= self.tree.length && self.bitfield.first_unset(start, end) >= end
     }
 
-    pub fn seek(&self, storage: &Storage, bytes: u64) -> Result<Option<(u64, u64)>> {
-        self.tree.seek(&self.node_source(storage), bytes)
+    pub fn seek(&self, storage: &Storage, bytes: u64, padding: u64) -> Result<Option<(u64, u64)>> {
+        self.tree.seek(&self.node_source(storage), bytes, padding)
     }
 
     pub fn tree_hash(&self, storage: &Storage, length: u64) -> Result<[u8; 32]> {
@@ -604,7 +604,7 @@ mod tests {
         let roots = (1..=length)
             .map(|l| {
                 let hash = core.tree_hash(storage, l).expect("tree hash");
-                (hash, core.seek(storage, 3 * l).expect("seek"))
+                (hash, core.seek(storage, 3 * l, 0).expect("seek"))
             })
             .collect();
         let nodes = core.nodes(storage);

@@ -99,26 +99,40 @@ impl MerkleTree {
     }
 
     /// [block index, offset in that block] of a byte offset; None past the end.
-    pub fn seek(&self, source: &dyn NodeSource, bytes: u64) -> Result<Option<(u64, u64)>> {
-        if bytes == self.byte_length {
+    /// The block holding byte `bytes` and the offset in it. With `padding` (encrypted
+    /// cores: bytes in front of every stored block), offsets count only the blocks' own bytes.
+    pub fn seek(
+        &self,
+        source: &dyn NodeSource,
+        bytes: u64,
+        padding: u64,
+    ) -> Result<Option<(u64, u64)>> {
+        let size = |n: &TreeNode| {
+            n.size
+                .saturating_sub(padding.saturating_mul(flat_tree::count_leaves(n.index)))
+        };
+        let byte_length = self
+            .byte_length
+            .saturating_sub(padding.saturating_mul(self.length));
+        if bytes == byte_length {
             return Ok(Some((self.length, 0)));
         }
-        if bytes > self.byte_length {
+        if bytes > byte_length {
             return Ok(None);
         }
         let mut offset = bytes;
         for root in &self.roots {
-            if offset >= root.size {
-                offset -= root.size;
+            if offset >= size(root) {
+                offset -= size(root);
                 continue;
             }
             let mut node = root.clone();
             while let Some((left, right)) = flat_tree::children(node.index) {
                 let l = required(source, left)?;
-                if offset < l.size {
+                if offset < size(&l) {
                     node = l;
                 } else {
-                    offset -= l.size;
+                    offset -= size(&l);
                     node = required(source, right)?;
                 }
             }

@@ -1,6 +1,7 @@
 //! The crypto of hypercore and corestore, byte-identical to hypercore-crypto, hypercore's
 //! caps, corestore's key derivation and the z32 id encoding.
 
+pub mod block_encryption;
 mod hash;
 mod sign;
 mod z32;

@@ -29,7 +29,7 @@ pub fn js_error(e: EngineError) -> napi::Error<Code> {
     napi::Error::new(Code(e.code), reason)
 }
 
-fn bad(message: String) -> napi::Error<Code> {
+pub fn bad(message: String) -> napi::Error<Code> {
     js_error(EngineError::bad_argument(message))
 }
 

@@ -3,6 +3,7 @@
 //! engine types, and turns engine errors into JS `Error`s with a hypercore-style `code`.
 
 mod convert;
+mod encryption;
 
 use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi::Env;
@@ -185,11 +186,19 @@ impl NativeStore {
     }
 
     #[napi]
-    pub fn seek(&self, handle: u32, byte_offset: i64) -> Result<Option<Vec<i64>>> {
+    pub fn seek(
+        &self,
+        handle: u32,
+        byte_offset: i64,
+        padding: Option<u32>,
+    ) -> Result<Option<Vec<i64>>> {
         let bytes = uint_in(byte_offset, "byteOffset")?;
         let store = self.store()?;
         let core = store.core(handle).map_err(js_error)?;
-        let found = core.seek(store.storage(), bytes).map_err(js_error)?;
+        let padding = u64::from(padding.unwrap_or(0));
+        let found = core
+            .seek(store.storage(), bytes, padding)
+            .map_err(js_error)?;
         Ok(found.map(|(i, o)| vec![i as i64, o as i64]))
     }
 
