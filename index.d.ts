@@ -249,6 +249,19 @@ declare namespace Corestore {
     block?: boolean
   }
 
+  interface ExtensionHandlers<M> {
+    /** compact-encoding codec or name ('json', 'utf-8', 'binary', ...); default: buffer */
+    encoding?: ValueEncoding
+    onmessage?: (message: M, peer: HypercorePeer) => void
+  }
+
+  interface Extension<M> {
+    readonly name: string
+    send(message: M, peer: HypercorePeer): void
+    broadcast(message: M): void
+    destroy(): void
+  }
+
   /** hypercore's encryption provider interface (the default is XSalsa20 with 8 bytes of padding). */
   interface EncryptionProvider {
     padding(core: unknown, index: number): number
@@ -538,6 +551,13 @@ declare namespace Corestore {
 
     /** Until the returned function is called, update() waits for peers (see update). */
     findingPeers(): () => void
+
+    /**
+     * An extension of the application's own protocol, carried on this core's channels as
+     * hypercore's: messages go to the last session that registered `name` on the other side.
+     */
+    registerExtension<M = Buffer>(name: string, handlers?: ExtensionHandlers<M>): Extension<M>
+    readonly extensions: Map<string, Extension<any>>
 
     /**
      * Replicate this core only, as hypercore: `true`/`false` gives a new replication stream;

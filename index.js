@@ -415,6 +415,11 @@ class Corestore extends EventEmitter {
           if (cs !== undefined) cs.ontruncate(this.native.state(e.handle), e.index)
           break
         }
+        case 'extension': {
+          const cs = this._cores.get(e.handle)
+          if (cs !== undefined) cs.onextension(e.name, e.data, e.session)
+          break
+        }
         case 'sync': {
           const cs = this._cores.get(e.handle)
           if (cs !== undefined) cs.onsync()

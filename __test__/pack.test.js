@@ -85,8 +85,9 @@ test('npm pack, install into an empty project, require and import', { skip, time
   const installed = path.join(projDir, 'node_modules', 'corestore-native')
   assert.ok(fs.existsSync(path.join(installed, 'package.json')))
   const deps = Object.keys(JSON.parse(fs.readFileSync(path.join(installed, 'package.json'))).dependencies || {})
-  // streamx for the streams, protomux to share a Hyperswarm connection's multiplexer
-  assert.deepEqual(deps.sort(), ['protomux', 'streamx'], 'runtime dependencies')
+  // streamx for the streams, protomux to share a Hyperswarm connection's multiplexer,
+  // compact-encoding for extension messages (as hypercore encodes them)
+  assert.deepEqual(deps.sort(), ['compact-encoding', 'protomux', 'streamx'], 'runtime dependencies')
 
   const cjs = JSON.parse(run(process.execPath, ['-e', CJS], projDir).trim().split('\n').pop())
   assert.deepEqual(cjs.res, { length: 2, byteLength: 10 })

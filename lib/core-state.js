@@ -29,6 +29,7 @@ class CoreState {
     this.strong = 0 // sessions holding a native reference
     this.waiters = new Set()
     this.peers = []
+    this.extensions = new Map() // name -> the extension that receives its messages
     this.hadPeers = false // a peer ever had a channel for this core
     this.findingPeers = 0 // sessions' findingPeers() calls not yet done
     this._syncWaiters = null
@@ -129,6 +130,12 @@ class CoreState {
       const bytes = blocks.readDoubleLE(at + 8)
       for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('upload', index, bytes, peer)
     }
+  }
+
+  onextension(name, data, session) {
+    const ext = this.extensions.get(name)
+    if (ext === undefined) return
+    ext._onmessage(data, this.peers.find((p) => p.session === session) || null)
   }
 
   onsync() {

@@ -5,6 +5,7 @@ const encodings = require('./encodings')
 const { ReadStream, ByteStream, WriteStream } = require('./streams')
 const CoreState = require('./core-state')
 const encryption = require('./encryption')
+const c = require('compact-encoding')
 const {
   ASSERTION,
   BAD_ARGUMENT,
@@ -260,6 +261,7 @@ class Hypercore extends EventEmitter {
     const parent = this._parent
     if (parent !== null && parent.encryption) this.encryption = parent.encryption
     if (this.encryption === null) this.encryption = encryption.provider(this._encryptionOption, cs)
+    for (const ext of this.extensions.values()) cs.extensions.set(ext.name, ext)
     this._sessionIndex = sessions.push(this) - 1
     if (this.snapshotted && this._snapshot === null) {
       this._snapshot = {
@@ -276,6 +278,8 @@ class Hypercore extends EventEmitter {
     const cs = this.core
     this.readable = false
     if (cs === null || this._stateIndex === -1) return
+
+    for (const ext of [...this.extensions.values()]) ext.destroy()
 
     // the store's per-core session list
     const list = this.sessions
@@ -746,6 +750,54 @@ class Hypercore extends EventEmitter {
       this._findingPeers--
       if (this.core !== null && this._stateIndex !== -1) this.core.foundPeers(1)
     }
+  }
+
+  // As hypercore: messages of the application's own protocol, sent on this core's channels.
+  // handlers: { encoding, onmessage(message, peer) }; the last session to register a name
+  // receives its messages.
+  registerExtension(name, handlers = {}) {
+    const existing = this.extensions.get(name)
+    if (existing !== undefined) {
+      existing.handlers = handlers
+      existing.encoding = c.from(handlers.encoding || c.buffer)
+      return existing
+    }
+    const session = this
+    const ext = {
+      name,
+      handlers,
+      encoding: c.from(handlers.encoding || c.buffer),
+      session,
+      send(message, peer) {
+        session._sendExtension(name, c.encode(this.encoding, message), peer ? peer.session : undefined)
+      },
+      broadcast(message) {
+        session._sendExtension(name, c.encode(this.encoding, message), undefined)
+      },
+      destroy() {
+        const cs = session.core
+        if (cs !== null && cs.extensions.get(name) === ext) cs.extensions.delete(name)
+        if (session.extensions.get(name) === ext) session.extensions.delete(name)
+      },
+      _onmessage(buffer, peer) {
+        let m
+        try {
+          m = c.decode(this.encoding, buffer)
+        } catch {
+          return // as hypercore, an undecodable message from a peer is dropped
+        }
+        if (this.handlers.onmessage) this.handlers.onmessage(m, peer)
+      }
+    }
+    this.extensions.set(name, ext)
+    if (this.core !== null && this._stateIndex !== -1) this.core.extensions.set(name, ext)
+    return ext
+  }
+
+  _sendExtension(name, buffer, session) {
+    const cs = this.core
+    if (cs === null || this.closing !== null || cs.root.native === null) return
+    cs.root._pump(cs.root.native.replicationExtension(cs.handle, session, name, buffer))
   }
 
   // As hypercore: this core only, on a new stream (true/false), or this core added to a

@@ -203,6 +203,12 @@ export async function usage(): Promise<void> {
   await secret.setEncryption(secret.encryption)
   const pad: number = secret.padding
   void pad
+  const chat = json.registerExtension<{ text: string }>('chat', {
+    encoding: 'json',
+    onmessage: (m, peer) => void [m.text, peer]
+  })
+  chat.broadcast({ text: 'hi' })
+  chat.destroy()
   const oneCore: Corestore.ReplicationStream = json.replicate(true)
   const added = nums.replicate(oneCore)
   assertType<Equal<typeof added, Corestore.ReplicationStream>>(true)

@@ -275,6 +275,25 @@ impl NativeStore {
         Ok(out)
     }
 
+    /// A session extension message for the core, to the peer on `session` or to all.
+    #[napi]
+    pub fn replication_extension(
+        &mut self,
+        handle: u32,
+        session: Option<u32>,
+        name: String,
+        message: BufferSlice,
+    ) -> Result<ReplicationOut> {
+        if name.is_empty() {
+            return Err(js_error(EngineError::bad_argument(
+                "An extension needs a name",
+            )));
+        }
+        self.replicator
+            .send_extension(handle, session, &name, &message);
+        Ok(replication_out(self.replicator.take_output()))
+    }
+
     /// `core.replicate(stream)`: the core replicates on this stream too.
     #[napi]
     pub fn replication_add_core(&mut self, session: u32, handle: u32) -> Result<ReplicationOut> {
@@ -463,6 +482,9 @@ pub struct EventOut {
     pub handle: Option<u32>,
     pub index: Option<i64>,
     pub bytes: Option<i64>,
+    /// extension: the extension's name and message.
+    pub name: Option<String>,
+    pub data: Option<Buffer>,
     /// download / upload: the blocks, as (index, byte length) pairs of little-endian
     /// doubles. One event carries a run of blocks of one core from (or to) one peer:
     /// a replication call moves hundreds of blocks, and one object per block cost more
@@ -502,6 +524,8 @@ fn replication_out(out: Output) -> ReplicationOut {
         index: None,
         bytes: None,
         blocks: None,
+        name: None,
+        data: None,
         code: None,
         message: None,
         remote_public_key: None,
@@ -661,6 +685,18 @@ fn one_event(e: Event, event: &dyn Fn(&str) -> EventOut) -> EventOut {
             handle: Some(handle),
             session: Some(session),
             ..event("peer-remove")
+        },
+        Event::Extension {
+            handle,
+            session,
+            name,
+            message,
+        } => EventOut {
+            handle: Some(handle),
+            session: Some(session),
+            name: Some(name),
+            data: Some(message.into()),
+            ..event("extension")
         },
         Event::Sync { handle } => EventOut {
             handle: Some(handle),

@@ -61,6 +61,13 @@ pub enum Event {
     Sync {
         handle: u32,
     },
+    /// A session extension message from the peer on `session` (`core.registerExtension`).
+    Extension {
+        handle: u32,
+        session: u32,
+        name: String,
+        message: Vec<u8>,
+    },
     /// The stream's handshake completed.
     Open {
         session: u32,
@@ -149,6 +156,39 @@ impl Replicator {
         for session in sessions {
             self.attach_to(store, session, handle);
             self.flush(session);
+        }
+    }
+
+    /// Sends a session extension message for a core to the peer on `session`, or to every
+    /// peer of the core (`None`). The name always goes in full.
+    pub fn send_extension(
+        &mut self,
+        handle: u32,
+        session: Option<u32>,
+        name: &str,
+        message: &[u8],
+    ) {
+        let message = Message::Extension(crate::wire::messages::Extension {
+            name: name.to_string(),
+            message: message.to_vec(),
+        });
+        let sessions: Vec<u32> = match session {
+            Some(s) => vec![s],
+            None => self.peers.keys().copied().collect(),
+        };
+        for s in sessions {
+            let Some(peer) = self.peers.get_mut(&s) else {
+                continue;
+            };
+            let paired = peer
+                .by_handle
+                .get(&handle)
+                .copied()
+                .filter(|id| peer.channels.get(id).is_some_and(|c| c.paired));
+            if let Some(local_id) = paired {
+                peer.send(local_id, &message);
+                self.flush(s);
+            }
         }
     }
 
@@ -446,9 +486,24 @@ impl Replicator {
             }
             // We answer requests as they arrive, so there is nothing to cancel; wants only
             // tune which ranges a peer hears about, and we always announce what we have.
-            Message::Cancel(_) | Message::Want(_) | Message::Unwant(_) | Message::Extension(_) => {
+            Message::Extension(m) => {
+                if let Some(ch) = self.channel_mut(session, local_id) {
+                    if !m.name.is_empty() {
+                        ch.last_extension = m.name;
+                    }
+                    let name = ch.last_extension.clone();
+                    if !name.is_empty() {
+                        self.out.events.push(Event::Extension {
+                            handle,
+                            session,
+                            name,
+                            message: m.message,
+                        });
+                    }
+                }
                 Ok(())
             }
+            Message::Cancel(_) | Message::Want(_) | Message::Unwant(_) => Ok(()),
         }
     }
 

@@ -72,6 +72,9 @@ pub struct Channel {
     pub inflight: HashMap<u64, Inflight>,
     /// A reorg that needs more hash proofs before it can be applied.
     pub reorg: Option<crate::core::proof::Reorg>,
+    /// The name of the last extension message received: hypercore sends an empty name for
+    /// "the same again".
+    pub last_extension: String,
 }
 
 pub struct Peer {
@@ -241,6 +244,7 @@ impl Peer {
                 remote: Remote::default(),
                 inflight: HashMap::new(),
                 reorg: None,
+                last_extension: String::new(),
             },
         );
         self.by_handle.insert(handle, local_id);
