@@ -64,6 +64,70 @@ async function appendBatches(core, total, batchSize) {
   }
 }
 
+// Block encryption as hypercore does it: 8 bytes of padding, XSalsa20 per block.
+const ENCRYPTED = { encryptionKey: Buffer.alloc(32, 1) }
+
+function batchedAppend(name, coreOpts) {
+  return {
+    name,
+    size: scaled(100000, 1000),
+    unit: 'blocks',
+    throughput: true,
+    async run(Corestore, dir, n) {
+      const store = new Corestore(dir)
+      try {
+        const core = store.get({ name: 'bench', ...coreOpts })
+        await core.ready()
+        const start = now()
+        await appendBatches(core, n, 1000)
+        const ms = msSince(start)
+        if (core.length !== n) throw new Error(`expected length ${n}, got ${core.length}`)
+        return { ops: n, bytes: n * BLOCK_SIZE, ms }
+      } finally {
+        await store.close()
+      }
+    }
+  }
+}
+
+function sequentialGet(name, coreOpts) {
+  return {
+    name,
+    size: scaled(100000, 1000),
+    unit: 'blocks',
+    throughput: true,
+    async run(Corestore, dir, n) {
+      // Setup (untimed): write the blocks, then reopen the store so reads start from storage.
+      const writer = new Corestore(dir)
+      try {
+        const core = writer.get({ name: 'bench', ...coreOpts })
+        await core.ready()
+        await appendBatches(core, n, 1000)
+      } finally {
+        await writer.close()
+      }
+
+      const store = new Corestore(dir)
+      try {
+        const core = store.get({ name: 'bench', ...coreOpts })
+        await core.ready()
+        if (core.length !== n) throw new Error(`expected length ${n}, got ${core.length}`)
+        let bytes = 0
+        const start = now()
+        for (let i = 0; i < n; i++) {
+          const block = await core.get(i)
+          bytes += block.byteLength
+        }
+        const ms = msSince(start)
+        if (bytes !== n * BLOCK_SIZE) throw new Error(`read ${bytes} bytes, expected ${n * BLOCK_SIZE}`)
+        return { ops: n, bytes, ms }
+      } finally {
+        await store.close()
+      }
+    }
+  }
+}
+
 const WORKLOADS = [
   {
     name: 'append 1 KiB, one awaited append at a time',
@@ -86,61 +150,10 @@ const WORKLOADS = [
       }
     }
   },
-  {
-    name: 'append 1 KiB in batches of 1000',
-    size: scaled(100000, 1000),
-    unit: 'blocks',
-    throughput: true,
-    async run(Corestore, dir, n) {
-      const store = new Corestore(dir)
-      try {
-        const core = store.get({ name: 'bench' })
-        await core.ready()
-        const start = now()
-        await appendBatches(core, n, 1000)
-        const ms = msSince(start)
-        if (core.length !== n) throw new Error(`expected length ${n}, got ${core.length}`)
-        return { ops: n, bytes: n * BLOCK_SIZE, ms }
-      } finally {
-        await store.close()
-      }
-    }
-  },
-  {
-    name: 'get 1 KiB blocks sequentially, one awaited get at a time',
-    size: scaled(100000, 1000),
-    unit: 'blocks',
-    throughput: true,
-    async run(Corestore, dir, n) {
-      // Setup (untimed): write the blocks, then reopen the store so reads start from storage.
-      const writer = new Corestore(dir)
-      try {
-        const core = writer.get({ name: 'bench' })
-        await core.ready()
-        await appendBatches(core, n, 1000)
-      } finally {
-        await writer.close()
-      }
-
-      const store = new Corestore(dir)
-      try {
-        const core = store.get({ name: 'bench' })
-        await core.ready()
-        if (core.length !== n) throw new Error(`expected length ${n}, got ${core.length}`)
-        let bytes = 0
-        const start = now()
-        for (let i = 0; i < n; i++) {
-          const block = await core.get(i)
-          bytes += block.byteLength
-        }
-        const ms = msSince(start)
-        if (bytes !== n * BLOCK_SIZE) throw new Error(`read ${bytes} bytes, expected ${n * BLOCK_SIZE}`)
-        return { ops: n, bytes, ms }
-      } finally {
-        await store.close()
-      }
-    }
-  },
+  batchedAppend('append 1 KiB in batches of 1000', {}),
+  batchedAppend('append 1 KiB in batches of 1000, encrypted (encryptionKey)', ENCRYPTED),
+  sequentialGet('get 1 KiB blocks sequentially, one awaited get at a time', {}),
+  sequentialGet('get 1 KiB blocks sequentially, encrypted (encryptionKey)', ENCRYPTED),
   {
     name: 'open named cores (get({ name }) + ready)',
     size: scaled(10000),

@@ -25,6 +25,12 @@ class DefaultEncryption {
     this._cipher.encrypt(index, fork, block)
   }
 
+  // blocks `start`, `start + 1`, ... of one append, in one call into Rust
+  encryptBatch(start, blocks, fork, core) {
+    if (core.compat !== this.compat) this._reload(core)
+    this._cipher.encryptBatch(start, fork, blocks)
+  }
+
   decrypt(index, block, core) {
     if (core.compat !== this.compat) this._reload(core)
     this._cipher.decrypt(index, block)

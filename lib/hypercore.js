@@ -504,10 +504,9 @@ class Hypercore extends EventEmitter {
 
     if (buffers.length === 0) return { length: cs.length, byteLength: cs.byteLength }
 
-    if (this.encryption) {
-      const e = this.encryption
-      for (let i = 0; i < buffers.length; i++) await e.encrypt(cs.length + i, buffers[i], cs.fork, cs)
-    }
+    const e = this.encryption
+    if (e instanceof encryption.DefaultEncryption) e.encryptBatch(cs.length, buffers, cs.fork, cs)
+    else if (e) for (let i = 0; i < buffers.length; i++) await e.encrypt(cs.length + i, buffers[i], cs.fork, cs)
 
     const st = cs.native.append(cs.handle, buffers)
     cs.onappend(st)
@@ -612,7 +611,10 @@ class Hypercore extends EventEmitter {
 
     if (opts && opts.raw) return block
     if (this.encryption) {
-      if (!opts || opts.decrypt !== false) await this.encryption.decrypt(index, block, cs)
+      if (!opts || opts.decrypt !== false) {
+        const decrypting = this.encryption.decrypt(index, block, cs)
+        if (decrypting && typeof decrypting.then === 'function') await decrypting // a provider's
+      }
       block = block.subarray(this.encryption.padding(cs, index))
     }
     if (enc === null) return block

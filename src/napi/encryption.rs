@@ -56,6 +56,21 @@ impl BlockCipher {
         Ok(())
     }
 
+    /// Encrypts `blocks` in place as blocks `start`, `start + 1`, ... of an append: one
+    /// crossing for a whole batch.
+    #[napi]
+    pub fn encrypt_batch(&self, start: i64, fork: i64, mut blocks: Vec<Buffer>) -> Result<()> {
+        let (start, fork) = (uint_in(start, "start")?, uint_in(fork, "fork")?);
+        for (i, block) in blocks.iter_mut().enumerate() {
+            if !block_encryption::encrypt(&self.keys, start + i as u64, fork, block) {
+                return Err(bad(
+                    "an encrypted block has at least 8 bytes of padding".into()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Decrypts `block` in place; its first `padding` bytes are left as they were.
     #[napi]
     pub fn decrypt(&self, index: i64, mut block: BufferSlice) -> Result<()> {
