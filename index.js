@@ -352,6 +352,7 @@ class Corestore extends EventEmitter {
     }
     if (isInitiator instanceof ReplicationStream) {
       if (isInitiator.root !== this) throw BAD_ARGUMENT('That replication stream belongs to another Corestore')
+      if (!scoped) isInitiator._widen()
       return { stream: isInitiator, target: isInitiator }
     }
     // a protocol stream of the JS packages: its noise stream is the connection
@@ -361,7 +362,10 @@ class Corestore extends EventEmitter {
     if (isSecretStream(isInitiator)) {
       const conn = isInitiator
       const known = this._replication.byConn.get(conn)
-      if (known !== undefined) return { stream: conn, target: known }
+      if (known !== undefined) {
+        if (!scoped) known._widen()
+        return { stream: conn, target: known }
+      }
       const target = attachSecretStream(this, conn, scoped)
       return { stream: conn, target }
     }

@@ -80,7 +80,7 @@ async function getOrCode(core, index, timeout) {
 }
 
 forEachPairing('core.replicate(true/false): only that core replicates; core.replicate(stream) adds another', async (t, p, e) => {
-  const { a, b, ra, rb } = await twoCores(e, p)
+  const { ws, rs, a, b, ra, rb } = await twoCores(e, p)
   const s1 = e.stream(a.replicate(true), 's1')
   const s2 = e.stream(ra.replicate(false), 's2')
   s1.pipe(s2).pipe(s1)
@@ -91,6 +91,16 @@ forEachPairing('core.replicate(true/false): only that core replicates; core.repl
   assert.equal(await within(5000, getOrCode(rb, 0, 4000), 'get b0 after adding'), 'b0', 'added to the stream')
   await a.append('a2')
   await until(() => ra.length === 3, 5000, 'live append on the first core')
+
+  // store.replicate(stream) on both ends: every core replicates on it from now on
+  const c = ws.get({ name: 'core-c' })
+  await c.append('c0')
+  const rc = rs.get({ key: c.key })
+  await rc.ready()
+  assert.equal(await within(5000, getOrCode(rc, 0, 300), 'get c0'), 'REQUEST_TIMEOUT', 'not on the stream yet')
+  assert.equal(ws.replicate(s1), s1, 'store.replicate(stream) returns the stream')
+  rs.replicate(s2)
+  assert.equal(await within(5000, getOrCode(rc, 0, 4000), 'get c0 after store.replicate'), 'c0', 'every core now')
 })
 
 forEachPairing('core.replicate(conn) and core.replicate(protomux) on a secret-stream; store.replicate(conn) again attaches nothing twice', async (t, p, e) => {

@@ -50,6 +50,11 @@ class ReplicationStream extends Duplex {
     addCore(this, handle)
   }
 
+  // store.replicate(stream): every core replicates here
+  _widen() {
+    widen(this)
+  }
+
   // While what we send is not being read, stop taking input: the peer's requests are what
   // make us send, so this bounds what a slow or hostile reader can make us buffer.
   _write(data, cb) {
@@ -117,9 +122,13 @@ function attachSecretStream(root, conn, scoped) {
   const target = {
     session: 0,
     root,
+    scoped,
     _adding: [],
     _addCore(handle) {
       addCore(target, handle)
+    },
+    _widen() {
+      widen(target)
     },
     get remotePublicKey() {
       return conn.remotePublicKey || null
@@ -187,7 +196,7 @@ function attachSecretStream(root, conn, scoped) {
     settle()
     if (conn.destroyed || root.closing !== null || target.session !== 0) return
     mux.cork()
-    const out = root.native.replicationOpen(conn.isInitiator, conn.handshakeHash, scoped)
+    const out = root.native.replicationOpen(conn.isInitiator, conn.handshakeHash, target.scoped)
     target.session = out.session
     root._replication.add(target.session, target)
     // the peer opened a channel for a core we have not: the engine opens it if stored
@@ -220,6 +229,12 @@ function addCore(target, handle) {
   } else {
     target._adding.push(handle)
   }
+}
+
+function widen(target) {
+  if (!target.scoped) return
+  target.scoped = false
+  if (target.session !== 0) target.root._pump(target.root.native.replicationWiden(target.session))
 }
 
 function addQueued(target) {

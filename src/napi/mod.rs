@@ -294,6 +294,14 @@ impl NativeStore {
         Ok(replication_out(self.replicator.take_output()))
     }
 
+    /// `store.replicate(stream)` on a `core.replicate()` stream: every core replicates on it.
+    #[napi]
+    pub fn replication_widen(&mut self, session: u32) -> Result<ReplicationOut> {
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        self.replicator.widen(store, session);
+        Ok(replication_out(self.replicator.take_output()))
+    }
+
     /// `core.replicate(stream)`: the core replicates on this stream too.
     #[napi]
     pub fn replication_add_core(&mut self, session: u32, handle: u32) -> Result<ReplicationOut> {

@@ -192,6 +192,21 @@ impl Replicator {
         }
     }
 
+    /// Makes a `core.replicate()` stream a store's stream (`store.replicate(stream)` on it):
+    /// every loaded core replicates on it from now on.
+    pub fn widen(&mut self, store: &mut Store, session: u32) {
+        let Some(peer) = self.peers.get_mut(&session) else {
+            return;
+        };
+        if peer.scope.take().is_none() {
+            return;
+        }
+        for handle in store.open_handles() {
+            self.attach_to(store, session, handle);
+        }
+        self.flush(session);
+    }
+
     /// Lets a core replicate on a stream (`core.replicate(stream)`); on a store's stream,
     /// where every loaded core replicates already, this attaches it if it was not.
     pub fn add_to_scope(&mut self, store: &mut Store, session: u32, handle: u32) {
