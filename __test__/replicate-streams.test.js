@@ -119,3 +119,26 @@ forEachPairing('core.replicate(conn) and core.replicate(protomux) on a secret-st
   await until(() => ra.length === 3, 5000, 'still replicating, once')
   assert.equal(b4a.toString(await within(5000, ra.get(2), 'get a2')), 'a2')
 })
+
+forEachPairing('two peers downloading big blocks from each other at once on one stream both finish', async (t, p, e) => {
+  // Each side owes the other ~20 MB of 64 KiB blocks: more than a raw stream holds before
+  // it stops taking input, so asking for all of it at once stalls both ends.
+  const as = e.store(p.Writer)
+  const bs = e.store(p.Reader)
+  const a = as.get({ name: 'a' })
+  const b = bs.get({ name: 'b' })
+  const blocks = new Array(300).fill(b4a.alloc(64 * 1024, 1))
+  await a.append(blocks)
+  await b.append(blocks)
+  const ra = bs.get({ key: a.key })
+  const rb = as.get({ key: b.key })
+  await Promise.all([ra.ready(), rb.ready()])
+  pipeStores(e, as, bs)
+  await within(10000, Promise.all([ra.update({ wait: true }), rb.update({ wait: true })]), 'updates')
+  await within(
+    20000,
+    Promise.all([ra.download({ start: 0, end: 300 }).done(), rb.download({ start: 0, end: 300 }).done()]),
+    'both downloads'
+  )
+  assert.deepEqual([ra.contiguousLength, rb.contiguousLength], [300, 300])
+})

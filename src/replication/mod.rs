@@ -17,7 +17,7 @@ use crate::store::{OpenRequest, Store};
 use crate::wire::messages::{self, Message, PROTOCOL, PROTOCOL_ALIASES};
 use crate::wire::protomux::MuxEvent;
 pub use peer::Command;
-use peer::{Channel, Inflight, Peer, Transport, MAX_INFLIGHT};
+use peer::{inflight_limit, Channel, Inflight, Peer, Transport, MAX_INFLIGHT};
 
 const NOT_AVAILABLE: u64 = 1;
 const INVALID_REQUEST: u64 = 2;
@@ -645,6 +645,7 @@ impl Replicator {
             return;
         };
         let state = core.state();
+        let limit = inflight_limit(state.byte_length, state.length);
         // Free request slots on the peers that can serve this core: never look at more
         // wanted blocks than can be asked for now (this runs after every block received).
         let free: usize = self
@@ -652,7 +653,7 @@ impl Replicator {
             .values()
             .filter_map(|p| p.by_handle.get(&handle).and_then(|id| p.channels.get(id)))
             .filter(|ch| ch.paired && ch.remote.synced && ch.remote.fork == state.fork)
-            .map(|ch| MAX_INFLIGHT.saturating_sub(ch.inflight.len()))
+            .map(|ch| limit.saturating_sub(ch.inflight.len()))
             .sum();
         if free == 0 {
             return;
@@ -700,7 +701,7 @@ impl Replicator {
                 }
                 // Blocks past our length wait for the upgrade (asked for below), so that
                 // no two requests carry upgrades that race each other.
-                if ch.inflight.len() >= MAX_INFLIGHT || index >= r.length || index >= state.length {
+                if ch.inflight.len() >= limit || index >= r.length || index >= state.length {
                     continue;
                 }
                 let remote_has_manifest = r.has_manifest;

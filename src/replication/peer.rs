@@ -14,6 +14,25 @@ use crate::wire::secretstream::{SecretStream, StreamEvent};
 /// Most requests in flight on one channel: bounds what a slow peer makes us hold.
 pub const MAX_INFLIGHT: usize = 1024;
 
+/// About how many bytes of blocks one channel asks for at once. A raw stream stops taking
+/// input while more than 8 MB of its output is unread, so two of our streams that both
+/// answer more than that at once would each wait for the other; asking for less than
+/// that keeps what each side owes the other below it.
+const INFLIGHT_BYTES: u64 = 4 * 1024 * 1024;
+const MIN_INFLIGHT: usize = 16;
+
+/// The block requests one channel may have in flight for a core whose blocks average
+/// `byte_length / length` bytes.
+pub fn inflight_limit(byte_length: u64, length: u64) -> usize {
+    if length == 0 {
+        return MAX_INFLIGHT;
+    }
+    let average = (byte_length / length).max(1);
+    usize::try_from(INFLIGHT_BYTES / average)
+        .unwrap_or(MAX_INFLIGHT)
+        .clamp(MIN_INFLIGHT, MAX_INFLIGHT)
+}
+
 pub enum Transport {
     /// We run Noise + secretstream + Protomux: bytes in and out are the raw stream.
     Raw(Box<SecretStream>),
@@ -307,5 +326,19 @@ impl Peer {
                 Ok(out)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inflight_follows_the_block_size() {
+        assert_eq!(inflight_limit(0, 0), MAX_INFLIGHT);
+        assert_eq!(inflight_limit(1024 * 1000, 1000), MAX_INFLIGHT); // 1 KiB blocks
+        assert_eq!(inflight_limit(64 * 1024 * 300, 300), 64); // 64 KiB blocks: 4 MiB
+        assert_eq!(inflight_limit(15 << 20, 1), MIN_INFLIGHT); // huge blocks
+        assert_eq!(inflight_limit(0, 10), MAX_INFLIGHT); // empty blocks
     }
 }
