@@ -549,6 +549,9 @@ declare namespace Corestore {
     setUserData(key: string, value: Buffer | string | null): Promise<void>
     getUserData(key: string): Promise<Buffer | null>
 
+    /** The bytes the core's signers sign for the tree at `length` (default: current), `fork`. */
+    signable(length?: number, fork?: number): Promise<Buffer>
+
     /** Until the returned function is called, update() waits for peers (see update). */
     findingPeers(): () => void
 

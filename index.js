@@ -9,8 +9,7 @@ const { ReplicationStream, Replication, attachSecretStream, isSecretStream } = r
 const { toBuffer } = require('./lib/encodings')
 const { ASSERTION, BAD_ARGUMENT, STORAGE_EMPTY, z32Decode } = require('./lib/errors')
 
-// CORESTORE_NATIVE_BINDING: load another implementation of docs/native-binding.md (tests)
-const binding = require(process.env.CORESTORE_NATIVE_BINDING || './binding.js')
+const binding = require('./lib/binding.js')
 
 const DEFAULT_NAMESPACE = Buffer.alloc(32) // 32 zero bytes, as corestore
 

@@ -218,6 +218,7 @@ test('the same data written by JS and by the implementation is identical', async
       await core.ready()
       await core.append(blocksFor(spec.label))
       out.push([hex(core.key), core.length, core.byteLength, hex(await core.treeHash())])
+      out.push([hex(await core.signable()), hex(await core.signable(1, 0))])
     }
     await store.close()
     return out

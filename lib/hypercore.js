@@ -5,6 +5,7 @@ const encodings = require('./encodings')
 const { ReadStream, ByteStream, WriteStream } = require('./streams')
 const CoreState = require('./core-state')
 const encryption = require('./encryption')
+const binding = require('./binding.js')
 const c = require('compact-encoding')
 const {
   ASSERTION,
@@ -673,6 +674,14 @@ class Hypercore extends EventEmitter {
       await this.get(length - 1)
     }
     return this.core.native.treeHash(this.core.handle, length)
+  }
+
+  // as hypercore: the bytes the core's signers sign for the tree at (length, fork)
+  async signable(length = -1, fork = -1) {
+    if (this.opened === false) await this.opening
+    if (length === -1) length = this.length
+    if (fork === -1) fork = this.fork
+    return binding.treeSignable(this.key, await this.treeHash(length), length, fork)
   }
 
   async getUserData(key) {

@@ -446,6 +446,20 @@ pub fn derive_namespace(parent: Buffer, name: Buffer) -> Result<Buffer> {
     Ok(crate::crypto::namespace(&parent, &name).to_vec().into())
 }
 
+/// hypercore `caps.treeSignable`: the bytes a core's signers sign for a tree.
+#[napi]
+pub fn tree_signable(
+    manifest_hash: Buffer,
+    tree_hash: Buffer,
+    length: i64,
+    fork: i64,
+) -> Result<Buffer> {
+    let manifest_hash = bytes32(&manifest_hash, "manifest hash")?;
+    let tree_hash = bytes32(&tree_hash, "tree hash")?;
+    let (length, fork) = (uint_in(length, "length")?, uint_in(fork, "fork")?);
+    Ok(crate::core::signature::tree_signable(&manifest_hash, &tree_hash, length, fork).into())
+}
+
 #[napi]
 pub fn discovery_key(key: Buffer) -> Result<Buffer> {
     let key = bytes32(&key, "key")?;
