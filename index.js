@@ -9,7 +9,7 @@ const { ReplicationStream, Replication, attachSecretStream, isSecretStream } = r
 const { toBuffer } = require('./lib/encodings')
 const { ASSERTION, BAD_ARGUMENT, STORAGE_EMPTY, z32Decode } = require('./lib/errors')
 
-const binding = require('./lib/binding.js')
+const binding = require('./lib/native.js')
 
 const DEFAULT_NAMESPACE = Buffer.alloc(32) // 32 zero bytes, as corestore
 

@@ -4,7 +4,7 @@
 // encrypted bytes like any others. DefaultEncryption is hypercore's default provider, with
 // the cipher (XSalsa20, keys derived with BLAKE2b) in Rust.
 
-const { BlockCipher } = require('./binding.js')
+const { BlockCipher } = require('./native.js')
 
 class DefaultEncryption {
   static PADDING = 8

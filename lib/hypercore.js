@@ -5,7 +5,7 @@ const encodings = require('./encodings')
 const { ReadStream, ByteStream, WriteStream } = require('./streams')
 const CoreState = require('./core-state')
 const encryption = require('./encryption')
-const binding = require('./binding.js')
+const binding = require('./native.js')
 const c = require('compact-encoding')
 const {
   ASSERTION,
