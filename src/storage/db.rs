@@ -66,23 +66,6 @@ pub enum BatchOp {
     DeleteRange(Vec<u8>, Vec<u8>),
 }
 
-/// The memtable is a skiplist that inserts a run of ascending keys cheaply and a shuffled
-/// one at several times the cost, so point operations go in key order. A stable sort keeps
-/// the order of operations on one key; a batch with a range delete keeps its order, since
-/// moving a put across the range would change what survives.
-fn in_key_order(mut ops: Vec<BatchOp>) -> Vec<BatchOp> {
-    if ops.iter().all(|op| !matches!(op, BatchOp::DeleteRange(..))) {
-        ops.sort_by(|a, b| point_key(a).cmp(point_key(b)));
-    }
-    ops
-}
-
-fn point_key(op: &BatchOp) -> &[u8] {
-    match op {
-        BatchOp::Put(k, _) | BatchOp::Delete(k) | BatchOp::DeleteRange(k, _) => k,
-    }
-}
-
 /// A set of changes applied atomically by [`Storage::write`] as one RocksDB WriteBatch,
 /// in insertion order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -981,7 +964,7 @@ impl Storage {
         }
         let cf = self.cf()?;
         let mut wb = WriteBatch::default();
-        for op in in_key_order(batch.ops) {
+        for op in batch.ops {
             match op {
                 BatchOp::Put(k, v) => wb.put_cf(cf, k, v),
                 BatchOp::Delete(k) => wb.delete_cf(cf, k),
