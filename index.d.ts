@@ -549,6 +549,14 @@ declare namespace Corestore {
     setUserData(key: string, value: Buffer | string | null): Promise<void>
     getUserData(key: string): Promise<Buffer | null>
 
+    /** Mark and sweep: from now on get() marks the blocks it reads. */
+    startMarking(): Promise<void>
+    /** Keep blocks [start, end) through the next sweep(). */
+    markBlock(start: number, end?: number): Promise<void>
+    clearMarkings(): Promise<void>
+    /** Clear every block that no mark covers, and the marks. */
+    sweep(opts?: { batchSize?: number }): Promise<void>
+
     /** The bytes the core's signers sign for the tree at `length` (default: current), `fork`. */
     signable(length?: number, fork?: number): Promise<Buffer>
 

@@ -134,6 +134,7 @@ class Hypercore extends EventEmitter {
     // ready; match that so code written against it sees the same values.
     this._identityAfterReady = !!(ctx.native && (ctx.native.name || ctx.check))
     this._snapshot = null // { length, byteLength, fork, compat } for snapshots
+    this._marking = ctx.parent ? ctx.parent._marking : false // startMarking(): get() marks
     this._waiters = null
     this._stateIndex = -1
     this._sessionIndex = -1
@@ -568,6 +569,41 @@ class Hypercore extends EventEmitter {
     return cleared
   }
 
+  // ---- mark and sweep (hypercore 11): keep the blocks read or marked, clear the rest ----
+
+  async startMarking() {
+    if (this._marking) {
+      throw ASSERTION("Hypercore cannot be gc'ed when already in gc mode", this.discoveryKey)
+    }
+    if (this.opened === false) await this.opening
+    await this.clearMarkings()
+    this._marking = true
+  }
+
+  async markBlock(start, end = start + 1) {
+    if (this.opened === false) await this.opening
+    if (!isIndex(start) || !isIndex(end)) throw ASSERTION('mark range is invalid', this.discoveryKey)
+    this._checkReadable()
+    this.core.native.markBlocks(this.core.handle, start, end)
+  }
+
+  async clearMarkings() {
+    if (this.opened === false) await this.opening
+    this._checkReadable()
+    this.core.native.clearMarkings(this.core.handle)
+  }
+
+  // clears every block no mark covers, then the marks (one write)
+  async sweep() {
+    if (this.opened === false) await this.opening
+    if (this.snapshotted) throw ASSERTION('Cannot sweep a snapshot', this.discoveryKey)
+    this._checkReadable()
+    const cs = this.core
+    cs.update(cs.native.sweep(cs.handle))
+    cs.onclear(0)
+    this._marking = false
+  }
+
   async setUserData(key, value) {
     if (this.core === null) await this.opening
     this._checkReadable()
@@ -589,6 +625,7 @@ class Hypercore extends EventEmitter {
       opts && opts.valueEncoding ? encodings.from(opts.valueEncoding) : this.valueEncoding
 
     if (this.onseq !== null) this.onseq(index, this)
+    if (this._marking) cs.native.markBlocks(cs.handle, index, index + 1)
 
     const snap = this._snapshot
     if (snap !== null && index >= snap.compat) throw snapshotError(this, index)

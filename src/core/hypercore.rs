@@ -6,6 +6,7 @@
 use crate::core::bitfield::Bitfield;
 use crate::core::index_map::IndexMap;
 use crate::core::manifest::Manifest;
+use crate::core::marks;
 use crate::core::merkle::{self, MerkleTree, NodeSource};
 use crate::core::node_cache::NodeCache;
 use crate::core::signature;
@@ -383,6 +384,62 @@ impl Hypercore {
         if contiguous != self.contiguous_length {
             self.put_hints(&mut batch, contiguous);
         }
+        storage.write(batch)?;
+        self.bitfield.merge_pages(bitfield);
+        self.contiguous_length = contiguous;
+        Ok(self.state())
+    }
+
+    /// Marks blocks `[start, end)` as in use (`markBlock`), in one batch.
+    pub fn mark(&self, storage: &Storage, start: u64, end: u64) -> Result<()> {
+        if start >= end {
+            return Ok(());
+        }
+        // one batch of at most 4096 pages (16 MB) per call
+        if end - start > 4096 * marks::BITS_PER_PAGE {
+            return Err(Error::bad_argument(
+                "markBlock covers at most 134217728 blocks per call; mark in smaller ranges",
+            ));
+        }
+        let mut batch = Batch::new();
+        for page in start / marks::BITS_PER_PAGE..=(end - 1) / marks::BITS_PER_PAGE {
+            let mut bytes = storage.mark(self.data_pointer, page)?.unwrap_or_default();
+            marks::set(&mut bytes, page, start, end);
+            batch.put_mark(self.data_pointer, page, &bytes);
+        }
+        Ok(storage.write(batch)?)
+    }
+
+    pub fn clear_marks(&self, storage: &Storage) -> Result<()> {
+        let mut batch = Batch::new();
+        batch.delete_marks(self.data_pointer, 0, None);
+        Ok(storage.write(batch)?)
+    }
+
+    /// Drops every block no mark covers and the marks, in one batch (hypercore's `sweep`
+    /// clears range by range and then the marks).
+    pub fn sweep(&mut self, storage: &Storage) -> Result<CoreState> {
+        self.flush_pending(storage)?;
+        let length = self.tree.length;
+        let ranges = marks::unmarked(&storage.marks(self.data_pointer)?, length);
+        let mut batch = Batch::new();
+        let mut bitfield = self.bitfield.clone_pages_for(0, length);
+        let mut pages = std::collections::BTreeSet::new();
+        for &(start, end) in &ranges {
+            batch.delete_blocks(self.data_pointer, start, Some(end));
+            pages.extend(bitfield.set_range(start, end, false));
+        }
+        let pages: Vec<u64> = pages.into_iter().collect();
+        self.put_bitfield_pages(&mut batch, &bitfield, &pages);
+        let contiguous = ranges
+            .first()
+            .map_or(self.contiguous_length, |&(start, _)| {
+                self.contiguous_length.min(start)
+            });
+        if contiguous != self.contiguous_length {
+            self.put_hints(&mut batch, contiguous);
+        }
+        batch.delete_marks(self.data_pointer, 0, None);
         storage.write(batch)?;
         self.bitfield.merge_pages(bitfield);
         self.contiguous_length = contiguous;

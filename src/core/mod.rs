@@ -5,6 +5,7 @@ pub mod flat_tree;
 pub mod hypercore;
 pub mod index_map;
 pub mod manifest;
+pub mod marks;
 pub mod merkle;
 pub mod node_cache;
 pub mod proof;

@@ -223,6 +223,27 @@ impl NativeStore {
             .map_err(js_error)
     }
 
+    /// hypercore `markBlock(start, end)`: the blocks stay through the next `sweep`.
+    #[napi]
+    pub fn mark_blocks(&mut self, handle: u32, start: i64, end: i64) -> Result<()> {
+        let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
+        let (core, storage) = self.store_mut()?.core_mut(handle).map_err(js_error)?;
+        core.mark(storage, start, end).map_err(js_error)
+    }
+
+    #[napi]
+    pub fn clear_markings(&mut self, handle: u32) -> Result<()> {
+        let (core, storage) = self.store_mut()?.core_mut(handle).map_err(js_error)?;
+        core.clear_marks(storage).map_err(js_error)
+    }
+
+    /// hypercore `sweep()`: clears every block no mark covers, and the marks.
+    #[napi]
+    pub fn sweep(&mut self, handle: u32) -> Result<CoreStateOut> {
+        let (core, storage) = self.store_mut()?.core_mut(handle).map_err(js_error)?;
+        core.sweep(storage).map(state_out).map_err(js_error)
+    }
+
     #[napi]
     pub fn tree_hash(&self, handle: u32, length: i64) -> Result<Buffer> {
         let length = uint_in(length, "length")?;

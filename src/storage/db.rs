@@ -949,6 +949,22 @@ impl Storage {
         self.get_raw(&keys::mark(data_pointer, page))
     }
 
+    /// Every mark page of a dataPointer, in page order.
+    pub fn marks(&self, data_pointer: u64) -> Result<Vec<(u64, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.scan_raw(
+            &keys::mark(data_pointer, 0),
+            &keys::mark_bound(data_pointer, None),
+            |k, v| {
+                let (_, page) =
+                    keys::parse_mark(k).map_err(|e| StorageError::corrupt("mark key", e))?;
+                out.push((page, v.to_vec()));
+                Ok(true)
+            },
+        )?;
+        Ok(out)
+    }
+
     // ---- writing ----
 
     /// Applies the batch atomically (one RocksDB WriteBatch, default WriteOptions: WAL on,
