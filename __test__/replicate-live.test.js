@@ -33,8 +33,12 @@ async function setup(e, p, initial) {
 }
 
 forEachPairing('no peers: update({wait:true}) is false, get(wait:false) null, get({timeout}) REQUEST_TIMEOUT', async (t, p, e) => {
-  const { r } = await setup(e, p, [b4a.from('x')])
+  const { w, r } = await setup(e, p, [b4a.from('x')])
   assert.equal(await within(2000, r.update({ wait: true }), 'update with no peers'), false, 'update with no peers')
+  assert.equal(await within(2000, w.update({ wait: true }), 'writer update'), false, 'a writer has nothing to update')
+  const snap = r.snapshot()
+  assert.equal(await within(2000, snap.update({ wait: true }), 'snapshot update'), false, 'a snapshot does not update')
+  await snap.close()
   assert.equal(r.length, 0, 'r.length')
   assert.equal(await within(2000, r.get(0, { wait: false }), 'get wait:false'), null, 'get wait:false')
   const start = Date.now()

@@ -747,7 +747,9 @@ class Hypercore extends EventEmitter {
   async update(opts) {
     if (this.opened === false) await this.opening
     const cs = this.core
-    if (cs === null || this.closing !== null) return false
+    if (cs === null || this.closing !== null || this.snapshotted) return false
+    // as hypercore: a writer has the latest version unless told otherwise
+    if (this.writable && !(opts && opts.force === true)) return false
     const before = cs.length
     // as hypercore: wait for peers when asked to, or by default while someone is still
     // finding peers (findingPeers()); until the first peer of this core shows up, a
