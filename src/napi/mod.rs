@@ -53,6 +53,16 @@ impl NativeStore {
         })
     }
 
+    /// Runs one replicator call on the open store and hands back what it output.
+    fn replicate_with(
+        &mut self,
+        f: impl FnOnce(&mut Replicator, &mut Store),
+    ) -> Result<ReplicationOut> {
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        f(&mut self.replicator, store);
+        Ok(replication_out(self.replicator.take_output()))
+    }
+
     fn store(&self) -> Result<&Store> {
         self.store.as_ref().ok_or_else(store_closed)
     }
@@ -318,25 +328,19 @@ impl NativeStore {
     /// `store.replicate(stream)` on a `core.replicate()` stream: every core replicates on it.
     #[napi]
     pub fn replication_widen(&mut self, session: u32) -> Result<ReplicationOut> {
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
-        self.replicator.widen(store, session);
-        Ok(replication_out(self.replicator.take_output()))
+        self.replicate_with(|r, store| r.widen(store, session))
     }
 
     /// `core.replicate(stream)`: the core replicates on this stream too.
     #[napi]
     pub fn replication_add_core(&mut self, session: u32, handle: u32) -> Result<ReplicationOut> {
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
-        self.replicator.add_to_scope(store, session, handle);
-        Ok(replication_out(self.replicator.take_output()))
+        self.replicate_with(|r, store| r.add_to_scope(store, session, handle))
     }
 
     /// Raw transport bytes from the peer.
     #[napi]
     pub fn replication_recv(&mut self, session: u32, data: BufferSlice) -> Result<ReplicationOut> {
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
-        self.replicator.recv(store, session, &data);
-        Ok(replication_out(self.replicator.take_output()))
+        self.replicate_with(|r, store| r.recv(store, session, &data))
     }
 
     /// A channel event on the JS Protomux of an external stream: `remote-open` (data = the
@@ -377,17 +381,13 @@ impl NativeStore {
                 ))))
             }
         };
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
-        self.replicator.external(store, session, event);
-        Ok(replication_out(self.replicator.take_output()))
+        self.replicate_with(|r, store| r.external(store, session, event))
     }
 
     /// An empty message on an idle raw stream, as hypercore's 5-second keep-alive.
     #[napi]
     pub fn replication_keep_alive(&mut self, session: u32) -> Result<ReplicationOut> {
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
-        self.replicator.keep_alive(store, session);
-        Ok(replication_out(self.replicator.take_output()))
+        self.replicate_with(|r, store| r.keep_alive(store, session))
     }
 
     #[napi]
@@ -413,9 +413,7 @@ impl NativeStore {
         } else {
             Some(uint_in(end, "end")?)
         };
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
-        self.replicator.want(store, handle, start, end);
-        Ok(replication_out(self.replicator.take_output()))
+        self.replicate_with(|r, store| r.want(store, handle, start, end))
     }
 
     #[napi]
