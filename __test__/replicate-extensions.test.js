@@ -5,8 +5,7 @@
 // buffer) encoding, and destroy() / closing the session stop delivery.
 const assert = require('node:assert/strict')
 const b4a = require('b4a')
-const NoiseSecretStream = require('@hyperswarm/secret-stream')
-const { forEachPairing, until, pipeStores, delay } = require('./helpers/replication.js')
+const { forEachPairing, until, pipeStores, secretStreamPair, delay } = require('./helpers/replication.js')
 
 async function pair(e, p) {
   const ws = e.store(p.Writer)
@@ -20,13 +19,7 @@ async function pair(e, p) {
 
 function connect(e, ws, rs, how) {
   if (how === 'pipe') return pipeStores(e, ws, rs)
-  const a = new NoiseSecretStream(true)
-  const b = new NoiseSecretStream(false)
-  a.rawStream.pipe(b.rawStream).pipe(a.rawStream)
-  for (const s of [a, b]) {
-    s.on('error', () => {})
-    e.defer(() => s.destroy(), 'secret-stream destroy')
-  }
+  const [a, b] = secretStreamPair(e)
   ws.replicate(a)
   rs.replicate(b)
 }

@@ -4,9 +4,8 @@
 // hypercore's core.replicate() (one core per stream, more added by passing the stream on).
 const assert = require('node:assert/strict')
 const b4a = require('b4a')
-const NoiseSecretStream = require('@hyperswarm/secret-stream')
 const Protomux = require('protomux')
-const { forEachPairing, within, until, pipeStores, delay } = require('./helpers/replication.js')
+const { forEachPairing, within, until, pipeStores, secretStreamPair, delay } = require('./helpers/replication.js')
 
 async function writerAndReader(e, p, blocks) {
   const ws = e.store(p.Writer)
@@ -16,18 +15,6 @@ async function writerAndReader(e, p, blocks) {
   const r = rs.get({ key: w.key })
   await r.ready()
   return { ws, w, rs, r }
-}
-
-// Two connected secret-streams, as Hyperswarm hands them out.
-function secretStreamPair(e) {
-  const a = new NoiseSecretStream(true)
-  const b = new NoiseSecretStream(false)
-  a.rawStream.pipe(b.rawStream).pipe(a.rawStream)
-  for (const s of [a, b]) {
-    s.on('error', () => {})
-    e.defer(() => s.destroy(), 'secret-stream destroy')
-  }
-  return [a, b]
 }
 
 forEachPairing('replicate(secretStream) and replicate(protomux) return what they were given and replicate', async (t, p, e) => {

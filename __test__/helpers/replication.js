@@ -10,6 +10,7 @@
 // - Resources: env(t) collects stores/streams/sockets/servers and closes them in reverse order
 //   when the test ends (before the temp dirs from tmpdir(t) are removed).
 const net = require('net')
+const NoiseSecretStream = require('@hyperswarm/secret-stream')
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const b4a = require('b4a')
@@ -164,6 +165,18 @@ function env(t) {
   return e
 }
 
+// Two connected secret-streams, as Hyperswarm hands them out; destroyed at the end.
+function secretStreamPair(e) {
+  const a = new NoiseSecretStream(true)
+  const b = new NoiseSecretStream(false)
+  a.rawStream.pipe(b.rawStream).pipe(a.rawStream)
+  for (const s of [a, b]) {
+    s.on('error', () => {})
+    e.defer(() => s.destroy(), 'secret-stream destroy')
+  }
+  return [a, b]
+}
+
 // a.replicate(true) <-> b.replicate(false) over an in-process pipe.
 function pipeStores(e, a, b) {
   const s1 = e.stream(a.replicate(true), 's1(initiator)')
@@ -305,6 +318,7 @@ module.exports = {
   closed,
   env,
   pipeStores,
+  secretStreamPair,
   tcpStores,
   variedBlock,
   variedBlocks,
