@@ -179,7 +179,6 @@ class Hypercore extends EventEmitter {
       if (attached) await null
       else await this._attachLater(ctx)
 
-
       if (opts.exclusive && opts.writable !== false) {
         this.exclusive = true
         await this.core.lockExclusive(this)
@@ -261,6 +260,7 @@ class Hypercore extends EventEmitter {
     this.sessions = sessions
     // as hypercore: a parent's encryption, else this session's own option
     const parent = this._parent
+    this._parent = null // needed only here; a session must not keep its parent alive
     if (parent !== null && parent.encryption) this.encryption = parent.encryption
     if (this.encryption === null) this.encryption = encryption.provider(this._encryptionOption, cs)
     for (const ext of this.extensions.values()) cs.extensions.set(ext.name, ext)
