@@ -150,17 +150,36 @@ function attachSecretStream(root, conn, scoped) {
     }
   }
 
+  // Protomux raises the events of one received chunk one by one; they reach the engine
+  // together once the chunk is done, so its blocks are verified and written as one batch.
+  let queued = [] // kind, channel, type, data, ...
   const event = (kind, channel, type, data) => {
     if (target.session === 0) return
+    if (queued.length === 0) queueMicrotask(deliver)
+    queued.push(kind, channel, type, data)
+  }
+  const deliver = () => {
+    const q = queued
+    queued = []
+    if (target.session === 0 || q.length === 0) return
+    const n = q.length / 4
+    const meta = Buffer.allocUnsafe(6 * n)
+    const data = new Array(n)
+    for (let i = 0; i < n; i++) {
+      meta[6 * i] = q[4 * i]
+      meta[6 * i + 1] = q[4 * i + 2]
+      meta.writeUInt32LE(q[4 * i + 1], 6 * i + 2)
+      data[i] = q[4 * i + 3]
+    }
     mux.cork()
-    root._pump(root.native.replicationChannelEvent(target.session, kind, channel, type, data))
+    root._pump(root.native.replicationChannelEvents(target.session, meta, data))
     mux.uncork()
   }
 
   function openChannel({ channel, discoveryKey, data }) {
     const messages = []
     for (let type = 0; type < MESSAGE_TYPES; type++) {
-      messages.push({ encoding: raw, onmessage: (m) => event('message', channel, type, m) })
+      messages.push({ encoding: raw, onmessage: (m) => event(MESSAGE, channel, type, m) })
     }
     const ch = mux.createChannel({
       protocol: PROTOCOL,
@@ -168,11 +187,11 @@ function attachSecretStream(root, conn, scoped) {
       id: discoveryKey,
       handshake: raw,
       messages,
-      onopen: (handshake) => event('opened', channel, 0, handshake),
+      onopen: (handshake) => event(OPENED, channel, 0, handshake),
       onclose: () => {
         if (channels.get(channel) !== ch) return
         channels.delete(channel)
-        event('close', channel, 0, EMPTY)
+        event(CLOSE, channel, 0, EMPTY)
       }
     })
     if (ch === null) return // this core already has a channel on this connection
@@ -200,7 +219,7 @@ function attachSecretStream(root, conn, scoped) {
     target.session = out.session
     root._replication.add(target.session, target)
     // the peer opened a channel for a core we have not: the engine opens it if stored
-    mux.pair({ protocol: PROTOCOL }, (id) => event('remote-open', 0, 0, id))
+    mux.pair({ protocol: PROTOCOL }, (id) => event(REMOTE_OPEN, 0, 0, id))
     root._pump(out)
     addQueued(target)
     mux.uncork()
@@ -246,6 +265,11 @@ function addQueued(target) {
 const PROTOCOL = 'hypercore/alpha'
 const ALIASES = ['hypercore']
 const MESSAGE_TYPES = 10
+// channel event kinds of replicationChannelEvents
+const REMOTE_OPEN = 0
+const OPENED = 1
+const MESSAGE = 2
+const CLOSE = 3
 const EMPTY = Buffer.alloc(0)
 
 // Passes message bytes through protomux unchanged: the engine encodes and decodes them.

@@ -343,45 +343,52 @@ impl NativeStore {
         self.replicate_with(|r, store| r.recv(store, session, &data))
     }
 
-    /// A channel event on the JS Protomux of an external stream: `remote-open` (data = the
-    /// discovery key the peer opened), `opened` (data = the peer's handshake), `message`,
-    /// `close`.
+    /// Channel events of an external stream's JS Protomux, batched: `meta` holds 6 bytes
+    /// per event (kind: 0 `remote-open` (data = the discovery key the peer opened),
+    /// 1 `opened` (data = the peer's handshake), 2 `message`, 3 `close`; the message type;
+    /// the channel as a little-endian u32), `data` the event's bytes.
     #[napi]
-    pub fn replication_channel_event(
+    pub fn replication_channel_events(
         &mut self,
         session: u32,
-        kind: String,
-        channel: u32,
-        message_type: u32,
-        data: BufferSlice,
+        meta: BufferSlice,
+        data: Vec<Buffer>,
     ) -> Result<ReplicationOut> {
         use crate::wire::protomux::MuxEvent;
-        let local_id = u64::from(channel);
-        let event = match kind.as_str() {
-            "remote-open" => MuxEvent::Open {
-                remote_id: 0,
-                protocol: crate::wire::messages::PROTOCOL.to_string(),
-                id: Some(data.to_vec()),
-                handshake: Vec::new(),
-            },
-            "opened" => MuxEvent::Opened {
-                local_id,
-                remote_id: 0,
-                handshake: data.to_vec(),
-            },
-            "message" => MuxEvent::Message {
-                local_id,
-                message_type: u64::from(message_type),
-                payload: data.to_vec(),
-            },
-            "close" => MuxEvent::Close { local_id },
-            other => {
-                return Err(js_error(EngineError::bad_argument(format!(
-                    "unknown channel event '{other}'"
-                ))))
-            }
-        };
-        self.replicate_with(|r, store| r.external(store, session, event))
+        if meta.len() != 6 * data.len() {
+            return Err(js_error(EngineError::bad_argument(
+                "channel events: meta must hold 6 bytes per event",
+            )));
+        }
+        let mut events = Vec::with_capacity(data.len());
+        for (m, data) in meta.chunks_exact(6).zip(data) {
+            let local_id = u64::from(u32::from_le_bytes([m[2], m[3], m[4], m[5]]));
+            events.push(match m[0] {
+                0 => MuxEvent::Open {
+                    remote_id: 0,
+                    protocol: crate::wire::messages::PROTOCOL.to_string(),
+                    id: Some(data.to_vec()),
+                    handshake: Vec::new(),
+                },
+                1 => MuxEvent::Opened {
+                    local_id,
+                    remote_id: 0,
+                    handshake: data.to_vec(),
+                },
+                2 => MuxEvent::Message {
+                    local_id,
+                    message_type: u64::from(m[1]),
+                    payload: data.to_vec(),
+                },
+                3 => MuxEvent::Close { local_id },
+                other => {
+                    return Err(js_error(EngineError::bad_argument(format!(
+                        "unknown channel event kind {other}"
+                    ))))
+                }
+            });
+        }
+        self.replicate_with(|r, store| r.external(store, session, events))
     }
 
     /// An empty message on an idle raw stream, as hypercore's 5-second keep-alive.

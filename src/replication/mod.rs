@@ -249,12 +249,19 @@ impl Replicator {
     }
 
     /// A channel event from the JS Protomux of an external-mux stream.
-    pub fn external(&mut self, store: &mut Store, session: u32, event: MuxEvent) {
-        let result = if self.peers.contains_key(&session) {
-            self.on_mux_event(store, session, event)
-        } else {
-            Ok(())
-        };
+    /// Channel events from a JS Protomux, in the order it raised them: everything one
+    /// received chunk carried, so its blocks are written in one batch.
+    pub fn external(&mut self, store: &mut Store, session: u32, events: Vec<MuxEvent>) {
+        let mut result = Ok(());
+        for event in events {
+            if !self.peers.contains_key(&session) {
+                break;
+            }
+            result = self.on_mux_event(store, session, event);
+            if result.is_err() {
+                break;
+            }
+        }
         self.finish(store, session, result);
     }
 
