@@ -10,7 +10,7 @@
 //   BENCH_NATIVE=corestore npm run bench:replication   load the "native" side from another module
 //                                                      (e.g. JS vs JS, to calibrate the harness)
 //   BENCH_ONLY=pipe,tcp npm run bench:replication      only workloads whose name contains one of these
-//                                                      (pipe, tcp, cores, interop)
+//                                                      (pipe, tcp, secret-stream, cores, interop)
 //   BENCH_TIMEOUT=300 npm run bench:replication        hard timeout per run in seconds (default 300);
 //                                                      a run that exceeds it prints 'timeout' in its cell
 //   BENCH_TRACE=1 npm run bench:replication            print per-second progress (MB/s or cores/s) and
@@ -22,6 +22,7 @@
 const fs = require('fs')
 const os = require('os')
 const net = require('net')
+const NoiseSecretStream = require('@hyperswarm/secret-stream')
 const path = require('path')
 const crypto = require('crypto')
 const {
@@ -293,6 +294,18 @@ async function tcpConnect(r) {
   }
 }
 
+// Two @hyperswarm/secret-stream ends piped in-process, as Hyperswarm hands out connections:
+// Noise runs in JS for both implementations and replication runs on each end's Protomux.
+function secretStreamConnect(r) {
+  return function replicate(writer, reader) {
+    const a = r.stream(new NoiseSecretStream(true))
+    const b = r.stream(new NoiseSecretStream(false))
+    a.rawStream.pipe(b.rawStream).pipe(a.rawStream)
+    writer.replicate(a)
+    reader.replicate(b)
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Workloads. run(pair, n, r) returns { ops, bytes, ms, cpuMs } for the timed part.
 
@@ -309,7 +322,8 @@ async function oneCore(pair, n, r, transport) {
   const reader = rs.get({ key: w.key })
   await reader.ready()
 
-  const connect = transport === 'tcp' ? await tcpConnect(r) : null
+  const connect =
+    transport === 'tcp' ? await tcpConnect(r) : transport === 'secret-stream' ? secretStreamConnect(r) : null
 
   const trace = tracer(pair.name, () => [reader], 'MB')
   const cpu0 = process.cpuUsage()
@@ -348,6 +362,13 @@ const WORKLOADS = [
     size: scaled(100 * 1024, 100),
     unit: 'blocks',
     run: (pair, n, r) => oneCore(pair, n, r, 'tcp')
+  },
+  {
+    name: '100 MB of 1 KiB blocks, Hyperswarm-style secret-stream pair (Noise in JS)',
+    short: 'secret-stream',
+    size: scaled(100 * 1024, 100),
+    unit: 'blocks',
+    run: (pair, n, r) => oneCore(pair, n, r, 'secret-stream')
   },
   {
     name: `small cores (${CORE_BLOCKS} x 1 KiB) opened by key on one live stream, in-process pipe`,
