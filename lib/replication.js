@@ -172,8 +172,15 @@ function attachSecretStream(root, conn, scoped) {
       data[i] = q[4 * i + 3]
     }
     mux.cork()
-    root._pump(root.native.replicationChannelEvents(target.session, meta, data))
-    mux.uncork()
+    try {
+      root._pump(root.native.replicationChannelEvents(target.session, meta, data))
+    } catch (err) {
+      // outside protomux's call stack now: what throws (an application's event listener)
+      // ends this connection instead of the process
+      conn.destroy(err)
+    } finally {
+      mux.uncork()
+    }
   }
 
   function openChannel({ channel, discoveryKey, data }) {
