@@ -74,6 +74,9 @@ declare class Corestore extends EventEmitter {
   /** Signal that peers are being looked for; call the returned function when the discovery round is done. */
   findingPeers(): () => void
 
+  /** The stored identity of a core, or null when this store does not have it. */
+  getAuth(discoveryKey: Buffer): Promise<Corestore.CoreAuth | null>
+
   /**
    * Replicate every core of the store over a stream. Pass `true`/`false` (initiator or not)
    * to get a new replication stream, or an existing stream (e.g. a Hyperswarm connection),
@@ -243,6 +246,14 @@ declare namespace Corestore {
 
   // ---------------------------------------------------------------------------
   // store.get()
+
+  interface CoreAuth {
+    key: Buffer
+    discoveryKey: Buffer
+    manifest: Manifest | null
+    keyPair: { publicKey: Buffer; secretKey: Buffer | null } | null
+    encryptionKey: Buffer | null
+  }
 
   interface EncryptionOptions {
     key: Buffer

@@ -316,6 +316,14 @@ class Corestore extends EventEmitter {
 
   // ---- misc ----
 
+  // As corestore: the stored identity of a core (key, discoveryKey, manifest, keyPair,
+  // encryptionKey), or null when this store does not have it
+  async getAuth(discoveryKey) {
+    this._maybeClosed()
+    if (this._root.opened === false) await this._root.ready()
+    return this._root.native.getAuth(toBuffer(discoveryKey))
+  }
+
   // As corestore: until the returned function is called, every session of this store (open
   // now or opened meanwhile) is finding peers, so its update() waits for them.
   findingPeers() {

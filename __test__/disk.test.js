@@ -306,3 +306,20 @@ for (const [Marker, Sweeper, who] of [
     await store.close()
   })
 }
+
+test('store.getAuth(discoveryKey) reads what JS reads from the same directory', async (t) => {
+  const dir = tmpdir(t)
+  const js = new JSCorestore(dir)
+  const named = js.get({ name: 'auth' })
+  const byKey = js.get({ key: b4a.alloc(32, 3) }) // a reader: no manifest, no key pair yet
+  await Promise.all([named.ready(), byKey.ready()])
+  const dkeys = [named.discoveryKey, byKey.discoveryKey, b4a.alloc(32)]
+  const expected = []
+  for (const dk of dkeys) expected.push(await js.getAuth(dk))
+  await js.close()
+  assert.equal(expected[2], null, 'JS: an unknown core has no auth')
+
+  const store = new Corestore(dir)
+  for (let i = 0; i < dkeys.length; i++) assert.deepEqual(await store.getAuth(dkeys[i]), expected[i], `getAuth #${i}`)
+  await store.close()
+})

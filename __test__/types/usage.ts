@@ -209,6 +209,8 @@ export async function usage(): Promise<void> {
   })
   chat.broadcast({ text: 'hi' })
   chat.destroy()
+  const auth = await store.getAuth(Buffer.alloc(32))
+  if (auth !== null) void [auth.key, auth.manifest, auth.keyPair?.secretKey]
   const oneCore: Corestore.ReplicationStream = json.replicate(true)
   const added = nums.replicate(oneCore)
   assertType<Equal<typeof added, Corestore.ReplicationStream>>(true)

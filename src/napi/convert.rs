@@ -246,6 +246,29 @@ pub fn state_out(s: CoreState) -> CoreStateOut {
     }
 }
 
+/// corestore's `getAuth` result (hypercore-storage's `@core/auth`).
+#[napi(object, use_nullable = true)]
+pub struct AuthOut {
+    pub key: Buffer,
+    pub discovery_key: Buffer,
+    pub manifest: Option<ManifestOut>,
+    pub key_pair: Option<KeyPairOut>,
+    pub encryption_key: Option<Buffer>,
+}
+
+pub fn auth_out(auth: &crate::storage::Auth, manifest: Option<&Manifest>) -> AuthOut {
+    AuthOut {
+        key: auth.key.to_vec().into(),
+        discovery_key: auth.discovery_key.to_vec().into(),
+        manifest: manifest.map(manifest_out),
+        key_pair: auth.key_pair.as_ref().map(|kp| KeyPairOut {
+            public_key: kp.public_key.clone().into(),
+            secret_key: kp.secret_key.clone().map(Into::into),
+        }),
+        encryption_key: auth.encryption_key.clone().map(Into::into),
+    }
+}
+
 #[napi(object)]
 pub struct CoreInfo {
     pub handle: u32,

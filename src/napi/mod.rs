@@ -117,6 +117,14 @@ impl NativeStore {
         self.store()?.has_core(&dkey).map_err(js_error)
     }
 
+    /// corestore `getAuth(discoveryKey)`: the stored identity of a core, or null.
+    #[napi]
+    pub fn get_auth(&self, discovery_key: Buffer) -> Result<Option<AuthOut>> {
+        let dkey = bytes32(&discovery_key, "discoveryKey")?;
+        let found = self.store()?.auth(&dkey).map_err(js_error)?;
+        Ok(found.map(|(auth, manifest)| auth_out(&auth, manifest.as_ref())))
+    }
+
     /// The key pair corestore derives for `name` in `namespace`, as one 96-byte buffer
     /// (public key, then the 64-byte secret key) that the facade slices: one allocation
     /// and no per-field objects on a call that benchmarks count.

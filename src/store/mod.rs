@@ -110,6 +110,22 @@ impl Store {
             || self.storage.core_by_dkey(discovery_key)?.is_some())
     }
 
+    /// corestore `getAuth(discoveryKey)`: the stored identity of a core (key, manifest, key
+    /// pair, encryption key), or None when it is not stored.
+    pub fn auth(&self, discovery_key: &[u8; 32]) -> Result<Option<(Auth, Option<Manifest>)>> {
+        let Some(record) = self.storage.core_by_dkey(discovery_key)? else {
+            return Ok(None);
+        };
+        let Some(auth) = self.storage.auth(record.core_pointer)? else {
+            return Ok(None);
+        };
+        let manifest = match &auth.manifest {
+            Some(bytes) => Some(Manifest::decode_storage(bytes)?),
+            None => None,
+        };
+        Ok(Some((auth, manifest)))
+    }
+
     pub fn list(&self, namespace: Option<&[u8; 32]>) -> Result<Vec<[u8; 32]>> {
         Ok(match namespace {
             Some(ns) => self.storage.aliased_discovery_keys(ns)?,
