@@ -632,12 +632,7 @@ fn replication_out(out: Output) -> ReplicationOut {
                 handle,
                 session,
                 pairs,
-            } => EventOut {
-                handle: Some(handle),
-                session: Some(session),
-                blocks: Some(pairs.into()),
-                ..event(kind)
-            },
+            } => block_event(kind, handle, session, pairs, &event),
             Item::One(e) => one_event(e, &event),
         })
         .collect();
@@ -764,22 +759,27 @@ fn one_event(e: Event, event: &dyn Fn(&str) -> EventOut) -> EventOut {
             index,
             bytes,
             session,
-        } => EventOut {
-            handle: Some(handle),
-            session: Some(session),
-            blocks: Some(block_pair(index, bytes).into()),
-            ..event("download")
-        },
+        } => block_event("download", handle, session, block_pair(index, bytes), event),
         Event::Upload {
             handle,
             index,
             bytes,
             session,
-        } => EventOut {
-            handle: Some(handle),
-            session: Some(session),
-            blocks: Some(block_pair(index, bytes).into()),
-            ..event("upload")
-        },
+        } => block_event("upload", handle, session, block_pair(index, bytes), event),
+    }
+}
+
+fn block_event(
+    kind: &str,
+    handle: u32,
+    session: u32,
+    pairs: Vec<u8>,
+    event: &dyn Fn(&str) -> EventOut,
+) -> EventOut {
+    EventOut {
+        handle: Some(handle),
+        session: Some(session),
+        blocks: Some(pairs.into()),
+        ..event(kind)
     }
 }
