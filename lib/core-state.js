@@ -107,35 +107,35 @@ class CoreState {
     if (this.waiters.size > 0) this._drain()
   }
 
-  // a block arrived from a peer
   // `blocks`: (index, byte length) pairs of little-endian doubles, a run of blocks from
   // (to) the peer on stream `session`; the events name that peer, as hypercore's do
   ondownload(st, blocks, session) {
     this.update(st)
-    const peer = this.peers.find((p) => p.session === session) || null
-    const ss = this.sessions
-    for (let at = 0; at < blocks.byteLength; at += 16) {
-      const index = blocks.readDoubleLE(at)
-      const bytes = blocks.readDoubleLE(at + 8)
-      for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('download', index, bytes, peer)
-    }
+    this._emitBlocks('download', blocks, session)
     if (this.waiters.size > 0) this._drain()
   }
 
   onupload(blocks, session) {
-    const peer = this.peers.find((p) => p.session === session) || null
+    this._emitBlocks('upload', blocks, session)
+  }
+
+  _emitBlocks(name, blocks, session) {
+    const peer = this._peer(session)
     const ss = this.sessions
     for (let at = 0; at < blocks.byteLength; at += 16) {
       const index = blocks.readDoubleLE(at)
       const bytes = blocks.readDoubleLE(at + 8)
-      for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('upload', index, bytes, peer)
+      for (let i = ss.length - 1; i >= 0; i--) ss[i].emit(name, index, bytes, peer)
     }
+  }
+
+  _peer(session) {
+    return this.peers.find((p) => p.session === session) || null
   }
 
   onextension(name, data, session) {
     const ext = this.extensions.get(name)
-    if (ext === undefined) return
-    ext._onmessage(data, this.peers.find((p) => p.session === session) || null)
+    if (ext !== undefined) ext._onmessage(data, this._peer(session))
   }
 
   onsync() {
