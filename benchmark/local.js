@@ -67,26 +67,32 @@ async function appendBatches(core, total, batchSize) {
 // Block encryption as hypercore does it: 8 bytes of padding, XSalsa20 per block.
 const ENCRYPTED = { encryptionKey: Buffer.alloc(32, 1) }
 
+// Opens the store in `dir` and its core 'bench', runs fn(core), closes the store.
+async function withCore(Corestore, dir, coreOpts, fn) {
+  const store = new Corestore(dir)
+  try {
+    const core = store.get({ name: 'bench', ...coreOpts })
+    await core.ready()
+    return await fn(core)
+  } finally {
+    await store.close()
+  }
+}
+
 function batchedAppend(name, coreOpts) {
   return {
     name,
     size: scaled(100000, 1000),
     unit: 'blocks',
     throughput: true,
-    async run(Corestore, dir, n) {
-      const store = new Corestore(dir)
-      try {
-        const core = store.get({ name: 'bench', ...coreOpts })
-        await core.ready()
+    run: (Corestore, dir, n) =>
+      withCore(Corestore, dir, coreOpts, async (core) => {
         const start = now()
         await appendBatches(core, n, 1000)
         const ms = msSince(start)
         if (core.length !== n) throw new Error(`expected length ${n}, got ${core.length}`)
         return { ops: n, bytes: n * BLOCK_SIZE, ms }
-      } finally {
-        await store.close()
-      }
-    }
+      })
   }
 }
 
@@ -98,19 +104,9 @@ function sequentialGet(name, coreOpts) {
     throughput: true,
     async run(Corestore, dir, n) {
       // Setup (untimed): write the blocks, then reopen the store so reads start from storage.
-      const writer = new Corestore(dir)
-      try {
-        const core = writer.get({ name: 'bench', ...coreOpts })
-        await core.ready()
-        await appendBatches(core, n, 1000)
-      } finally {
-        await writer.close()
-      }
+      await withCore(Corestore, dir, coreOpts, (core) => appendBatches(core, n, 1000))
 
-      const store = new Corestore(dir)
-      try {
-        const core = store.get({ name: 'bench', ...coreOpts })
-        await core.ready()
+      return withCore(Corestore, dir, coreOpts, async (core) => {
         if (core.length !== n) throw new Error(`expected length ${n}, got ${core.length}`)
         let bytes = 0
         const start = now()
@@ -121,9 +117,7 @@ function sequentialGet(name, coreOpts) {
         const ms = msSince(start)
         if (bytes !== n * BLOCK_SIZE) throw new Error(`read ${bytes} bytes, expected ${n * BLOCK_SIZE}`)
         return { ops: n, bytes, ms }
-      } finally {
-        await store.close()
-      }
+      })
     }
   }
 }
@@ -134,21 +128,15 @@ const WORKLOADS = [
     size: scaled(5000),
     unit: 'blocks',
     throughput: true,
-    async run(Corestore, dir, n) {
-      const store = new Corestore(dir)
-      try {
-        const core = store.get({ name: 'bench' })
-        await core.ready()
+    run: (Corestore, dir, n) =>
+      withCore(Corestore, dir, {}, async (core) => {
         const blocks = randomBlocks(Math.min(n, 1000))
         const start = now()
         for (let i = 0; i < n; i++) await core.append(blocks[i % blocks.length])
         const ms = msSince(start)
         if (core.length !== n) throw new Error(`expected length ${n}, got ${core.length}`)
         return { ops: n, bytes: n * BLOCK_SIZE, ms }
-      } finally {
-        await store.close()
-      }
-    }
+      })
   },
   batchedAppend('append 1 KiB in batches of 1000', {}),
   batchedAppend('append 1 KiB in batches of 1000, encrypted (encryptionKey)', ENCRYPTED),
