@@ -40,6 +40,7 @@ class Corestore extends EventEmitter {
     this._lists = new Map() // CoreState -> this store's sessions of that core
     this._findingCount = 0 // findingPeers() calls on this store not yet done
     this._cores = this.root ? null : new Map() // handle -> CoreState, on the root only
+    this._states = this.root ? null : new Map() // state handle -> named/atomic SessionState
     this._replication = this.root ? null : new Replication()
     this._watching = this.root ? this.root._watching : [] // stores with watchers
 
@@ -454,6 +455,30 @@ class Corestore extends EventEmitter {
         }
       }
     }
+  }
+
+  // An atom's flush changed a parent state: its sessions hear it as hypercore's do
+  // (a truncation when the atom dropped blocks it had, then an append).
+  _onAtomFlushed(f) {
+    const cs = this._cores.get(f.handle)
+    if (cs === undefined) return
+    if (f.state === undefined || f.state === null) {
+      const st = this.native.state(f.handle)
+      if (f.truncated && f.start < f.oldLength) {
+        cs.ontruncate(st, f.start)
+        if (f.appends === 0) return
+      }
+      cs.onappend(st)
+      return
+    }
+    const state = this._states.get(f.state)
+    if (state === undefined) return
+    state.refresh()
+    if (f.truncated && f.start < f.oldLength) {
+      state.emit('truncate', f.start, state.fork)
+      if (f.appends === 0) return
+    }
+    state.emit('append')
   }
 
   // After a local change (append, truncate, a core opened) while streams run.

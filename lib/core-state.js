@@ -1,6 +1,7 @@
 'use strict'
 
 const { REQUEST_TIMEOUT } = require('./errors')
+const { DefaultState } = require('./session-state')
 
 // One CoreState per open native core (keyed by handle in the root Corestore). It caches the
 // NativeCoreInfo/NativeCoreState, keeps the sessions attached to the core, fans 'append' and
@@ -38,6 +39,18 @@ class CoreState {
 
     this._exclusive = null
     this._exclusiveQueue = null
+    this._state = null
+  }
+
+  // hypercore's `core.bitfield`, for code that asks it which blocks are here
+  get bitfield() {
+    return { get: (index) => this.native.has(this.handle, index, index + 1) }
+  }
+
+  // the default state, as hypercore's `core.state` (made on first use)
+  get state() {
+    if (this._state === null) this._state = new DefaultState(this)
+    return this._state
   }
 
   // hypercore's core.compat: the key is the single signer's public key (a manifest-less
@@ -102,7 +115,7 @@ class CoreState {
     const ss = this.sessions
     for (let i = ss.length - 1; i >= 0; i--) {
       const s = ss[i]
-      if (s._snapshot === null) s.emit('append')
+      if (s._snapshot === null && s._state === null) s.emit('append')
     }
     if (this.waiters.size > 0) this._drain()
   }
@@ -202,7 +215,7 @@ class CoreState {
         if (to < snap.compat) snap.compat = to
         continue
       }
-      s.emit('truncate', to, st.fork)
+      if (s._state === null) s.emit('truncate', to, st.fork)
     }
   }
 

@@ -5,6 +5,7 @@ const encodings = require('./encodings')
 const { ReadStream, ByteStream, WriteStream } = require('./streams')
 const CoreState = require('./core-state')
 const encryption = require('./encryption')
+const { SessionState } = require('./session-state')
 const binding = require('./native.js')
 const c = require('compact-encoding')
 const {
@@ -139,6 +140,10 @@ class Hypercore extends EventEmitter {
     this._stateIndex = -1
     this._sessionIndex = -1
     this._findingPeers = 0
+    // a named or atomic state (lib/session-state.js); null: the core's default state
+    this._state = null
+    this._stateOpts = ctx.state || null // { name, atom, overwrite, checkout } to make one
+    this._parentState = null // the state a new one is made from (the parent session's)
 
     this.opening = this._open(ctx, opts)
     this.opening.catch(noop)
@@ -172,12 +177,17 @@ class Hypercore extends EventEmitter {
       let attached = false
       try {
         attached = this._attach(ctx)
+        // in the same tick as the attach: a session is never seen bound to the wrong state
+        if (attached && this._stateOpts !== null) this._openState(this._stateOpts)
       } catch (err) {
         await null // fail after the caller had a chance to listen, as hypercore does
         throw err
       }
       if (attached) await null
-      else await this._attachLater(ctx)
+      else {
+        await this._attachLater(ctx)
+        if (this._stateOpts !== null) this._openState(this._stateOpts)
+      }
 
       if (opts.exclusive && opts.writable !== false) {
         this.exclusive = true
@@ -265,15 +275,51 @@ class Hypercore extends EventEmitter {
     if (this.encryption === null) this.encryption = encryption.provider(this._encryptionOption, cs)
     for (const ext of this.extensions.values()) cs.extensions.set(ext.name, ext)
     this._sessionIndex = sessions.push(this) - 1
+    if (parent !== null && parent._state !== null) {
+      this._parentState = parent._state
+      if (this._stateOpts === null) {
+        this._state = parent._state
+        this._state.add(this)
+      }
+    }
     if (this.snapshotted && this._snapshot === null) {
+      const src = this._state || cs
       this._snapshot = {
-        length: cs.length,
-        byteLength: cs.byteLength,
-        fork: cs.fork,
-        compat: cs.length
+        length: src.length,
+        byteLength: src.byteLength,
+        fork: src.fork,
+        compat: src.length
       }
     }
     cs.add(this)
+  }
+
+  // hypercore's createSession: a named session (resumed from disk unless `overwrite`) or
+  // an atomic state of this session's state, optionally checked out at a shorter length
+  _openState(o) {
+    const cs = this.core
+    const root = cs.root
+    const parent = this._parentState
+    this._parentState = null
+    const atom = o.atom || null
+    const handle = root.native.stateCreate(
+      parent !== null ? parent.handle : cs.handle,
+      atom === null ? o.name : undefined,
+      !!o.overwrite,
+      atom === null ? undefined : atom._handle(root)
+    )
+    const name = atom === null ? o.name : parent !== null ? parent.name : null
+    const state = new SessionState(cs, handle, { name, atom, parentDefault: parent === null })
+    root._states.set(handle, state)
+    this._state = state
+    state.add(this)
+
+    const checkout = o.checkout === undefined ? -1 : o.checkout
+    if (checkout === -1) return
+    if (checkout > state.length) {
+      throw ASSERTION(`Invalid checkout ${checkout} for ${o.name}, length is ${state.length}`, this.discoveryKey)
+    }
+    if (checkout < state.length) state.update(root.native.stateTruncate(handle, checkout, state.fork))
   }
 
   _detach(error) {
@@ -297,6 +343,8 @@ class Hypercore extends EventEmitter {
     }
 
     if (this.exclusive) cs.unlockExclusive(this)
+
+    if (this._state !== null) this._state.remove(this)
 
     const strong = this.weak === false
     cs.remove(this)
@@ -353,14 +401,22 @@ class Hypercore extends EventEmitter {
 
   get length() {
     if (this._snapshot !== null) return this._snapshot.length
-    return this.readable && this.core !== null ? this.core.length : 0
+    if (this.readable === false || this.core === null) return 0
+    return this._state !== null ? this._state.length : this.core.length
+  }
+
+  // hypercore's session state: the core's default one, or this session's named/atomic one
+  get state() {
+    if (this._state !== null) return this._state
+    return this.core === null ? null : this.core.state
   }
 
   // without the padding of encrypted blocks (a snapshot's, as hypercore's, with it)
   get byteLength() {
     if (this.readable === false || this.core === null) return 0
     if (this._snapshot !== null) return this._snapshot.byteLength
-    return this.core.byteLength - this.core.length * this.padding
+    const src = this._state !== null ? this._state : this.core
+    return src.byteLength - src.length * this.padding
   }
 
   get contiguousLength() {
@@ -378,18 +434,22 @@ class Hypercore extends EventEmitter {
 
   get fork() {
     if (this.readable === false || this.core === null) return 0
-    return this._snapshot !== null ? this._snapshot.fork : this.core.fork
+    if (this._snapshot !== null) return this._snapshot.fork
+    return this._state !== null ? this._state.fork : this.core.fork
   }
 
   get signedLength() {
     if (this.readable === false || this.core === null) return 0
-    const l = this.core.signedLength
+    const l = this._state !== null ? this._state.signedLength : this.core.signedLength
     return this._snapshot !== null && l > this._snapshot.compat ? this._snapshot.compat : l
   }
 
   get writable() {
     return (
-      this.readable && this.core !== null && this._readonly === false && this.core.writable === true
+      this.readable &&
+      this.core !== null &&
+      this._readonly === false &&
+      ((this._state !== null && !this._state.isDefault()) || this.core.writable === true)
     )
   }
 
@@ -445,11 +505,6 @@ class Hypercore extends EventEmitter {
     if (opts.checkout !== undefined && !opts.name && !opts.atom) {
       throw ASSERTION('Checkouts are only supported on atoms or named sessions', this.discoveryKey)
     }
-    if (opts.name || opts.atom) {
-      throw new Error(
-        'NOT_IMPLEMENTED: named and atomic sessions are not available yet in corestore-native'
-      )
-    }
 
     const child = {
       ...opts,
@@ -460,11 +515,46 @@ class Hypercore extends EventEmitter {
       timeout: opts.timeout === undefined ? this.timeout : opts.timeout
     }
     const weak = opts.weak === undefined ? this.weak : !!opts.weak
-    return new Hypercore(this.store, { opts: child, parent: this, weak })
+    const state =
+      opts.name || opts.atom
+        ? { name: opts.name || null, atom: opts.atom || null, overwrite: !!opts.overwrite, checkout: opts.checkout }
+        : null
+    return new Hypercore(this.store, { opts: child, parent: this, weak, state })
   }
 
   snapshot(opts) {
     return this.session({ ...opts, snapshot: true })
+  }
+
+  // hypercore's commit: what the named session `session` added (up to `length`) becomes
+  // this core's signed default state. null when the core moved on in a way it does not
+  // contain.
+  async commit(session, opts = {}) {
+    await this.ready()
+    await session.ready()
+    const cs = this.core
+    const state = this._state
+    if (state !== null && !state.isDefault()) {
+      throw ASSERTION('Can only commit into default state', cs.discoveryKey)
+    }
+    if (session._state === null || session.core !== cs) {
+      throw ASSERTION('Cannot commit across cores', cs.discoveryKey)
+    }
+    if (session.closing !== null) throw SESSION_CLOSED('Cannot commit a closed session', cs.discoveryKey)
+    const length = typeof opts.length === 'number' ? opts.length : undefined
+    const treeLength = typeof opts.treeLength === 'number' && opts.treeLength >= 0 ? opts.treeLength : undefined
+    const target = state !== null ? state.handle : cs.handle
+    const info = cs.native.commit(target, session._state.handle, length, treeLength)
+    if (info === null) return null
+    session._state.refresh()
+    if (state !== null) {
+      state.update(info)
+      state.emit('append')
+    } else {
+      cs.onappend(cs.native.state(cs.handle))
+      cs.root._pumpLocal()
+    }
+    return { length: info.length, byteLength: info.byteLength }
   }
 
   // ---- writes ----
@@ -498,17 +588,29 @@ class Hypercore extends EventEmitter {
       }
     }
 
+    const state = this._state
+    const src = state !== null ? state : cs
     if (opts && typeof opts.maxLength === 'number' && opts.maxLength >= 0) {
-      if (cs.length + buffers.length > opts.maxLength) {
-        return { length: cs.length, byteLength: cs.byteLength }
+      if (src.length + buffers.length > opts.maxLength) {
+        return { length: src.length, byteLength: src.byteLength }
       }
     }
 
-    if (buffers.length === 0) return { length: cs.length, byteLength: cs.byteLength }
+    if (buffers.length === 0) return { length: src.length, byteLength: src.byteLength }
 
+    // as hypercore: blocks are encrypted at their index in this session's state, with the
+    // core's fork
     const e = this.encryption
-    if (e instanceof encryption.DefaultEncryption) e.encryptBatch(cs.length, buffers, cs.fork, cs)
-    else if (e) for (let i = 0; i < buffers.length; i++) await e.encrypt(cs.length + i, buffers[i], cs.fork, cs)
+    const at = src.length
+    if (e instanceof encryption.DefaultEncryption) e.encryptBatch(at, buffers, cs.fork, cs)
+    else if (e) for (let i = 0; i < buffers.length; i++) await e.encrypt(at + i, buffers[i], cs.fork, cs)
+
+    if (state !== null) {
+      const info = cs.native.stateAppend(state.handle, buffers)
+      state.update(info)
+      state.emit('append')
+      return { length: info.length, byteLength: info.byteLength }
+    }
 
     const st = cs.native.append(cs.handle, buffers)
     cs.onappend(st)
@@ -525,8 +627,23 @@ class Hypercore extends EventEmitter {
     if (!isIndex(newLength)) throw BAD_ARGUMENT('Truncation length must be a non-negative integer')
 
     const o = typeof opts === 'number' ? { fork: opts } : opts || {}
-    const fork = o.fork === undefined ? cs.fork + 1 : o.fork
+    const state = this._state
+    const src = state !== null ? state : cs
+    const fork = o.fork === undefined ? src.fork + 1 : o.fork
     if (!isIndex(fork)) throw BAD_ARGUMENT('Fork must be a non-negative integer')
+
+    if (state !== null) {
+      if (newLength > state.length) {
+        throw INVALID_OPERATION(
+          'Not a truncation, ' + newLength + ' must be less or equal to ' + state.length,
+          cs.discoveryKey
+        )
+      }
+      const info = cs.native.stateTruncate(state.handle, newLength, fork)
+      state.update(info)
+      state.emit('truncate', newLength, info.fork)
+      return
+    }
 
     if (this.writable === false && (newLength > 0 || fork !== cs.fork)) {
       throw SESSION_NOT_WRITABLE('cannot append to a non-writable core', cs.discoveryKey)
@@ -563,6 +680,10 @@ class Hypercore extends EventEmitter {
     if (start >= end || start >= length) return cleared
     if (end > length) end = length
 
+    if (this._state !== null) {
+      this._state.update(cs.native.stateClear(this._state.handle, start, end))
+      return cleared
+    }
     cs.native.clear(cs.handle, start, end)
     cs.update(cs.native.state(cs.handle))
     cs.onclear(start)
@@ -608,6 +729,10 @@ class Hypercore extends EventEmitter {
     if (this.core === null) await this.opening
     this._checkReadable()
     if (typeof key !== 'string') throw BAD_ARGUMENT('User data key must be a string')
+    if (this._state !== null) {
+      this.core.native.stateSetUserData(this._state.handle, key, userDataValue(value))
+      return
+    }
     this.core.native.setUserData(this.core.handle, key, userDataValue(value))
   }
 
@@ -630,7 +755,10 @@ class Hypercore extends EventEmitter {
     const snap = this._snapshot
     if (snap !== null && index >= snap.compat) throw snapshotError(this, index)
 
-    let block = cs.native.get(cs.handle, index)
+    const state = this._state
+    const read =
+      state === null ? () => cs.native.get(cs.handle, index) : () => cs.native.stateGet(state.handle, index)
+    let block = read()
 
     if (block === null) {
       if (opts && opts.wait !== undefined ? opts.wait === false : this.wait === false) return null
@@ -642,7 +770,7 @@ class Hypercore extends EventEmitter {
       const timeout = opts && opts.timeout !== undefined ? opts.timeout : this.timeout
       cs.want(index, index + 1)
       // checked on every block that arrives: the bitfield first, the read only once it is there
-      const ready = () => (cs.native.has(cs.handle, index, index + 1) ? cs.native.get(cs.handle, index) : null)
+      const ready = () => (cs.native.has(cs.handle, index, index + 1) ? read() : null)
       block = await cs.wait(this, ready, timeout)
       if (snap !== null && index >= snap.compat) throw snapshotError(this, index)
     }
@@ -670,6 +798,9 @@ class Hypercore extends EventEmitter {
       throw ASSERTION('has range is invalid', cs.discoveryKey)
     }
     this._checkReadable()
+    if (this._state !== null && !this._state.isDefault()) {
+      return cs.native.stateHas(this._state.handle, start, end)
+    }
     return cs.native.has(cs.handle, start, end)
   }
 
@@ -685,10 +816,12 @@ class Hypercore extends EventEmitter {
     if (this.encryption && !cs.manifest) await this.update({ wait: true })
     const padding = this.padding
     const snap = this._snapshot
-    const seek =
-      snap === null
+    const state = this._state
+    const at =
+      state === null
         ? () => cs.native.seek(cs.handle, bytes, padding)
-        : () => (bytes > snap.byteLength ? null : cs.native.seek(cs.handle, bytes, padding))
+        : () => cs.native.stateSeek(state.handle, bytes, padding)
+    const seek = snap === null ? at : () => (bytes > snap.byteLength ? null : at())
 
     const res = seek()
     if (res !== null) return res
@@ -702,6 +835,12 @@ class Hypercore extends EventEmitter {
     if (this.core === null) await this.opening
     this._checkReadable()
     if (length === -1) length = this.length
+    if (this._state !== null) {
+      if (!isIndex(length) || length > this._state.length) {
+        throw BAD_ARGUMENT('Tree length must be an integer between 0 and the session length')
+      }
+      return this.core.native.stateTreeHash(this._state.handle, length)
+    }
     if (!isIndex(length) || length > this.core.length) {
       throw BAD_ARGUMENT('Tree length must be an integer between 0 and the core length')
     }
@@ -725,6 +864,7 @@ class Hypercore extends EventEmitter {
     if (this.core === null) await this.opening
     this._checkReadable()
     if (typeof key !== 'string') throw BAD_ARGUMENT('User data key must be a string')
+    if (this._state !== null) return this.core.native.stateGetUserData(this._state.handle, key)
     return this.core.native.getUserData(this.core.handle, key)
   }
 

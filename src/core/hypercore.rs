@@ -174,7 +174,7 @@ impl Hypercore {
 
     /// The key pair that can sign this core's tree: a single-signer manifest whose signer
     /// is the key pair we hold.
-    fn signing_key(&self) -> Option<(&Manifest, &KeyPair)> {
+    pub fn signing_key(&self) -> Option<(&Manifest, &KeyPair)> {
         let manifest = self.manifest.as_ref()?;
         let kp = self.secret_key.as_ref()?;
         let signs = manifest.quorum <= 1
@@ -194,6 +194,31 @@ impl Hypercore {
 
     pub fn tree(&self) -> &MerkleTree {
         &self.tree
+    }
+
+    pub fn contiguous_length(&self) -> u64 {
+        self.contiguous_length
+    }
+
+    pub fn remote_contiguous_length(&self) -> u64 {
+        self.remote_contiguous_length
+    }
+
+    /// Takes a tree that was written to this core's data by someone else (a commit of a
+    /// named session, an atom's flush): the bitfield and the cached nodes are read again.
+    pub fn adopt_written(
+        &mut self,
+        storage: &Storage,
+        tree: MerkleTree,
+        signature: Option<Vec<u8>>,
+    ) -> Result<()> {
+        self.flush_pending(storage)?;
+        self.node_cache.borrow_mut().clear();
+        self.bitfield = Bitfield::from_pages(storage.bitfield_pages(self.data_pointer)?);
+        self.tree = tree;
+        self.signature = signature;
+        self.contiguous_length = self.bitfield.first_unset(0, self.tree.length);
+        Ok(())
     }
 
     pub fn signature(&self) -> Option<&[u8]> {

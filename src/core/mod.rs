@@ -9,4 +9,5 @@ pub mod marks;
 pub mod merkle;
 pub mod node_cache;
 pub mod proof;
+pub mod session_state;
 pub mod signature;

@@ -90,6 +90,14 @@ impl Batch {
         &self.ops
     }
 
+    pub fn into_ops(self) -> Vec<BatchOp> {
+        self.ops
+    }
+
+    pub fn from_ops(ops: Vec<BatchOp>) -> Batch {
+        Batch { ops }
+    }
+
     /// Appends all operations of `other` after this batch's.
     pub fn extend(&mut self, other: Batch) {
         self.ops.extend(other.ops);

@@ -11,12 +11,14 @@
 pub mod db;
 pub mod device_file;
 pub mod keys;
+pub mod overlay;
 pub mod schema;
 
 #[cfg(test)]
 mod interop_tests;
 
 pub use db::{AliasEntry, Batch, BatchOp, OpenOptions, Storage};
+pub use overlay::{Overlaid, Overlay, Reader};
 pub use schema::*;
 
 use crate::encoding::compact::DecodeError;

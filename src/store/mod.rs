@@ -2,6 +2,10 @@
 //! opened once however many sessions use it; each `open_core` adds a reference under a
 //! numeric handle and each `close_core` drops one, freeing the core at zero.
 
+mod sessions;
+
+pub use sessions::{Flushed, StateEntry, StateInfo};
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -48,6 +52,9 @@ pub struct Store {
     cores: HashMap<u32, OpenCore>,
     by_discovery_key: HashMap<[u8; 32], u32>,
     next_handle: u32,
+    /// Named and atomic session states, by handle (src/store/sessions.rs).
+    states: HashMap<u32, StateEntry>,
+    atoms: HashMap<u32, sessions::AtomEntry>,
 }
 
 impl Store {
@@ -86,6 +93,8 @@ impl Store {
             cores: HashMap::new(),
             by_discovery_key: HashMap::new(),
             next_handle: 1,
+            states: HashMap::new(),
+            atoms: HashMap::new(),
         })
     }
 

@@ -1,0 +1,204 @@
+'use strict'
+
+// hypercore 11's session states as the facade sees them. A session reads and writes its
+// core's default state unless it was made with `{ name }` (a named session: data of its
+// own on disk, depending on the default data) or `{ atom }` (its writes wait in the atom
+// until `atom.flush()` writes them as one batch). The engine holds the states
+// (src/core/session_state.rs); these objects cache what it reports and fan events out to
+// the sessions of one state.
+
+// `state.storage` of hypercore: where atoms come from
+class StateStorage {
+  constructor(root, atom) {
+    this.root = root
+    this.atom = atom || null
+  }
+
+  get snapshotted() {
+    return false
+  }
+
+  createAtom() {
+    return new Atom(this.root)
+  }
+}
+
+// hypercore-storage's Atom: a set of writes, across cores, that lands as one
+class Atom {
+  constructor(root) {
+    this.root = root
+    this.id = 0 // the engine's atom in `root`, made when a session first uses it
+    this._others = null // Map root -> engine atom, for sessions of other stores
+    this.flushing = false
+    this.preflushes = []
+    this.flushes = []
+    this._flushed = null
+  }
+
+  // the engine atom of `root` (a store other than the one that made the atom gets its
+  // own: its writes land in its own RocksDB, when this atom flushes)
+  _handle(root = this.root) {
+    if (root === this.root) {
+      if (this.id === 0) this.id = root.native.atomCreate()
+      return this.id
+    }
+    if (this._others === null) this._others = new Map()
+    let id = this._others.get(root)
+    if (id === undefined) {
+      id = root.native.atomCreate()
+      this._others.set(root, id)
+    }
+    return id
+  }
+
+  preflush(fn) {
+    this.preflushes.push(fn)
+  }
+
+  onflush(fn) {
+    this.flushes.push(fn)
+  }
+
+  flushed() {
+    if (!this.flushing) return Promise.resolve()
+    if (this._flushed === null) {
+      let resolve
+      const promise = new Promise((r) => (resolve = r))
+      this._flushed = { promise, resolve }
+    }
+    return this._flushed.promise
+  }
+
+  async flush() {
+    if (this.flushing) throw new Error('Atom already flushing')
+    this.flushing = true
+    try {
+      for (let i = 0, n = this.preflushes.length; i < n; i++) this.preflushes[i]()
+      const engines = [[this.root, this.id], ...(this._others || [])]
+      for (const [root, id] of engines) {
+        if (id === 0 || root.native === null || root._nativeClosed) continue
+        const changed = root.native.atomFlush(id)
+        for (const f of changed) root._onAtomFlushed(f)
+        root._pumpLocal()
+      }
+      const n = this.flushes.length // in case of reentry
+      const all = []
+      for (let i = 0; i < n; i++) all.push(this.flushes[i]())
+      await Promise.all(all)
+    } finally {
+      this.flushing = false
+      const f = this._flushed
+      this._flushed = null
+      if (f !== null) f.resolve()
+    }
+  }
+}
+
+// A named or atomic state. `handle` is the engine's state handle.
+class SessionState {
+  constructor(core, handle, { name, atom, parentDefault }) {
+    this.core = core
+    this.handle = handle
+    this.name = name || null
+    this.atom = atom || null
+    this.sessions = []
+    this.refs = 0
+    this.storage = new StateStorage(core.root, this.atom)
+    this._parentDefault = !!parentDefault
+    this._info = core.native.stateInfo(handle)
+  }
+
+  // hypercore: an atomic state of the default state stands in for it
+  isDefault() {
+    return this.atom !== null && this.name === null && this._parentDefault
+  }
+
+  isSnapshot() {
+    return false
+  }
+
+  get length() {
+    return this._info.length
+  }
+
+  get byteLength() {
+    return this._info.byteLength
+  }
+
+  get fork() {
+    return this._info.fork
+  }
+
+  get signedLength() {
+    return this._info.signedLength
+  }
+
+  update(info) {
+    this._info = info
+  }
+
+  refresh() {
+    this._info = this.core.native.stateInfo(this.handle)
+  }
+
+  emit(name, a, b) {
+    const ss = this.sessions
+    for (let i = ss.length - 1; i >= 0; i--) {
+      if (ss[i]._snapshot === null) ss[i].emit(name, a, b)
+    }
+  }
+
+  add(session) {
+    this.refs++
+    this.sessions.push(session)
+  }
+
+  remove(session) {
+    const i = this.sessions.indexOf(session)
+    if (i !== -1) this.sessions.splice(i, 1)
+    if (--this.refs > 0) return
+    const root = this.core.root
+    root._states.delete(this.handle)
+    if (root.native !== null && !root._nativeClosed) root.native.stateClose(this.handle)
+  }
+}
+
+// The default state of a core, as `session.state` / `session.core.state` show it.
+class DefaultState {
+  constructor(core) {
+    this.core = core
+    this.name = null
+    this.atom = null
+    this.storage = new StateStorage(core.root, null)
+  }
+
+  isDefault() {
+    return true
+  }
+
+  isSnapshot() {
+    return false
+  }
+
+  get sessions() {
+    return this.core.sessions.filter((s) => s._state === null)
+  }
+
+  get length() {
+    return this.core.length
+  }
+
+  get byteLength() {
+    return this.core.byteLength
+  }
+
+  get fork() {
+    return this.core.fork
+  }
+
+  get signedLength() {
+    return this.core.signedLength
+  }
+}
+
+module.exports = { SessionState, DefaultState, Atom, StateStorage }

@@ -1,0 +1,239 @@
+//! N-API for named and atomic sessions (hypercore's session states) and atoms. A state is
+//! addressed by the handle `stateCreate` returns; its core keeps its own handle.
+
+use napi::bindgen_prelude::Buffer;
+use napi_derive::napi;
+
+use super::convert::{js_error, uint_in};
+use super::{store_closed, NativeStore, Result};
+use crate::store::{Flushed, StateInfo};
+
+#[napi(object)]
+pub struct StateOut {
+    pub length: i64,
+    pub byte_length: i64,
+    pub fork: i64,
+    pub signed_length: i64,
+}
+
+fn state_info_out(s: StateInfo) -> StateOut {
+    StateOut {
+        length: s.length as i64,
+        byte_length: s.byte_length as i64,
+        fork: s.fork as i64,
+        signed_length: s.signed_length as i64,
+    }
+}
+
+/// One parent state an atom's flush changed: `state` is null for the core's default state.
+#[napi(object)]
+pub struct FlushedOut {
+    pub handle: u32,
+    pub state: Option<u32>,
+    pub old_length: i64,
+    pub truncated: bool,
+    pub start: i64,
+    pub appends: i64,
+}
+
+fn flushed_out(f: Flushed) -> FlushedOut {
+    let p = f.pending;
+    FlushedOut {
+        handle: f.core,
+        state: f.state,
+        old_length: f.old_length as i64,
+        truncated: p.is_some_and(|p| p.truncated),
+        start: p.map_or(-1, |p| p.start as i64),
+        appends: p.map_or(0, |p| p.appends as i64),
+    }
+}
+
+#[napi]
+impl NativeStore {
+    #[napi]
+    pub fn atom_create(&mut self) -> Result<u32> {
+        Ok(self.store_mut()?.create_atom())
+    }
+
+    /// Writes the atom's changes as one batch; returns what each parent state adopted.
+    #[napi]
+    pub fn atom_flush(&mut self, atom: u32) -> Result<Vec<FlushedOut>> {
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        let flushed = store.flush_atom(atom).map_err(js_error)?;
+        if self.replicator.is_active() {
+            for f in flushed.iter().filter(|f| f.state.is_none()) {
+                self.replicator.on_local_change(store, f.core);
+            }
+        }
+        Ok(flushed.into_iter().map(flushed_out).collect())
+    }
+
+    #[napi]
+    pub fn atom_release(&mut self, atom: u32) {
+        if let Some(store) = self.store.as_mut() {
+            store.release_atom(atom);
+        }
+    }
+
+    /// A state made from `parent` (a core handle for the default state, or a state handle):
+    /// atomic when `atom` is given, else the named session `name`.
+    #[napi]
+    pub fn state_create(
+        &mut self,
+        parent: u32,
+        name: Option<String>,
+        overwrite: Option<bool>,
+        atom: Option<u32>,
+    ) -> Result<u32> {
+        self.store_mut()?
+            .create_state(parent, name, overwrite.unwrap_or(false), atom)
+            .map_err(js_error)
+    }
+
+    #[napi]
+    pub fn state_close(&mut self, state: u32) {
+        if let Some(store) = self.store.as_mut() {
+            store.close_state(state);
+        }
+    }
+
+    #[napi]
+    pub fn state_info(&self, state: u32) -> Result<StateOut> {
+        self.store()?
+            .state_info(state)
+            .map(state_info_out)
+            .map_err(js_error)
+    }
+
+    #[napi]
+    pub fn state_append(&mut self, state: u32, blocks: Vec<Buffer>) -> Result<StateOut> {
+        let slices: Vec<&[u8]> = blocks.iter().map(|b| b.as_ref()).collect();
+        let store = self.store_mut()?;
+        // only a state standing in for the default one signs what it appends
+        let sign = store
+            .state_entry(state)
+            .map_err(js_error)?
+            .state
+            .is_atomic_default();
+        store
+            .state_change(state, sign, |s, r, signer, default| {
+                s.plan_append(r, &slices, signer, default)
+            })
+            .map(state_info_out)
+            .map_err(js_error)
+    }
+
+    #[napi]
+    pub fn state_truncate(&mut self, state: u32, length: i64, fork: i64) -> Result<StateOut> {
+        let (length, fork) = (uint_in(length, "length")?, uint_in(fork, "fork")?);
+        self.store_mut()?
+            .state_change(state, true, |s, r, signer, default| {
+                s.plan_truncate(r, length, fork, signer, default)
+            })
+            .map(state_info_out)
+            .map_err(js_error)
+    }
+
+    #[napi]
+    pub fn state_clear(&mut self, state: u32, start: i64, end: i64) -> Result<StateOut> {
+        let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
+        self.store_mut()?
+            .state_change(state, false, |s, _, _, _| Ok(s.plan_clear(start, end)))
+            .map(state_info_out)
+            .map_err(js_error)
+    }
+
+    #[napi]
+    pub fn state_get(&self, state: u32, index: i64) -> Result<Option<Buffer>> {
+        let index = uint_in(index, "index")?;
+        self.store()?
+            .state_read(state, |s, r| s.get(r, index))
+            .map(|b| b.map(Buffer::from))
+            .map_err(js_error)
+    }
+
+    #[napi]
+    pub fn state_has(&self, state: u32, start: i64, end: i64) -> Result<bool> {
+        let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
+        self.store()?
+            .state_read(state, |s, r| s.has(r, start, end))
+            .map_err(js_error)
+    }
+
+    #[napi]
+    pub fn state_seek(
+        &self,
+        state: u32,
+        byte_offset: i64,
+        padding: Option<u32>,
+    ) -> Result<Option<Vec<i64>>> {
+        let bytes = uint_in(byte_offset, "byteOffset")?;
+        let padding = u64::from(padding.unwrap_or(0));
+        let found = self
+            .store()?
+            .state_read(state, |s, r| s.tree.seek(&s.nodes(r), bytes, padding))
+            .map_err(js_error)?;
+        Ok(found.map(|(i, o)| vec![i as i64, o as i64]))
+    }
+
+    #[napi]
+    pub fn state_tree_hash(&self, state: u32, length: i64) -> Result<Buffer> {
+        let length = uint_in(length, "length")?;
+        let hash = self
+            .store()?
+            .state_read(state, |s, r| s.tree_hash(r, length))
+            .map_err(js_error)?;
+        Ok(hash.to_vec().into())
+    }
+
+    #[napi]
+    pub fn state_get_user_data(&self, state: u32, key: String) -> Result<Option<Buffer>> {
+        self.store()?
+            .state_read(state, |s, r| s.user_data(r, &key))
+            .map(|v| v.map(Buffer::from))
+            .map_err(js_error)
+    }
+
+    #[napi]
+    pub fn state_set_user_data(
+        &mut self,
+        state: u32,
+        key: String,
+        value: Option<Buffer>,
+    ) -> Result<()> {
+        self.store_mut()?
+            .state_change(state, false, |s, _, _, _| {
+                Ok(crate::core::session_state::Planned {
+                    batch: s.plan_user_data(&key, value.as_deref()),
+                    tree: s.tree.clone(),
+                    signature: s.signature.clone(),
+                    deps: None,
+                    range: None,
+                })
+            })
+            .map(|_| ())
+            .map_err(js_error)
+    }
+
+    /// hypercore's `core.commit(session, { length, treeLength })`: null when the core moved
+    /// on in a way the session does not contain.
+    #[napi]
+    pub fn commit(
+        &mut self,
+        handle: u32,
+        state: u32,
+        length: Option<i64>,
+        tree_length: Option<i64>,
+    ) -> Result<Option<StateOut>> {
+        let length = length.map(|l| uint_in(l, "length")).transpose()?;
+        let tree_length = tree_length.map(|l| uint_in(l, "treeLength")).transpose()?;
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        let done = store
+            .commit(handle, state, length, tree_length)
+            .map_err(js_error)?;
+        if done.is_some() && self.replicator.is_active() && store.core(handle).is_ok() {
+            self.replicator.on_local_change(store, handle);
+        }
+        Ok(done.map(state_info_out))
+    }
+}

@@ -1,0 +1,515 @@
+//! The store's named and atomic session states (src/core/session_state.rs) and its atoms.
+//! A state lives under a handle of its own, taken from the same counter as core handles;
+//! an atom holds the writes of its states until `flush_atom` writes them as one batch.
+
+use crate::core::merkle::{self, MerkleTree};
+use crate::core::session_state::{
+    add_dependency, plan_commit, set_dependency_head, AtomLink, DefaultView, PendingRange, Planned,
+    SessionState,
+};
+use crate::error::{Error, Result};
+use crate::storage::{
+    Batch, CoreHead, Dependency, Overlaid, Overlay, Reader, Session, Sessions, Storage,
+};
+
+use super::{closed_handle, Store};
+use std::collections::HashMap;
+
+pub struct StateEntry {
+    /// The handle of the core the state belongs to.
+    pub core: u32,
+    pub state: SessionState,
+}
+
+#[derive(Default)]
+pub struct AtomEntry {
+    overlay: Overlay,
+    /// The states writing into this atom, in the order they were made.
+    states: Vec<u32>,
+}
+
+/// What JS sees of a state after each operation.
+#[derive(Debug, Clone, Copy)]
+pub struct StateInfo {
+    pub length: u64,
+    pub byte_length: u64,
+    pub fork: u64,
+    pub signed_length: u64,
+}
+
+/// What an atom's flush changed for one parent state: JS replays it as events.
+pub struct Flushed {
+    pub core: u32,
+    /// The parent state's handle; None for the core's default state.
+    pub state: Option<u32>,
+    pub old_length: u64,
+    pub pending: Option<PendingRange>,
+}
+
+/// Reads of a state: straight from RocksDB, or through its atom's writes.
+enum Via<'a> {
+    Db(&'a Storage),
+    Atom(Overlaid<'a>),
+}
+
+impl Reader for Via<'_> {
+    fn get(&self, key: &[u8]) -> crate::storage::Result<Option<Vec<u8>>> {
+        match self {
+            Via::Db(s) => s.get_raw(key),
+            Via::Atom(o) => o.get(key),
+        }
+    }
+}
+
+fn via<'a>(
+    storage: &'a Storage,
+    atoms: &'a HashMap<u32, AtomEntry>,
+    link: Option<AtomLink>,
+) -> Via<'a> {
+    match link.and_then(|l| atoms.get(&l.atom)) {
+        Some(a) => Via::Atom(Overlaid {
+            overlay: &a.overlay,
+            storage,
+        }),
+        None => Via::Db(storage),
+    }
+}
+
+/// The state a new one starts from: the core's default state or another session state.
+struct ParentView {
+    name: Option<String>,
+    data_pointer: u64,
+    deps: Vec<Dependency>,
+    tree: MerkleTree,
+    signature: Option<Vec<u8>>,
+    atom: Option<AtomLink>,
+    state_handle: Option<u32>,
+}
+
+impl Store {
+    pub fn create_atom(&mut self) -> u32 {
+        let id = self.take_handle();
+        self.atoms.insert(id, AtomEntry::default());
+        id
+    }
+
+    fn take_handle(&mut self) -> u32 {
+        let h = self.next_handle;
+        self.next_handle = self.next_handle.saturating_add(1);
+        h
+    }
+
+    fn parent_view(&self, parent: u32) -> Result<(u32, ParentView)> {
+        if let Some(open) = self.cores.get(&parent) {
+            let core = &open.core;
+            return Ok((
+                parent,
+                ParentView {
+                    name: None,
+                    data_pointer: core.data_pointer,
+                    deps: Vec::new(),
+                    tree: core.tree().clone(),
+                    signature: core.signature().map(|s| s.to_vec()),
+                    atom: None,
+                    state_handle: None,
+                },
+            ));
+        }
+        let e = self.states.get(&parent).ok_or_else(closed_handle)?;
+        let s = &e.state;
+        Ok((
+            e.core,
+            ParentView {
+                name: s.name.clone(),
+                data_pointer: s.data_pointer,
+                deps: s.deps.clone(),
+                tree: s.tree.clone(),
+                signature: s.signature.clone(),
+                atom: s.atom,
+                state_handle: Some(parent),
+            },
+        ))
+    }
+
+    /// hypercore's `createSession`: an atomic state (`atom`) of `parent`, or the named
+    /// session `name` of its core, resumed from disk unless `overwrite` or new.
+    pub fn create_state(
+        &mut self,
+        parent: u32,
+        name: Option<String>,
+        overwrite: bool,
+        atom: Option<u32>,
+    ) -> Result<u32> {
+        let (core_handle, p) = self.parent_view(parent)?;
+        let state = match atom {
+            Some(atom) => {
+                if !self.atoms.contains_key(&atom) {
+                    return Err(Error::bad_argument(
+                        "Unknown atom: make it with createAtom()",
+                    ));
+                }
+                SessionState {
+                    name: p.name,
+                    data_pointer: p.data_pointer,
+                    deps: p.deps,
+                    tree: p.tree,
+                    signature: p.signature,
+                    atom: Some(AtomLink {
+                        atom,
+                        parent: p.state_handle,
+                    }),
+                    pending: None,
+                }
+            }
+            None => {
+                let name = name.ok_or_else(|| {
+                    Error::bad_argument("A session state needs a name or an atom")
+                })?;
+                self.named_state(core_handle, p, name, overwrite)?
+            }
+        };
+        let handle = self.take_handle();
+        if let Some(link) = state.atom {
+            if let Some(a) = self.atoms.get_mut(&link.atom) {
+                a.states.push(handle);
+            }
+        }
+        self.states.insert(
+            handle,
+            StateEntry {
+                core: core_handle,
+                state,
+            },
+        );
+        Ok(handle)
+    }
+
+    fn named_state(
+        &mut self,
+        core_handle: u32,
+        p: ParentView,
+        name: String,
+        overwrite: bool,
+    ) -> Result<SessionState> {
+        let core = &self.cores.get(&core_handle).ok_or_else(closed_handle)?.core;
+        let core_pointer = core.core_pointer;
+        let mut sessions = self.storage.sessions(core_pointer)?.unwrap_or_default();
+        let existing = sessions
+            .0
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.data_pointer);
+
+        if let (Some(dp), false) = (existing, overwrite) {
+            let dep = self.storage.dependency(dp)?;
+            let deps = add_dependency(&p.deps, dep.as_ref());
+            let length = self.storage.core_head(dp)?.map_or(0, |h| h.length);
+            return self.state_at(name, dp, deps, &p, length);
+        }
+
+        let length = p.tree.length;
+        let mut batch = Batch::new();
+        let dp = match existing {
+            Some(dp) => {
+                batch.delete_blocks(dp, 0, None);
+                batch.delete_tree_nodes(dp, 0, None);
+                batch.delete_bitfield_pages(dp, 0, None);
+                dp
+            }
+            None => {
+                let mut head = self.head.clone();
+                let dp = head.datas;
+                head.datas += 1;
+                batch.put_head(&head);
+                sessions.0.push(Session {
+                    name: name.clone(),
+                    data_pointer: dp,
+                });
+                batch.put_sessions(core_pointer, &Sessions(sessions.0.clone()));
+                dp
+            }
+        };
+        let dep = Dependency {
+            data_pointer: p.data_pointer,
+            length,
+        };
+        let deps = add_dependency(&p.deps, Some(&dep));
+        if length > 0 {
+            batch.put_core_head(
+                dp,
+                &CoreHead {
+                    fork: p.tree.fork,
+                    length,
+                    root_hash: p.tree.hash(),
+                    signature: p.signature.clone(),
+                    timestamp: None,
+                },
+            );
+        }
+        if let Some(last) = deps.last() {
+            batch.put_dependency(dp, last);
+        }
+        self.storage.write(batch)?;
+        if existing.is_none() {
+            self.head.datas = dp + 1;
+        }
+        self.state_at(name, dp, deps, &p, length)
+    }
+
+    fn state_at(
+        &self,
+        name: String,
+        data_pointer: u64,
+        deps: Vec<Dependency>,
+        p: &ParentView,
+        length: u64,
+    ) -> Result<SessionState> {
+        let mut state = SessionState {
+            name: Some(name),
+            data_pointer,
+            deps,
+            tree: p.tree.clone(),
+            signature: p.signature.clone(),
+            atom: None,
+            pending: None,
+        };
+        if length != p.tree.length {
+            let reader = via(&self.storage, &self.atoms, p.atom);
+            let roots = merkle::roots_at(&state.nodes(&reader), length)?;
+            state.tree = MerkleTree {
+                byte_length: roots.iter().map(|r| r.size).sum(),
+                roots,
+                length,
+                fork: p.tree.fork,
+            };
+            state.signature = None;
+        }
+        Ok(state)
+    }
+
+    pub fn close_state(&mut self, handle: u32) {
+        if let Some(e) = self.states.remove(&handle) {
+            if let Some(a) = e.state.atom.and_then(|l| self.atoms.get_mut(&l.atom)) {
+                a.states.retain(|&h| h != handle);
+            }
+        }
+    }
+
+    pub fn state_entry(&self, handle: u32) -> Result<&StateEntry> {
+        self.states.get(&handle).ok_or_else(closed_handle)
+    }
+
+    pub fn state_info(&self, handle: u32) -> Result<StateInfo> {
+        let e = self.state_entry(handle)?;
+        let core_length = self.cores.get(&e.core).map_or(0, |o| o.core.tree().length);
+        Ok(StateInfo {
+            length: e.state.tree.length,
+            byte_length: e.state.tree.byte_length,
+            fork: e.state.tree.fork,
+            signed_length: e.state.flushed_length().min(core_length),
+        })
+    }
+
+    /// Runs a read of a state with the reader it needs.
+    pub fn state_read<T>(
+        &self,
+        handle: u32,
+        f: impl FnOnce(&SessionState, &dyn Reader) -> Result<T>,
+    ) -> Result<T> {
+        let e = self.state_entry(handle)?;
+        let reader = via(&self.storage, &self.atoms, e.state.atom);
+        f(&e.state, &reader)
+    }
+
+    /// Plans a change of a state (with its core's key pair and default view when it
+    /// stands in for the default state), writes it — to RocksDB, or into its atom — and
+    /// lets the state adopt it.
+    pub fn state_change(
+        &mut self,
+        handle: u32,
+        sign: bool,
+        plan: impl FnOnce(
+            &SessionState,
+            &dyn Reader,
+            Option<(&crate::core::manifest::Manifest, &crate::crypto::KeyPair)>,
+            Option<&DefaultView>,
+        ) -> Result<Planned>,
+    ) -> Result<StateInfo> {
+        let e = self.states.get_mut(&handle).ok_or_else(closed_handle)?;
+        let core = &self.cores.get(&e.core).ok_or_else(closed_handle)?.core;
+        let signer = if sign { core.signing_key() } else { None };
+        let default = e.state.is_atomic_default().then(|| DefaultView {
+            contiguous_length: core.contiguous_length(),
+            remote_contiguous_length: core.remote_contiguous_length(),
+        });
+        let mut planned = {
+            let reader = via(&self.storage, &self.atoms, e.state.atom);
+            plan(&e.state, &reader, signer, default.as_ref())?
+        };
+        let batch = std::mem::take(&mut planned.batch);
+        match e.state.atom.and_then(|l| self.atoms.get_mut(&l.atom)) {
+            Some(a) => a.overlay.apply(batch),
+            None => self.storage.write(batch)?,
+        }
+        e.state.adopt(planned);
+        self.state_info(handle)
+    }
+
+    /// hypercore's `core.commit(session)`: what the named session `src` added, up to
+    /// `length`, becomes the core's signed default state — or, when `target` is an atomic
+    /// state of it, goes into that atom. None when the target moved on in a way the session
+    /// does not contain.
+    pub fn commit(
+        &mut self,
+        target: u32,
+        src: u32,
+        length: Option<u64>,
+        tree_length: Option<u64>,
+    ) -> Result<Option<StateInfo>> {
+        let source = self
+            .states
+            .get(&src)
+            .ok_or_else(|| Error::new("SESSION_CLOSED", "Cannot commit a closed session"))?;
+        let source_state = source.state.clone();
+        let core_handle = if self.cores.contains_key(&target) {
+            target
+        } else {
+            let e = self.state_entry(target)?;
+            if !e.state.is_atomic_default() {
+                return Err(Error::new(
+                    "ERR_ASSERTION",
+                    "Can only commit into default state",
+                ));
+            }
+            e.core
+        };
+        if source.core != core_handle {
+            return Err(Error::new("ERR_ASSERTION", "Cannot commit across cores"));
+        }
+        let open = self.cores.get_mut(&core_handle).ok_or_else(closed_handle)?;
+        open.core.flush_pending(&self.storage)?;
+        let length = length.unwrap_or(source_state.tree.length);
+        let core = &open.core;
+        let dst = (target != core_handle)
+            .then(|| self.states.get(&target))
+            .flatten();
+        let planned = {
+            let src_reader = via(&self.storage, &self.atoms, source_state.atom);
+            let dst_reader = via(&self.storage, &self.atoms, dst.and_then(|d| d.state.atom));
+            let (tree, signature) = match dst {
+                Some(d) => (&d.state.tree, d.state.signature.as_deref()),
+                None => (core.tree(), core.signature()),
+            };
+            let t = crate::core::session_state::CommitTarget {
+                tree,
+                signature,
+                data_pointer: core.data_pointer,
+                signer: core.signing_key(),
+                has_manifest: core.manifest.is_some(),
+                reader: &dst_reader,
+            };
+            plan_commit(&t, &source_state, &src_reader, length, tree_length)?
+        };
+        let Some(planned) = planned else {
+            return Ok(None);
+        };
+        let atom = dst.and_then(|d| d.state.atom);
+        match atom.and_then(|l| self.atoms.get_mut(&l.atom)) {
+            Some(a) => a.overlay.apply(planned.batch),
+            None => self.storage.write(planned.batch)?,
+        }
+        if let Some(deps) = planned.source_deps {
+            if let Some(e) = self.states.get_mut(&src) {
+                e.state.deps = deps;
+            }
+        }
+        if target == core_handle {
+            let open = self.cores.get_mut(&core_handle).ok_or_else(closed_handle)?;
+            open.core
+                .adopt_written(&self.storage, planned.tree, planned.signature)?;
+            let st = open.core.state();
+            return Ok(Some(StateInfo {
+                length: st.length,
+                byte_length: st.byte_length,
+                fork: st.fork,
+                signed_length: st.signed_length,
+            }));
+        }
+        let from = planned.tree_length;
+        let added = planned.tree.length - from;
+        let e = self.states.get_mut(&target).ok_or_else(closed_handle)?;
+        e.state.adopt(Planned {
+            batch: Batch::new(),
+            tree: planned.tree,
+            signature: planned.signature,
+            deps: None,
+            range: Some((from, added, false)),
+        });
+        self.state_info(target).map(Some)
+    }
+
+    /// Writes everything the atom's states wrote as one batch; each parent then takes its
+    /// atomic state's tree (hypercore's `atom.flush()`).
+    pub fn flush_atom(&mut self, atom: u32) -> Result<Vec<Flushed>> {
+        let a = self
+            .atoms
+            .get_mut(&atom)
+            .ok_or_else(|| Error::bad_argument("Unknown atom"))?;
+        let batch = a.overlay.take();
+        let states = a.states.clone();
+        self.storage.write(batch)?;
+        let mut out = Vec::new();
+        for sh in states {
+            let Some(e) = self.states.get_mut(&sh) else {
+                continue;
+            };
+            let Some(link) = e.state.atom else {
+                continue;
+            };
+            let pending = e.state.pending.take();
+            let (tree, signature) = (e.state.tree.clone(), e.state.signature.clone());
+            match link.parent {
+                None => {
+                    let Some(open) = self.cores.get_mut(&e.core) else {
+                        continue;
+                    };
+                    let old_length = open.core.tree().length;
+                    open.core.adopt_written(&self.storage, tree, signature)?;
+                    out.push(Flushed {
+                        core: e.core,
+                        state: None,
+                        old_length,
+                        pending,
+                    });
+                }
+                Some(ph) => {
+                    let core = e.core;
+                    let Some(pe) = self.states.get_mut(&ph) else {
+                        continue;
+                    };
+                    let old_length = pe.state.tree.length;
+                    pe.state.tree = tree;
+                    pe.state.signature = signature;
+                    if let Some(dep) = self.storage.dependency(pe.state.data_pointer)? {
+                        pe.state.deps = set_dependency_head(&pe.state.deps, &dep);
+                    }
+                    out.push(Flushed {
+                        core,
+                        state: Some(ph),
+                        old_length,
+                        pending,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets an atom whose sessions are gone (its unflushed writes are dropped, as JS
+    /// drops an atom nobody flushes).
+    pub fn release_atom(&mut self, atom: u32) {
+        if self.atoms.get(&atom).is_some_and(|a| a.states.is_empty()) {
+            self.atoms.remove(&atom);
+        }
+    }
+}
