@@ -1,0 +1,265 @@
+'use strict'
+// Named sessions (core.session({ name })), atomic sessions ({ atom }) and core.commit():
+// every scenario runs on the implementation and on JS corestore and must give the same
+// observable result; the disk tests hand the same directory from one to the other.
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const b4a = require('b4a')
+const JSCorestore = require('corestore')
+const Corestore = require('./helpers/impl.js')
+const { tmpdir, treeHashOf, verifyHeadSignature, exposedSignature, hex } = require('./helpers/util.js')
+
+// The stored head's signature verifies: JS exposes it, and checks it here; the
+// implementation verifies it itself when it opens the core (INVALID_SIGNATURE otherwise).
+async function headVerifies(core) {
+  const signature = exposedSignature(core)
+  if (signature === undefined) return core.signedLength === core.length
+  return verifyHeadSignature({
+    signature,
+    key: core.key,
+    publicKey: core.manifest.signers[0].publicKey,
+    treeHash: await core.treeHash(),
+    length: core.length
+  })
+}
+
+const OPTS = { primaryKey: b4a.alloc(32, 0x33), unsafe: true }
+const str = (b) => (b === null ? null : b4a.toString(b))
+
+function same(name, scenario) {
+  test(name, async (t) => {
+    const got = await scenario(Corestore, tmpdir(t))
+    const want = await scenario(JSCorestore, tmpdir(t))
+    assert.deepEqual(got, want)
+  })
+}
+
+async function withCore(C, dir, fn) {
+  const store = new C(dir, OPTS)
+  const core = store.get({ name: 'main' })
+  await core.ready()
+  try {
+    return await fn(core, store)
+  } finally {
+    await store.close()
+  }
+}
+
+async function blocks(core, n = core.length) {
+  const out = []
+  for (let i = 0; i < n; i++) out.push(str(await core.get(i, { wait: false })))
+  return out
+}
+
+same('named session: appends stay in the session until commit', (C, dir) =>
+  withCore(C, dir, async (core) => {
+    const events = []
+    core.on('append', () => events.push('core-append'))
+    await core.append(['a', 'b', 'c'])
+    const batch = core.session({ name: 'batch' })
+    batch.on('append', () => events.push('batch-append'))
+    const info = await batch.append(['de', 'fg'])
+    const before = {
+      info,
+      core: [core.length, core.byteLength],
+      batch: [batch.length, batch.byteLength, batch.signedLength, batch.writable],
+      blocks: await blocks(batch),
+      has: [await batch.has(3), await batch.has(0, 5), await core.has(3)],
+      hash: hex(await batch.treeHash()),
+      seek: await batch.seek(4)
+    }
+    const committed = await core.commit(batch)
+    const after = {
+      committed,
+      core: [core.length, core.byteLength, core.signedLength],
+      blocks: await blocks(core),
+      hashes: [hex(await core.treeHash()), hex(await batch.treeHash())]
+    }
+    await batch.close()
+    return { before, after, events }
+  })
+)
+
+same('named session: commit is null when the core grew meanwhile; truncate and checkout', (C, dir) =>
+  withCore(C, dir, async (core) => {
+    await core.append(['a', 'b', 'c'])
+    const b = core.session({ name: 'batch' })
+    await b.ready()
+    await core.append('d')
+    await b.append('e')
+    const raced = await core.commit(b)
+    const t = core.session({ name: 'trunc' })
+    await t.append(['x', 'y'])
+    const truncates = []
+    t.on('truncate', (to, fork) => truncates.push([to, fork]))
+    await t.truncate(5, { fork: 0 })
+    const c = await core.commit(t)
+    const co = core.session({ name: 'co', checkout: 2 })
+    await co.ready()
+    const checkout = [co.length, await blocks(co)]
+    await Promise.all([b.close(), t.close(), co.close()])
+    return { raced, truncates, c, core: [core.length, await blocks(core)], checkout }
+  })
+)
+
+same('named session: user data is the session\'s own', (C, dir) =>
+  withCore(C, dir, async (core) => {
+    await core.setUserData('k', 'core')
+    const s = core.session({ name: 's' })
+    await s.setUserData('k', 'session')
+    const out = [str(await core.getUserData('k')), str(await s.getUserData('k'))]
+    await s.close()
+    return out
+  })
+)
+
+same('atomic session: nothing changes until atom.flush(), then the core takes it at once', (C, dir) =>
+  withCore(C, dir, async (core, store) => {
+    const events = []
+    core.on('append', () => events.push('append'))
+    core.on('truncate', (to) => events.push('truncate ' + to))
+    const other = store.get({ name: 'other' })
+    await other.ready()
+    await core.append(['hello', 'world'])
+    const atom = core.state.storage.createAtom()
+    const a1 = core.session({ atom, checkout: 1 })
+    const a2 = other.session({ atom })
+    await a1.append('edits!')
+    await a2.append(['x', 'y'])
+    const pending = {
+      a: [a1.length, a1.byteLength, await blocks(a1), await a1.seek(7)],
+      core: [core.length, core.byteLength, await blocks(core), other.length],
+      events: events.slice()
+    }
+    await atom.flush()
+    const flushed = {
+      core: [core.length, core.byteLength, await blocks(core), core.contiguousLength],
+      other: [other.length, await blocks(other)],
+      hash: hex(await core.treeHash()) === hex(await a1.treeHash())
+    }
+    await a1.append('more')
+    await atom.flush()
+    const again = [core.length, await blocks(core)]
+    await Promise.all([a1.close(), a2.close(), other.close()])
+    return { pending, flushed, again, events }
+  })
+)
+
+same('atomic session: a commit into it lands with the atom', (C, dir) =>
+  withCore(C, dir, async (core) => {
+    await core.append(['hello', 'world'])
+    const draft = core.session({ name: 'writer' })
+    await draft.append('all the way')
+    const atom = core.state.storage.createAtom()
+    const a = core.session({ atom })
+    const r = await a.commit(draft, { treeLength: core.length })
+    const before = [a.length, core.length]
+    await atom.flush()
+    const after = [core.length, await blocks(core)]
+    await Promise.all([draft.close(), a.close()])
+    return { r, before, after }
+  })
+)
+
+// ---- the disk contract ----
+
+async function writeDraft(C, dir) {
+  const store = new C(dir, OPTS)
+  const core = store.get({ name: 'main' })
+  await core.append(['one', 'two'])
+  const draft = core.session({ name: 'draft' })
+  await draft.append(['three', 'four'])
+  await draft.setUserData('note', 'draft note')
+  await draft.close()
+  await store.close()
+}
+
+async function resumeAndCommit(C, dir) {
+  const store = new C(dir, OPTS)
+  const core = store.get({ name: 'main' })
+  await core.ready()
+  const draft = core.session({ name: 'draft' })
+  await draft.ready()
+  const seen = {
+    core: core.length,
+    draft: [draft.length, await blocks(draft), str(await draft.getUserData('note'))]
+  }
+  await draft.append('five')
+  seen.committed = await core.commit(draft)
+  await draft.close()
+  await store.close()
+  return seen
+}
+
+async function readBack(C, dir) {
+  const store = new C(dir, OPTS)
+  const core = store.get({ name: 'main' })
+  await core.ready()
+  const all = []
+  for (let i = 0; i < core.length; i++) all.push(await core.get(i))
+  const out = {
+    length: core.length,
+    blocks: all.map(str),
+    hashOk: hex(await core.treeHash()) === hex(treeHashOf(all)),
+    signed: await headVerifies(core),
+    draftLength: null
+  }
+  const draft = core.session({ name: 'draft' })
+  await draft.ready()
+  out.draftLength = draft.length
+  await draft.close()
+  await store.close()
+  return out
+}
+
+for (const [writer, reader] of [
+  [JSCorestore, Corestore],
+  [Corestore, JSCorestore]
+]) {
+  const w = writer === JSCorestore ? 'JS' : 'the implementation'
+  const r = reader === JSCorestore ? 'JS' : 'the implementation'
+  test(`named session written by ${w} is resumed and committed by ${r}, and reads back in both`, async (t) => {
+    const dir = tmpdir(t)
+    await writeDraft(writer, dir)
+    const seen = await resumeAndCommit(reader, dir)
+    assert.deepEqual(seen, {
+      core: 2,
+      draft: [4, ['one', 'two', 'three', 'four'], 'draft note'],
+      committed: { length: 5, byteLength: 19 }
+    })
+    const expect = {
+      length: 5,
+      blocks: ['one', 'two', 'three', 'four', 'five'],
+      hashOk: true,
+      signed: true,
+      draftLength: 5
+    }
+    assert.deepEqual(await readBack(writer, dir), expect)
+    assert.deepEqual(await readBack(reader, dir), expect)
+  })
+}
+
+test('an atom flushed by the implementation is read by JS: both cores, one write', async (t) => {
+  const dir = tmpdir(t)
+  const store = new Corestore(dir, OPTS)
+  const a = store.get({ name: 'a' })
+  const b = store.get({ name: 'b' })
+  await a.append('a0')
+  const atom = a.state.storage.createAtom()
+  const sa = a.session({ atom })
+  const sb = b.session({ atom })
+  await sa.append(['a1', 'a2'])
+  await sb.append('b0')
+  await atom.flush()
+  await Promise.all([sa.close(), sb.close()])
+  await store.close()
+
+  const js = new JSCorestore(dir, OPTS)
+  const ja = js.get({ name: 'a' })
+  const jb = js.get({ name: 'b' })
+  await Promise.all([ja.ready(), jb.ready()])
+  assert.deepEqual([ja.length, await blocks(ja), jb.length, await blocks(jb)], [3, ['a0', 'a1', 'a2'], 1, ['b0']])
+  assert.equal(await headVerifies(ja), true)
+  assert.equal(await headVerifies(jb), true)
+  await js.close()
+})
