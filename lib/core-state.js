@@ -42,6 +42,26 @@ class CoreState {
     this._state = null
   }
 
+  // hypercore's `core.header`: the core's identity and its signed head, read when asked
+  get header() {
+    return {
+      key: this.key,
+      manifest: this.manifest,
+      keyPair: this.keyPair,
+      tree: this.native.coreHead(this.handle),
+      hints: { contiguousLength: this.contiguousLength, remoteContiguousLength: 0 }
+    }
+  }
+
+  // hypercore's counts of the sessions on this core: strong ones, and all of them
+  get activeSessions() {
+    return this.strong
+  }
+
+  allSessions() {
+    return this.sessions.slice()
+  }
+
   // hypercore's `core.bitfield`, for code that asks it which blocks are here
   get bitfield() {
     return { get: (index) => this.native.has(this.handle, index, index + 1) }

@@ -557,6 +557,13 @@ class Hypercore extends EventEmitter {
     return { length: info.length, byteLength: info.byteLength }
   }
 
+  // as hypercore: RocksDB compacts this core's records
+  async compact() {
+    if (this.opened === false) await this.opening
+    this._checkReadable()
+    this.core.native.compact(this._state !== null ? this._state.handle : this.core.handle)
+  }
+
   // ---- writes ----
 
   async append(blocks, opts) {

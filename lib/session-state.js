@@ -9,9 +9,19 @@
 
 // `state.storage` of hypercore: where atoms come from
 class StateStorage {
-  constructor(root, atom) {
+  constructor(root, atom, handle) {
     this.root = root
     this.atom = atom || null
+    this.handle = handle // the engine handle of the state (a core handle for the default)
+  }
+
+  // hypercore-storage's pointers: { corePointer, dataPointer, dependencies }
+  get core() {
+    return this.root.native.storageInfo(this.handle)
+  }
+
+  get dependencies() {
+    return this.core.dependencies
   }
 
   get snapshotted() {
@@ -103,7 +113,7 @@ class SessionState {
     this.atom = atom || null
     this.sessions = []
     this.refs = 0
-    this.storage = new StateStorage(core.root, this.atom)
+    this.storage = new StateStorage(core.root, this.atom, handle)
     this._parentDefault = !!parentDefault
     this._info = core.native.stateInfo(handle)
   }
@@ -135,6 +145,20 @@ class SessionState {
 
   update(info) {
     this._info = info
+  }
+
+  hash() {
+    return this.core.native.stateTreeHash(this.handle, this.length)
+  }
+
+  // hypercore's catchup: a named session drops its own blocks and takes the core's tree
+  // at `length`
+  async catchup(length) {
+    const before = this.length
+    const out = this.core.native.stateCatchup(this.handle, length)
+    this.update(out.state)
+    if (out.sharedLength < before) this.emit('truncate', out.sharedLength, this.fork)
+    if (out.sharedLength < length) this.emit('append')
   }
 
   refresh() {
@@ -169,7 +193,11 @@ class DefaultState {
     this.core = core
     this.name = null
     this.atom = null
-    this.storage = new StateStorage(core.root, null)
+    this.storage = new StateStorage(core.root, null, core.handle)
+  }
+
+  hash() {
+    return this.core.native.treeHash(this.core.handle, this.core.length)
   }
 
   isDefault() {

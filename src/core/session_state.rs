@@ -369,6 +369,60 @@ impl SessionState {
         })
     }
 
+    /// hypercore's `catchup(length)`: the session drops what it has of its own and takes
+    /// the default state's tree at `length` (read through `core_nodes`), sharing it
+    /// from there. Returns the plan and the length it shared before.
+    pub fn plan_catchup(
+        &self,
+        core_nodes: &dyn NodeSource,
+        core_data_pointer: u64,
+        length: u64,
+    ) -> Result<(Planned, u64)> {
+        let shared = self
+            .deps
+            .iter()
+            .rev()
+            .find(|d| d.data_pointer == core_data_pointer)
+            .map_or(0, |d| d.length);
+        let roots = merkle::roots_at(core_nodes, length).map_err(|_| {
+            Error::invalid_operation("Invalid catchup length, tree nodes not available")
+        })?;
+        let truncating = shared < self.tree.length;
+        let tree = MerkleTree {
+            byte_length: roots.iter().map(|r| r.size).sum(),
+            roots,
+            length,
+            fork: if truncating {
+                self.tree.fork + 1
+            } else {
+                self.tree.fork
+            },
+        };
+        let dp = self.data_pointer;
+        let mut batch = Batch::new();
+        batch.delete_blocks(dp, 0, None);
+        batch.delete_tree_nodes(dp, 0, None);
+        batch.delete_bitfield_pages(dp, 0, None);
+        batch.put_core_head(dp, &head_record(&tree, None));
+        let mut dep = find_dependency(&self.deps, shared, true).unwrap_or(Dependency {
+            data_pointer: core_data_pointer,
+            length,
+        });
+        dep.length = length;
+        batch.put_dependency(dp, &dep);
+        let deps = set_dependency_head(&self.deps, &dep);
+        Ok((
+            Planned {
+                batch,
+                range: None,
+                tree,
+                signature: None,
+                deps: Some(deps),
+            },
+            shared,
+        ))
+    }
+
     /// Drops the local copies of blocks [start, end) of this state's own data.
     pub fn plan_clear(&self, start: u64, end: u64) -> Planned {
         let mut batch = Batch::new();
@@ -470,6 +524,14 @@ pub fn plan_commit(
 ) -> Result<Option<PlannedCommit>> {
     let tree_length = tree_length.unwrap_or_else(|| src.flushed_length());
     let current = target.tree;
+    if tree_length > current.length {
+        // the core was truncated below where the session branched off: what the session
+        // shares is gone from the core's data
+        return Err(Error::invalid_operation(format!(
+            "Cannot commit: the core was truncated to {} below the session's shared length {tree_length}",
+            current.length
+        )));
+    }
     if current.length > src.tree.length || current.length > length || length > src.tree.length {
         return Ok(None);
     }

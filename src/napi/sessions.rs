@@ -8,6 +8,33 @@ use super::convert::{js_error, uint_in};
 use super::{store_closed, NativeStore, Result};
 use crate::store::{Flushed, StateInfo};
 
+#[napi(object, use_nullable = true)]
+pub struct HeadOut {
+    pub fork: i64,
+    pub length: i64,
+    pub root_hash: Buffer,
+    pub signature: Option<Buffer>,
+}
+
+#[napi(object)]
+pub struct CatchupOut {
+    pub state: StateOut,
+    pub shared_length: i64,
+}
+
+#[napi(object)]
+pub struct DependencyOut {
+    pub data_pointer: i64,
+    pub length: i64,
+}
+
+#[napi(object)]
+pub struct StorageInfoOut {
+    pub core_pointer: i64,
+    pub data_pointer: i64,
+    pub dependencies: Vec<DependencyOut>,
+}
+
 #[napi(object)]
 pub struct StateOut {
     pub length: i64,
@@ -213,6 +240,65 @@ impl NativeStore {
             })
             .map(|_| ())
             .map_err(js_error)
+    }
+
+    /// hypercore's `state.catchup(length)`: the state, and the length it shared before
+    /// (JS emits a truncation from there when it had more, and an append when it grows).
+    #[napi]
+    pub fn state_catchup(&mut self, state: u32, length: i64) -> Result<CatchupOut> {
+        let length = uint_in(length, "length")?;
+        let (info, shared) = self
+            .store_mut()?
+            .state_catchup(state, length)
+            .map_err(js_error)?;
+        Ok(CatchupOut {
+            state: state_info_out(info),
+            shared_length: shared as i64,
+        })
+    }
+
+    /// hypercore-storage's view of where a state's data is: `{ corePointer, dataPointer,
+    /// dependencies }` (a core handle gives its default state's).
+    #[napi]
+    pub fn storage_info(&self, handle: u32) -> Result<StorageInfoOut> {
+        let (core_pointer, data_pointer, deps) =
+            self.store()?.storage_pointers(handle).map_err(js_error)?;
+        Ok(StorageInfoOut {
+            core_pointer: core_pointer as i64,
+            data_pointer: data_pointer as i64,
+            dependencies: deps
+                .into_iter()
+                .map(|d| DependencyOut {
+                    data_pointer: d.data_pointer as i64,
+                    length: d.length as i64,
+                })
+                .collect(),
+        })
+    }
+
+    /// The signed head of a core's default state (hypercore's `core.header.tree`).
+    #[napi]
+    pub fn core_head(&self, handle: u32) -> Result<HeadOut> {
+        let store = self.store()?;
+        let core = store.core(handle).map_err(js_error)?;
+        let tree = core.tree();
+        Ok(HeadOut {
+            fork: tree.fork as i64,
+            length: tree.length as i64,
+            root_hash: tree.hash().to_vec().into(),
+            signature: core.signature().map(|s| s.to_vec().into()),
+        })
+    }
+
+    /// hypercore's `core.compact()`: RocksDB compacts the core's records.
+    #[napi]
+    pub fn compact(&self, handle: u32) -> Result<()> {
+        let store = self.store()?;
+        let (core_pointer, data_pointer, _) = store.storage_pointers(handle).map_err(js_error)?;
+        store
+            .storage()
+            .compact(core_pointer, data_pointer)
+            .map_err(|e| js_error(e.into()))
     }
 
     /// hypercore's `core.commit(session, { length, treeLength })`: null when the core moved

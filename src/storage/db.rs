@@ -1000,6 +1000,20 @@ impl Storage {
             .map_err(|e| StorageError::rocks("RocksDB write failed", e))
     }
 
+    /// Compacts the records of one core (its CORE and DATA ranges), as hypercore's
+    /// `compact()`.
+    pub fn compact(&self, core_pointer: u64, data_pointer: u64) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        let cf = self.cf()?;
+        let (cs, ce) = keys::core_range(core_pointer);
+        let (ds, de) = keys::data_range(data_pointer);
+        self.db.compact_range_cf(cf, Some(cs), Some(ce));
+        self.db.compact_range_cf(cf, Some(ds), Some(de));
+        Ok(())
+    }
+
     /// Flushes the memtables to SST/blob files and syncs the WAL.
     pub fn flush(&self) -> Result<()> {
         if self.read_only {

@@ -355,6 +355,39 @@ impl Store {
         self.state_info(handle)
     }
 
+    /// hypercore's `state.catchup(length)` for a named session; returns the state and the
+    /// length it shared with the core before.
+    pub fn state_catchup(&mut self, handle: u32, length: u64) -> Result<(StateInfo, u64)> {
+        let e = self.states.get_mut(&handle).ok_or_else(closed_handle)?;
+        if e.state.name.is_none() || e.state.atom.is_some() {
+            return Err(Error::new("ERR_ASSERTION", "Cannot catchup signed state"));
+        }
+        let core = &self.cores.get(&e.core).ok_or_else(closed_handle)?.core;
+        if length > core.tree().length {
+            return Err(Error::invalid_operation(
+                "Invalid catchup length, tree nodes not available",
+            ));
+        }
+        let (mut planned, shared) = {
+            let nodes = core.nodes(&self.storage);
+            e.state.plan_catchup(&nodes, core.data_pointer, length)?
+        };
+        self.storage.write(std::mem::take(&mut planned.batch))?;
+        e.state.adopt(planned);
+        Ok((self.state_info(handle)?, shared))
+    }
+
+    /// Where a state's data lives, as hypercore-storage shows it: (core pointer, data
+    /// pointer, dependencies).
+    pub fn storage_pointers(&self, handle: u32) -> Result<(u64, u64, Vec<Dependency>)> {
+        if let Some(open) = self.cores.get(&handle) {
+            return Ok((open.core.core_pointer, open.core.data_pointer, Vec::new()));
+        }
+        let e = self.state_entry(handle)?;
+        let core_pointer = self.cores.get(&e.core).map_or(0, |o| o.core.core_pointer);
+        Ok((core_pointer, e.state.data_pointer, e.state.deps.clone()))
+    }
+
     /// hypercore's `core.commit(session)`: what the named session `src` added, up to
     /// `length`, becomes the core's signed default state — or, when `target` is an atomic
     /// state of it, goes into that atom. None when the target moved on in a way the session
