@@ -263,3 +263,80 @@ test('an atom flushed by the implementation is read by JS: both cores, one write
   assert.equal(await headVerifies(jb), true)
   await js.close()
 })
+
+same('moveTo: a named session continues on a core whose prologue copied the first one', (C, dir) =>
+  withCore(C, dir, async (core, store) => {
+    const sess = core.session({ name: 'session' })
+    await sess.append(['1', '2', '3'])
+    await core.commit(sess)
+    const keyPair = await store.createKeyPair('fork')
+    const manifest = {
+      prologue: { length: core.length, hash: await core.treeHash() },
+      signers: [{ publicKey: keyPair.publicKey }]
+    }
+    const core2 = store.get({ manifest, keyPair })
+    await core2.ready()
+    await core2.core.copyPrologue(core.state)
+    const copied = [core2.length, await blocks(core2)]
+    const migrated = []
+    sess.on('migrate', (key) => migrated.push(hex(key) === hex(core2.key)))
+    await sess.state.moveTo(core2, core2.length)
+    await sess.append('4')
+    const r = await core2.commit(sess)
+    const out = {
+      copied,
+      migrated,
+      r,
+      sess: [hex(sess.key) === hex(core2.key), await blocks(sess)],
+      core2: [core2.length, await blocks(core2)],
+      core: [core.length]
+    }
+    await Promise.all([sess.close(), core2.close()])
+    return out
+  })
+)
+
+same('state.storage: local records and user data in one write, through an atom, deleteSessions', (C, dir) =>
+  withCore(C, dir, async (core) => {
+    const local = async (s) => {
+      const out = []
+      for await (const e of s.state.storage.createLocalStream({ gte: b4a.from('a'), lt: b4a.from('z') })) {
+        out.push(str(e.key) + '=' + str(e.value))
+      }
+      return out
+    }
+    await core.append('x')
+    const tx = core.state.storage.write()
+    tx.putLocal(b4a.from('a'), b4a.from('1'))
+    tx.putLocal(b4a.from('b'), b4a.from('2'))
+    tx.putLocal(b4a.from('q'), b4a.from('3'))
+    tx.putUserData('u', b4a.from('user'))
+    const flushed = await tx.flush()
+    const first = [await local(core), str(await core.getUserData('u'))]
+    const del = core.state.storage.write()
+    del.deleteLocal(b4a.from('a'))
+    del.deleteLocalRange(b4a.from('p'), b4a.from('r'))
+    await del.flush()
+    const second = await local(core)
+
+    const atom = core.state.storage.createAtom()
+    const a = core.session({ atom })
+    await a.ready()
+    const t3 = a.state.storage.write()
+    t3.putLocal(b4a.from('c'), b4a.from('4'))
+    const inAtom = await t3.flush()
+    const pending = [await local(core), await local(a)]
+    await atom.flush()
+    const landed = await local(core)
+
+    const named = core.session({ name: 'gone' })
+    await named.append(['y', 'z'])
+    await named.close()
+    await core.state.storage.deleteSessions()
+    const again = core.session({ name: 'gone' })
+    await again.ready()
+    const fresh = again.length
+    await Promise.all([a.close(), again.close()])
+    return { flushed, first, second, inAtom, pending, landed, fresh }
+  })
+)

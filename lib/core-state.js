@@ -53,6 +53,13 @@ class CoreState {
     }
   }
 
+  // hypercore's copyPrologue: a core whose manifest has a prologue takes those blocks
+  // and their tree from `src` (a core's state), checked against the prologue's hash
+  async copyPrologue(src) {
+    const handle = src.handle !== undefined ? src.handle : src.core.handle
+    if (this.native.copyPrologue(this.handle, handle)) this.onappend(this.native.state(this.handle))
+  }
+
   // hypercore's counts of the sessions on this core: strong ones, and all of them
   get activeSessions() {
     return this.strong

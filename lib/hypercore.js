@@ -294,6 +294,30 @@ class Hypercore extends EventEmitter {
     cs.add(this)
   }
 
+  // hypercore's transferSession: this session's state moved to core `cs` (moveTo); the
+  // session leaves its core for that one and says so with 'migrate'
+  _transferTo(cs) {
+    const old = this.core
+    if (old === cs || old === null) return
+    const root = this.store._root
+    const strong = this.weak === false
+    const list = this.sessions
+    if (this._sessionIndex !== -1) {
+      const head = list.pop()
+      if (head !== this) list[(head._sessionIndex = this._sessionIndex)] = head
+      this._sessionIndex = -1
+      if (list.length === 0) this.store._gcSessionList(old, list)
+    }
+    if (strong) root._openCore({ key: cs.key }) // the new core's reference first
+    old.remove(this)
+    if (strong) root._closeCore(old.handle)
+    this.core = cs
+    this.sessions = this.store._sessionList(cs)
+    this._sessionIndex = this.sessions.push(this) - 1
+    cs.add(this)
+    this.emit('migrate', cs.key)
+  }
+
   // hypercore's createSession: a named session (resumed from disk unless `overwrite`) or
   // an atomic state of this session's state, optionally checked out at a shorter length
   _openState(o) {
@@ -544,7 +568,8 @@ class Hypercore extends EventEmitter {
     const length = typeof opts.length === 'number' ? opts.length : undefined
     const treeLength = typeof opts.treeLength === 'number' && opts.treeLength >= 0 ? opts.treeLength : undefined
     const target = state !== null ? state.handle : cs.handle
-    const info = cs.native.commit(target, session._state.handle, length, treeLength)
+    const signature = opts.signature ? encodings.toBuffer(opts.signature) : undefined
+    const info = cs.native.commit(target, session._state.handle, length, treeLength, signature)
     if (info === null) return null
     session._state.refresh()
     if (state !== null) {
@@ -702,6 +727,12 @@ class Hypercore extends EventEmitter {
   async startMarking() {
     if (this._marking) {
       throw ASSERTION("Hypercore cannot be gc'ed when already in gc mode", this.discoveryKey)
+    }
+    if (this._state !== null && this._state.name !== null) {
+      throw ASSERTION("Hypercore cannot be gc'ed when a named session", this.discoveryKey)
+    }
+    if (this._state !== null && this._state.atom !== null) {
+      throw ASSERTION("Hypercore cannot be gc'ed when an atomic session", this.discoveryKey)
     }
     if (this.opened === false) await this.opening
     await this.clearMarkings()

@@ -1,5 +1,7 @@
 'use strict'
 
+const { Readable } = require('streamx')
+
 // hypercore 11's session states as the facade sees them. A session reads and writes its
 // core's default state unless it was made with `{ name }` (a named session: data of its
 // own on disk, depending on the default data) or `{ atom }` (its writes wait in the atom
@@ -24,6 +26,26 @@ class StateStorage {
     return this.core.dependencies
   }
 
+  // hypercore-storage's write transaction: local records and user data of this state,
+  // one batch on flush() (into the atom when the state has one)
+  write() {
+    return new StorageTx(this)
+  }
+
+  read() {
+    return new StorageRx(this)
+  }
+
+  createLocalStream({ gte = EMPTY, lt = null, reverse = false } = {}) {
+    const entries = this.root.native.storageLocalRange(this.handle, toBuffer(gte), lt ? toBuffer(lt) : undefined)
+    if (reverse) entries.reverse()
+    return Readable.from(entries, { objectMode: true })
+  }
+
+  async deleteSessions() {
+    this.root.native.storageDeleteSessions(this.handle)
+  }
+
   get snapshotted() {
     return false
   }
@@ -31,6 +53,67 @@ class StateStorage {
   createAtom() {
     return new Atom(this.root)
   }
+}
+
+const EMPTY = Buffer.alloc(0)
+
+function toBuffer(b) {
+  if (typeof b === 'string') return Buffer.from(b)
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+}
+
+class StorageTx {
+  constructor(storage) {
+    this.storage = storage
+    this.ops = []
+  }
+
+  putLocal(key, value) {
+    this.ops.push({ op: 'putLocal', key: toBuffer(key), value: toBuffer(value) })
+  }
+
+  deleteLocal(key) {
+    this.ops.push({ op: 'deleteLocal', key: toBuffer(key) })
+  }
+
+  deleteLocalRange(start, end) {
+    this.ops.push({ op: 'deleteLocalRange', key: toBuffer(start), end: end === null || end === undefined ? undefined : toBuffer(end) })
+  }
+
+  putUserData(key, value) {
+    this.ops.push({ op: 'putUserData', key: Buffer.from(key), value: toBuffer(value) })
+  }
+
+  deleteUserData(key) {
+    this.ops.push({ op: 'deleteUserData', key: Buffer.from(key) })
+  }
+
+  // as hypercore-storage: true when written to RocksDB, false when it went into the atom
+  async flush() {
+    const ops = this.ops
+    this.ops = []
+    const s = this.storage
+    s.root.native.storageWrite(s.handle, ops)
+    return s.atom === null
+  }
+}
+
+class StorageRx {
+  constructor(storage) {
+    this.storage = storage
+  }
+
+  async getUserData(key) {
+    const s = this.storage
+    const state = s.root._states.get(s.handle)
+    return state === undefined
+      ? s.root.native.getUserData(s.handle, key)
+      : s.root.native.stateGetUserData(s.handle, key)
+  }
+
+  tryFlush() {}
+
+  destroy() {}
 }
 
 // hypercore-storage's Atom: a set of writes, across cores, that lands as one
@@ -149,6 +232,24 @@ class SessionState {
 
   hash() {
     return this.core.native.stateTreeHash(this.handle, this.length)
+  }
+
+  // hypercore's moveTo: this named session continues on `session`'s core (an Autobase
+  // fork), as its named session of the same name; its sessions migrate with it
+  async moveTo(session, length) {
+    if (session.opened === false) await session.ready()
+    const target = session.core
+    const before = this.length
+    const out = this.core.native.stateMoveTo(this.handle, target.handle, length)
+    this.update(out.state)
+    this.core = target
+    this.storage = new StateStorage(target.root, this.atom, this.handle)
+    for (const s of this.sessions.slice()) s._transferTo(target)
+    const fork = this.fork
+    for (const s of this.sessions.slice()) {
+      if (out.truncated) s.emit('truncate', before, fork)
+      if (this.length > before) s.emit('append')
+    }
   }
 
   // hypercore's catchup: a named session drops its own blocks and takes the core's tree

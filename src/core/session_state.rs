@@ -506,7 +506,7 @@ pub struct CommitTarget<'a> {
     pub signature: Option<&'a [u8]>,
     pub data_pointer: u64,
     pub signer: Option<(&'a Manifest, &'a KeyPair)>,
-    pub has_manifest: bool,
+    pub manifest: Option<&'a Manifest>,
     /// Reads the target's data (through its atom when it has one).
     pub reader: &'a dyn Reader,
 }
@@ -521,6 +521,7 @@ pub fn plan_commit(
     reader: &dyn Reader,
     length: u64,
     tree_length: Option<u64>,
+    given_signature: Option<Vec<u8>>,
 ) -> Result<Option<PlannedCommit>> {
     let tree_length = tree_length.unwrap_or_else(|| src.flushed_length());
     let current = target.tree;
@@ -544,9 +545,9 @@ pub fn plan_commit(
             }
         }
     }
-    if !target.has_manifest {
+    let Some(manifest) = target.manifest else {
         return Ok(None);
-    }
+    };
     let roots = merkle::roots_at(&src_nodes, length)?;
     let tree = MerkleTree {
         byte_length: roots.iter().map(|r| r.size).sum(),
@@ -554,7 +555,16 @@ pub fn plan_commit(
         length,
         fork: current.fork,
     };
-    let signature = if current.length < length {
+    let signature = if let Some(sig) = given_signature {
+        // a signature made elsewhere (e.g. an Autobase's indexers): it must sign this tree
+        if !signature::verify_tree(manifest, &sig, &tree.hash(), tree.length, tree.fork) {
+            return Err(Error::new(
+                "INVALID_SIGNATURE",
+                "Signature is not valid over committed tree",
+            ));
+        }
+        Some(sig)
+    } else if current.length < length {
         let (m, kp) = target.signer.ok_or_else(|| {
             Error::new(
                 "SESSION_NOT_WRITABLE",

@@ -6,7 +6,25 @@ use napi_derive::napi;
 
 use super::convert::{js_error, uint_in};
 use super::{store_closed, NativeStore, Result};
-use crate::store::{Flushed, StateInfo};
+use crate::store::{Flushed, StateInfo, StorageOp};
+
+#[napi(object)]
+pub struct StorageOpIn {
+    pub op: String,
+    pub key: Buffer,
+    pub value: Option<Buffer>,
+    pub end: Option<Buffer>,
+}
+
+#[napi(object)]
+pub struct LocalEntryOut {
+    pub key: Buffer,
+    pub value: Buffer,
+}
+
+fn bad(message: &str) -> napi::Error<super::Code> {
+    js_error(crate::error::Error::bad_argument(message))
+}
 
 #[napi(object, use_nullable = true)]
 pub struct HeadOut {
@@ -14,6 +32,12 @@ pub struct HeadOut {
     pub length: i64,
     pub root_hash: Buffer,
     pub signature: Option<Buffer>,
+}
+
+#[napi(object)]
+pub struct MovedOut {
+    pub state: StateOut,
+    pub truncated: bool,
 }
 
 #[napi(object)]
@@ -257,6 +281,31 @@ impl NativeStore {
         })
     }
 
+    /// hypercore's `state.moveTo(core, length)`; `truncated`: the session was cut to `length`.
+    #[napi]
+    pub fn state_move_to(&mut self, state: u32, target: u32, length: i64) -> Result<MovedOut> {
+        let length = uint_in(length, "length")?;
+        let (info, truncated) = self
+            .store_mut()?
+            .move_state(state, target, length)
+            .map_err(js_error)?;
+        Ok(MovedOut {
+            state: state_info_out(info),
+            truncated,
+        })
+    }
+
+    /// hypercore's `copyPrologue(src)` into core `handle` from a core or state handle.
+    #[napi]
+    pub fn copy_prologue(&mut self, handle: u32, src: u32) -> Result<bool> {
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        let copied = store.copy_prologue(handle, src).map_err(js_error)?;
+        if copied && self.replicator.is_active() {
+            self.replicator.on_local_change(store, handle);
+        }
+        Ok(copied)
+    }
+
     /// hypercore-storage's view of where a state's data is: `{ corePointer, dataPointer,
     /// dependencies }` (a core handle gives its default state's).
     #[napi]
@@ -274,6 +323,60 @@ impl NativeStore {
                 })
                 .collect(),
         })
+    }
+
+    /// A transaction of hypercore-storage's `state.storage.write()`: local records and user
+    /// data of the state's own data, one batch (into its atom when it has one).
+    #[napi]
+    pub fn storage_write(&mut self, handle: u32, ops: Vec<StorageOpIn>) -> Result<()> {
+        let mut parsed = Vec::with_capacity(ops.len());
+        for op in ops {
+            let key = op.key.to_vec();
+            let text =
+                || String::from_utf8(key.clone()).map_err(|_| bad("user data keys are strings"));
+            parsed.push(match op.op.as_str() {
+                "putLocal" => {
+                    StorageOp::PutLocal(key, op.value.map(|v| v.to_vec()).unwrap_or_default())
+                }
+                "deleteLocal" => StorageOp::DeleteLocal(key),
+                "deleteLocalRange" => StorageOp::DeleteLocalRange(key, op.end.map(|e| e.to_vec())),
+                "putUserData" => StorageOp::PutUserData(
+                    text()?,
+                    op.value.map(|v| v.to_vec()).unwrap_or_default(),
+                ),
+                "deleteUserData" => StorageOp::DeleteUserData(text()?),
+                other => return Err(bad(&format!("unknown storage write operation {other}"))),
+            });
+        }
+        self.store_mut()?
+            .storage_write(handle, parsed)
+            .map_err(js_error)
+    }
+
+    /// hypercore-storage's `createLocalStream({ gte, lt })`, read at once.
+    #[napi]
+    pub fn storage_local_range(
+        &self,
+        handle: u32,
+        gte: Buffer,
+        lt: Option<Buffer>,
+    ) -> Result<Vec<LocalEntryOut>> {
+        let entries = self
+            .store()?
+            .local_range(handle, &gte, lt.as_deref())
+            .map_err(js_error)?;
+        Ok(entries
+            .into_iter()
+            .map(|(k, v)| LocalEntryOut {
+                key: k.into(),
+                value: v.into(),
+            })
+            .collect())
+    }
+
+    #[napi]
+    pub fn storage_delete_sessions(&mut self, handle: u32) -> Result<()> {
+        self.store_mut()?.delete_sessions(handle).map_err(js_error)
     }
 
     /// The signed head of a core's default state (hypercore's `core.header.tree`).
@@ -310,12 +413,19 @@ impl NativeStore {
         state: u32,
         length: Option<i64>,
         tree_length: Option<i64>,
+        signature: Option<Buffer>,
     ) -> Result<Option<StateOut>> {
         let length = length.map(|l| uint_in(l, "length")).transpose()?;
         let tree_length = tree_length.map(|l| uint_in(l, "treeLength")).transpose()?;
         let store = self.store.as_mut().ok_or_else(store_closed)?;
         let done = store
-            .commit(handle, state, length, tree_length)
+            .commit(
+                handle,
+                state,
+                length,
+                tree_length,
+                signature.map(|s| s.to_vec()),
+            )
             .map_err(js_error)?;
         if done.is_some() && self.replicator.is_active() && store.core(handle).is_ok() {
             self.replicator.on_local_change(store, handle);

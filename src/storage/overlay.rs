@@ -66,6 +66,33 @@ impl Overlay {
         storage.get_raw(key)
     }
 
+    /// The entries of `[start, end)` as a read through the overlay sees them, in key order.
+    pub fn scan(
+        &self,
+        storage: &Storage,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut merged = BTreeMap::new();
+        storage.scan_raw(start, end, |k, v| {
+            let cleared = self
+                .cleared
+                .iter()
+                .any(|(s, e)| s.as_slice() <= k && k < e.as_slice());
+            if !cleared {
+                merged.insert(k.to_vec(), v.to_vec());
+            }
+            Ok(true)
+        })?;
+        for (k, v) in self.values.range(start.to_vec()..end.to_vec()) {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(merged.into_iter().collect())
+    }
+
     /// Everything written, as one batch; the overlay is empty afterwards.
     pub fn take(&mut self) -> Batch {
         self.values.clear();

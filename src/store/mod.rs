@@ -3,8 +3,10 @@
 //! numeric handle and each `close_core` drops one, freeing the core at zero.
 
 mod sessions;
+mod state_storage;
 
 pub use sessions::{Flushed, StateEntry, StateInfo};
+pub use state_storage::StorageOp;
 
 use std::collections::HashMap;
 use std::path::Path;

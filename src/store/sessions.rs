@@ -23,7 +23,7 @@ pub struct StateEntry {
 
 #[derive(Default)]
 pub struct AtomEntry {
-    overlay: Overlay,
+    pub(super) overlay: Overlay,
     /// The states writing into this atom, in the order they were made.
     states: Vec<u32>,
 }
@@ -355,6 +355,150 @@ impl Store {
         self.state_info(handle)
     }
 
+    /// hypercore's `state.moveTo(core, length)`: the named session continues on another
+    /// core (an Autobase fork), as that core's named session of the same name — resumed
+    /// when it has one, else made there depending on its data up to `length`. The session
+    /// is truncated to `length` first when it is longer. Returns the state and whether it
+    /// was truncated.
+    pub fn move_state(
+        &mut self,
+        handle: u32,
+        target: u32,
+        length: u64,
+    ) -> Result<(StateInfo, bool)> {
+        let e = self.states.get(&handle).ok_or_else(closed_handle)?;
+        let Some(name) = e.state.name.clone().filter(|_| e.state.atom.is_none()) else {
+            return Err(Error::new("ERR_ASSERTION", "Only named sessions can move"));
+        };
+        let truncated = length < e.state.tree.length;
+        if truncated {
+            let fork = e.state.tree.fork;
+            self.state_change(handle, false, |s, r, _, _| {
+                s.plan_truncate(r, length, fork, None, None)
+            })?;
+        }
+        let fork = self.state_entry(handle)?.state.tree.fork + u64::from(truncated);
+        let (_, p) = self.parent_view(target)?;
+        if length > p.tree.length {
+            return Err(Error::invalid_operation(format!(
+                "Cannot move a session of length {length} onto a core of length {}",
+                p.tree.length
+            )));
+        }
+        let parent = ParentView {
+            tree: if length == p.tree.length {
+                p.tree.clone()
+            } else {
+                let core = &self.cores.get(&target).ok_or_else(closed_handle)?.core;
+                let roots = merkle::roots_at(&core.nodes(&self.storage), length)?;
+                MerkleTree {
+                    byte_length: roots.iter().map(|r| r.size).sum(),
+                    roots,
+                    length,
+                    fork: p.tree.fork,
+                }
+            },
+            signature: if length == p.tree.length {
+                p.signature.clone()
+            } else {
+                None
+            },
+            ..p
+        };
+        let mut state = self.named_state(target, parent, name, false)?;
+        if state.tree.length != length {
+            let reader = via(&self.storage, &self.atoms, None);
+            let roots = merkle::roots_at(&state.nodes(&reader), length)?;
+            state.tree = MerkleTree {
+                byte_length: roots.iter().map(|r| r.size).sum(),
+                roots,
+                length,
+                fork,
+            };
+        }
+        state.tree.fork = fork;
+        let e = self.states.get_mut(&handle).ok_or_else(closed_handle)?;
+        e.core = target;
+        e.state = state;
+        Ok((self.state_info(handle)?, truncated))
+    }
+
+    /// hypercore's `copyPrologue(src)`: a core whose manifest has a prologue (the tree hash
+    /// at a length) takes those blocks and their tree from another core's state, checked
+    /// against the hash, in one batch; unsigned, as the prologue vouches for them.
+    pub fn copy_prologue(&mut self, handle: u32, src: u32) -> Result<bool> {
+        let open = self.cores.get(&handle).ok_or_else(closed_handle)?;
+        let Some(prologue) = open.core.manifest.as_ref().and_then(|m| m.prologue.clone()) else {
+            return Err(Error::bad_argument("The core's manifest has no prologue"));
+        };
+        let length = prologue.length;
+        let (src_state, src_core) = match self.states.get(&src) {
+            Some(e) => (Some(e.state.clone()), e.core),
+            None => (None, src),
+        };
+        let source = &self.cores.get(&src_core).ok_or_else(closed_handle)?.core;
+        let src_length = src_state
+            .as_ref()
+            .map_or(source.tree().length, |s| s.tree.length);
+        if src_length < length || length == 0 || open.core.tree().length >= length {
+            return Ok(false);
+        }
+        let reader = via(
+            &self.storage,
+            &self.atoms,
+            src_state.as_ref().and_then(|s| s.atom),
+        );
+        let nodes: Box<dyn crate::core::merkle::NodeSource + '_> = match &src_state {
+            Some(s) => Box::new(s.nodes(&reader)),
+            None => Box::new(source.nodes(&self.storage)),
+        };
+        let roots = merkle::roots_at(nodes.as_ref(), length)?;
+        if merkle::hash_roots(&roots) != prologue.hash {
+            return Err(Error::invalid_operation(
+                "The source does not match the prologue's tree hash",
+            ));
+        }
+        let dp = open.core.data_pointer;
+        let mut batch = Batch::new();
+        let last = 2 * (length - 1);
+        for index in 0..=last {
+            if crate::core::flat_tree::right_span(index) > last {
+                continue;
+            }
+            if let Some(n) = nodes.node(index)? {
+                batch.put_tree_node(dp, &n);
+            }
+        }
+        let mut bitfield = crate::core::bitfield::Bitfield::default();
+        for i in 0..length {
+            let block = match &src_state {
+                Some(s) => s.get(&reader, i)?,
+                None => source.get(&self.storage, i)?,
+            };
+            if let Some(b) = block {
+                batch.put_block(dp, i, &b);
+                bitfield.set_range(i, i + 1, true);
+            }
+        }
+        for page in 0..=(length - 1) / crate::core::bitfield::PAGE_BITS {
+            if let Some(bytes) = bitfield.page(page) {
+                batch.put_bitfield_page(dp, page, bytes);
+            }
+        }
+        let tree = MerkleTree {
+            byte_length: roots.iter().map(|r| r.size).sum(),
+            roots,
+            length,
+            fork: open.core.tree().fork,
+        };
+        batch.put_core_head(dp, &crate::core::session_state::head_record(&tree, None));
+        drop(nodes);
+        self.storage.write(batch)?;
+        let open = self.cores.get_mut(&handle).ok_or_else(closed_handle)?;
+        open.core.adopt_written(&self.storage, tree, None)?;
+        Ok(true)
+    }
+
     /// hypercore's `state.catchup(length)` for a named session; returns the state and the
     /// length it shared with the core before.
     pub fn state_catchup(&mut self, handle: u32, length: u64) -> Result<(StateInfo, u64)> {
@@ -398,6 +542,7 @@ impl Store {
         src: u32,
         length: Option<u64>,
         tree_length: Option<u64>,
+        given_signature: Option<Vec<u8>>,
     ) -> Result<Option<StateInfo>> {
         let source = self
             .states
@@ -438,10 +583,17 @@ impl Store {
                 signature,
                 data_pointer: core.data_pointer,
                 signer: core.signing_key(),
-                has_manifest: core.manifest.is_some(),
+                manifest: core.manifest.as_ref(),
                 reader: &dst_reader,
             };
-            plan_commit(&t, &source_state, &src_reader, length, tree_length)?
+            plan_commit(
+                &t,
+                &source_state,
+                &src_reader,
+                length,
+                tree_length,
+                given_signature,
+            )?
         };
         let Some(planned) = planned else {
             return Ok(None);
