@@ -4,6 +4,7 @@ const { EventEmitter } = require('events')
 const path = require('path')
 const Hypercore = require('./lib/hypercore')
 const CoreState = require('./lib/core-state')
+const StoreStorage = require('./lib/store-storage')
 const { ListStream } = require('./lib/streams')
 const { ReplicationStream, Replication, attachSecretStream, isSecretStream } = require('./lib/replication')
 const { toBuffer } = require('./lib/encodings')
@@ -23,7 +24,7 @@ class Corestore extends EventEmitter {
     this.opened = false
     this.closed = false
 
-    this.storage = this.root ? this.root.storage : storage
+    this.storage = this.root ? this.root.storage : new StoreStorage(this, storage)
     this.corestores = this.root ? this.root.corestores : new Set()
     this.readOnly = opts.writable === false || !!opts.readOnly
     this.primaryKey = this.root ? this.root.primaryKey : opts.primaryKey || null
@@ -56,6 +57,7 @@ class Corestore extends EventEmitter {
       throw BAD_ARGUMENT('namespace must be a 32-byte Buffer')
     }
     if (!this.root && typeof storage !== 'string') {
+      this.storage = null
       throw BAD_ARGUMENT('corestore-native needs a storage directory path')
     }
 
@@ -93,7 +95,7 @@ class Corestore extends EventEmitter {
 
     let native
     try {
-      native = new binding.NativeStore(path.resolve(this.storage), {
+      native = new binding.NativeStore(path.resolve(this.storage.path), {
         primaryKey: this.primaryKey ? toBuffer(this.primaryKey) : undefined,
         readOnly: this.readOnly
       })

@@ -53,6 +53,12 @@ class CoreState {
     }
   }
 
+  // hypercore's `core.replicator`: the members libraries call on it
+  get replicator() {
+    if (this._replicator === undefined) this._replicator = new ReplicatorView(this)
+    return this._replicator
+  }
+
   // hypercore's copyPrologue: a core whose manifest has a prologue takes those blocks
   // and their tree from `src` (a core's state), checked against the prologue's hash
   async copyPrologue(src) {
@@ -302,6 +308,23 @@ class CoreState {
       this._exclusive = next.session
       next.resolve()
     }
+  }
+}
+
+class ReplicatorView {
+  constructor(core) {
+    this.core = core
+    this.inflightRange = null
+  }
+
+  get peers() {
+    return this.core.peers
+  }
+
+  // requests each channel of this core keeps in flight, at least `min`, at most `max`
+  setInflightRange(min, max) {
+    this.inflightRange = [min, max]
+    this.core.native.replicationSetInflightRange(this.core.handle, min, max)
   }
 }
 

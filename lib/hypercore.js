@@ -502,6 +502,10 @@ class Hypercore extends EventEmitter {
     return this.core === null ? [] : this.core.peers
   }
 
+  get replicator() {
+    return this.core === null ? null : this.core.replicator
+  }
+
   get globalCache() {
     return null
   }

@@ -393,6 +393,13 @@ impl NativeStore {
         })
     }
 
+    /// hypercore's `replicator.setInflightRange(min, max)` for one core.
+    #[napi]
+    pub fn replication_set_inflight_range(&mut self, handle: u32, min: u32, max: u32) {
+        self.replicator
+            .set_inflight_range(handle, min as usize, max as usize);
+    }
+
     /// hypercore's `core.compact()`: RocksDB compacts the core's records.
     #[napi]
     pub fn compact(&self, handle: u32) -> Result<()> {

@@ -106,12 +106,23 @@ pub struct Replicator {
     inflight_upgrades: BTreeSet<u32>,
     /// Cores with a reorg (fork proof) in flight.
     inflight_reorgs: BTreeSet<u32>,
+    /// hypercore's `replicator.setInflightRange(min, max)`, per core: the bounds of the
+    /// block requests a channel keeps in flight.
+    inflight_ranges: HashMap<u32, (usize, usize)>,
     out: Output,
 }
 
 impl Replicator {
     pub fn is_active(&self) -> bool {
         !self.peers.is_empty()
+    }
+
+    /// Bounds the block requests in flight per channel of a core (hypercore's
+    /// `setInflightRange`; Hyperbee asks for 256-512 as its nodes are small).
+    pub fn set_inflight_range(&mut self, handle: u32, min: usize, max: usize) {
+        let max = max.clamp(1, MAX_INFLIGHT);
+        self.inflight_ranges
+            .insert(handle, (min.clamp(1, max), max));
     }
 
     pub fn take_output(&mut self) -> Output {
@@ -652,7 +663,10 @@ impl Replicator {
             return;
         };
         let state = core.state();
-        let limit = inflight_limit(state.byte_length, state.length);
+        let mut limit = inflight_limit(state.byte_length, state.length);
+        if let Some(&(min, max)) = self.inflight_ranges.get(&handle) {
+            limit = limit.clamp(min, max);
+        }
         // Free request slots on the peers that can serve this core: never look at more
         // wanted blocks than can be asked for now (this runs after every block received).
         let free: usize = self
