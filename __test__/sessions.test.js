@@ -340,3 +340,39 @@ same('state.storage: local records and user data in one write, through an atom, 
     return { flushed, first, second, inAtom, pending, landed, fresh }
   })
 )
+
+same('state.storage.read() and createBlockStream show the same records as JS', (C, dir) =>
+  withCore(C, dir, async (core) => {
+    await core.append(['a', 'b', 'c', 'd', 'e'])
+    await core.clear(1, 3)
+    const view = async (s) => {
+      const rx = s.state.storage.read()
+      const reads = Promise.all([
+        rx.getHead(),
+        rx.getHints(),
+        rx.getBlock(4),
+        rx.getTreeNode(3),
+        rx.getBitfieldPage(0)
+      ])
+      rx.tryFlush() // hypercore-storage runs the batched reads here
+      const [head, hints, block, node, page] = await reads
+      const blocks = []
+      for await (const b of s.state.storage.createBlockStream({ gte: 0, lt: 5 })) {
+        blocks.push(b.index + ':' + str(b.value))
+      }
+      return {
+        head: head && [head.fork, head.length, hex(head.rootHash)],
+        hints: hints && hints.contiguousLength,
+        block: str(block),
+        node: node && [node.index, node.size, hex(node.hash)],
+        page: page && hex(page.subarray(0, 4)),
+        blocks
+      }
+    }
+    const s = core.session({ name: 'draft' })
+    await s.append('f')
+    const out = { core: await view(core), draft: await view(s) }
+    await s.close()
+    return out
+  })
+)

@@ -53,6 +53,11 @@ class CoreState {
     }
   }
 
+  // hypercore's `core.storage`: the default state's hypercore-storage view
+  get storage() {
+    return this.state.storage
+  }
+
   // hypercore's `core.replicator`: the members libraries call on it
   get replicator() {
     if (this._replicator === undefined) this._replicator = new ReplicatorView(this)

@@ -42,6 +42,13 @@ class StateStorage {
     return Readable.from(entries, { objectMode: true })
   }
 
+  // hypercore-storage's block stream: { index, value } of the blocks this state holds
+  createBlockStream({ gt = -1, gte = gt + 1, lte = -1, lt = lte === -1 ? -1 : lte + 1, reverse = false } = {}) {
+    const blocks = this.root.native.storageBlocks(this.handle, gte, lt)
+    if (reverse) blocks.reverse()
+    return Readable.from(blocks, { objectMode: true })
+  }
+
   async deleteSessions() {
     this.root.native.storageDeleteSessions(this.handle)
   }
@@ -101,6 +108,26 @@ class StorageTx {
 class StorageRx {
   constructor(storage) {
     this.storage = storage
+  }
+
+  async getBlock(index) {
+    return this.storage.root.native.storageBlock(this.storage.handle, index)
+  }
+
+  async getTreeNode(index) {
+    return this.storage.root.native.storageTreeNode(this.storage.handle, index)
+  }
+
+  async getHead() {
+    return this.storage.root.native.storageHead(this.storage.handle)
+  }
+
+  async getHints() {
+    return this.storage.root.native.storageHints(this.storage.handle)
+  }
+
+  async getBitfieldPage(index) {
+    return this.storage.root.native.storageBitfieldPage(this.storage.handle, index)
   }
 
   async getUserData(key) {

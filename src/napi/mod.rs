@@ -5,6 +5,7 @@
 mod convert;
 mod encryption;
 mod sessions;
+mod storage_view;
 
 use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi::Env;

@@ -47,7 +47,7 @@ pub struct Flushed {
 }
 
 /// Reads of a state: straight from RocksDB, or through its atom's writes.
-enum Via<'a> {
+pub(super) enum Via<'a> {
     Db(&'a Storage),
     Atom(Overlaid<'a>),
 }
@@ -61,7 +61,7 @@ impl Reader for Via<'_> {
     }
 }
 
-fn via<'a>(
+pub(super) fn via<'a>(
     storage: &'a Storage,
     atoms: &'a HashMap<u32, AtomEntry>,
     link: Option<AtomLink>,

@@ -3,10 +3,12 @@
 //! and user data of a state's own data, written as one batch per transaction — into the
 //! state's atom when it has one, so they land with the atom's flush.
 
+use crate::core::merkle::NodeSource;
 use crate::core::session_state::AtomLink;
 use crate::error::{Error, Result};
-use crate::storage::{keys, Batch, Sessions};
+use crate::storage::{keys, Batch, CoreHead, Hints, Reader, Sessions, TreeNode};
 
+use super::sessions::via;
 use super::{closed_handle, Store};
 
 /// One operation of a write transaction, as the facade hands it over.
@@ -118,5 +120,66 @@ impl Store {
         }
         self.storage.write(batch)?;
         Ok(())
+    }
+
+    /// A raw record of the handle's own data (head, hints, bitfield page) as it reads it.
+    fn own_record(&self, handle: u32, key: impl FnOnce(u64) -> Vec<u8>) -> Result<Option<Vec<u8>>> {
+        let (dp, atom) = self.data_of(handle)?;
+        Ok(via(&self.storage, &self.atoms, atom).get(&key(dp))?)
+    }
+
+    pub fn storage_head(&self, handle: u32) -> Result<Option<CoreHead>> {
+        match self.own_record(handle, keys::data_head)? {
+            Some(v) => Ok(Some(CoreHead::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn storage_hints(&self, handle: u32) -> Result<Option<Hints>> {
+        match self.own_record(handle, keys::data_hints)? {
+            Some(v) => Ok(Some(Hints::decode(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn storage_bitfield_page(&self, handle: u32, page: u64) -> Result<Option<Vec<u8>>> {
+        self.own_record(handle, |dp| keys::bitfield(dp, page, 0))
+    }
+
+    /// A block as the handle's state reads it (through its dependencies).
+    pub fn storage_block(&self, handle: u32, index: u64) -> Result<Option<Vec<u8>>> {
+        if let Some(open) = self.cores.get(&handle) {
+            return Ok(self.storage.block(open.core.data_pointer, index)?);
+        }
+        self.state_read(handle, |s, r| s.get(r, index))
+    }
+
+    /// Blocks in `[start, end)` (`end` None: all) that the handle's state holds, in order.
+    pub fn storage_blocks(
+        &self,
+        handle: u32,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
+        if let Some(open) = self.cores.get(&handle) {
+            return Ok(self.storage.blocks(open.core.data_pointer, start, end)?);
+        }
+        self.state_read(handle, |s, r| {
+            let end = end.map_or(s.tree.length, |e| e.min(s.tree.length));
+            let mut out = Vec::new();
+            for i in start..end {
+                if let Some(b) = s.get(r, i)? {
+                    out.push((i, b));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    pub fn storage_tree_node(&self, handle: u32, index: u64) -> Result<Option<TreeNode>> {
+        if let Some(open) = self.cores.get(&handle) {
+            return open.core.nodes(&self.storage).node(index);
+        }
+        self.state_read(handle, |s, r| s.nodes(r).node(index))
     }
 }
