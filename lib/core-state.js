@@ -316,18 +316,24 @@ class CoreState {
   }
 }
 
+// hypercore's default in-flight range of a peer's block requests
+const DEFAULT_INFLIGHT_RANGE = [16, 512]
+
 class ReplicatorView {
   constructor(core) {
     this.core = core
-    this.inflightRange = null
+    this.inflightRange = DEFAULT_INFLIGHT_RANGE
   }
 
   get peers() {
     return this.core.peers
   }
 
-  // requests each channel of this core keeps in flight, at least `min`, at most `max`
+  // requests each channel of this core keeps in flight, at least `min`, at most `max`;
+  // also takes the [min, max] pair that `inflightRange` gives back (mirror-drive restores it so)
   setInflightRange(min, max) {
+    if (Array.isArray(min)) [min, max] = min
+    if (!Number.isInteger(min) || !Number.isInteger(max) || min < 0 || max < 0) return
     this.inflightRange = [min, max]
     this.core.native.replicationSetInflightRange(this.core.handle, min, max)
   }
