@@ -376,3 +376,17 @@ same('state.storage.read() and createBlockStream show the same records as JS', (
     return out
   })
 )
+
+same('state.storage.createMarkStream shows the mark pages as JS', (C, dir) =>
+  withCore(C, dir, async (core) => {
+    await core.append(['a', 'b', 'c'])
+    const before = []
+    for await (const m of core.state.storage.createMarkStream()) before.push(m.index)
+    await core.startMarking()
+    await core.get(1)
+    await core.markBlock(2)
+    const after = []
+    for await (const m of core.state.storage.createMarkStream()) after.push([m.index, hex(m.page.subarray(0, 2))])
+    return { before, after }
+  })
+)

@@ -49,6 +49,13 @@ class StateStorage {
     return Readable.from(blocks, { objectMode: true })
   }
 
+  // hypercore-storage's mark stream: { index, page } of the mark-and-sweep pages
+  createMarkStream({ reverse = false } = {}) {
+    const pages = this.root.native.storageMarks(this.handle).map((p) => ({ index: p.index, page: p.value }))
+    if (reverse) pages.reverse()
+    return Readable.from(pages, { objectMode: true })
+  }
+
   async deleteSessions() {
     this.root.native.storageDeleteSessions(this.handle)
   }

@@ -107,4 +107,17 @@ impl NativeStore {
             .map_err(js_error)?;
         Ok(bytes.map(Buffer::from))
     }
+
+    /// hypercore-storage's `createMarkStream()`: (page index, page bytes) of the marks.
+    #[napi]
+    pub fn storage_marks(&self, handle: u32) -> Result<Vec<BlockOut>> {
+        let pages = self.store()?.storage_marks(handle).map_err(js_error)?;
+        Ok(pages
+            .into_iter()
+            .map(|(i, v)| BlockOut {
+                index: i as i64,
+                value: v.into(),
+            })
+            .collect())
+    }
 }

@@ -182,4 +182,10 @@ impl Store {
         }
         self.state_read(handle, |s, r| s.nodes(r).node(index))
     }
+
+    /// The mark pages (hypercore's mark-and-sweep) of the handle's own data, in order.
+    pub fn storage_marks(&self, handle: u32) -> Result<Vec<(u64, Vec<u8>)>> {
+        let (dp, _) = self.data_of(handle)?;
+        Ok(self.storage.marks(dp)?)
+    }
 }
