@@ -11,3 +11,6 @@ pub mod replication;
 pub mod storage;
 pub mod store;
 pub mod wire;
+
+#[cfg(test)]
+mod fuzz_tests;

@@ -1216,7 +1216,7 @@ fn from_nodes(nodes: &[TreeNode]) -> Vec<messages::Node> {
         .collect()
 }
 
-fn proof_from_data(m: &messages::Data) -> Proof {
+pub(crate) fn proof_from_data(m: &messages::Data) -> Proof {
     Proof {
         fork: m.fork,
         block: m.block.as_ref().map(|b| proof::BlockProof {

@@ -100,6 +100,7 @@ impl fmt::Debug for HandshakeResult {
 
 /// One side of a Noise XX handshake. Initiator: `send`, `recv`, `send`; responder: `recv`,
 /// `send`, `recv`. Any failure (or a call out of turn) poisons the handshake.
+#[derive(Clone)]
 pub struct Handshake {
     is_initiator: bool,
     s: KeyPair,

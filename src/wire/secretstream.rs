@@ -87,6 +87,7 @@ pub fn stream_id(handshake_hash: &[u8; 64], is_initiator: bool) -> [u8; 32] {
 /// The state of one direction of libsodium's crypto_secretstream_xchacha20poly1305:
 /// a ChaCha20 key (HChaCha20 of the key and the first 16 header bytes) and an IETF nonce of
 /// a 32-bit block counter (starting at 1) and an 8-bit "inonce" (the last 8 header bytes).
+#[derive(Clone)]
 pub struct SodiumSecretStream {
     k: [u8; 32],
     nonce: [u8; 12],
@@ -231,6 +232,7 @@ fn ct_eq(a: &[u8; 16], b: &[u8]) -> bool {
 // ---------------------------------------------------------------------------------------
 // The stream
 
+#[derive(Clone)]
 enum Phase {
     /// Running the Noise handshake.
     Handshake(Box<Handshake>),
@@ -241,6 +243,7 @@ enum Phase {
 }
 
 /// One side of a secret-stream connection.
+#[derive(Clone)]
 pub struct SecretStream {
     is_initiator: bool,
     public_key: [u8; 32],
