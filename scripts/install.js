@@ -30,7 +30,9 @@ function hasLibclang () {
   if (process.env.LIBCLANG_PATH) return true
   if (process.platform !== 'linux') return true // bindgen finds Xcode's / LLVM's clang
   try {
-    return /libclang/.test(execFileSync('ldconfig', ['-p'], { encoding: 'utf8' }))
+    // what bindgen (clang-sys) loads: libclang.so or libclang-<version>.so; a system with only
+    // libclang-cpp.so cannot build
+    return /libclang(-[0-9.]+)?\.so/.test(execFileSync('ldconfig', ['-p'], { encoding: 'utf8' }))
   } catch {
     return true // cannot tell; let the build say
   }
