@@ -184,10 +184,8 @@ class Corestore extends EventEmitter {
   }
 
   namespace(name, opts) {
-    if (typeof name !== 'string' && !(name instanceof Uint8Array)) {
-      throw BAD_ARGUMENT('namespace name must be a string or a Buffer')
-    }
-    const bytes = typeof name === 'string' ? Buffer.from(name) : toBuffer(name)
+    // as corestore (b4a.from): other values throw Node's ERR_INVALID_ARG_TYPE
+    const bytes = name instanceof Uint8Array ? toBuffer(name) : Buffer.from(name)
     return this.session({ ...opts, namespace: binding.deriveNamespace(this.ns, bytes) })
   }
 
