@@ -1,6 +1,8 @@
 'use strict'
-// Packaging: `npm pack` the repo, install the tarball into an empty project, and use it from
-// CommonJS and ESM. Slow and needs the npm registry (for streamx): only with PACK_TEST=1.
+// Packaging, as a release publishes it: the main package and the linux-x64-gnu package
+// (scripts/pack-release.js), installed into an empty project with no Rust toolchain on PATH,
+// then used from CommonJS and ESM and replicated with JS corestore. Needs the npm registry
+// (for streamx): only with PACK_TEST=1 (.ci/run sets it).
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('fs')
@@ -28,8 +30,11 @@ function run(cmd, args, cwd) {
   })
 }
 
+// Run in the installed project: corestore-native from its node_modules, JS corestore from
+// this repo's (REF_CORESTORE), replicating to each other.
 const CJS = `
 const Corestore = require('corestore-native')
+const JSCorestore = require(process.env.REF_CORESTORE)
 const fs = require('fs'), os = require('os'), path = require('path')
 ;(async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'csn-pack-'))
@@ -37,17 +42,18 @@ const fs = require('fs'), os = require('os'), path = require('path')
   const core = store.get({ name: 'packed' })
   await core.ready()
   const res = await core.append([Buffer.from('hello'), Buffer.from('world')])
-  const block = (await core.get(1)).toString()
-  const key = core.key.toString('hex')
+  const js = new JSCorestore(fs.mkdtempSync(path.join(os.tmpdir(), 'csn-pack-js-')))
+  const replica = js.get({ key: core.key })
+  const a = store.replicate(true), b = js.replicate(false)
+  a.pipe(b).pipe(a)
+  const fromJs = (await replica.get(1)).toString()
+  a.destroy(); b.destroy()
+  await js.close()
   await store.close()
-  const again = new Corestore(dir)
-  const c2 = again.get({ name: 'packed' })
-  await c2.ready()
-  const out = { res, block, sameKey: c2.key.toString('hex') === key, length: c2.length,
-    resolved: require.resolve('corestore-native'), type: typeof Corestore }
-  await again.close()
   fs.rmSync(dir, { recursive: true, force: true })
-  console.log(JSON.stringify(out))
+  const pkg = require('corestore-native/package.json')
+  console.log(JSON.stringify({ res, fromJs, version: pkg.version, type: typeof Corestore,
+    resolved: require.resolve('corestore-native'), addon: require.resolve('corestore-native-linux-x64-gnu') }))
 })().catch((err) => { console.error(err); process.exit(1) })
 `
 
@@ -67,35 +73,53 @@ fs.rmSync(dir, { recursive: true, force: true })
 console.log(JSON.stringify({ res, block, type: typeof Corestore }))
 `
 
-test('npm pack, install into an empty project, require and import', { skip, timeout: 600000 }, async (t) => {
+// a PATH with node and the system tools, but not cargo (~/.cargo/bin)
+function cleanEnv() {
+  const env = { ...process.env, npm_config_update_notifier: 'false' }
+  delete env.CORESTORE_NATIVE_FORCE_BUILD
+  env.PATH = [path.dirname(process.execPath), '/usr/bin', '/bin'].join(path.delimiter)
+  return env
+}
+
+test('the release tarballs install in seconds without a toolchain, and work from require and import', { skip, timeout: 600000 }, async (t) => {
   const packDir = tmpdir(t)
   const projDir = tmpdir(t)
 
-  const packed = JSON.parse(run(NPM, ['pack', '--json', '--pack-destination', packDir], ROOT))
-  const tarball = path.join(packDir, packed[0].filename)
-  assert.ok(fs.existsSync(tarball), 'tarball written')
-  const files = packed[0].files.map((f) => f.path)
-  assert.ok(files.includes('index.js'), 'index.js is packed')
-  assert.ok(files.includes('package.json'))
-  assert.ok(!files.some((f) => f.startsWith('__test__/')), 'tests are not packed')
-  assert.ok(!files.some((f) => f.startsWith('src/')), 'Rust sources are not packed')
+  const out = run(process.execPath, [path.join(ROOT, 'scripts', 'pack-release.js'), '--out', packDir], ROOT)
+  const { main, platforms } = JSON.parse(out.trim().split('\n').pop())
+  const host = platforms.find((p) => path.basename(p).startsWith('corestore-native-linux-x64-gnu-'))
+  assert.ok(host, 'the linux-x64-gnu package is packed: ' + platforms.join(', '))
+  const mainFiles = run('tar', ['tzf', main], packDir).split('\n')
+  assert.ok(mainFiles.includes('package/index.js'), 'index.js is packed')
+  assert.ok(!mainFiles.some((f) => f.endsWith('.node')), 'the main package has no addon')
+  assert.ok(!mainFiles.some((f) => f.startsWith('package/src/') || f.startsWith('package/__test__/')))
+  assert.ok(run('tar', ['tzf', host], packDir).includes('corestore-native.linux-x64-gnu.node'))
 
   run(NPM, ['init', '-y'], projDir)
-  run(NPM, ['install', tarball, '--ignore-scripts=false', '--no-audit', '--no-fund'], projDir)
+  const env = cleanEnv()
+  assert.throws(() => execFileSync('cargo', ['--version'], { env, stdio: 'ignore' }), 'no cargo on this PATH')
+  const started = Date.now()
+  execFileSync(NPM, ['install', main, host, '--no-audit', '--no-fund'], { cwd: projDir, env, stdio: 'pipe', timeout: 300000 })
+  const seconds = (Date.now() - started) / 1000
+  console.log(`# install of the release tarballs, no toolchain on PATH: ${seconds.toFixed(1)} s`)
+  assert.ok(seconds < 30, `install took ${seconds} s`)
+
   const installed = path.join(projDir, 'node_modules', 'corestore-native')
-  assert.ok(fs.existsSync(path.join(installed, 'package.json')))
   const deps = Object.keys(JSON.parse(fs.readFileSync(path.join(installed, 'package.json'))).dependencies || {})
-  // streamx for the streams, protomux to share a Hyperswarm connection's multiplexer,
-  // compact-encoding for extension messages (as hypercore encodes them)
   assert.deepEqual(deps.sort(), ['compact-encoding', 'protomux', 'streamx'], 'runtime dependencies')
 
-  const cjs = JSON.parse(run(process.execPath, ['-e', CJS], projDir).trim().split('\n').pop())
+  const ref = require.resolve('corestore')
+  const cjs = JSON.parse(
+    execFileSync(process.execPath, ['-e', CJS], { cwd: projDir, env: { ...env, REF_CORESTORE: ref }, encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .pop()
+  )
   assert.deepEqual(cjs.res, { length: 2, byteLength: 10 })
-  assert.equal(cjs.block, 'world')
-  assert.equal(cjs.sameKey, true)
-  assert.equal(cjs.length, 2)
+  assert.equal(cjs.fromJs, 'world', 'JS corestore replicated from the installed package')
   assert.equal(cjs.type, 'function')
   assert.ok(cjs.resolved.startsWith(installed), 'resolved from the installed package: ' + cjs.resolved)
+  assert.ok(cjs.addon.includes('corestore-native-linux-x64-gnu'), 'the addon came from the platform package')
 
   const esmFile = path.join(projDir, 'check.mjs')
   fs.writeFileSync(esmFile, ESM)
