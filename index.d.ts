@@ -31,6 +31,8 @@ declare class Corestore extends EventEmitter {
   readonly opening: Promise<void> | null
   /** True if the store was opened with `writable: false` or `readOnly: true`. */
   readonly readOnly: boolean
+  /** The store's storage: its directory, and atoms (`store.storage.createAtom()`). */
+  readonly storage: Corestore.StoreStorage
   /** The manifest version used for cores created by name (default 1). */
   readonly manifestVersion: number
   /** The 32-byte namespace of this store session (32 zero bytes for the default namespace). */
@@ -342,8 +344,10 @@ declare namespace Corestore {
     snapshot?: boolean
     /** Named (persisted) branch of the core. */
     name?: string
-    /** Length to check out a named session at. */
+    /** Length to check out a named or atomic session at. */
     checkout?: number
+    /** An atom (`state.storage.createAtom()`): this session's writes wait in it until atom.flush(). */
+    atom?: Atom
     overwrite?: boolean
     keyPair?: KeyPairLike | null
     encryption?: Buffer | EncryptionOptions | EncryptionProvider | null
@@ -476,13 +480,32 @@ declare namespace Corestore {
 
   /**
    * A session on a core (what `store.get()` returns). `T` is the block type given by the
-   * session's valueEncoding. Key-derived properties are null until the session is ready.
+   * session's valueEncoding.
    */
   interface Hypercore<T = Buffer> extends EventEmitter {
-    readonly key: Buffer | null
-    readonly discoveryKey: Buffer | null
-    /** z32 encoding of the key. */
-    readonly id: string | null
+    /**
+     * The core's public key. Typed as always present, as applications use it after
+     * `ready()`; before that it is null for a core opened by name or discovery key.
+     */
+    readonly key: Buffer
+    /** The discovery key (null before `ready()` like `key`). */
+    readonly discoveryKey: Buffer
+    /** z32 encoding of the key (null before `ready()` like `key`). */
+    readonly id: string
+    /** Blocks 0..n all stored locally, as far as a peer reported to have them. */
+    readonly remoteContiguousLength: number
+    /** hypercore's contiguousByteLength (0, as in hypercore 11). */
+    readonly contiguousByteLength: number
+    /** hypercore's `recovering` hint (0). */
+    readonly recovering: number
+    readonly globalCache: null
+    /**
+     * The session's state: the core's default one, or the named/atomic one this session was
+     * made with (`session({ name })`, `session({ atom })`).
+     */
+    readonly state: SessionState
+    /** Members of hypercore's replicator that libraries call. */
+    readonly replicator: Replicator | null
     readonly length: number
     readonly contiguousLength: number
     /** Bytes in blocks 0..length (excluding padding). */
@@ -568,6 +591,25 @@ declare namespace Corestore {
     /** Clear every block that no mark covers, and the marks. */
     sweep(opts?: { batchSize?: number }): Promise<void>
 
+    /**
+     * hypercore's commit: what the named session `session` added (up to `opts.length`)
+     * becomes this core's signed state. Resolves null when the core moved on in a way the
+     * session does not contain.
+     */
+    commit(session: Hypercore<any>, opts?: CommitOptions): Promise<AppendResult | null>
+    /** Compacts this core's records in RocksDB. */
+    compact(): Promise<void>
+
+    getManifest(opts?: { raw?: boolean }): Manifest | Buffer | null
+    setKeyPair(keyPair: KeyPairLike | null): void
+    setActive(active: boolean): void
+    /** A writable stream of blocks, appended as they come. */
+    createWriteStream(): WriteStream<T>
+    /** Stops a download() (as download.destroy()). */
+    undownload(range: Download): void
+    /** hypercore's cancel(request): does nothing. */
+    cancel(request?: unknown): void
+
     /** The bytes the core's signers sign for the tree at `length` (default: current), `fork`. */
     signable(length?: number, fork?: number): Promise<Buffer>
 
@@ -604,6 +646,94 @@ declare namespace Corestore {
     prependOnceListener(event: string | symbol, listener: (...args: any[]) => void): this
     removeListener<K extends keyof HypercoreEvents>(event: K, listener: HypercoreEvents[K]): this
     removeListener(event: string | symbol, listener: (...args: any[]) => void): this
+  }
+
+  interface CommitOptions {
+    length?: number
+    treeLength?: number
+    /** A signature made elsewhere (verified against the manifest) instead of signing here. */
+    signature?: Buffer
+  }
+
+  interface Replicator {
+    readonly peers: HypercorePeer[]
+    readonly inflightRange: [number, number]
+    /** Block requests each channel of this core keeps in flight: at least min, at most max. */
+    setInflightRange(min: number | [number, number], max?: number): void
+  }
+
+  /** hypercore-storage's Atom: writes of several cores' sessions that land as one. */
+  interface Atom {
+    flush(): Promise<void>
+    flushed(): Promise<void>
+    preflush(fn: () => void): void
+    onflush(fn: () => Promise<void> | void): void
+    readonly flushing: boolean
+  }
+
+  interface StorageTx {
+    putLocal(key: Buffer, value: Buffer): void
+    deleteLocal(key: Buffer): void
+    deleteLocalRange(start: Buffer, end: Buffer | null): void
+    putUserData(key: string, value: Buffer | string): void
+    deleteUserData(key: string): void
+    /** true when written to RocksDB, false when it went into the state's atom. */
+    flush(): Promise<boolean>
+  }
+
+  interface StorageRx {
+    getBlock(index: number): Promise<Buffer | null>
+    getTreeNode(index: number): Promise<{ index: number; size: number; hash: Buffer } | null>
+    getHead(): Promise<{ fork: number; length: number; rootHash: Buffer; signature: Buffer | null } | null>
+    getHints(): Promise<{ contiguousLength: number; remoteContiguousLength: number; recovering: number } | null>
+    getBitfieldPage(index: number): Promise<Buffer | null>
+    getUserData(key: string): Promise<Buffer | null>
+    tryFlush(): void
+    destroy(): void
+  }
+
+  /** A state's hypercore-storage view (`session.state.storage`). */
+  interface StateStorage {
+    readonly atom: Atom | null
+    readonly dependencies: { dataPointer: number; length: number }[]
+    createAtom(): Atom
+    write(): StorageTx
+    read(): StorageRx
+    createLocalStream(range?: { gte?: Buffer; lt?: Buffer | null; reverse?: boolean }): ReadStream<{ key: Buffer; value: Buffer }>
+    createBlockStream(range?: { gt?: number; gte?: number; lt?: number; lte?: number; reverse?: boolean }): ReadStream<{ index: number; value: Buffer }>
+    createMarkStream(range?: { reverse?: boolean }): ReadStream<{ index: number; page: Buffer }>
+    deleteSessions(): Promise<void>
+  }
+
+  /** hypercore's session state: the core's default one, or a named or atomic one. */
+  interface SessionState {
+    readonly name: string | null
+    readonly atom: Atom | null
+    readonly length: number
+    readonly byteLength: number
+    readonly fork: number
+    readonly signedLength: number
+    readonly storage: StateStorage
+    isDefault(): boolean
+    /** The tree hash at this state's length. */
+    hash(): Buffer
+    /** A named session: drop its own blocks and take the core's tree at `length`. */
+    catchup?(length: number): Promise<void>
+    /** A named session: continue on the core of `session` (after its copyPrologue). */
+    moveTo?(session: Hypercore<any>, length: number): Promise<void>
+  }
+
+  /** What `store.storage` is: the directory, and the atoms. */
+  interface StoreStorage {
+    readonly path: string
+    createAtom(): Atom
+    getAuth(discoveryKey: Buffer): Promise<CoreAuth | null>
+  }
+
+  interface WriteStream<T> extends EventEmitter {
+    write(block: AppendValue<T>): boolean
+    end(cb?: () => void): this
+    destroy(err?: Error | null): void
   }
 
   // ---------------------------------------------------------------------------

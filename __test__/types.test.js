@@ -48,3 +48,35 @@ test('index.d.ts declarations are valid on their own', () => {
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
+
+// Every public member of the runtime classes is declared: a program touching each one
+// compiles against index.d.ts.
+test('everything public at runtime is declared', () => {
+  const Hypercore = require('../lib/hypercore.js')
+  const Corestore = require('../index.js')
+  const members = (C) =>
+    Object.getOwnPropertyNames(C.prototype).filter((n) => !n.startsWith('_') && n !== 'constructor')
+  let src = "import Corestore from 'corestore-native'\ndeclare const store: Corestore\n"
+  src += 'declare const core: Corestore.Hypercore<Buffer>\n'
+  for (const n of members(Hypercore)) src += `void core.${n}\n`
+  for (const n of members(Corestore)) src += `void store.${n}\n`
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'corestore-native-members-'))
+  try {
+    fs.writeFileSync(path.join(dir, 'members.ts'), src)
+    fs.writeFileSync(
+      path.join(dir, 'tsconfig.json'),
+      JSON.stringify({
+        extends: path.join(root, '__test__', 'types', 'tsconfig.json'),
+        compilerOptions: {
+          paths: { 'corestore-native': [path.join(root, 'index.d.ts')] },
+          typeRoots: [path.join(root, 'node_modules', '@types')]
+        },
+        files: ['members.ts']
+      })
+    )
+    const { status, output } = runTsc(['-p', path.join(dir, 'tsconfig.json')])
+    assert.strictEqual(status, 0, output)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
