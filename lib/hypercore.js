@@ -387,10 +387,11 @@ class Hypercore extends EventEmitter {
     return this._snapshot !== null && l > this._snapshot.compat ? this._snapshot.compat : l
   }
 
+  // as hypercore: false until the session is open; then whether its key pair can sign
+  // (a key pair that is not a signer still counts: its appends fail)
   get writable() {
-    return (
-      this.readable && this.core !== null && this._readonly === false && this.core.writable === true
-    )
+    if (this.opened === false || this.readable === false || this._readonly) return false
+    return canSign(this.keyPair)
   }
 
   // bytes in front of every stored block; 0 until an encrypted core's manifest is known
@@ -475,7 +476,9 @@ class Hypercore extends EventEmitter {
       throw SESSION_CLOSED('Cannot append to a closed session', this.core.discoveryKey)
     }
     const cs = this.core
-    if (this.writable === false) {
+    const keyPair = opts && opts.keyPair !== undefined ? opts.keyPair : this.keyPair
+    const signature = (opts && opts.signature) || null
+    if (this._readonly || !(signature || canSign(keyPair))) {
       throw SESSION_NOT_WRITABLE('cannot append to a readonly core', cs.discoveryKey)
     }
 
@@ -510,7 +513,10 @@ class Hypercore extends EventEmitter {
     if (e instanceof encryption.DefaultEncryption) e.encryptBatch(cs.length, buffers, cs.fork, cs)
     else if (e) for (let i = 0; i < buffers.length; i++) await e.encrypt(cs.length + i, buffers[i], cs.fork, cs)
 
-    const st = cs.native.append(cs.handle, buffers)
+    checkWritableState(this)
+    const sign = signOptions(cs, keyPair, signature)
+    const st = sign === null ? cs.native.append(cs.handle, buffers) : cs.native.appendSigned(cs.handle, buffers, sign)
+    if (sign !== null) refreshManifest(cs)
     cs.onappend(st)
     cs.root._pumpLocal()
     return { length: st.length, byteLength: st.byteLength }
@@ -528,7 +534,10 @@ class Hypercore extends EventEmitter {
     const fork = o.fork === undefined ? cs.fork + 1 : o.fork
     if (!isIndex(fork)) throw BAD_ARGUMENT('Fork must be a non-negative integer')
 
-    if (this.writable === false && (newLength > 0 || fork !== cs.fork)) {
+    const keyPair = o.keyPair !== undefined ? o.keyPair : this.keyPair
+    const signature = o.signature || null
+    const writable = !this._readonly && !!(signature || canSign(keyPair))
+    if (writable === false && (newLength > 0 || fork !== cs.fork)) {
       throw SESSION_NOT_WRITABLE('cannot append to a non-writable core', cs.discoveryKey)
     }
     if (newLength > cs.length) {
@@ -538,7 +547,13 @@ class Hypercore extends EventEmitter {
       )
     }
 
-    const st = cs.native.truncate(cs.handle, newLength, fork)
+    checkWritableState(this)
+    const sign = signOptions(cs, keyPair, signature)
+    const st =
+      sign === null
+        ? cs.native.truncate(cs.handle, newLength, fork)
+        : cs.native.truncateSigned(cs.handle, newLength, fork, sign)
+    if (sign !== null) refreshManifest(cs)
     cs.ontruncate(st, newLength)
     cs.root._pumpLocal()
   }
@@ -562,6 +577,7 @@ class Hypercore extends EventEmitter {
     const length = this.length
     if (start >= end || start >= length) return cleared
     if (end > length) end = length
+    checkWritableState(this)
 
     cs.native.clear(cs.handle, start, end)
     cs.update(cs.native.state(cs.handle))
@@ -608,6 +624,7 @@ class Hypercore extends EventEmitter {
     if (this.core === null) await this.opening
     this._checkReadable()
     if (typeof key !== 'string') throw BAD_ARGUMENT('User data key must be a string')
+    checkWritableState(this)
     this.core.native.setUserData(this.core.handle, key, userDataValue(value))
   }
 
@@ -868,6 +885,37 @@ class Hypercore extends EventEmitter {
       throw SESSION_CLOSED('cannot read from a closed session', this.discoveryKey)
     }
   }
+}
+
+function canSign(keyPair) {
+  return !!(keyPair && keyPair.secretKey)
+}
+
+// hypercore writes through its session state's write batch, which asserts that the state
+// is not a snapshot: the same nameless AssertionError for every write on a snapshot
+function checkWritableState(session) {
+  if (session.snapshotted) throw new AssertionError()
+}
+
+class AssertionError extends Error {
+  get name() {
+    return 'AssertionError'
+  }
+}
+
+// null: the core signs with its own key pair; else what appendSigned/truncateSigned take
+function signOptions(cs, keyPair, signature) {
+  if (signature) return { signature: encodings.toBuffer(signature) }
+  if (!keyPair || keyPair === cs.keyPair) return null
+  if (cs.keyPair && cs.keyPair.secretKey && keyPair.publicKey && cs.keyPair.publicKey.equals(keyPair.publicKey)) return null
+  return {
+    keyPair: { publicKey: encodings.toBuffer(keyPair.publicKey), secretKey: encodings.toBuffer(keyPair.secretKey) }
+  }
+}
+
+// a compat core stored without a manifest gets one with its first signed write
+function refreshManifest(cs) {
+  if (cs.manifest === null) cs.refresh(cs.native.coreInfo(cs.handle))
 }
 
 function snapshotError(session, index) {

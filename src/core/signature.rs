@@ -10,7 +10,8 @@
 //! - versions 1+ with a prologue accept the prologue's tree at its length, unsigned.
 //!
 //! Compat cores (key == the signer's public key, hypercore 10 style) sign
-//! `tree_signable_compat` instead (`verify_tree_compat`); corestore never makes them.
+//! `tree_signable_compat` instead (`sign_core_tree`, `verify_core_tree`): corestore makes them
+//! for `get({ key: publicKey, keyPair })`.
 
 use crate::core::manifest::Manifest;
 use crate::crypto::{self, KeyPair};
@@ -285,6 +286,43 @@ pub fn sign_tree(
     fork: u64,
 ) -> Vec<u8> {
     try_sign_tree(manifest, key_pair, tree_hash, length, fork).unwrap_or_default()
+}
+
+/// What `key_pair` signs for a tree of the core `key` with `manifest`, as hypercore's
+/// `Verifier.sign`: a compat core (key = the signer's public key) signs the compat signable
+/// with a raw signature; None when `key_pair` is not a signer.
+pub fn sign_core_tree(
+    key: &[u8; 32],
+    manifest: &Manifest,
+    key_pair: &KeyPair,
+    tree_hash: &[u8; 32],
+    length: u64,
+    fork: u64,
+) -> Option<Vec<u8>> {
+    if is_compat(key, manifest) {
+        if manifest.signers[0].public_key != key_pair.public_key {
+            return None;
+        }
+        let msg = tree_signable_compat(tree_hash, length, fork, false);
+        return Some(crypto::sign(&key_pair.secret_key, &msg).to_vec());
+    }
+    try_sign_tree(manifest, key_pair, tree_hash, length, fork)
+}
+
+/// `verify_tree` for the core `key`: compat cores check the compat signable.
+pub fn verify_core_tree(
+    key: &[u8; 32],
+    manifest: &Manifest,
+    signature: &[u8],
+    tree_hash: &[u8; 32],
+    length: u64,
+    fork: u64,
+) -> bool {
+    if is_compat(key, manifest) {
+        let pk = &manifest.signers[0].public_key;
+        return verify_tree_compat(pk, signature, tree_hash, length, fork, false);
+    }
+    verify_tree(manifest, signature, tree_hash, length, fork)
 }
 
 /// hypercore `Verifier.verify` for a tree of `length` blocks with `tree_hash` at `fork`:
