@@ -8,6 +8,7 @@ const encryption = require('./encryption')
 const binding = require('./native.js')
 const c = require('compact-encoding')
 const {
+  HypercoreError,
   ASSERTION,
   BAD_ARGUMENT,
   STORAGE_EMPTY,
@@ -217,7 +218,10 @@ class Hypercore extends EventEmitter {
         throw SESSION_CLOSED('Cannot make sessions on a closing core', pc.discoveryKey)
       }
       if (this.keyPair === null) this.keyPair = parent.keyPair
-      if (parent._snapshot !== null) this._snapshot = parent._snapshot
+      if (parent._snapshot !== null) {
+        this._snapshot = parent._snapshot
+        this._snapshot.refs++
+      }
       if (this.weak) this._bind(pc, parent.sessions)
       else this._bind(root._openCore({ key: pc.key }), parent.sessions)
       return true
@@ -270,7 +274,9 @@ class Hypercore extends EventEmitter {
         length: cs.length,
         byteLength: cs.byteLength,
         fork: cs.fork,
-        compat: cs.length
+        compat: cs.length,
+        storage: cs.native.storageSnapshot(), // released with the last session sharing it
+        refs: 1
       }
     }
     cs.add(this)
@@ -297,6 +303,11 @@ class Hypercore extends EventEmitter {
     }
 
     if (this.exclusive) cs.unlockExclusive(this)
+
+    const snap = this._snapshot
+    if (snap !== null && snap.storage !== undefined && --snap.refs === 0 && cs.root.native !== null) {
+      cs.root.native.releaseStorageSnapshot(snap.storage)
+    }
 
     const strong = this.weak === false
     cs.remove(this)
@@ -515,7 +526,8 @@ class Hypercore extends EventEmitter {
 
     checkWritableState(this)
     const sign = signOptions(cs, keyPair, signature)
-    const st = sign === null ? cs.native.append(cs.handle, buffers) : cs.native.appendSigned(cs.handle, buffers, sign)
+    const st =
+      sign === null ? cs.native.append(cs.handle, buffers) : signed(cs, () => cs.native.appendSigned(cs.handle, buffers, sign))
     if (sign !== null) refreshManifest(cs)
     cs.onappend(st)
     cs.root._pumpLocal()
@@ -552,7 +564,7 @@ class Hypercore extends EventEmitter {
     const st =
       sign === null
         ? cs.native.truncate(cs.handle, newLength, fork)
-        : cs.native.truncateSigned(cs.handle, newLength, fork, sign)
+        : signed(cs, () => cs.native.truncateSigned(cs.handle, newLength, fork, sign))
     if (sign !== null) refreshManifest(cs)
     cs.ontruncate(st, newLength)
     cs.root._pumpLocal()
@@ -645,9 +657,15 @@ class Hypercore extends EventEmitter {
     if (this._marking) cs.native.markBlocks(cs.handle, index, index + 1)
 
     const snap = this._snapshot
-    if (snap !== null && index >= snap.compat) throw snapshotError(this, index)
-
-    let block = cs.native.get(cs.handle, index)
+    let block
+    if (snap !== null && index >= snap.compat) {
+      // truncated or cleared below this block since the snapshot: what the storage
+      // snapshot holds (hypercore reads snapshots through one too)
+      block = index < snap.length ? cs.native.snapshotGet(snap.storage, cs.handle, index) : null
+      if (block === null) throw snapshotError(this, index)
+    } else {
+      block = cs.native.get(cs.handle, index)
+    }
 
     if (block === null) {
       if (opts && opts.wait !== undefined ? opts.wait === false : this.wait === false) return null
@@ -660,7 +678,10 @@ class Hypercore extends EventEmitter {
       cs.want(index, index + 1)
       // checked on every block that arrives: the bitfield first, the read only once it is there
       const ready = () => (cs.native.has(cs.handle, index, index + 1) ? cs.native.get(cs.handle, index) : null)
-      block = await cs.wait(this, ready, timeout)
+      // as hypercore, a get is snapshotted at call time: a truncation below the block
+      // while it waits fails it (a snapshot session checks its own length below)
+      const truncated = snap !== null ? null : (to) => (index >= to ? implicitSnapshotError(this, index, to) : null)
+      block = await cs.wait(this, ready, timeout, truncated)
       if (snap !== null && index >= snap.compat) throw snapshotError(this, index)
     }
 
@@ -887,6 +908,13 @@ class Hypercore extends EventEmitter {
   }
 }
 
+function implicitSnapshotError(session, index, length) {
+  return SNAPSHOT_NOT_AVAILABLE(
+    `snapshot at index ${index} not available (max compat length ${length})`,
+    session.discoveryKey
+  )
+}
+
 function canSign(keyPair) {
   return !!(keyPair && keyPair.secretKey)
 }
@@ -910,6 +938,19 @@ function signOptions(cs, keyPair, signature) {
   if (cs.keyPair && cs.keyPair.secretKey && keyPair.publicKey && cs.keyPair.publicKey.equals(keyPair.publicKey)) return null
   return {
     keyPair: { publicKey: encodings.toBuffer(keyPair.publicKey), secretKey: encodings.toBuffer(keyPair.secretKey) }
+  }
+}
+
+// the engine's refusal of a key pair or signature, as hypercore words it: a key pair that
+// is not a signer is a BAD_ARGUMENT, a bad signature an INVALID_SIGNATURE of this core
+function signed(cs, fn) {
+  try {
+    return fn()
+  } catch (err) {
+    if (typeof err.code !== 'string' || !err.message.startsWith(err.code + ': ')) throw err
+    const text = err.message.slice(err.code.length + 2)
+    const dkey = err.code === 'BAD_ARGUMENT' ? null : cs.discoveryKey
+    throw new HypercoreError(text, err.code, signed, dkey)
   }
 }
 

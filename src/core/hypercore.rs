@@ -230,7 +230,7 @@ impl Hypercore {
                 if !signature::verify_core_tree(&self.key, &manifest, sig, &hash, length, fork) {
                     return Err(Error::new(
                         "INVALID_SIGNATURE",
-                        "The signature does not verify for this tree",
+                        "Proof contains an invalid signature",
                     ));
                 }
                 sig.clone()

@@ -5,6 +5,7 @@
 mod convert;
 mod encryption;
 mod signing;
+mod snapshot;
 
 use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi::Env;
