@@ -4,6 +4,7 @@ const { EventEmitter } = require('events')
 const encodings = require('./encodings')
 const { ReadStream, ByteStream, WriteStream } = require('./streams')
 const CoreState = require('./core-state')
+const { manifestInput, encodeManifest } = require('./manifest')
 const encryption = require('./encryption')
 const binding = require('./native.js')
 const c = require('compact-encoding')
@@ -183,6 +184,13 @@ class Hypercore extends EventEmitter {
       if (opts.exclusive && opts.writable !== false) {
         this.exclusive = true
         await this.core.lockExclusive(this)
+      }
+
+      // as hypercore: a session given the manifest of a core stored without one stores it
+      if (opts.manifest && this.core.manifest === null) {
+        const cs = this.core
+        cs.native.setManifest(cs.handle, manifestInput(opts.manifest))
+        cs.refresh(cs.native.coreInfo(cs.handle))
       }
 
       if (opts.userData) {
@@ -438,8 +446,10 @@ class Hypercore extends EventEmitter {
     return 0
   }
 
-  getManifest() {
-    return this.manifest
+  getManifest({ raw = false } = {}) {
+    const m = this.manifest
+    if (m === null) return null
+    return raw ? encodeManifest(m) : m
   }
 
   setKeyPair(keyPair) {

@@ -4,6 +4,7 @@
 
 mod convert;
 mod encryption;
+mod manifest;
 mod signing;
 mod snapshot;
 
