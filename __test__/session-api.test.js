@@ -269,3 +269,86 @@ function authOf(a) {
     keyPair: a.keyPair ? { publicKey: hex(a.keyPair.publicKey), secretKey: hex(a.keyPair.secretKey) } : null
   }
 }
+
+same(
+  'manifests: raw encoded buffers, no signers, linked: [], default quorum; getManifest({ raw })',
+  async (C, dir) => {
+    const a = crypto.keyPair(b4a.alloc(32, 1))
+    const b = crypto.keyPair(b4a.alloc(32, 2))
+    const c = crypto.keyPair(b4a.alloc(32, 3))
+    const store = new C(dir, OPTS)
+    const out = {}
+    const multi = store.get({ manifest: { version: 1, signers: [a, b, c].map((k) => ({ publicKey: k.publicKey })) } })
+    await multi.ready()
+    out.multi = { key: hex(multi.key), quorum: multi.manifest.quorum }
+    const raw = multi.getManifest({ raw: true })
+    out.raw = hex(raw)
+    out.rawIsBuffer = b4a.isBuffer(raw)
+    const fromRaw = store.get({ manifest: raw })
+    await fromRaw.ready()
+    out.fromRaw = hex(fromRaw.key)
+    const linked = store.get({ manifest: { version: 2, signers: [{ publicKey: a.publicKey }], linked: [] } })
+    await linked.ready()
+    out.linked = { key: hex(linked.key), linked: linked.manifest.linked }
+    const unsigned = store.get({ manifest: { prologue: { hash: b4a.alloc(32, 7), length: 1 } } })
+    await unsigned.ready()
+    out.unsigned = { key: hex(unsigned.key), signers: unsigned.manifest.signers.length, quorum: unsigned.manifest.quorum }
+    out.none = store.get({ key: crypto.keyPair(SEED).publicKey })
+    await out.none.ready()
+    out.none = out.none.getManifest({ raw: true })
+    await store.close()
+    return out
+  },
+  (r) => {
+    assert.equal(r.multi.quorum, 2)
+    assert.equal(r.rawIsBuffer, true)
+    assert.equal(r.fromRaw, r.multi.key)
+    assert.equal(r.linked.linked, null)
+    assert.equal(r.unsigned.signers, 0)
+    assert.equal(r.none, null)
+  }
+)
+
+same(
+  'a manifest given to a session (or to get) of a core stored without one is stored',
+  async (C, dir) => {
+    const manifest = { version: 1, signers: [{ publicKey: crypto.keyPair(SEED).publicKey }] }
+    const store = new C(dir + '/a', OPTS)
+    const origin = store.get({ manifest })
+    await origin.ready()
+    const key = origin.key
+    await store.close()
+
+    const other = new C(dir + '/b', OPTS)
+    const bare = other.get({ key })
+    await bare.ready()
+    const out = { before: bare.manifest }
+    const s = bare.session({ manifest })
+    await s.ready()
+    out.session = plain(s.manifest)
+    out.core = plain(bare.manifest)
+    await other.close()
+    const again = new C(dir + '/b')
+    const reopened = again.get({ key })
+    await reopened.ready()
+    out.reopened = plain(reopened.manifest)
+    await again.close()
+
+    // a raw manifest given to get() for a core stored without one
+    const third = new C(dir + '/c', OPTS)
+    const c1 = third.get({ key })
+    await c1.ready()
+    await c1.close()
+    const c2 = third.get({ key, manifest: origin.getManifest({ raw: true }) })
+    await c2.ready()
+    out.viaGet = plain(c2.manifest)
+    await third.close()
+    return out
+  },
+  (r) => {
+    assert.equal(r.before, null)
+    assert.deepEqual(r.session, r.reopened)
+    assert.deepEqual(r.viaGet, r.reopened)
+    assert.equal(r.reopened.signers.length, 1)
+  }
+)
