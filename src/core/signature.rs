@@ -746,6 +746,28 @@ mod tests {
     }
 
     #[test]
+    fn core_signing_dispatches_on_compat() {
+        let kp = crypto::key_pair_from_seed(&[5; 32]);
+        let other = crypto::key_pair_from_seed(&[6; 32]);
+        let th = [3u8; 32];
+        let m = Manifest::single_signer(&kp.public_key, 1);
+        // key = public key: the compat signable, a raw signature
+        let sig = sign_core_tree(&kp.public_key, &m, &kp, &th, 4, 0).unwrap();
+        assert!(verify_tree_compat(&kp.public_key, &sig, &th, 4, 0, false));
+        assert!(verify_core_tree(&kp.public_key, &m, &sig, &th, 4, 0));
+        assert!(!verify_tree(&m, &sig, &th, 4, 0));
+        assert!(!verify_core_tree(&kp.public_key, &m, &sig, &th, 5, 0));
+        // key = manifest hash: the manifest's own scheme
+        let key = m.hash();
+        let sig = sign_core_tree(&key, &m, &kp, &th, 4, 0).unwrap();
+        assert!(verify_core_tree(&key, &m, &sig, &th, 4, 0));
+        assert!(!verify_core_tree(&kp.public_key, &m, &sig, &th, 4, 0));
+        // not a signer
+        assert!(sign_core_tree(&kp.public_key, &m, &other, &th, 4, 0).is_none());
+        assert!(sign_core_tree(&key, &m, &other, &th, 4, 0).is_none());
+    }
+
+    #[test]
     fn compat_signables() {
         let kp = crypto::key_pair_from_seed(&[5; 32]);
         let th = [3u8; 32];

@@ -5,6 +5,7 @@
 mod convert;
 mod encryption;
 mod manifest;
+pub use manifest::{decode_manifest, encode_manifest};
 mod signing;
 mod snapshot;
 

@@ -1266,6 +1266,39 @@ mod tests {
     }
 
     #[test]
+    fn snapshots_keep_deleted_blocks_until_released() {
+        let dir = tmp("snapshot");
+        let st = Storage::open(&dir, &OpenOptions::default()).unwrap();
+        let mut b = Batch::new();
+        b.put_block(7, 0, b"zero");
+        b.put_block(7, 1, b"one");
+        st.write(b).unwrap();
+        let id = st.snapshot();
+        let mut b = Batch::new();
+        b.delete_blocks(7, 1, None);
+        b.put_block(7, 2, b"two");
+        st.write(b).unwrap();
+        assert_eq!(st.block(7, 1).unwrap(), None);
+        assert_eq!(st.snapshot_block(id, 7, 1).unwrap(), Some(b"one".to_vec()));
+        assert_eq!(
+            st.snapshot_block(id, 7, 2).unwrap(),
+            None,
+            "written after it"
+        );
+        // the Storage moves (as it does into a Store): the snapshot still reads
+        let moved = st;
+        assert_eq!(
+            moved.snapshot_block(id, 7, 0).unwrap(),
+            Some(b"zero".to_vec())
+        );
+        moved.release_snapshot(id);
+        assert_eq!(moved.snapshot_block(id, 7, 0).unwrap(), None);
+        let kept = moved.snapshot();
+        drop(moved); // released before RocksDB closes
+        let _ = kept;
+    }
+
+    #[test]
     fn second_open_conflicts_and_read_only_works() {
         let dir = tmp("conflict");
         let st = Storage::open(&dir, &OpenOptions::default()).unwrap();
