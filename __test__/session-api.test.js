@@ -352,3 +352,23 @@ same(
     assert.equal(r.reopened.signers.length, 1)
   }
 )
+
+same(
+  'a get on a session closed right after it fails with SESSION_CLOSED; waiting ones are cancelled',
+  async (C, dir) => {
+    const store = new C(dir, OPTS)
+    const core = store.get({ name: 'a' })
+    await core.ready()
+    const a = core.session()
+    const closedRightAway = a.get(0, { timeout: 1000 }).catch((e) => e.code)
+    a.close()
+    const b = core.session()
+    const waiting = b.get(0).catch((e) => e.code)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    await b.close()
+    const out = { closedRightAway: await closedRightAway, waiting: await waiting }
+    await store.close()
+    return out
+  },
+  (r) => assert.deepEqual(r, { closedRightAway: 'SESSION_CLOSED', waiting: 'REQUEST_CANCELLED' })
+)

@@ -678,6 +678,11 @@ class Hypercore extends EventEmitter {
     }
 
     if (block === null) {
+      // hypercore reads the block from storage asynchronously first: a session closed in
+      // the meantime fails the get with SESSION_CLOSED (a request already waiting is
+      // cancelled instead, as there)
+      await null
+      if (this.closing !== null) throw SESSION_CLOSED('cannot get on a closed session', cs.discoveryKey)
       if (opts && opts.wait !== undefined ? opts.wait === false : this.wait === false) return null
 
       this.waits++
