@@ -683,6 +683,11 @@ class Hypercore extends EventEmitter {
       // cancelled instead, as there)
       await null
       if (this.closing !== null) throw SESSION_CLOSED('cannot get on a closed session', cs.discoveryKey)
+      // it may have arrived meanwhile (the wait below only sees blocks that arrive later)
+      if (snap === null || index < snap.compat) block = cs.native.get(cs.handle, index)
+    }
+
+    if (block === null) {
       if (opts && opts.wait !== undefined ? opts.wait === false : this.wait === false) return null
 
       this.waits++
