@@ -193,7 +193,8 @@ declare namespace Corestore {
     hash?: 'blake2b'
     allowPatch?: boolean
     quorum?: number
-    signers: Array<{ publicKey: Buffer; namespace?: Buffer; signature?: 'ed25519' }>
+    /** None: a core no one signs (a prologue core). */
+    signers?: Array<{ publicKey: Buffer; namespace?: Buffer; signature?: 'ed25519' }>
     prologue?: Prologue | null
     linked?: Buffer[] | null
     userData?: Buffer | null
@@ -288,7 +289,8 @@ declare namespace Corestore {
     /** Name of a writable core, keypair derived from the primary key and the store's namespace. */
     name?: string
     keyPair?: KeyPairLike | null
-    manifest?: ManifestInput | null
+    /** A manifest object, or its encoding (`getManifest({ raw: true })`). */
+    manifest?: ManifestInput | Buffer | null
     /** Open an existing core by discovery key (fails with STORAGE_EMPTY if it is not stored). */
     discoveryKey?: Buffer | string | null
     valueEncoding?: E
@@ -350,6 +352,8 @@ declare namespace Corestore {
     atom?: Atom
     overwrite?: boolean
     keyPair?: KeyPairLike | null
+    /** Stored for a core that has no manifest yet (it must hash to the key). */
+    manifest?: ManifestInput | Buffer | null
     encryption?: Buffer | EncryptionOptions | EncryptionProvider | null
     active?: boolean
   }
@@ -527,6 +531,10 @@ declare namespace Corestore {
     readonly manifest: Manifest | null
     readonly keyPair: KeyPairLike | null
     readonly peers: HypercorePeer[]
+
+    /** The manifest, or with `raw` its encoding; null while the core has none. */
+    getManifest(opts: { raw: true }): Buffer | null
+    getManifest(opts?: { raw?: false }): Manifest | null
 
     ready(): Promise<void>
     close(opts?: { error?: Error }): Promise<void>

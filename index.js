@@ -11,6 +11,7 @@ const { toBuffer } = require('./lib/encodings')
 const { ASSERTION, BAD_ARGUMENT, STORAGE_EMPTY, z32Decode } = require('./lib/errors')
 
 const binding = require('./lib/native.js')
+const { manifestInput } = require('./lib/manifest')
 
 const DEFAULT_NAMESPACE = Buffer.alloc(32) // 32 zero bytes, as corestore
 
@@ -544,30 +545,6 @@ class Corestore extends EventEmitter {
   _gcSessionList(cs, list) {
     if (this._lists.get(cs) === list) this._lists.delete(cs)
   }
-}
-
-// NativeManifestInput: plain Buffers (napi wants Buffer, not any Uint8Array)
-function manifestInput(m) {
-  if (typeof m !== 'object' || !Array.isArray(m.signers)) {
-    throw BAD_ARGUMENT('manifest must be an object with a signers array')
-  }
-  const out = { signers: m.signers.map(signerInput) }
-  if (m.version !== undefined) out.version = m.version
-  if (m.hash !== undefined) out.hash = m.hash
-  if (m.allowPatch !== undefined) out.allowPatch = !!m.allowPatch
-  if (m.quorum !== undefined) out.quorum = m.quorum
-  if (m.prologue) out.prologue = { hash: toBuffer(m.prologue.hash), length: m.prologue.length }
-  if (m.linked) out.linked = m.linked.map(toBuffer)
-  if (m.userData) out.userData = toBuffer(m.userData)
-  return out
-}
-
-function signerInput(s) {
-  if (!s || !isKey(s.publicKey)) throw BAD_ARGUMENT('manifest signer publicKey must be 32 bytes')
-  const out = { publicKey: toBuffer(s.publicKey) }
-  if (s.signature) out.signature = s.signature
-  if (s.namespace) out.namespace = toBuffer(s.namespace)
-  return out
 }
 
 function isKey(b) {

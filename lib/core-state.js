@@ -255,6 +255,13 @@ class CoreState {
       }
       if (s._state === null) s.emit('truncate', to, st.fork)
     }
+    if (this.waiters.size > 0) {
+      for (const w of this.waiters) {
+        if (w.ontruncate === null) continue
+        const err = w.ontruncate(to)
+        if (err) settle(w, err, null)
+      }
+    }
   }
 
   onclear(start) {
@@ -278,9 +285,10 @@ class CoreState {
     }
   }
 
-  wait(session, fn, timeout) {
+  // ontruncate(to): an Error to fail the wait with when the core is truncated to `to`
+  wait(session, fn, timeout, ontruncate = null) {
     return new Promise((resolve, reject) => {
-      const w = { state: this, session, fn, resolve, reject, timer: null }
+      const w = { state: this, session, fn, ontruncate, resolve, reject, timer: null }
       if (timeout) w.timer = setTimeout(ontimeout, timeout, w)
       this.waiters.add(w)
       if (session._waiters === null) session._waiters = new Set()

@@ -4,11 +4,13 @@ const { EventEmitter } = require('events')
 const encodings = require('./encodings')
 const { ReadStream, ByteStream, WriteStream } = require('./streams')
 const CoreState = require('./core-state')
+const { manifestInput, encodeManifest } = require('./manifest')
 const encryption = require('./encryption')
 const { SessionState } = require('./session-state')
 const binding = require('./native.js')
 const c = require('compact-encoding')
 const {
+  HypercoreError,
   ASSERTION,
   BAD_ARGUMENT,
   STORAGE_EMPTY,
@@ -194,6 +196,13 @@ class Hypercore extends EventEmitter {
         await this.core.lockExclusive(this)
       }
 
+      // as hypercore: a session given the manifest of a core stored without one stores it
+      if (opts.manifest && this.core.manifest === null) {
+        const cs = this.core
+        cs.native.setManifest(cs.handle, manifestInput(opts.manifest))
+        cs.refresh(cs.native.coreInfo(cs.handle))
+      }
+
       if (opts.userData) {
         for (const [key, value] of Object.entries(opts.userData)) {
           this.store._root.native.setUserData(this.core.handle, key, userDataValue(value))
@@ -227,7 +236,10 @@ class Hypercore extends EventEmitter {
         throw SESSION_CLOSED('Cannot make sessions on a closing core', pc.discoveryKey)
       }
       if (this.keyPair === null) this.keyPair = parent.keyPair
-      if (parent._snapshot !== null) this._snapshot = parent._snapshot
+      if (parent._snapshot !== null) {
+        this._snapshot = parent._snapshot
+        this._snapshot.refs++
+      }
       if (this.weak) this._bind(pc, parent.sessions)
       else this._bind(root._openCore({ key: pc.key }), parent.sessions)
       return true
@@ -288,7 +300,9 @@ class Hypercore extends EventEmitter {
         length: src.length,
         byteLength: src.byteLength,
         fork: src.fork,
-        compat: src.length
+        compat: src.length,
+        storage: cs.native.storageSnapshot(), // released with the last session sharing it
+        refs: 1
       }
     }
     cs.add(this)
@@ -369,6 +383,11 @@ class Hypercore extends EventEmitter {
     if (this.exclusive) cs.unlockExclusive(this)
 
     if (this._state !== null) this._state.remove(this)
+
+    const snap = this._snapshot
+    if (snap !== null && snap.storage !== undefined && --snap.refs === 0 && cs.root.native !== null) {
+      cs.root.native.releaseStorageSnapshot(snap.storage)
+    }
 
     const strong = this.weak === false
     cs.remove(this)
@@ -468,13 +487,13 @@ class Hypercore extends EventEmitter {
     return this._snapshot !== null && l > this._snapshot.compat ? this._snapshot.compat : l
   }
 
+  // as hypercore: false until the session is open; then whether its key pair can sign
+  // (a key pair that is not a signer still counts: its appends fail)
   get writable() {
-    return (
-      this.readable &&
-      this.core !== null &&
-      this._readonly === false &&
-      ((this._state !== null && !this._state.isDefault()) || this.core.writable === true)
-    )
+    if (this.opened === false || this.readable === false || this._readonly) return false
+    // a named session is writable whatever the key pair: its appends are unsigned
+    if (this._state !== null && !this._state.isDefault()) return true
+    return canSign(this.keyPair)
   }
 
   // bytes in front of every stored block; 0 until an encrypted core's manifest is known
@@ -514,8 +533,10 @@ class Hypercore extends EventEmitter {
     return 0
   }
 
-  getManifest() {
-    return this.manifest
+  getManifest({ raw = false } = {}) {
+    const m = this.manifest
+    if (m === null) return null
+    return raw ? encodeManifest(m) : m
   }
 
   setKeyPair(keyPair) {
@@ -601,9 +622,17 @@ class Hypercore extends EventEmitter {
       throw SESSION_CLOSED('Cannot append to a closed session', this.core.discoveryKey)
     }
     const cs = this.core
-    if (this.writable === false) {
+    const state = this._state
+    // as hypercore: a named or atomic session appends whatever its key pair (a named one
+    // unsigned); the default state needs a key pair that signs, or a signature
+    const keyPair =
+      opts && opts.keyPair !== undefined ? opts.keyPair : state === null || state.name === null ? this.keyPair : null
+    const signature = (opts && opts.signature) || null
+    const writable = state !== null || !!signature || canSign(keyPair)
+    if (this._readonly || !writable) {
       throw SESSION_NOT_WRITABLE('cannot append to a readonly core', cs.discoveryKey)
     }
+    checkWritableState(this)
 
     const enc = this.valueEncoding
     const padding = this.padding
@@ -624,7 +653,6 @@ class Hypercore extends EventEmitter {
       }
     }
 
-    const state = this._state
     const src = state !== null ? state : cs
     if (opts && typeof opts.maxLength === 'number' && opts.maxLength >= 0) {
       if (src.length + buffers.length > opts.maxLength) {
@@ -648,7 +676,10 @@ class Hypercore extends EventEmitter {
       return { length: info.length, byteLength: info.byteLength }
     }
 
-    const st = cs.native.append(cs.handle, buffers)
+    const sign = signOptions(cs, keyPair, signature)
+    const st =
+      sign === null ? cs.native.append(cs.handle, buffers) : signed(cs, () => cs.native.appendSigned(cs.handle, buffers, sign))
+    if (sign !== null) refreshManifest(cs)
     cs.onappend(st)
     cs.root._pumpLocal()
     return { length: st.length, byteLength: st.byteLength }
@@ -667,6 +698,7 @@ class Hypercore extends EventEmitter {
     const src = state !== null ? state : cs
     const fork = o.fork === undefined ? src.fork + 1 : o.fork
     if (!isIndex(fork)) throw BAD_ARGUMENT('Fork must be a non-negative integer')
+    checkWritableState(this)
 
     if (state !== null) {
       if (newLength > state.length) {
@@ -681,7 +713,10 @@ class Hypercore extends EventEmitter {
       return
     }
 
-    if (this.writable === false && (newLength > 0 || fork !== cs.fork)) {
+    const keyPair = o.keyPair !== undefined ? o.keyPair : this.keyPair
+    const signature = o.signature || null
+    const writable = !this._readonly && !!(signature || canSign(keyPair))
+    if (writable === false && (newLength > 0 || fork !== cs.fork)) {
       throw SESSION_NOT_WRITABLE('cannot append to a non-writable core', cs.discoveryKey)
     }
     if (newLength > cs.length) {
@@ -691,7 +726,12 @@ class Hypercore extends EventEmitter {
       )
     }
 
-    const st = cs.native.truncate(cs.handle, newLength, fork)
+    const sign = signOptions(cs, keyPair, signature)
+    const st =
+      sign === null
+        ? cs.native.truncate(cs.handle, newLength, fork)
+        : signed(cs, () => cs.native.truncateSigned(cs.handle, newLength, fork, sign))
+    if (sign !== null) refreshManifest(cs)
     cs.ontruncate(st, newLength)
     cs.root._pumpLocal()
   }
@@ -715,6 +755,7 @@ class Hypercore extends EventEmitter {
     const length = this.length
     if (start >= end || start >= length) return cleared
     if (end > length) end = length
+    checkWritableState(this)
 
     if (this._state !== null) {
       this._state.update(cs.native.stateClear(this._state.handle, start, end))
@@ -771,6 +812,7 @@ class Hypercore extends EventEmitter {
     if (this.core === null) await this.opening
     this._checkReadable()
     if (typeof key !== 'string') throw BAD_ARGUMENT('User data key must be a string')
+    checkWritableState(this)
     if (this._state !== null) {
       this.core.native.stateSetUserData(this._state.handle, key, userDataValue(value))
       return
@@ -795,12 +837,28 @@ class Hypercore extends EventEmitter {
     if (this._marking) cs.native.markBlocks(cs.handle, index, index + 1)
 
     const snap = this._snapshot
-    if (snap !== null && index >= snap.compat) throw snapshotError(this, index)
-
     const state = this._state
     const read =
       state === null ? () => cs.native.get(cs.handle, index) : () => cs.native.stateGet(state.handle, index)
-    let block = read()
+    let block
+    if (snap !== null && index >= snap.compat) {
+      // truncated or cleared below this block since the snapshot: what the storage
+      // snapshot holds (hypercore reads snapshots through one too)
+      block = index < snap.length ? cs.native.snapshotGet(snap.storage, cs.handle, index) : null
+      if (block === null) throw snapshotError(this, index)
+    } else {
+      block = read()
+    }
+
+    if (block === null) {
+      // hypercore reads the block from storage asynchronously first: a session closed in
+      // the meantime fails the get with SESSION_CLOSED (a request already waiting is
+      // cancelled instead, as there)
+      await null
+      if (this.closing !== null) throw SESSION_CLOSED('cannot get on a closed session', cs.discoveryKey)
+      // it may have arrived meanwhile (the wait below only sees blocks that arrive later)
+      if (snap === null || index < snap.compat) block = read()
+    }
 
     if (block === null) {
       if (opts && opts.wait !== undefined ? opts.wait === false : this.wait === false) return null
@@ -813,7 +871,10 @@ class Hypercore extends EventEmitter {
       cs.want(index, index + 1)
       // checked on every block that arrives: the bitfield first, the read only once it is there
       const ready = () => (cs.native.has(cs.handle, index, index + 1) ? read() : null)
-      block = await cs.wait(this, ready, timeout)
+      // as hypercore, a get is snapshotted at call time: a truncation below the block
+      // while it waits fails it (a snapshot session checks its own length below)
+      const truncated = snap !== null ? null : (to) => (index >= to ? implicitSnapshotError(this, index, to) : null)
+      block = await cs.wait(this, ready, timeout, truncated)
       if (snap !== null && index >= snap.compat) throw snapshotError(this, index)
     }
 
@@ -1050,6 +1111,57 @@ class Hypercore extends EventEmitter {
       throw SESSION_CLOSED('cannot read from a closed session', this.discoveryKey)
     }
   }
+}
+
+function implicitSnapshotError(session, index, length) {
+  return SNAPSHOT_NOT_AVAILABLE(
+    `snapshot at index ${index} not available (max compat length ${length})`,
+    session.discoveryKey
+  )
+}
+
+function canSign(keyPair) {
+  return !!(keyPair && keyPair.secretKey)
+}
+
+// hypercore writes through its session state's write batch, which asserts that the state
+// is not a snapshot: the same nameless AssertionError for every write on a snapshot
+function checkWritableState(session) {
+  if (session.snapshotted) throw new AssertionError()
+}
+
+class AssertionError extends Error {
+  get name() {
+    return 'AssertionError'
+  }
+}
+
+// null: the core signs with its own key pair; else what appendSigned/truncateSigned take
+function signOptions(cs, keyPair, signature) {
+  if (signature) return { signature: encodings.toBuffer(signature) }
+  if (!keyPair || keyPair === cs.keyPair) return null
+  if (cs.keyPair && cs.keyPair.secretKey && keyPair.publicKey && cs.keyPair.publicKey.equals(keyPair.publicKey)) return null
+  return {
+    keyPair: { publicKey: encodings.toBuffer(keyPair.publicKey), secretKey: encodings.toBuffer(keyPair.secretKey) }
+  }
+}
+
+// the engine's refusal of a key pair or signature, as hypercore words it: a key pair that
+// is not a signer is a BAD_ARGUMENT, a bad signature an INVALID_SIGNATURE of this core
+function signed(cs, fn) {
+  try {
+    return fn()
+  } catch (err) {
+    if (typeof err.code !== 'string' || !err.message.startsWith(err.code + ': ')) throw err
+    const text = err.message.slice(err.code.length + 2)
+    const dkey = err.code === 'BAD_ARGUMENT' ? null : cs.discoveryKey
+    throw new HypercoreError(text, err.code, signed, dkey)
+  }
+}
+
+// a compat core stored without a manifest gets one with its first signed write
+function refreshManifest(cs) {
+  if (cs.manifest === null) cs.refresh(cs.native.coreInfo(cs.handle))
 }
 
 function snapshotError(session, index) {

@@ -83,6 +83,11 @@ export async function usage(): Promise<void> {
   const secretKey: Buffer | null | undefined = bin.keyPair?.secretKey
   const peerCount: number = bin.peers.length
   void [key, dkey, id, lengths, bools, manifestVersion, secretKey, peerCount]
+  const rawManifest: Buffer | null = bin.getManifest({ raw: true })
+  const manifestObject = bin.getManifest()
+  void manifestObject?.signers
+  if (rawManifest !== null) void store.get({ manifest: rawManifest })
+  void bin.session({ manifest: { prologue: { hash: Buffer.alloc(32), length: 1 } } })
 
   // ---- append / get
   const { length, byteLength } = await bin.append(Buffer.from('a'))

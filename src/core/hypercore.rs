@@ -26,6 +26,14 @@ pub struct CoreState {
     pub signed_length: u64,
 }
 
+/// Who signs a local append or truncate: the core's own key pair unless a session gives
+/// another (`key_pair`), or a signature made elsewhere (`signature`, checked first).
+#[derive(Debug, Default, Clone)]
+pub struct SignWith {
+    pub key_pair: Option<KeyPair>,
+    pub signature: Option<Vec<u8>>,
+}
+
 pub struct Hypercore {
     pub key: [u8; 32],
     pub discovery_key: [u8; 32],
@@ -136,7 +144,8 @@ impl Hypercore {
                 ));
             }
             if let (Some(manifest), Some(sig)) = (&core.manifest, &head.signature) {
-                if !signature::verify_tree(manifest, sig, &head.root_hash, head.length, head.fork) {
+                let (root, length, fork) = (&head.root_hash, head.length, head.fork);
+                if !signature::verify_core_tree(&core.key, manifest, sig, root, length, fork) {
                     return Err(Error::new(
                         "INVALID_SIGNATURE",
                         "the stored head's signature does not verify",
@@ -169,7 +178,12 @@ impl Hypercore {
     }
 
     pub fn writable(&self) -> bool {
-        self.signing_key().is_some()
+        let compat_first = self.manifest.is_none()
+            && self
+                .secret_key
+                .as_ref()
+                .is_some_and(|k| k.public_key == self.key);
+        compat_first || self.signing_key().is_some()
     }
 
     /// The key pair that can sign this core's tree: a single-signer manifest whose signer
@@ -181,6 +195,62 @@ impl Hypercore {
             && manifest.signers.len() == 1
             && manifest.signers[0].public_key == kp.public_key;
         signs.then_some((manifest, kp))
+    }
+
+    /// The key pair and manifest that sign the next head as `with` says. A core stored
+    /// without a manifest whose key is the signer's public key (hypercore's compat core)
+    /// gets the default single-signer manifest, as hypercore's `_setManifest` gives it.
+    fn signer(&self, with: &SignWith) -> Result<(Option<KeyPair>, Manifest, bool)> {
+        let not_writable = || Error::new("SESSION_NOT_WRITABLE", "This Hypercore is not writable");
+        let kp = with.key_pair.clone().or_else(|| self.secret_key.clone());
+        if kp.is_none() && with.signature.is_none() {
+            return Err(not_writable());
+        }
+        match (&self.manifest, &kp) {
+            (Some(m), _) => Ok((kp, m.clone(), false)),
+            (None, Some(k)) if k.public_key == self.key => {
+                Ok((kp, Manifest::single_signer(&self.key, 1), true))
+            }
+            _ => Err(not_writable()),
+        }
+    }
+
+    /// The signature of `tree`: the caller's (checked first) or one made with the signer's
+    /// key pair. A manifest the core gets on this write goes into `batch` and is returned.
+    fn sign_head(
+        &self,
+        with: &SignWith,
+        tree: &MerkleTree,
+        batch: &mut Batch,
+    ) -> Result<(Vec<u8>, Option<Manifest>)> {
+        let (kp, manifest, adopt) = self.signer(with)?;
+        let (hash, length, fork) = (tree.hash(), tree.length, tree.fork);
+        let sig = match (&with.signature, &kp) {
+            (Some(sig), _) => {
+                if !signature::verify_core_tree(&self.key, &manifest, sig, &hash, length, fork) {
+                    return Err(Error::new(
+                        "INVALID_SIGNATURE",
+                        "Proof contains an invalid signature",
+                    ));
+                }
+                sig.clone()
+            }
+            (None, Some(kp)) => {
+                signature::sign_core_tree(&self.key, &manifest, kp, &hash, length, fork)
+                    .ok_or_else(|| Error::bad_argument("Public key is not a declared signer"))?
+            }
+            (None, None) => {
+                return Err(Error::new(
+                    "SESSION_NOT_WRITABLE",
+                    "This Hypercore is not writable",
+                ))
+            }
+        };
+        if !adopt {
+            return Ok((sig, None));
+        }
+        batch.put_auth(self.core_pointer, &self.auth_with(&manifest));
+        Ok((sig, Some(manifest)))
     }
 
     /// Use a key pair the caller supplied (by name or keyPair) for a stored core whose
@@ -277,18 +347,26 @@ impl Hypercore {
     }
 
     pub fn append(&mut self, storage: &Storage, blocks: &[&[u8]]) -> Result<CoreState> {
+        self.append_as(storage, blocks, &SignWith::default())
+    }
+
+    /// `append`, signed as `with` says (a session's key pair, or a caller's signature).
+    pub fn append_as(
+        &mut self,
+        storage: &Storage,
+        blocks: &[&[u8]],
+        with: &SignWith,
+    ) -> Result<CoreState> {
         self.flush_pending(storage)?;
-        let (manifest, kp) = self
-            .signing_key()
-            .ok_or_else(|| Error::new("SESSION_NOT_WRITABLE", "This Hypercore is not writable"))?;
+        self.signer(with)?;
         if blocks.is_empty() {
             return Ok(self.state());
         }
         let appended = self.tree.append(blocks.iter().copied());
         let tree = appended.tree;
-        let sig = signature::sign_tree(manifest, kp, &tree.hash(), tree.length, tree.fork);
-
         let mut batch = Batch::new();
+        let (sig, adopted) = self.sign_head(with, &tree, &mut batch)?;
+
         let start = self.tree.length;
         for (i, block) in blocks.iter().enumerate() {
             batch.put_block(self.data_pointer, start + i as u64, block);
@@ -318,6 +396,9 @@ impl Hypercore {
         self.tree = tree;
         self.signature = Some(sig);
         self.contiguous_length = contiguous;
+        if adopted.is_some() {
+            self.manifest = adopted;
+        }
         Ok(self.state())
     }
 
@@ -356,10 +437,19 @@ impl Hypercore {
     }
 
     pub fn truncate(&mut self, storage: &Storage, length: u64, fork: u64) -> Result<CoreState> {
+        self.truncate_as(storage, length, fork, &SignWith::default())
+    }
+
+    /// `truncate`, signed as `with` says.
+    pub fn truncate_as(
+        &mut self,
+        storage: &Storage,
+        length: u64,
+        fork: u64,
+        with: &SignWith,
+    ) -> Result<CoreState> {
         self.flush_pending(storage)?;
-        let (manifest, kp) = self
-            .signing_key()
-            .ok_or_else(|| Error::new("SESSION_NOT_WRITABLE", "This Hypercore is not writable"))?;
+        self.signer(with)?;
         let old = self.tree.length;
         if length > old {
             return Err(Error::bad_argument(format!(
@@ -367,9 +457,8 @@ impl Hypercore {
             )));
         }
         let tree = MerkleTree::load(&self.node_source(storage), length, fork)?;
-        let sig = signature::sign_tree(manifest, kp, &tree.hash(), tree.length, tree.fork);
-
         let mut batch = Batch::new();
+        let (sig, adopted) = self.sign_head(with, &tree, &mut batch)?;
         batch.delete_blocks(self.data_pointer, length, Some(old));
         batch.delete_tree_nodes(self.data_pointer, 2 * length, Some(2 * old));
         for index in merkle::stale_ancestors(length) {
@@ -390,6 +479,9 @@ impl Hypercore {
         self.tree = tree;
         self.signature = Some(sig);
         self.contiguous_length = contiguous;
+        if adopted.is_some() {
+            self.manifest = adopted;
+        }
         Ok(self.state())
     }
 
@@ -495,6 +587,20 @@ pub struct Applied {
 }
 
 impl Hypercore {
+    /// This core's auth record with `manifest`.
+    fn auth_with(&self, manifest: &Manifest) -> Auth {
+        Auth {
+            key: self.key,
+            discovery_key: self.discovery_key,
+            manifest: Some(manifest.encode_storage()),
+            key_pair: self.public_key.map(|pk| crate::storage::AuthKeyPair {
+                public_key: pk.to_vec(),
+                secret_key: self.secret_key.as_ref().map(|kp| kp.secret_key.to_vec()),
+            }),
+            encryption_key: None,
+        }
+    }
+
     /// Stores a manifest learned from a peer (after checking it hashes to the key).
     pub fn adopt_manifest(&mut self, storage: &Storage, manifest: Manifest) -> Result<()> {
         if self.manifest.is_some() {
@@ -506,18 +612,8 @@ impl Hypercore {
                 "The peer sent a manifest that does not hash to the core's key",
             ));
         }
-        let auth = Auth {
-            key: self.key,
-            discovery_key: self.discovery_key,
-            manifest: Some(manifest.encode_storage()),
-            key_pair: self.public_key.map(|pk| crate::storage::AuthKeyPair {
-                public_key: pk.to_vec(),
-                secret_key: self.secret_key.as_ref().map(|kp| kp.secret_key.to_vec()),
-            }),
-            encryption_key: None,
-        };
         let mut batch = Batch::new();
-        batch.put_auth(self.core_pointer, &auth);
+        batch.put_auth(self.core_pointer, &self.auth_with(&manifest));
         storage.write(batch)?;
         self.manifest = Some(manifest);
         Ok(())

@@ -10,7 +10,8 @@
 //! - versions 1+ with a prologue accept the prologue's tree at its length, unsigned.
 //!
 //! Compat cores (key == the signer's public key, hypercore 10 style) sign
-//! `tree_signable_compat` instead (`verify_tree_compat`); corestore never makes them.
+//! `tree_signable_compat` instead (`sign_core_tree`, `verify_core_tree`): corestore makes them
+//! for `get({ key: publicKey, keyPair })`.
 
 use crate::core::manifest::Manifest;
 use crate::crypto::{self, KeyPair};
@@ -285,6 +286,43 @@ pub fn sign_tree(
     fork: u64,
 ) -> Vec<u8> {
     try_sign_tree(manifest, key_pair, tree_hash, length, fork).unwrap_or_default()
+}
+
+/// What `key_pair` signs for a tree of the core `key` with `manifest`, as hypercore's
+/// `Verifier.sign`: a compat core (key = the signer's public key) signs the compat signable
+/// with a raw signature; None when `key_pair` is not a signer.
+pub fn sign_core_tree(
+    key: &[u8; 32],
+    manifest: &Manifest,
+    key_pair: &KeyPair,
+    tree_hash: &[u8; 32],
+    length: u64,
+    fork: u64,
+) -> Option<Vec<u8>> {
+    if is_compat(key, manifest) {
+        if manifest.signers[0].public_key != key_pair.public_key {
+            return None;
+        }
+        let msg = tree_signable_compat(tree_hash, length, fork, false);
+        return Some(crypto::sign(&key_pair.secret_key, &msg).to_vec());
+    }
+    try_sign_tree(manifest, key_pair, tree_hash, length, fork)
+}
+
+/// `verify_tree` for the core `key`: compat cores check the compat signable.
+pub fn verify_core_tree(
+    key: &[u8; 32],
+    manifest: &Manifest,
+    signature: &[u8],
+    tree_hash: &[u8; 32],
+    length: u64,
+    fork: u64,
+) -> bool {
+    if is_compat(key, manifest) {
+        let pk = &manifest.signers[0].public_key;
+        return verify_tree_compat(pk, signature, tree_hash, length, fork, false);
+    }
+    verify_tree(manifest, signature, tree_hash, length, fork)
 }
 
 /// hypercore `Verifier.verify` for a tree of `length` blocks with `tree_hash` at `fork`:
@@ -705,6 +743,28 @@ mod tests {
         let sig = sign_tree(&m, &kp, &[0; 32], 1, 0);
         assert_eq!(sig.len(), 68);
         assert!(verify_tree(&m, &sig, &[0; 32], 1, 0));
+    }
+
+    #[test]
+    fn core_signing_dispatches_on_compat() {
+        let kp = crypto::key_pair_from_seed(&[5; 32]);
+        let other = crypto::key_pair_from_seed(&[6; 32]);
+        let th = [3u8; 32];
+        let m = Manifest::single_signer(&kp.public_key, 1);
+        // key = public key: the compat signable, a raw signature
+        let sig = sign_core_tree(&kp.public_key, &m, &kp, &th, 4, 0).unwrap();
+        assert!(verify_tree_compat(&kp.public_key, &sig, &th, 4, 0, false));
+        assert!(verify_core_tree(&kp.public_key, &m, &sig, &th, 4, 0));
+        assert!(!verify_tree(&m, &sig, &th, 4, 0));
+        assert!(!verify_core_tree(&kp.public_key, &m, &sig, &th, 5, 0));
+        // key = manifest hash: the manifest's own scheme
+        let key = m.hash();
+        let sig = sign_core_tree(&key, &m, &kp, &th, 4, 0).unwrap();
+        assert!(verify_core_tree(&key, &m, &sig, &th, 4, 0));
+        assert!(!verify_core_tree(&kp.public_key, &m, &sig, &th, 4, 0));
+        // not a signer
+        assert!(sign_core_tree(&kp.public_key, &m, &other, &th, 4, 0).is_none());
+        assert!(sign_core_tree(&key, &m, &other, &th, 4, 0).is_none());
     }
 
     #[test]

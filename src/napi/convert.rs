@@ -153,9 +153,10 @@ pub fn manifest_in(
         }
         signers.push(signer);
     }
+    // hypercore's createManifest: a majority of the signers unless told
     let quorum = match m.quorum {
         Some(q) => uint_in(q, "manifest.quorum")?,
-        None => signers.len() as u64,
+        None => crate::core::manifest::default_quorum(signers.len()),
     };
     let prologue = match &m.prologue {
         Some(p) => Some(Prologue {
@@ -185,7 +186,8 @@ pub fn manifest_in(
     manifest
         .validate()
         .map_err(|e| bad(format!("invalid manifest: {e}")))?;
-    Ok(manifest)
+    // as createManifest: an empty linked list is none (it would change the key)
+    Ok(manifest.normalized())
 }
 
 pub fn manifest_out(m: &Manifest) -> ManifestOut {

@@ -6,6 +6,10 @@ mod convert;
 mod encryption;
 mod sessions;
 mod storage_view;
+mod manifest;
+pub use manifest::{decode_manifest, encode_manifest};
+mod signing;
+mod snapshot;
 
 use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi::Env;

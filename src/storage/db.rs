@@ -2,14 +2,14 @@
 //! hypercore-storage 3.x / rocksdb-native open it, and [`Batch`]: one atomic RocksDB
 //! write batch.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rocksdb::{
     BlockBasedOptions, BlockBasedTablePinningTier, ChecksumType, ColumnFamily,
     ColumnFamilyDescriptor, DBCompactionStyle, DBCompressionType, DBRecoveryMode, Options,
-    ReadOptions, WriteBatch, DB,
+    ReadOptions, Snapshot, WriteBatch, DB,
 };
 
 use super::device_file::{now_ms, DeviceFile, DeviceFileError};
@@ -296,12 +296,22 @@ pub struct AliasEntry {
     pub discovery_key: [u8; 32],
 }
 
+/// Open RocksDB snapshots by id (`Storage::snapshot`).
+#[derive(Default)]
+struct Snapshots {
+    next: u64,
+    open: HashMap<u64, Snapshot<'static>>,
+}
+
 /// An open corestore directory. `Send + Sync`: every method takes `&self`.
 ///
 /// Dropping it closes RocksDB, then releases the `CORESTORE` lock (field order).
 pub struct Storage {
-    // NOTE: field order matters for Drop: RocksDB closes before the lock is released.
-    db: DB,
+    // NOTE: field order matters for Drop: the snapshots are released before RocksDB
+    // closes, and RocksDB closes before the lock is released.
+    snapshots: Mutex<Snapshots>,
+    // Boxed so that the snapshots' reference to it stays valid when the Storage moves.
+    db: Box<DB>,
     device: Mutex<Option<DeviceFile>>,
     dir: PathBuf,
     db_dir: PathBuf,
@@ -508,7 +518,8 @@ impl Storage {
         let db = Self::open_rocks(&db_dir, read_only, has_db)?;
 
         let mut storage = Storage {
-            db,
+            snapshots: Mutex::new(Snapshots::default()),
+            db: Box::new(db),
             device: Mutex::new(device),
             dir: dir.to_path_buf(),
             db_dir,
@@ -636,6 +647,41 @@ impl Storage {
                 path: self.dir.clone(),
                 reason: "the RocksDB database has no 'corestore' column family".into(),
             })
+    }
+
+    /// Takes a point-in-time view of the database (what hypercore's snapshot sessions
+    /// read through); its id until `release_snapshot`.
+    pub fn snapshot(&self) -> u64 {
+        // SAFETY: the snapshot borrows the boxed DB, which does not move with the Storage,
+        // and `snapshots` is declared before `db`, so every snapshot is released (dropped)
+        // before the DB closes. Nothing else can drop the DB while `self` lives.
+        let db: &'static DB = unsafe { &*(self.db.as_ref() as *const DB) };
+        let mut snaps = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        snaps.next += 1;
+        let id = snaps.next;
+        snaps.open.insert(id, db.snapshot());
+        id
+    }
+
+    pub fn release_snapshot(&self, id: u64) {
+        let mut snaps = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        snaps.open.remove(&id);
+    }
+
+    /// Block `index` of a core's data as snapshot `id` saw it (None once released).
+    pub fn snapshot_block(
+        &self,
+        id: u64,
+        data_pointer: u64,
+        index: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        let snaps = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        // a released snapshot has nothing to give
+        let Some(snap) = snaps.open.get(&id) else {
+            return Ok(None);
+        };
+        snap.get_cf(self.cf()?, keys::block(data_pointer, index))
+            .map_err(|e| StorageError::rocks("RocksDB read failed", e))
     }
 
     /// A raw read from the `corestore` column family.
@@ -1239,6 +1285,39 @@ mod tests {
         st.suspend().unwrap();
         st.resume().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn snapshots_keep_deleted_blocks_until_released() {
+        let dir = tmp("snapshot");
+        let st = Storage::open(&dir, &OpenOptions::default()).unwrap();
+        let mut b = Batch::new();
+        b.put_block(7, 0, b"zero");
+        b.put_block(7, 1, b"one");
+        st.write(b).unwrap();
+        let id = st.snapshot();
+        let mut b = Batch::new();
+        b.delete_blocks(7, 1, None);
+        b.put_block(7, 2, b"two");
+        st.write(b).unwrap();
+        assert_eq!(st.block(7, 1).unwrap(), None);
+        assert_eq!(st.snapshot_block(id, 7, 1).unwrap(), Some(b"one".to_vec()));
+        assert_eq!(
+            st.snapshot_block(id, 7, 2).unwrap(),
+            None,
+            "written after it"
+        );
+        // the Storage moves (as it does into a Store): the snapshot still reads
+        let moved = st;
+        assert_eq!(
+            moved.snapshot_block(id, 7, 0).unwrap(),
+            Some(b"zero".to_vec())
+        );
+        moved.release_snapshot(id);
+        assert_eq!(moved.snapshot_block(id, 7, 0).unwrap(), None);
+        let kept = moved.snapshot();
+        drop(moved); // released before RocksDB closes
+        let _ = kept;
     }
 
     #[test]

@@ -196,6 +196,12 @@ impl Store {
                 self.create_core(key, discovery_key, manifest, key_pair, alias)?
             }
         };
+        // as hypercore: a core stored without its manifest keeps one it is opened with
+        if let (None, Some(m)) = (&core.manifest, &req.manifest) {
+            if m.hash() == core.key && !self.storage.read_only() {
+                core.adopt_manifest(&self.storage, m.clone())?;
+            }
+        }
         if let Some((public_key, Some(secret_key))) = key_pair {
             if crypto::valid_secret_key(&public_key, &secret_key) {
                 core.adopt_key_pair(KeyPair {
@@ -226,7 +232,8 @@ impl Store {
         alias: Option<Alias>,
     ) -> Result<Hypercore> {
         if let Some(m) = &manifest {
-            if m.hash() != key {
+            // hypercore's compat core: the key is the single signer's public key
+            if m.hash() != key && !crate::core::signature::is_compat(&key, m) {
                 return Err(Error::bad_argument("The manifest does not hash to the key"));
             }
         }

@@ -1,0 +1,374 @@
+'use strict'
+// hypercore 11 session behaviour: snapshots (read-only, keep their blocks), compat keys,
+// signing by a session's key pair or a given signature, writable before ready. Every
+// scenario runs on the implementation and on JS corestore; both must give the same result.
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const b4a = require('b4a')
+const crypto = require('hypercore-crypto')
+const JSCorestore = require('corestore')
+const Corestore = require('./helpers/impl.js')
+const { tmpdir, hex, plain, collect } = require('./helpers/util.js')
+
+const PK = b4a.alloc(32, 0x11)
+const OPTS = { primaryKey: PK, unsafe: true }
+const SEED = b4a.alloc(32, 0x33)
+
+function same(name, scenario, expect) {
+  test(name, async (t) => {
+    const got = await scenario(Corestore, tmpdir(t))
+    const want = await scenario(JSCorestore, tmpdir(t))
+    assert.deepEqual(got, want)
+    if (expect) await expect(got)
+  })
+}
+
+// how a call failed, without the message (its wording is the engine's own)
+async function failure(fn) {
+  try {
+    await fn()
+    return 'ok'
+  } catch (err) {
+    return { name: err.name, code: err.code }
+  }
+}
+
+const strs = (bufs) => bufs.map((b) => b4a.toString(b))
+
+same(
+  'writes on a snapshot throw and leave the core as it was',
+  async (C, dir) => {
+    const store = new C(dir, OPTS)
+    const core = store.get({ name: 'a' })
+    await core.ready()
+    await core.append(['a', 'b', 'c'])
+    const snap = core.snapshot()
+    await snap.ready()
+    const out = {
+      append: await failure(() => snap.append('x')),
+      truncate: await failure(() => snap.truncate(1)),
+      clear: await failure(() => snap.clear(0)),
+      setUserData: await failure(() => snap.setUserData('k', 'v'))
+    }
+    const ws = snap.createWriteStream()
+    out.stream = await new Promise((resolve) => {
+      ws.on('error', (err) => resolve(err.name))
+      ws.on('finish', () => resolve('finished'))
+      ws.write(b4a.from('z'))
+      ws.end()
+    })
+    out.length = core.length
+    out.blocks = strs([await core.get(0), await core.get(1), await core.get(2)])
+    out.userData = await core.getUserData('k')
+    await store.close()
+    return out
+  },
+  (r) => {
+    assert.deepEqual(r.append, { name: 'AssertionError', code: undefined })
+    assert.equal(r.stream, 'AssertionError')
+    assert.equal(r.length, 3)
+    assert.equal(r.userData, null)
+  }
+)
+
+same(
+  'writable is false until the session is open',
+  async (C, dir) => {
+    const store = new C(dir, OPTS)
+    const core = store.get({ name: 'a' })
+    const before = core.writable
+    await core.ready()
+    const out = { before, after: core.writable }
+    await store.close()
+    return out
+  },
+  (r) => assert.deepEqual(r, { before: false, after: true })
+)
+
+same(
+  'a snapshot keeps its blocks after the core is truncated below them',
+  async (C, dir) => {
+    const store = new C(dir, OPTS)
+    const core = store.get({ name: 'a' })
+    await core.ready()
+    await core.append(['block0', 'block1', 'block2'])
+    const snap = core.snapshot()
+    await snap.ready()
+    await core.truncate(1)
+    await core.append(['new1', 'new2', 'new3'])
+    const out = {
+      snap: { length: snap.length, signedLength: snap.signedLength },
+      got: strs([await snap.get(1), await snap.get(2)]),
+      stream: strs(await collect(snap.createReadStream())),
+      beyond: await failure(() => snap.get(3)),
+      core: strs(await collect(core.createReadStream()))
+    }
+    // a session of the snapshot shares its view; closing the snapshot keeps it for it
+    const child = snap.session()
+    await child.ready()
+    await snap.close()
+    out.child = b4a.toString(await child.get(2))
+    await child.close()
+    await store.close()
+    return out
+  },
+  (r) => {
+    assert.deepEqual(r.got, ['block1', 'block2'])
+    assert.deepEqual(r.snap, { length: 3, signedLength: 1 })
+    assert.deepEqual(r.beyond, { name: 'HypercoreError', code: 'SNAPSHOT_NOT_AVAILABLE' })
+    assert.equal(r.child, 'block2')
+  }
+)
+
+same(
+  'a get is snapshotted at call time: a truncation below it fails it',
+  async (C, dir) => {
+    const a = new C(dir + '/a', OPTS)
+    const b = new C(dir + '/b', OPTS)
+    const core = a.get({ name: 'a' })
+    await core.ready()
+    await core.append(['0', '1', '2'])
+    const clone = b.get({ key: core.key })
+    await clone.ready()
+    let s1 = a.replicate(true)
+    let s2 = b.replicate(false)
+    s1.pipe(s2).pipe(s1)
+    const first = b4a.toString(await clone.get(0))
+    await clone.update({ wait: true })
+    s1.destroy()
+    s2.destroy()
+    const pending = clone.get(2).then(
+      (v) => b4a.toString(v),
+      (err) => err.code
+    )
+    await core.truncate(2)
+    await core.append(['2.1', '3.1'])
+    s1 = a.replicate(true)
+    s2 = b.replicate(false)
+    s1.pipe(s2).pipe(s1)
+    const out = { first, pending: await pending, after: b4a.toString(await clone.get(2)) }
+    s1.destroy()
+    s2.destroy()
+    await a.close()
+    await b.close()
+    return out
+  },
+  (r) => assert.deepEqual(r, { first: '0', pending: 'SNAPSHOT_NOT_AVAILABLE', after: '2.1' })
+)
+
+same(
+  'compat key: get({ key: publicKey, keyPair }) signs as hypercore compat cores; reopens both ways',
+  async (C, dir) => {
+    const kp = crypto.keyPair(SEED)
+    const store = new C(dir, OPTS)
+    const core = store.get({ key: kp.publicKey, keyPair: kp })
+    await core.ready()
+    await core.append(['a', 'b'])
+    const out = {
+      key: hex(core.key),
+      writable: core.writable,
+      length: core.length,
+      auth: authOf(await store.getAuth(core.discoveryKey))
+    }
+    await store.close()
+    // the other implementation opens the same directory and extends the core
+    const Other = C === JSCorestore ? Corestore : JSCorestore
+    const other = new Other(dir)
+    const again = other.get({ key: kp.publicKey, keyPair: kp })
+    await again.ready()
+    await again.append('c')
+    out.reopened = { length: again.length, blocks: strs(await collect(again.createReadStream())) }
+    await other.close()
+    const back = new C(dir)
+    const last = back.get({ key: kp.publicKey })
+    await last.ready()
+    out.back = { length: last.length, block: b4a.toString(await last.get(2)) }
+    await back.close()
+    return out
+  },
+  (r) => {
+    assert.equal(r.key, hex(crypto.keyPair(SEED).publicKey))
+    assert.equal(r.writable, true)
+    assert.deepEqual(r.back, { length: 3, block: 'c' })
+  }
+)
+
+same(
+  'a session key pair that is not a signer, and a bad signature, are refused',
+  async (C, dir) => {
+    const store = new C(dir, OPTS)
+    const core = store.get({ name: 'a' })
+    await core.ready()
+    await core.append('hello')
+    const other = core.session({ keyPair: crypto.keyPair(SEED) })
+    await other.ready()
+    const out = {
+      writable: other.writable,
+      notSigner: await failure(() => other.append('x')),
+      badSignature: await failure(() => core.append('x', { signature: b4a.alloc(64) })),
+      badTruncate: await failure(() => core.truncate(0, { signature: b4a.alloc(64) }))
+    }
+    core.setKeyPair(crypto.keyPair(SEED))
+    out.setKeyPair = await failure(() => core.append('y'))
+    out.length = core.length
+    await store.close()
+    return out
+  },
+  (r) => {
+    assert.equal(r.writable, true)
+    assert.equal(r.notSigner.code, 'BAD_ARGUMENT')
+    assert.notEqual(r.badSignature, 'ok')
+    assert.equal(r.length, 1)
+  }
+)
+
+same(
+  'a writable session of a core opened read-only by its public key',
+  async (C, dir) => {
+    const kp = crypto.keyPair(SEED)
+    const store = new C(dir, OPTS)
+    const core = store.get({ key: kp.publicKey, valueEncoding: 'utf-8' })
+    await core.ready()
+    const out = { core: core.writable }
+    const session = core.session({ keyPair: kp })
+    await session.ready()
+    out.session = session.writable
+    out.readOnlyAppend = await failure(() => core.append('hello'))
+    await session.append('world')
+    out.length = core.length
+    out.block = await core.get(0)
+    await store.close()
+    // the manifest the first append stored opens in the other implementation
+    const Other = C === JSCorestore ? Corestore : JSCorestore
+    const other = new Other(dir)
+    const again = other.get({ key: kp.publicKey, keyPair: kp, valueEncoding: 'utf-8' })
+    await again.ready()
+    await again.append('again')
+    out.reopened = await collect(again.createReadStream())
+    await other.close()
+    return out
+  },
+  (r) => {
+    assert.deepEqual(r, {
+      core: false,
+      session: true,
+      readOnlyAppend: { name: 'HypercoreError', code: 'SESSION_NOT_WRITABLE' },
+      length: 1,
+      block: 'world',
+      reopened: ['world', 'again']
+    })
+  }
+)
+
+function authOf(a) {
+  if (!a) return a
+  return {
+    key: hex(a.key),
+    discoveryKey: hex(a.discoveryKey),
+    manifest: plain(a.manifest),
+    keyPair: a.keyPair ? { publicKey: hex(a.keyPair.publicKey), secretKey: hex(a.keyPair.secretKey) } : null
+  }
+}
+
+same(
+  'manifests: raw encoded buffers, no signers, linked: [], default quorum; getManifest({ raw })',
+  async (C, dir) => {
+    const a = crypto.keyPair(b4a.alloc(32, 1))
+    const b = crypto.keyPair(b4a.alloc(32, 2))
+    const c = crypto.keyPair(b4a.alloc(32, 3))
+    const store = new C(dir, OPTS)
+    const out = {}
+    const multi = store.get({ manifest: { version: 1, signers: [a, b, c].map((k) => ({ publicKey: k.publicKey })) } })
+    await multi.ready()
+    out.multi = { key: hex(multi.key), quorum: multi.manifest.quorum }
+    const raw = multi.getManifest({ raw: true })
+    out.raw = hex(raw)
+    out.rawIsBuffer = b4a.isBuffer(raw)
+    const fromRaw = store.get({ manifest: raw })
+    await fromRaw.ready()
+    out.fromRaw = hex(fromRaw.key)
+    const linked = store.get({ manifest: { version: 2, signers: [{ publicKey: a.publicKey }], linked: [] } })
+    await linked.ready()
+    out.linked = { key: hex(linked.key), linked: linked.manifest.linked }
+    const unsigned = store.get({ manifest: { prologue: { hash: b4a.alloc(32, 7), length: 1 } } })
+    await unsigned.ready()
+    out.unsigned = { key: hex(unsigned.key), signers: unsigned.manifest.signers.length, quorum: unsigned.manifest.quorum }
+    out.none = store.get({ key: crypto.keyPair(SEED).publicKey })
+    await out.none.ready()
+    out.none = out.none.getManifest({ raw: true })
+    await store.close()
+    return out
+  },
+  (r) => {
+    assert.equal(r.multi.quorum, 2)
+    assert.equal(r.rawIsBuffer, true)
+    assert.equal(r.fromRaw, r.multi.key)
+    assert.equal(r.linked.linked, null)
+    assert.equal(r.unsigned.signers, 0)
+    assert.equal(r.none, null)
+  }
+)
+
+same(
+  'a manifest given to a session (or to get) of a core stored without one is stored',
+  async (C, dir) => {
+    const manifest = { version: 1, signers: [{ publicKey: crypto.keyPair(SEED).publicKey }] }
+    const store = new C(dir + '/a', OPTS)
+    const origin = store.get({ manifest })
+    await origin.ready()
+    const key = origin.key
+    await store.close()
+
+    const other = new C(dir + '/b', OPTS)
+    const bare = other.get({ key })
+    await bare.ready()
+    const out = { before: bare.manifest }
+    const s = bare.session({ manifest })
+    await s.ready()
+    out.session = plain(s.manifest)
+    out.core = plain(bare.manifest)
+    await other.close()
+    const again = new C(dir + '/b')
+    const reopened = again.get({ key })
+    await reopened.ready()
+    out.reopened = plain(reopened.manifest)
+    await again.close()
+
+    // a raw manifest given to get() for a core stored without one
+    const third = new C(dir + '/c', OPTS)
+    const c1 = third.get({ key })
+    await c1.ready()
+    await c1.close()
+    const c2 = third.get({ key, manifest: origin.getManifest({ raw: true }) })
+    await c2.ready()
+    out.viaGet = plain(c2.manifest)
+    await third.close()
+    return out
+  },
+  (r) => {
+    assert.equal(r.before, null)
+    assert.deepEqual(r.session, r.reopened)
+    assert.deepEqual(r.viaGet, r.reopened)
+    assert.equal(r.reopened.signers.length, 1)
+  }
+)
+
+same(
+  'a get on a session closed right after it fails with SESSION_CLOSED; waiting ones are cancelled',
+  async (C, dir) => {
+    const store = new C(dir, OPTS)
+    const core = store.get({ name: 'a' })
+    await core.ready()
+    const a = core.session()
+    const closedRightAway = a.get(0, { timeout: 1000 }).catch((e) => e.code)
+    a.close()
+    const b = core.session()
+    const waiting = b.get(0).catch((e) => e.code)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    await b.close()
+    const out = { closedRightAway: await closedRightAway, waiting: await waiting }
+    await store.close()
+    return out
+  },
+  (r) => assert.deepEqual(r, { closedRightAway: 'SESSION_CLOSED', waiting: 'REQUEST_CANCELLED' })
+)
