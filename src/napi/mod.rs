@@ -4,9 +4,9 @@
 
 mod convert;
 mod encryption;
+mod manifest;
 mod sessions;
 mod storage_view;
-mod manifest;
 pub use manifest::{decode_manifest, encode_manifest};
 mod signing;
 mod snapshot;
