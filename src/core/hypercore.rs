@@ -219,6 +219,7 @@ impl Hypercore {
     /// key pair. A manifest the core gets on this write goes into `batch` and is returned.
     fn sign_head(
         &self,
+        storage: &Storage,
         with: &SignWith,
         tree: &MerkleTree,
         batch: &mut Batch,
@@ -249,7 +250,7 @@ impl Hypercore {
         if !adopt {
             return Ok((sig, None));
         }
-        batch.put_auth(self.core_pointer, &self.auth_with(&manifest));
+        batch.put_auth(self.core_pointer, &self.auth_with(storage, &manifest)?);
         Ok((sig, Some(manifest)))
     }
 
@@ -365,7 +366,7 @@ impl Hypercore {
         let appended = self.tree.append(blocks.iter().copied());
         let tree = appended.tree;
         let mut batch = Batch::new();
-        let (sig, adopted) = self.sign_head(with, &tree, &mut batch)?;
+        let (sig, adopted) = self.sign_head(storage, with, &tree, &mut batch)?;
 
         let start = self.tree.length;
         for (i, block) in blocks.iter().enumerate() {
@@ -458,7 +459,7 @@ impl Hypercore {
         }
         let tree = MerkleTree::load(&self.node_source(storage), length, fork)?;
         let mut batch = Batch::new();
-        let (sig, adopted) = self.sign_head(with, &tree, &mut batch)?;
+        let (sig, adopted) = self.sign_head(storage, with, &tree, &mut batch)?;
         batch.delete_blocks(self.data_pointer, length, Some(old));
         batch.delete_tree_nodes(self.data_pointer, 2 * length, Some(2 * old));
         for index in merkle::stale_ancestors(length) {
@@ -587,9 +588,13 @@ pub struct Applied {
 }
 
 impl Hypercore {
-    /// This core's auth record with `manifest`.
-    fn auth_with(&self, manifest: &Manifest) -> Auth {
-        Auth {
+    /// This core's auth record with `manifest`; the rest as stored (an encryption key too).
+    fn auth_with(&self, storage: &Storage, manifest: &Manifest) -> Result<Auth> {
+        if let Some(mut auth) = storage.auth(self.core_pointer)? {
+            auth.manifest = Some(manifest.encode_storage());
+            return Ok(auth);
+        }
+        Ok(Auth {
             key: self.key,
             discovery_key: self.discovery_key,
             manifest: Some(manifest.encode_storage()),
@@ -598,7 +603,7 @@ impl Hypercore {
                 secret_key: self.secret_key.as_ref().map(|kp| kp.secret_key.to_vec()),
             }),
             encryption_key: None,
-        }
+        })
     }
 
     /// Stores a manifest learned from a peer (after checking it hashes to the key).
@@ -613,7 +618,7 @@ impl Hypercore {
             ));
         }
         let mut batch = Batch::new();
-        batch.put_auth(self.core_pointer, &self.auth_with(&manifest));
+        batch.put_auth(self.core_pointer, &self.auth_with(storage, &manifest)?);
         storage.write(batch)?;
         self.manifest = Some(manifest);
         Ok(())
