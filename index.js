@@ -5,6 +5,7 @@ const path = require('path')
 const Hypercore = require('./lib/hypercore')
 const CoreState = require('./lib/core-state')
 const { ListStream } = require('./lib/streams')
+const GroupNotifyHandle = require('./lib/notify')
 const { ReplicationStream, Replication, attachSecretStream, isSecretStream } = require('./lib/replication')
 const { toBuffer } = require('./lib/encodings')
 const { ASSERTION, BAD_ARGUMENT, STORAGE_EMPTY, z32Decode } = require('./lib/errors')
@@ -42,6 +43,7 @@ class Corestore extends EventEmitter {
     this._cores = this.root ? null : new Map() // handle -> CoreState, on the root only
     this._replication = this.root ? null : new Replication()
     this._watching = this.root ? this.root._watching : [] // stores with watchers
+    this._groupNotifiers = this.root ? this.root._groupNotifiers : new Map() // topic hex -> handles
 
     if (opts.primaryKey && !this.root && !opts.unsafe) {
       throw ASSERTION(
@@ -247,6 +249,10 @@ class Corestore extends EventEmitter {
     if (opts.manifest) o.manifest = manifestInput(opts.manifest)
     if (opts.name || opts.keyPair) o.manifestVersion = this.manifestVersion
     if (opts.createIfMissing === false) o.createIfMissing = false
+    if (opts.group) {
+      if (!isKey(opts.group)) throw BAD_ARGUMENT('group must be a 32-byte Buffer')
+      o.group = toBuffer(opts.group)
+    }
 
     if (!o.key && !o.name && !o.keyPair && !o.manifest) {
       if (!o.discoveryKey) throw new Error('Could not derive discovery from input')
@@ -312,6 +318,49 @@ class Corestore extends EventEmitter {
       if (store.watchers === null) continue
       for (const fn of store.watchers) fn(session)
     }
+  }
+
+  // ---- groups: cores that share a topic, indexed by their last head change ----
+
+  notifyGroup(topic) {
+    if (!(topic instanceof Uint8Array)) throw BAD_ARGUMENT('topic must be a Buffer')
+    const id = Buffer.from(topic).toString('hex')
+    let handles = this._groupNotifiers.get(id)
+    if (handles === undefined) {
+      handles = []
+      this._groupNotifiers.set(id, handles)
+    }
+    const handle = new GroupNotifyHandle(this, topic)
+    handle.index = handles.push(handle) - 1
+    return handle
+  }
+
+  _removeGroupNotify(handle) {
+    if (handle.index === -1) return
+    const id = Buffer.from(handle._topic).toString('hex')
+    const handles = this._groupNotifiers.get(id)
+    if (handles === undefined || handles[handle.index] !== handle) return
+    const last = handles.pop()
+    if (last !== handle) handles[(last.index = handle.index)] = last
+    handle.index = -1
+    if (handles.length === 0) this._groupNotifiers.delete(id)
+  }
+
+  // a core of group `topic` changed its head (append, truncate, an upgrade from a peer)
+  _onGroupActive(topic, update) {
+    this.emit('group-active', topic, update)
+    const handles = this._groupNotifiers.get(topic.toString('hex'))
+    if (handles === undefined) return
+    for (const handle of handles.slice()) handle.emit('update', update)
+  }
+
+  // root: a head change of an open core that no session has (a core replication opened)
+  _passiveHeadChange(handle) {
+    const topic = this.native.coreGroup(handle)
+    if (topic === null) return
+    const st = this.native.state(handle)
+    const key = this.native.coreInfo(handle).key
+    this._onGroupActive(topic, { key, length: st.length, fork: st.fork })
   }
 
   // ---- misc ----
@@ -406,7 +455,10 @@ class Corestore extends EventEmitter {
         case 'append':
         case 'download': {
           const cs = this._cores.get(e.handle)
-          if (cs === undefined) break
+          if (cs === undefined) {
+            if (e.type === 'append') this._passiveHeadChange(e.handle)
+            break
+          }
           const st = this.native.state(e.handle)
           if (!cs.manifest) cs.refresh(this.native.coreInfo(e.handle)) // learned from the peer
           if (e.type === 'append') cs.onappend(st)
@@ -424,6 +476,7 @@ class Corestore extends EventEmitter {
         case 'truncate': {
           const cs = this._cores.get(e.handle)
           if (cs !== undefined) cs.ontruncate(this.native.state(e.handle), e.index)
+          else this._passiveHeadChange(e.handle)
           break
         }
         case 'extension': {
@@ -478,8 +531,9 @@ class Corestore extends EventEmitter {
 
   // ---- internal, used by sessions ----
 
-  // root only: one native reference; the registry dedupes cores, so the handle may be known
-  _openCore(o) {
+  // root only: one native reference; the registry dedupes cores, so the handle may be known.
+  // `store`: the store whose get() opens it, which emits its 'group-active' events.
+  _openCore(o, store = this) {
     if (this.native === null || this._nativeClosed) throw new Error('Corestore is closed')
     let info
     try {
@@ -488,11 +542,24 @@ class Corestore extends EventEmitter {
       throw storageEmptyWithKey(err, o)
     }
     let cs = this._cores.get(info.handle)
-    if (cs === undefined) {
-      cs = new CoreState(this, info)
+    const opening = cs === undefined
+    // as hypercore: a core opened in a group joins it; one already in another group is a
+    // STORAGE_CONFLICT when it opens, and keeps its group when it was open already
+    if (o.group && (opening || cs.group === null)) {
+      try {
+        this.native.setGroup(info.handle, o.group)
+      } catch (err) {
+        this.native.closeCore(info.handle)
+        throw err
+      }
+    }
+    if (opening) {
+      cs = new CoreState(this, info, store)
+      if (o.group) cs.group = o.group // hypercore reports the caller's topic buffer itself
       this._cores.set(info.handle, cs)
     } else {
       cs.refresh(info)
+      if (o.group && cs.group === null) cs.group = o.group
     }
     this._pumpLocal()
     return cs
@@ -577,6 +644,7 @@ function noop() {}
 
 module.exports = Corestore
 module.exports.default = Corestore
+module.exports.GroupNotifyHandle = GroupNotifyHandle
 
 function replicationError(e) {
   const err = new Error(e.message || e.code)

@@ -7,8 +7,9 @@ const { REQUEST_TIMEOUT } = require('./errors')
 // 'truncate' out to them and resolves gets/seeks that wait for local appends.
 
 class CoreState {
-  constructor(root, info) {
+  constructor(root, info, opener = root) {
     this.root = root
+    this.opener = opener // the store that opened the core: it emits 'group-active'
     this.native = root.native
     this.handle = info.handle
 
@@ -24,6 +25,7 @@ class CoreState {
     this.byteLength = info.byteLength
     this.fork = info.fork
     this.signedLength = info.signedLength
+    this.group = root.native.coreGroup(info.handle) // the topic of the core's group, or null
 
     this.sessions = [] // every attached session (strong, weak and snapshots)
     this.strong = 0 // sessions holding a native reference
@@ -104,7 +106,13 @@ class CoreState {
       const s = ss[i]
       if (s._snapshot === null) s.emit('append')
     }
+    if (this.group !== null) this._groupActive()
     if (this.waiters.size > 0) this._drain()
+  }
+
+  // as hypercore: every head change of a grouped core is reported to its store's notifiers
+  _groupActive() {
+    this.opener._onGroupActive(this.group, { key: this.key, length: this.length, fork: this.fork })
   }
 
   // `blocks`: (index, byte length) pairs of little-endian doubles, a run of blocks from
@@ -204,6 +212,7 @@ class CoreState {
       }
       s.emit('truncate', to, st.fork)
     }
+    if (this.group !== null) this._groupActive()
   }
 
   onclear(start) {

@@ -232,7 +232,7 @@ class Hypercore extends EventEmitter {
       throw STORAGE_EMPTY('No Hypercore is stored here')
     }
 
-    const cs = root._openCore(o)
+    const cs = root._openCore(o, this.store)
     this._bind(cs, this.store._sessionList(cs))
     if (this.keyPair === null) this.keyPair = cs.keyPair
     if (cs.fresh) {
@@ -435,6 +435,18 @@ class Hypercore extends EventEmitter {
   }
 
   setActive() {}
+
+  // the core joins the group of `topic` (STORAGE_CONFLICT when it is in another one)
+  async setGroup(topic) {
+    if (!this.opened) await this.opening
+    if (!(topic instanceof Uint8Array) || topic.byteLength !== 32) {
+      throw BAD_ARGUMENT('group must be a 32-byte Buffer')
+    }
+    const cs = this.core
+    const group = Buffer.from(topic)
+    cs.native.setGroup(cs.handle, group)
+    if (cs.group === null) cs.group = group
+  }
 
   // ---- sessions ----
 

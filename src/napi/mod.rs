@@ -4,6 +4,7 @@
 
 mod convert;
 mod encryption;
+mod groups;
 
 use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi::Env;

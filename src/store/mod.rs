@@ -2,6 +2,8 @@
 //! opened once however many sessions use it; each `open_core` adds a reference under a
 //! numeric handle and each `close_core` drops one, freeing the core at zero.
 
+mod groups;
+
 use std::collections::HashMap;
 use std::path::Path;
 
