@@ -1,11 +1,11 @@
 'use strict'
 
 const { EventEmitter } = require('events')
-const path = require('path')
 const Hypercore = require('./lib/hypercore')
 const CoreState = require('./lib/core-state')
 const { ListStream } = require('./lib/streams')
 const GroupNotifyHandle = require('./lib/notify')
+const Storage = require('./lib/storage')
 const { ReplicationStream, Replication, attachSecretStream, isSecretStream } = require('./lib/replication')
 const { toBuffer } = require('./lib/encodings')
 const { ASSERTION, BAD_ARGUMENT, STORAGE_EMPTY, z32Decode } = require('./lib/errors')
@@ -24,9 +24,10 @@ class Corestore extends EventEmitter {
     this.opened = false
     this.closed = false
 
-    this.storage = this.root ? this.root.storage : storage
+    this.storage = null // set below, once the directory is checked
     this.corestores = this.root ? this.root.corestores : new Set()
     this.readOnly = opts.writable === false || !!opts.readOnly
+    this.globalCache = this.root ? this.root.globalCache : opts.globalCache || null
     this.primaryKey = this.root ? this.root.primaryKey : opts.primaryKey || null
     this.ns = opts.namespace ? toBuffer(opts.namespace) : DEFAULT_NAMESPACE
     this.manifestVersion = opts.manifestVersion || 1
@@ -59,6 +60,9 @@ class Corestore extends EventEmitter {
     if (!this.root && typeof storage !== 'string') {
       throw BAD_ARGUMENT('corestore-native needs a storage directory path')
     }
+    this.storage = this.root
+      ? this.root.storage
+      : new Storage(storage, { readOnly: this.readOnly, treeCache: opts.treeCache })
 
     this.ready().catch(noop)
   }
@@ -94,7 +98,7 @@ class Corestore extends EventEmitter {
 
     let native
     try {
-      native = new binding.NativeStore(path.resolve(this.storage), {
+      native = new binding.NativeStore(this.storage.path, {
         primaryKey: this.primaryKey ? toBuffer(this.primaryKey) : undefined,
         readOnly: this.readOnly
       })
@@ -383,6 +387,14 @@ class Corestore extends EventEmitter {
       done = true
       if (--this._findingCount === 0) this._eachSession((cs) => cs.foundPeers(1))
     }
+  }
+
+  // corestore's legacy findingPeers state: null when no findingPeers() call is pending
+  get _findingPeers() {
+    if (this._findingCount === 0) return null
+    const pending = []
+    for (const list of this._lists.values()) pending.push(...list)
+    return { count: this._findingCount, pending, destroyed: this.closing !== null }
   }
 
   _eachSession(fn) {

@@ -10,6 +10,7 @@ class CoreState {
   constructor(root, info, opener = root) {
     this.root = root
     this.opener = opener // the store that opened the core: it emits 'group-active'
+    this.globalCache = opener.globalCache || null // as hypercore: kept for whoever reads it
     this.native = root.native
     this.handle = info.handle
 

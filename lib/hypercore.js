@@ -331,8 +331,9 @@ class Hypercore extends EventEmitter {
 
   // ---- properties ----
 
+  // (a closed session keeps what it knew, as hypercore's does)
   get _identityKnown() {
-    return this.core !== null && (this.opened || !this._identityAfterReady)
+    return this.core !== null && (this.opened || this.closed || !this._identityAfterReady)
   }
 
   get key() {
@@ -419,7 +420,7 @@ class Hypercore extends EventEmitter {
   }
 
   get globalCache() {
-    return null
+    return this.opened && this.core !== null ? this.core.globalCache : null
   }
 
   get recovering() {
