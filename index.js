@@ -6,6 +6,7 @@ const CoreState = require('./lib/core-state')
 const { ListStream } = require('./lib/streams')
 const GroupNotifyHandle = require('./lib/notify')
 const Storage = require('./lib/storage')
+const { CoreList, SessionList } = require('./lib/core-view')
 const { ReplicationStream, Replication, attachSecretStream, isSecretStream } = require('./lib/replication')
 const { toBuffer } = require('./lib/encodings')
 const { ASSERTION, BAD_ARGUMENT, STORAGE_EMPTY, z32Decode } = require('./lib/errors')
@@ -45,6 +46,8 @@ class Corestore extends EventEmitter {
     this._replication = this.root ? null : new Replication()
     this._watching = this.root ? this.root._watching : [] // stores with watchers
     this._groupNotifiers = this.root ? this.root._groupNotifiers : new Map() // topic hex -> handles
+    this.cores = this.root ? this.root.cores : new CoreList(this) // open cores by discovery key
+    this.sessions = new SessionList(this) // this store's sessions
 
     if (opts.primaryKey && !this.root && !opts.unsafe) {
       throw ASSERTION(
@@ -213,7 +216,8 @@ class Corestore extends EventEmitter {
       userData: opts.userData || null,
       encryption: opts.encryption || null,
       encryptionKey: opts.encryptionKey || null,
-      isBlockKey: !!opts.isBlockKey
+      isBlockKey: !!opts.isBlockKey,
+      pushOnly: opts.pushOnly === true
     }
 
 
@@ -312,15 +316,16 @@ class Corestore extends EventEmitter {
     this.watchIndex = -1
   }
 
-  // root: a core was opened that no session had open; hand watchers a weak session on it
+  // root: a core was opened that no session had open; watchers get the core (as corestore
+  // hands them its internal core), to open weak sessions on: new Hypercore({ core, weak: true })
   _announce(cs) {
     const watching = this._watching
     if (watching.length === 0) return
-    const session = new Hypercore(this, { opts: {}, core: cs, weak: true })
+    const core = cs.view()
     for (let i = watching.length - 1; i >= 0; i--) {
       const store = watching[i]
       if (store.watchers === null) continue
-      for (const fn of store.watchers) fn(session)
+      for (const fn of store.watchers) fn(core)
     }
   }
 
@@ -657,6 +662,7 @@ function noop() {}
 module.exports = Corestore
 module.exports.default = Corestore
 module.exports.GroupNotifyHandle = GroupNotifyHandle
+module.exports.Hypercore = Hypercore
 
 function replicationError(e) {
   const err = new Error(e.message || e.code)

@@ -1,6 +1,7 @@
 'use strict'
 
 const { REQUEST_TIMEOUT } = require('./errors')
+const { CoreView } = require('./core-view')
 
 // One CoreState per open native core (keyed by handle in the root Corestore). It caches the
 // NativeCoreInfo/NativeCoreState, keeps the sessions attached to the core, fans 'append' and
@@ -38,6 +39,8 @@ class CoreState {
     this._syncWaiters = null
     this.closed = false
     this.fresh = true // not yet announced to store watchers
+    this.pushOnly = false // as hypercore's replicator: never ask peers for anything
+    this._view = null // the CoreView store.watch() and store.cores hand out
 
     this._exclusive = null
     this._exclusiveQueue = null
@@ -48,6 +51,17 @@ class CoreState {
   get compat() {
     const m = this.manifest
     return !!m && !!m.signers && m.signers.length === 1 && !!this.key && this.key.equals(m.signers[0].publicKey)
+  }
+
+  view() {
+    if (this._view === null) this._view = new CoreView(this)
+    return this._view
+  }
+
+  setPushOnly(pushOnly) {
+    if (pushOnly === this.pushOnly) return
+    this.pushOnly = pushOnly
+    this.root._pump(this.native.replicationPushOnly(this.handle, pushOnly))
   }
 
   // another openCore returned this handle: pick up what that call may have taught the engine
@@ -87,6 +101,7 @@ class CoreState {
     if (this.closed) return
     this.closed = true
     if (this.root._cores.get(this.handle) === this) this.root._cores.delete(this.handle)
+    if (this._view !== null) this._view._close()
     for (let i = this.sessions.length - 1; i >= 0; i--) {
       const s = this.sessions[i]
       if (s.closing === null) s.close().catch(noop)
@@ -107,6 +122,7 @@ class CoreState {
       const s = ss[i]
       if (s._snapshot === null) s.emit('append')
     }
+    if (this._view !== null) this._view._emit('append')
     if (this.group !== null) this._groupActive()
     if (this.waiters.size > 0) this._drain()
   }
@@ -213,6 +229,7 @@ class CoreState {
       }
       s.emit('truncate', to, st.fork)
     }
+    if (this._view !== null) this._view._emit('truncate', to, st.fork)
     if (this.group !== null) this._groupActive()
   }
 

@@ -4,6 +4,7 @@ const { EventEmitter } = require('events')
 const encodings = require('./encodings')
 const { ReadStream, ByteStream, WriteStream } = require('./streams')
 const CoreState = require('./core-state')
+const { CoreView } = require('./core-view')
 const encryption = require('./encryption')
 const binding = require('./native.js')
 const c = require('compact-encoding')
@@ -103,6 +104,20 @@ class Download {
 //   parent: the session this one is made from; core: attach to this CoreState without a ref
 class Hypercore extends EventEmitter {
   constructor(store, ctx) {
+    // the public form, on a core from store.watch(): new Hypercore({ core, weak: true })
+    if (!(ctx && ctx.opts) && !isStore(store)) {
+      const opts = (isPlainOptions(store) ? store : isPlainOptions(ctx) ? ctx : arguments[2]) || {}
+      if (!(opts.core instanceof CoreView)) {
+        throw BAD_ARGUMENT(
+          'corestore-native opens cores through a Corestore: store.get(), or new Hypercore({ core }) with a core from store.watch()'
+        )
+      }
+      const cs = opts.core._cs
+      store = cs.root
+      ctx = opts.weak
+        ? { opts, core: cs, weak: true }
+        : { opts, native: { key: cs.key } }
+    }
     super()
 
     const opts = ctx.opts || {}
@@ -178,6 +193,8 @@ class Hypercore extends EventEmitter {
       }
       if (attached) await null
       else await this._attachLater(ctx)
+
+      if (opts.pushOnly === true) this.core.setPushOnly(true) // one session sets it for all
 
       if (opts.exclusive && opts.writable !== false) {
         this.exclusive = true
@@ -417,6 +434,10 @@ class Hypercore extends EventEmitter {
 
   get peers() {
     return this.core === null ? [] : this.core.peers
+  }
+
+  get replicator() {
+    return this.core === null ? null : this.core.view().replicator
   }
 
   get globalCache() {
@@ -917,3 +938,11 @@ Hypercore.MAX_SUGGESTED_BLOCK_SIZE = MAX_SUGGESTED_BLOCK_SIZE
 Hypercore.Info = Info
 
 module.exports = Hypercore
+
+function isStore(s) {
+  return typeof s === 'object' && s !== null && typeof s._openCore === 'function'
+}
+
+function isPlainOptions(o) {
+  return typeof o === 'object' && o !== null && !Buffer.isBuffer(o) && !isStore(o)
+}

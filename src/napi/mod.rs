@@ -5,6 +5,7 @@
 mod convert;
 mod encryption;
 mod groups;
+mod push_only;
 
 use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi::Env;
