@@ -374,6 +374,22 @@ class Corestore extends EventEmitter {
 
   // ---- misc ----
 
+  // As corestore: every stored core in turn, { discoveryKey, key, audit } with hypercore's
+  // audit of its tree, blocks and bitfield (repaired unless dryRun)
+  async *audit({ dryRun = false } = {}) {
+    if (this._root.opened === false) await this._root.ready()
+    for (const discoveryKey of this._root.native.list(null)) {
+      const session = this.get({ discoveryKey, active: false })
+      await session.ready()
+      try {
+        const audit = await session.core.view().audit({ dryRun })
+        yield { discoveryKey, key: session.key, audit }
+      } finally {
+        await session.close().catch(noop)
+      }
+    }
+  }
+
   // As corestore: the stored identity of a core (key, discoveryKey, manifest, keyPair,
   // encryptionKey), or null when this store does not have it
   async getAuth(discoveryKey) {

@@ -14,6 +14,9 @@ use crate::crypto::{self, KeyPair};
 use crate::error::{Error, Result};
 use std::cell::RefCell;
 
+mod audit;
+pub use audit::AuditStats;
+
 use crate::storage::{Auth, Batch, CoreGroup, CoreHead, CoreRecord, Hints, Storage, TreeNode};
 
 /// What JS sees of a core after each operation.
