@@ -85,3 +85,64 @@ impl Store {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{OpenRequest, Store};
+
+    fn open(store: &mut Store, name: &str) -> u32 {
+        store
+            .open_core(OpenRequest {
+                name: Some(name.into()),
+                create_if_missing: true,
+                ..Default::default()
+            })
+            .expect("open core")
+    }
+
+    /// Each head change moves the core's one entry in the group index (as hypercore's
+    /// updateGroupIndex), and the group and its pointer survive a reopen.
+    #[test]
+    fn group_index_follows_head_changes() {
+        let dir = std::env::temp_dir().join(format!("cs-groups-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (topic, other) = ([1u8; 32], [2u8; 32]);
+        let keys = {
+            let mut store = Store::open(&dir, None, false).expect("open store");
+            let (a, b) = (open(&mut store, "a"), open(&mut store, "b"));
+            assert_eq!(store.group_updates(&topic, 0, true).expect("read"), None);
+            store.set_group(a, &topic).expect("join");
+            store.set_group(b, &topic).expect("join");
+            assert_eq!(
+                store.group_updates(&topic, 0, true).expect("read"),
+                Some(vec![])
+            );
+            let err = store.set_group(a, &other).expect_err("conflict");
+            assert_eq!(err.code, "STORAGE_CONFLICT");
+            for (handle, sleep) in [(a, true), (b, true), (a, false), (a, false)] {
+                if sleep {
+                    std::thread::sleep(std::time::Duration::from_millis(3));
+                }
+                let (core, storage) = store.core_mut(handle).expect("core");
+                core.append(storage, &[b"x"]).expect("append");
+            }
+            let key = |h| store.core(h).expect("core").key.to_vec();
+            let keys = vec![key(a), key(b)];
+            let listed = store.group_updates(&topic, 0, true).expect("read");
+            assert_eq!(listed, Some(keys.clone()));
+            keys
+        };
+        let mut store = Store::open(&dir, None, false).expect("reopen");
+        let a = open(&mut store, "a");
+        assert_eq!(store.group_of(a).expect("group"), Some(topic));
+        assert_eq!(store.head.groups, 1);
+        let mut oldest_first = keys.clone();
+        oldest_first.reverse();
+        assert_eq!(
+            store.group_updates(&topic, 0, false).expect("read"),
+            Some(oldest_first)
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -65,6 +65,9 @@ impl Hypercore {
             }
         }
 
+        // as hypercore, each phase's repairs are written before the next looks
+        self.write_repairs(storage, &mut batch, dry_run)?;
+
         // the blocks, against the bitfield and their leaves
         // read in spans so a large core is never all in memory; past `length`, the rest
         let mut spans: Vec<(u64, Option<u64>)> = (0..length.div_ceil(BLOCK_SPAN))
@@ -92,6 +95,8 @@ impl Hypercore {
             }
         }
 
+        self.write_repairs(storage, &mut batch, dry_run)?;
+
         // the bits, against the blocks
         let mut bitfield = self.bitfield.clone_pages_for(0, length);
         let mut pages = std::collections::BTreeSet::new();
@@ -104,7 +109,7 @@ impl Hypercore {
             }
         }
 
-        if dry_run || (batch.is_empty() && pages.is_empty()) {
+        if dry_run || pages.is_empty() {
             return Ok(stats);
         }
         let pages: Vec<u64> = pages.into_iter().collect();
@@ -113,11 +118,22 @@ impl Hypercore {
         if contiguous != self.contiguous_length {
             self.put_hints(&mut batch, contiguous);
         }
-        self.node_cache.borrow_mut().clear();
         storage.write(batch)?;
         self.bitfield.merge_pages(bitfield);
         self.contiguous_length = contiguous;
         Ok(stats)
+    }
+}
+
+impl Hypercore {
+    fn write_repairs(&self, storage: &Storage, batch: &mut Batch, dry_run: bool) -> Result<()> {
+        if dry_run || batch.is_empty() {
+            *batch = Batch::new();
+            return Ok(());
+        }
+        self.node_cache.borrow_mut().clear();
+        storage.write(std::mem::take(batch))?;
+        Ok(())
     }
 }
 
@@ -127,4 +143,69 @@ fn good_parent(parent: &TreeNode, left: &TreeNode, right: &TreeNode) -> bool {
         (right.index, right.size, &right.hash),
     );
     hash == parent.hash && parent.size == left.size.wrapping_add(right.size)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::storage::{Batch, TreeNode};
+    use crate::store::{OpenRequest, Store};
+
+    #[test]
+    fn audit_drops_what_does_not_verify() {
+        let dir = std::env::temp_dir().join(format!("cs-audit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut store = Store::open(&dir, None, false).expect("open store");
+        let handle = store
+            .open_core(OpenRequest {
+                name: Some("audited".into()),
+                create_if_missing: true,
+                ..Default::default()
+            })
+            .expect("open core");
+        let (core, storage) = store.core_mut(handle).expect("core");
+        let blocks: Vec<Vec<u8>> = (0..8).map(|i| format!("block {i}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = blocks.iter().map(|b| b.as_slice()).collect();
+        core.append(storage, &refs).expect("append");
+        let clean = core.audit(storage, false).expect("audit");
+        assert_eq!((clean.blocks, clean.bits, clean.tree_nodes), (8, 8, 15));
+        assert_eq!(
+            clean.dropped_blocks + clean.dropped_bits + clean.dropped_tree_nodes,
+            0
+        );
+
+        // a block whose bytes changed, and a leaf node (of block 6) that no longer hashes up
+        let dp = core.data_pointer;
+        let mut batch = Batch::new();
+        batch.put_block(dp, 2, b"tampered");
+        batch.put_tree_node(
+            dp,
+            &TreeNode {
+                index: 12,
+                size: 7,
+                hash: [9; 32],
+            },
+        );
+        storage.write(batch).expect("corrupt");
+
+        let dry = core.audit(storage, true).expect("dry run");
+        // (the dry run leaves the bad leaf in place, so block 6 does not match it either)
+        assert_eq!(
+            (dry.dropped_blocks, dry.dropped_tree_nodes, dry.dropped_bits),
+            (2, 1, 0)
+        );
+        let fixed = core.audit(storage, false).expect("audit");
+        // the tree repair took the leaves of 12..15 (blocks 6, 7): those blocks go too, and
+        // then the bits of the three dropped blocks
+        assert_eq!(
+            (
+                fixed.dropped_tree_nodes,
+                fixed.dropped_blocks,
+                fixed.dropped_bits
+            ),
+            (1, 3, 3)
+        );
+        assert!(!core.has_block(2) && !core.has_block(6) && core.has_block(3));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
