@@ -10,7 +10,9 @@ const { CoreView } = require('./core-view')
 class CoreState {
   constructor(root, info, opener = root) {
     this.root = root
-    this.opener = opener // the store that opened the core: it emits 'group-active'
+    // hypercore's core hook for head changes of a grouped core; corestore points it at the
+    // store that opened the core, which emits 'group-active'
+    this.ongroupupdate = (topic, update) => opener._onGroupActive(topic, update)
     this.globalCache = opener.globalCache || null // as hypercore: kept for whoever reads it
     this.native = root.native
     this.handle = info.handle
@@ -51,6 +53,11 @@ class CoreState {
   get compat() {
     const m = this.manifest
     return !!m && !!m.signers && m.signers.length === 1 && !!this.key && this.key.equals(m.signers[0].publicKey)
+  }
+
+  // hypercore's core.header, as users read it (key, manifest, keyPair, group, tree, hints)
+  get header() {
+    return this.view().header
   }
 
   view() {
@@ -129,7 +136,7 @@ class CoreState {
 
   // as hypercore: every head change of a grouped core is reported to its store's notifiers
   _groupActive() {
-    this.opener._onGroupActive(this.group, { key: this.key, length: this.length, fork: this.fork })
+    this.ongroupupdate(this.group, { key: this.key, length: this.length, fork: this.fork })
   }
 
   // `blocks`: (index, byte length) pairs of little-endian doubles, a run of blocks from
