@@ -119,10 +119,9 @@ mod tests {
             );
             let err = store.set_group(a, &other).expect_err("conflict");
             assert_eq!(err.code, "STORAGE_CONFLICT");
-            for (handle, sleep) in [(a, true), (b, true), (a, false), (a, false)] {
-                if sleep {
-                    std::thread::sleep(std::time::Duration::from_millis(3));
-                }
+            // apart in time: entries of one millisecond order by core pointer
+            for handle in [a, b, a, a] {
+                std::thread::sleep(std::time::Duration::from_millis(3));
                 let (core, storage) = store.core_mut(handle).expect("core");
                 core.append(storage, &[b"x"]).expect("append");
             }
