@@ -31,12 +31,18 @@ declare class Corestore extends EventEmitter {
   readonly opening: Promise<void> | null
   /** True if the store was opened with `writable: false` or `readOnly: true`. */
   readonly readOnly: boolean
-  /** The store's storage: its directory, and atoms (`store.storage.createAtom()`). */
-  readonly storage: Corestore.StoreStorage
   /** The manifest version used for cores created by name (default 1). */
   readonly manifestVersion: number
   /** The 32-byte namespace of this store session (32 zero bytes for the default namespace). */
   readonly ns: Buffer
+  /** What the store's storage is: its directory, RocksDB path, read-only mode, tree cache options. */
+  readonly storage: Corestore.StorageInfo
+  /** The `globalCache` option, passed down to every core (`core.globalCache`). */
+  readonly globalCache: unknown
+  /** The open cores of the store tree, by discovery key (hex). */
+  readonly cores: Corestore.CoreList
+  /** This store session's core sessions. */
+  readonly sessions: Corestore.SessionList
 
   ready(): Promise<void>
   /** Close this store session and every core session opened from it (the root closes everything). */
@@ -65,7 +71,11 @@ declare class Corestore extends EventEmitter {
   /** Stream the discovery keys of all stored cores, or only those created by name in `namespace`. */
   list(namespace?: Buffer): Corestore.ReadStream<Buffer>
 
-  /** Call `fn` with a session of every core opened in the store from now on. */
+  /**
+   * Call `fn` with every core opened in the store from now on (the shared core, as corestore
+   * hands out its internal core): open weak sessions on it with
+   * `new Corestore.Hypercore({ core, weak: true })`.
+   */
   watch(fn: Corestore.WatchCallback): void
   unwatch(fn: Corestore.WatchCallback): void
 
@@ -75,6 +85,12 @@ declare class Corestore extends EventEmitter {
 
   /** Signal that peers are being looked for; call the returned function when the discovery round is done. */
   findingPeers(): () => void
+
+  /** A handle that reports head changes of the cores in the group of `topic`. */
+  notifyGroup(topic: Buffer): Corestore.GroupNotifyHandle
+
+  /** hypercore's audit of every stored core (tree, blocks, bitfield), repaired unless `dryRun`. */
+  audit(opts?: { dryRun?: boolean }): AsyncIterable<Corestore.AuditEntry>
 
   /** The stored identity of a core, or null when this store does not have it. */
   getAuth(discoveryKey: Buffer): Promise<Corestore.CoreAuth | null>
@@ -124,8 +140,10 @@ declare namespace Corestore {
     wait?: boolean
     /** Accepted for compatibility with corestore (hypercore-storage options). */
     allowBackup?: boolean
-    /** Accepted for compatibility with corestore (hypercore-storage options). */
-    treeCache?: { maxSize?: number }
+    /** hypercore-storage's tree cache options, reported in `store.storage.treeCache`. */
+    treeCache?: { maxSize?: number; maxAge?: number }
+    /** An object passed down to every core as `core.globalCache` (hypercore keeps it for its users). */
+    globalCache?: unknown
   }
 
   /** Options of `store.session()` / `store.namespace()`. */
@@ -146,9 +164,119 @@ declare namespace Corestore {
   interface CorestoreEvents {
     ready: () => void
     close: () => void
+    /** A core of group `topic` changed its head (append, truncate, an upgrade from a peer). */
+    'group-active': (topic: Buffer, update: GroupUpdate) => void
   }
 
-  type WatchCallback = (core: Hypercore<unknown>) => void
+  type WatchCallback = (core: WatchedCore) => void
+
+  /** What store.watch() hands out and store.cores lists: the core shared by its sessions. */
+  interface WatchedCore {
+    readonly key: Buffer
+    readonly discoveryKey: Buffer
+    readonly id: string
+    readonly manifest: Manifest | null
+    readonly length: number
+    readonly byteLength: number
+    readonly fork: number
+    /** Every session open on the core. */
+    readonly sessions: Hypercore<unknown>[]
+    readonly header: {
+      key: Buffer
+      manifest: Manifest | null
+      keyPair: KeyPairLike | null
+      group: { key: Buffer } | null
+      tree: { fork: number; length: number; signature: null }
+      hints: { contiguousLength: number; remoteContiguousLength: number; recovering: number }
+    }
+    readonly replicator: ReplicatorState
+    readonly globalCache: unknown
+    /** Set once the core closes (its last strong session did). */
+    readonly closing: Promise<void> | null
+    readonly closed: boolean
+    hasSession(): boolean
+    addMonitor(session: object): void
+    removeMonitor(session: object): void
+    setGroup(topic: Buffer): Promise<void>
+    audit(opts?: { dryRun?: boolean }): Promise<AuditResult>
+  }
+
+  interface HypercoreConstructor {
+    /** A session on a watched core; `weak` sessions do not keep it open. */
+    new <T = Buffer>(opts: { core: WatchedCore; weak?: boolean; valueEncoding?: ValueEncoding }): Hypercore<T>
+  }
+
+  /** The package's Hypercore session class, for sessions on watched cores. */
+  const Hypercore: HypercoreConstructor
+
+  interface ReplicatorState {
+    /** hypercore's push-only mode: the core answers peers but requests nothing. */
+    readonly pushOnly: boolean
+    setPushOnly(pushOnly: boolean): void
+    readonly peers: HypercorePeer[]
+    readonly inflightRange: [number, number]
+    /** Block requests each channel of this core keeps in flight: at least min, at most max. */
+    setInflightRange(min: number | [number, number], max?: number): void
+  }
+
+  interface StorageInfo {
+    /** The store directory. */
+    readonly path: string
+    readonly readOnly: boolean
+    readonly db: { readonly path: string }
+    /** The `treeCache` options (default maxSize 8192); the engine sizes its own per-core node cache. */
+    readonly treeCache: { readonly maxSize: number; readonly maxAge: number }
+    /** An atom: writes of several cores' sessions ({ atom }) that land as one on flush(). */
+    createAtom(): Atom
+    getAuth(discoveryKey: Buffer): Promise<CoreAuth | null>
+  }
+
+  interface CoreList extends Iterable<WatchedCore> {
+    readonly map: Map<string, WatchedCore>
+    readonly size: number
+    get(id: string | Buffer): WatchedCore | null
+  }
+
+  interface SessionList extends Iterable<Hypercore<unknown>> {
+    readonly size: number
+    list(id?: string): Hypercore<unknown>[]
+  }
+
+  interface GroupUpdate {
+    key: Buffer
+    length: number
+    fork: number
+  }
+
+  /** store.notifyGroup(topic): 'update' events while attached (index !== -1). */
+  class GroupNotifyHandle extends EventEmitter {
+    constructor(store: Corestore, topic: Buffer)
+    /** The handle's place in the store's list; -1 when not attached. */
+    index: number
+    /** The keys of the group's cores by their last head change, newest first unless `reverse: false`. */
+    updates(opts?: { since?: number; reverse?: boolean }): ReadStream<Buffer>
+    destroy(): void
+    on(event: 'update', listener: (update: GroupUpdate) => void): this
+    on(event: string | symbol, listener: (...args: any[]) => void): this
+  }
+
+  /** hypercore's audit result for one core. */
+  interface AuditResult {
+    treeNodes: number
+    blocks: number
+    bits: number
+    droppedTreeNodes: number
+    droppedBlocks: number
+    droppedBits: number
+    /** A root of the tree is missing (hypercore deletes such a core; we report it). */
+    corrupt: boolean
+  }
+
+  interface AuditEntry {
+    discoveryKey: Buffer
+    key: Buffer
+    audit: AuditResult
+  }
 
   // ---------------------------------------------------------------------------
   // Keys and manifests
@@ -502,14 +630,11 @@ declare namespace Corestore {
     readonly contiguousByteLength: number
     /** hypercore's `recovering` hint (0). */
     readonly recovering: number
-    readonly globalCache: null
     /**
      * The session's state: the core's default one, or the named/atomic one this session was
      * made with (`session({ name })`, `session({ atom })`).
      */
     readonly state: SessionState
-    /** Members of hypercore's replicator that libraries call. */
-    readonly replicator: Replicator | null
     readonly length: number
     readonly contiguousLength: number
     /** Bytes in blocks 0..length (excluding padding). */
@@ -531,6 +656,12 @@ declare namespace Corestore {
     readonly manifest: Manifest | null
     readonly keyPair: KeyPairLike | null
     readonly peers: HypercorePeer[]
+    /** The core's replication state (pushOnly). */
+    readonly replicator: ReplicatorState | null
+    /** The store's `globalCache` option once the session is open, else null. */
+    readonly globalCache: unknown
+    /** The core joins the group of the 32-byte `topic` (STORAGE_CONFLICT when in another one). */
+    setGroup(topic: Buffer): Promise<void>
 
     /** The manifest, or with `raw` its encoding; null while the core has none. */
     getManifest(opts: { raw: true }): Buffer | null
@@ -663,13 +794,6 @@ declare namespace Corestore {
     signature?: Buffer
   }
 
-  interface Replicator {
-    readonly peers: HypercorePeer[]
-    readonly inflightRange: [number, number]
-    /** Block requests each channel of this core keeps in flight: at least min, at most max. */
-    setInflightRange(min: number | [number, number], max?: number): void
-  }
-
   /** hypercore-storage's Atom: writes of several cores' sessions that land as one. */
   interface Atom {
     flush(): Promise<void>
@@ -729,13 +853,6 @@ declare namespace Corestore {
     catchup?(length: number): Promise<void>
     /** A named session: continue on the core of `session` (after its copyPrologue). */
     moveTo?(session: Hypercore<any>, length: number): Promise<void>
-  }
-
-  /** What `store.storage` is: the directory, and the atoms. */
-  interface StoreStorage {
-    readonly path: string
-    createAtom(): Atom
-    getAuth(discoveryKey: Buffer): Promise<CoreAuth | null>
   }
 
   interface WriteStream<T> extends EventEmitter {

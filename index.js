@@ -1,11 +1,12 @@
 'use strict'
 
 const { EventEmitter } = require('events')
-const path = require('path')
 const Hypercore = require('./lib/hypercore')
 const CoreState = require('./lib/core-state')
-const StoreStorage = require('./lib/store-storage')
 const { ListStream } = require('./lib/streams')
+const GroupNotifyHandle = require('./lib/notify')
+const Storage = require('./lib/storage')
+const { CoreList, SessionList } = require('./lib/core-view')
 const { ReplicationStream, Replication, attachSecretStream, isSecretStream } = require('./lib/replication')
 const { toBuffer } = require('./lib/encodings')
 const { ASSERTION, BAD_ARGUMENT, STORAGE_EMPTY, z32Decode } = require('./lib/errors')
@@ -25,9 +26,10 @@ class Corestore extends EventEmitter {
     this.opened = false
     this.closed = false
 
-    this.storage = this.root ? this.root.storage : new StoreStorage(this, storage)
+    this.storage = null // set below, once the directory is checked
     this.corestores = this.root ? this.root.corestores : new Set()
     this.readOnly = opts.writable === false || !!opts.readOnly
+    this.globalCache = this.root ? this.root.globalCache : opts.globalCache || null
     this.primaryKey = this.root ? this.root.primaryKey : opts.primaryKey || null
     this.ns = opts.namespace ? toBuffer(opts.namespace) : DEFAULT_NAMESPACE
     this.manifestVersion = opts.manifestVersion || 1
@@ -45,6 +47,9 @@ class Corestore extends EventEmitter {
     this._states = this.root ? null : new Map() // state handle -> named/atomic SessionState
     this._replication = this.root ? null : new Replication()
     this._watching = this.root ? this.root._watching : [] // stores with watchers
+    this._groupNotifiers = this.root ? this.root._groupNotifiers : new Map() // topic hex -> handles
+    this.cores = this.root ? this.root.cores : new CoreList(this) // open cores by discovery key
+    this.sessions = new SessionList(this) // this store's sessions
 
     if (opts.primaryKey && !this.root && !opts.unsafe) {
       throw ASSERTION(
@@ -58,9 +63,11 @@ class Corestore extends EventEmitter {
       throw BAD_ARGUMENT('namespace must be a 32-byte Buffer')
     }
     if (!this.root && typeof storage !== 'string') {
-      this.storage = null
       throw BAD_ARGUMENT('corestore-native needs a storage directory path')
     }
+    this.storage = this.root
+      ? this.root.storage
+      : new Storage(this, storage, { readOnly: this.readOnly, treeCache: opts.treeCache })
 
     this.ready().catch(noop)
   }
@@ -96,7 +103,7 @@ class Corestore extends EventEmitter {
 
     let native
     try {
-      native = new binding.NativeStore(path.resolve(this.storage.path), {
+      native = new binding.NativeStore(this.storage.path, {
         primaryKey: this.primaryKey ? toBuffer(this.primaryKey) : undefined,
         readOnly: this.readOnly
       })
@@ -209,7 +216,8 @@ class Corestore extends EventEmitter {
       userData: opts.userData || null,
       encryption: opts.encryption || null,
       encryptionKey: opts.encryptionKey || null,
-      isBlockKey: !!opts.isBlockKey
+      isBlockKey: !!opts.isBlockKey,
+      pushOnly: opts.pushOnly === true
     }
 
 
@@ -249,6 +257,10 @@ class Corestore extends EventEmitter {
     if (opts.manifest) o.manifest = manifestInput(opts.manifest)
     if (opts.name || opts.keyPair) o.manifestVersion = this.manifestVersion
     if (opts.createIfMissing === false) o.createIfMissing = false
+    if (opts.group) {
+      if (!isKey(opts.group)) throw BAD_ARGUMENT('group must be a 32-byte Buffer')
+      o.group = toBuffer(opts.group)
+    }
 
     if (!o.key && !o.name && !o.keyPair && !o.manifest) {
       if (!o.discoveryKey) throw new Error('Could not derive discovery from input')
@@ -304,19 +316,79 @@ class Corestore extends EventEmitter {
     this.watchIndex = -1
   }
 
-  // root: a core was opened that no session had open; hand watchers a weak session on it
+  // root: a core was opened that no session had open; watchers get the core (as corestore
+  // hands them its internal core), to open weak sessions on: new Hypercore({ core, weak: true })
   _announce(cs) {
     const watching = this._watching
     if (watching.length === 0) return
-    const session = new Hypercore(this, { opts: {}, core: cs, weak: true })
+    const core = cs.view()
     for (let i = watching.length - 1; i >= 0; i--) {
       const store = watching[i]
       if (store.watchers === null) continue
-      for (const fn of store.watchers) fn(session)
+      for (const fn of store.watchers) fn(core)
     }
   }
 
+  // ---- groups: cores that share a topic, indexed by their last head change ----
+
+  notifyGroup(topic) {
+    if (!(topic instanceof Uint8Array)) throw BAD_ARGUMENT('topic must be a Buffer')
+    const id = Buffer.from(topic).toString('hex')
+    let handles = this._groupNotifiers.get(id)
+    if (handles === undefined) {
+      handles = []
+      this._groupNotifiers.set(id, handles)
+    }
+    const handle = new GroupNotifyHandle(this, topic)
+    handle.index = handles.push(handle) - 1
+    return handle
+  }
+
+  _removeGroupNotify(handle) {
+    if (handle.index === -1) return
+    const id = Buffer.from(handle._topic).toString('hex')
+    const handles = this._groupNotifiers.get(id)
+    if (handles === undefined || handles[handle.index] !== handle) return
+    const last = handles.pop()
+    if (last !== handle) handles[(last.index = handle.index)] = last
+    handle.index = -1
+    if (handles.length === 0) this._groupNotifiers.delete(id)
+  }
+
+  // a core of group `topic` changed its head (append, truncate, an upgrade from a peer)
+  _onGroupActive(topic, update) {
+    this.emit('group-active', topic, update)
+    const handles = this._groupNotifiers.get(topic.toString('hex'))
+    if (handles === undefined) return
+    for (const handle of handles.slice()) handle.emit('update', update)
+  }
+
+  // root: a head change of an open core that no session has (a core replication opened)
+  _passiveHeadChange(handle) {
+    const topic = this.native.coreGroup(handle)
+    if (topic === null) return
+    const st = this.native.state(handle)
+    const key = this.native.coreInfo(handle).key
+    this._onGroupActive(topic, { key, length: st.length, fork: st.fork })
+  }
+
   // ---- misc ----
+
+  // As corestore: every stored core in turn, { discoveryKey, key, audit } with hypercore's
+  // audit of its tree, blocks and bitfield (repaired unless dryRun)
+  async *audit({ dryRun = false } = {}) {
+    if (this._root.opened === false) await this._root.ready()
+    for (const discoveryKey of this._root.native.list(null)) {
+      const session = this.get({ discoveryKey, active: false })
+      await session.ready()
+      try {
+        const audit = await session.core.view().audit({ dryRun })
+        yield { discoveryKey, key: session.key, audit }
+      } finally {
+        await session.close().catch(noop)
+      }
+    }
+  }
 
   // As corestore: the stored identity of a core (key, discoveryKey, manifest, keyPair,
   // encryptionKey), or null when this store does not have it
@@ -336,6 +408,14 @@ class Corestore extends EventEmitter {
       done = true
       if (--this._findingCount === 0) this._eachSession((cs) => cs.foundPeers(1))
     }
+  }
+
+  // corestore's legacy findingPeers state: null when no findingPeers() call is pending
+  get _findingPeers() {
+    if (this._findingCount === 0) return null
+    const pending = []
+    for (const list of this._lists.values()) pending.push(...list)
+    return { count: this._findingCount, pending, destroyed: this.closing !== null }
   }
 
   _eachSession(fn) {
@@ -408,7 +488,10 @@ class Corestore extends EventEmitter {
         case 'append':
         case 'download': {
           const cs = this._cores.get(e.handle)
-          if (cs === undefined) break
+          if (cs === undefined) {
+            if (e.type === 'append') this._passiveHeadChange(e.handle)
+            break
+          }
           const st = this.native.state(e.handle)
           if (!cs.manifest) cs.refresh(this.native.coreInfo(e.handle)) // learned from the peer
           if (e.type === 'append') cs.onappend(st)
@@ -426,6 +509,7 @@ class Corestore extends EventEmitter {
         case 'truncate': {
           const cs = this._cores.get(e.handle)
           if (cs !== undefined) cs.ontruncate(this.native.state(e.handle), e.index)
+          else this._passiveHeadChange(e.handle)
           break
         }
         case 'extension': {
@@ -504,8 +588,9 @@ class Corestore extends EventEmitter {
 
   // ---- internal, used by sessions ----
 
-  // root only: one native reference; the registry dedupes cores, so the handle may be known
-  _openCore(o) {
+  // root only: one native reference; the registry dedupes cores, so the handle may be known.
+  // `store`: the store whose get() opens it, which emits its 'group-active' events.
+  _openCore(o, store = this) {
     if (this.native === null || this._nativeClosed) throw new Error('Corestore is closed')
     let info
     try {
@@ -514,11 +599,24 @@ class Corestore extends EventEmitter {
       throw storageEmptyWithKey(err, o)
     }
     let cs = this._cores.get(info.handle)
-    if (cs === undefined) {
-      cs = new CoreState(this, info)
+    const opening = cs === undefined
+    // as hypercore: a core opened in a group joins it; one already in another group is a
+    // STORAGE_CONFLICT when it opens, and keeps its group when it was open already
+    if (o.group && (opening || cs.group === null)) {
+      try {
+        this.native.setGroup(info.handle, o.group)
+      } catch (err) {
+        this.native.closeCore(info.handle)
+        throw err
+      }
+    }
+    if (opening) {
+      cs = new CoreState(this, info, store)
+      if (o.group) cs.group = o.group // hypercore reports the caller's topic buffer itself
       this._cores.set(info.handle, cs)
     } else {
       cs.refresh(info)
+      if (o.group && cs.group === null) cs.group = o.group
     }
     this._pumpLocal()
     return cs
@@ -579,6 +677,8 @@ function noop() {}
 
 module.exports = Corestore
 module.exports.default = Corestore
+module.exports.GroupNotifyHandle = GroupNotifyHandle
+module.exports.Hypercore = Hypercore
 
 function replicationError(e) {
   const err = new Error(e.message || e.code)

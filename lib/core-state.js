@@ -2,14 +2,19 @@
 
 const { REQUEST_TIMEOUT } = require('./errors')
 const { DefaultState } = require('./session-state')
+const { CoreView } = require('./core-view')
 
 // One CoreState per open native core (keyed by handle in the root Corestore). It caches the
 // NativeCoreInfo/NativeCoreState, keeps the sessions attached to the core, fans 'append' and
 // 'truncate' out to them and resolves gets/seeks that wait for local appends.
 
 class CoreState {
-  constructor(root, info) {
+  constructor(root, info, opener = root) {
     this.root = root
+    // hypercore's core hook for head changes of a grouped core; corestore points it at the
+    // store that opened the core, which emits 'group-active'
+    this.ongroupupdate = (topic, update) => opener._onGroupActive(topic, update)
+    this.globalCache = opener.globalCache || null // as hypercore: kept for whoever reads it
     this.native = root.native
     this.handle = info.handle
 
@@ -25,6 +30,7 @@ class CoreState {
     this.byteLength = info.byteLength
     this.fork = info.fork
     this.signedLength = info.signedLength
+    this.group = root.native.coreGroup(info.handle) // the topic of the core's group, or null
 
     this.sessions = [] // every attached session (strong, weak and snapshots)
     this.strong = 0 // sessions holding a native reference
@@ -36,6 +42,8 @@ class CoreState {
     this._syncWaiters = null
     this.closed = false
     this.fresh = true // not yet announced to store watchers
+    this.pushOnly = false // as hypercore's replicator: never ask peers for anything
+    this._view = null // the CoreView store.watch() and store.cores hand out
 
     this._exclusive = null
     this._exclusiveQueue = null
@@ -48,8 +56,9 @@ class CoreState {
       key: this.key,
       manifest: this.manifest,
       keyPair: this.keyPair,
+      group: this.group === null ? null : { key: this.group },
       tree: this.native.coreHead(this.handle),
-      hints: { contiguousLength: this.contiguousLength, remoteContiguousLength: 0 }
+      hints: { contiguousLength: this.contiguousLength, remoteContiguousLength: this.remoteContiguousLength || 0, recovering: 0 }
     }
   }
 
@@ -98,6 +107,17 @@ class CoreState {
     return !!m && !!m.signers && m.signers.length === 1 && !!this.key && this.key.equals(m.signers[0].publicKey)
   }
 
+  view() {
+    if (this._view === null) this._view = new CoreView(this)
+    return this._view
+  }
+
+  setPushOnly(pushOnly) {
+    if (pushOnly === this.pushOnly) return
+    this.pushOnly = pushOnly
+    this.root._pump(this.native.replicationPushOnly(this.handle, pushOnly))
+  }
+
   // another openCore returned this handle: pick up what that call may have taught the engine
   refresh(info) {
     this.keyPair = info.keyPair || null
@@ -135,6 +155,7 @@ class CoreState {
     if (this.closed) return
     this.closed = true
     if (this.root._cores.get(this.handle) === this) this.root._cores.delete(this.handle)
+    if (this._view !== null) this._view._close()
     for (let i = this.sessions.length - 1; i >= 0; i--) {
       const s = this.sessions[i]
       if (s.closing === null) s.close().catch(noop)
@@ -155,7 +176,14 @@ class CoreState {
       const s = ss[i]
       if (s._snapshot === null && s._state === null) s.emit('append')
     }
+    if (this._view !== null) this._view._emit('append')
+    if (this.group !== null) this._groupActive()
     if (this.waiters.size > 0) this._drain()
+  }
+
+  // as hypercore: every head change of a grouped core is reported to its store's notifiers
+  _groupActive() {
+    this.ongroupupdate(this.group, { key: this.key, length: this.length, fork: this.fork })
   }
 
   // `blocks`: (index, byte length) pairs of little-endian doubles, a run of blocks from
@@ -262,6 +290,8 @@ class CoreState {
         if (err) settle(w, err, null)
       }
     }
+    if (this._view !== null) this._view._emit('truncate', to, st.fork)
+    if (this.group !== null) this._groupActive()
   }
 
   onclear(start) {
@@ -331,11 +361,26 @@ class ReplicatorView {
   constructor(core) {
     this.core = core
     this.inflightRange = DEFAULT_INFLIGHT_RANGE
+    this.findingPeers = 0 // sessions of the hypercore package count here
   }
 
   get peers() {
     return this.core.peers
   }
+
+  get pushOnly() {
+    return this.core.pushOnly
+  }
+
+  // as hypercore: a push-only core answers peers and never asks them for anything
+  setPushOnly(pushOnly) {
+    this.core.setPushOnly(!!pushOnly)
+  }
+
+  // what sessions attached through a CoreView (the hypercore package) call on it
+  updateActivity() {}
+
+  clearRequests() {}
 
   // requests each channel of this core keeps in flight, at least `min`, at most `max`;
   // also takes the [min, max] pair that `inflightRange` gives back (mirror-drive restores it so)

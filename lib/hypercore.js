@@ -5,6 +5,7 @@ const encodings = require('./encodings')
 const { ReadStream, ByteStream, WriteStream } = require('./streams')
 const CoreState = require('./core-state')
 const { manifestInput, encodeManifest } = require('./manifest')
+const { CoreView } = require('./core-view')
 const encryption = require('./encryption')
 const { SessionState } = require('./session-state')
 const binding = require('./native.js')
@@ -106,6 +107,20 @@ class Download {
 //   parent: the session this one is made from; core: attach to this CoreState without a ref
 class Hypercore extends EventEmitter {
   constructor(store, ctx) {
+    // the public form, on a core from store.watch(): new Hypercore({ core, weak: true })
+    if (!(ctx && ctx.opts) && !isStore(store)) {
+      const opts = (isPlainOptions(store) ? store : isPlainOptions(ctx) ? ctx : arguments[2]) || {}
+      if (!(opts.core instanceof CoreView)) {
+        throw BAD_ARGUMENT(
+          'corestore-native opens cores through a Corestore: store.get(), or new Hypercore({ core }) with a core from store.watch()'
+        )
+      }
+      const cs = opts.core._cs
+      store = cs.root
+      ctx = opts.weak
+        ? { opts, core: cs, weak: true }
+        : { opts, native: { key: cs.key } }
+    }
     super()
 
     const opts = ctx.opts || {}
@@ -191,6 +206,8 @@ class Hypercore extends EventEmitter {
         if (this._stateOpts !== null) this._openState(this._stateOpts)
       }
 
+      if (opts.pushOnly === true) this.core.setPushOnly(true) // one session sets it for all
+
       if (opts.exclusive && opts.writable !== false) {
         this.exclusive = true
         await this.core.lockExclusive(this)
@@ -225,6 +242,7 @@ class Hypercore extends EventEmitter {
     const parent = ctx.parent || null
 
     if (ctx.core) {
+      if (this.keyPair === null) this.keyPair = ctx.core.keyPair
       this._bind(ctx.core, [])
       return true
     }
@@ -254,7 +272,7 @@ class Hypercore extends EventEmitter {
       throw STORAGE_EMPTY('No Hypercore is stored here')
     }
 
-    const cs = root._openCore(o)
+    const cs = root._openCore(o, this.store)
     this._bind(cs, this.store._sessionList(cs))
     if (this.keyPair === null) this.keyPair = cs.keyPair
     if (cs.fresh) {
@@ -422,8 +440,9 @@ class Hypercore extends EventEmitter {
 
   // ---- properties ----
 
+  // (a closed session keeps what it knew, as hypercore's does)
   get _identityKnown() {
-    return this.core !== null && (this.opened || !this._identityAfterReady)
+    return this.core !== null && (this.opened || this.closed || !this._identityAfterReady)
   }
 
   get key() {
@@ -526,7 +545,7 @@ class Hypercore extends EventEmitter {
   }
 
   get globalCache() {
-    return null
+    return this.opened && this.core !== null ? this.core.globalCache : null
   }
 
   get recovering() {
@@ -544,6 +563,18 @@ class Hypercore extends EventEmitter {
   }
 
   setActive() {}
+
+  // the core joins the group of `topic` (STORAGE_CONFLICT when it is in another one)
+  async setGroup(topic) {
+    if (!this.opened) await this.opening
+    if (!(topic instanceof Uint8Array) || topic.byteLength !== 32) {
+      throw BAD_ARGUMENT('group must be a 32-byte Buffer')
+    }
+    const cs = this.core
+    const group = Buffer.from(topic)
+    cs.native.setGroup(cs.handle, group)
+    if (cs.group === null) cs.group = group
+  }
 
   // ---- sessions ----
 
@@ -1198,3 +1229,11 @@ Hypercore.MAX_SUGGESTED_BLOCK_SIZE = MAX_SUGGESTED_BLOCK_SIZE
 Hypercore.Info = Info
 
 module.exports = Hypercore
+
+function isStore(s) {
+  return typeof s === 'object' && s !== null && typeof s._openCore === 'function'
+}
+
+function isPlainOptions(o) {
+  return typeof o === 'object' && o !== null && !Buffer.isBuffer(o) && !isStore(o)
+}

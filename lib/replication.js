@@ -105,10 +105,12 @@ class ReplicationStream extends Duplex {
     if (this.push(data) === false) this._congested = true
   }
 
-  _closed(err) {
+  // `detached`: the store closed. As corestore, the stream stays open (its cores are gone)
+  // until the application ends it; whatever the peer sends meanwhile is dropped.
+  _closed(err, detached = false) {
     this.session = 0
     if (err) this.destroy(err)
-    else this.push(null)
+    else if (!detached) this.push(null)
   }
 }
 
@@ -315,7 +317,7 @@ class Replication {
   }
 
   destroyAll() {
-    for (const t of [...this.targets.values()]) t._closed(null)
+    for (const t of [...this.targets.values()]) t._closed(null, true)
     this.targets.clear()
     this.byConn.clear()
   }

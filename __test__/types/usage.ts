@@ -192,11 +192,24 @@ export async function usage(): Promise<void> {
     assertType<Equal<typeof dk, Buffer>>(true)
   })
 
-  const onCore = (core: Hypercore<unknown>): void => {
+  const onCore = (core: Corestore.WatchedCore): void => {
+    const weak: Hypercore<Buffer> = new Corestore.Hypercore({ core, weak: true })
+    weak.on('append', () => void weak.length)
     void core.key
+    void core.replicator.pushOnly
   }
   store.watch(onCore)
   store.unwatch(onCore)
+
+  const topic = Buffer.alloc(32, 1)
+  const handle: Corestore.GroupNotifyHandle = store.notifyGroup(topic)
+  handle.on('update', (u) => assertType<Equal<typeof u, Corestore.GroupUpdate>>(true))
+  for await (const key of handle.updates({ reverse: false })) assertType<Equal<typeof key, Buffer>>(true)
+  handle.destroy()
+  store.on('group-active', (t, u) => void [t.byteLength, u.length])
+  await store.get({ name: 'g', group: topic }).setGroup(topic)
+  for await (const { key, audit } of store.audit({ dryRun: true })) void [key, audit.droppedBlocks, audit.corrupt]
+  void [store.storage.db.path, store.storage.treeCache.maxSize, store.cores.map.size, store.sessions.size]
 
   await store.suspend()
   await store.resume()

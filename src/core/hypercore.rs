@@ -14,7 +14,10 @@ use crate::crypto::{self, KeyPair};
 use crate::error::{Error, Result};
 use std::cell::RefCell;
 
-use crate::storage::{Auth, Batch, CoreHead, CoreRecord, Hints, Storage, TreeNode};
+mod audit;
+pub use audit::AuditStats;
+
+use crate::storage::{Auth, Batch, CoreGroup, CoreHead, CoreRecord, Hints, Storage, TreeNode};
 
 /// What JS sees of a core after each operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +55,10 @@ pub struct Hypercore {
     pending: Option<Pending>,
     /// Kept exact by every method here that writes or deletes tree nodes.
     node_cache: RefCell<NodeCache>,
+    /// The group (CORE/GROUP) whose index lists this core by head timestamp.
+    pub group: Option<CoreGroup>,
+    /// The stored head's timestamp: its GROUP entry is keyed by it.
+    pub head_timestamp: u64,
 }
 
 /// Verified data gathered across the proofs of one replication call and written as one
@@ -121,6 +128,8 @@ impl Hypercore {
             remote_contiguous_length: 0,
             pending: None,
             node_cache: RefCell::default(),
+            group: None,
+            head_timestamp: 0,
         }
     }
 
@@ -154,7 +163,11 @@ impl Hypercore {
             }
             core.tree = tree;
             core.signature = head.signature;
+            core.head_timestamp = head.timestamp.unwrap_or(0);
         }
+        core.group = storage
+            .core_group(record.core_pointer)?
+            .filter(|g| g.key.is_some());
         core.bitfield = Bitfield::from_pages(storage.bitfield_pages(record.data_pointer)?);
         core.contiguous_length = core.bitfield.first_unset(0, core.tree.length);
         if let Some(hints) = storage.hints(record.data_pointer)? {
@@ -314,7 +327,9 @@ impl Hypercore {
         }
     }
 
-    fn put_head(&self, batch: &mut Batch, tree: &MerkleTree, signature: &[u8]) {
+    /// Returns the head's timestamp, which the caller keeps once the batch is written.
+    fn put_head(&self, batch: &mut Batch, tree: &MerkleTree, signature: &[u8]) -> u64 {
+        let timestamp = now_ms();
         batch.put_core_head(
             self.data_pointer,
             &CoreHead {
@@ -322,9 +337,15 @@ impl Hypercore {
                 length: tree.length,
                 root_hash: tree.hash(),
                 signature: Some(signature.to_vec()),
-                timestamp: Some(now_ms()),
+                timestamp: Some(timestamp),
             },
         );
+        // as hypercore: a grouped core's index entry moves to the new head's timestamp
+        if let Some(group) = &self.group {
+            batch.delete_group_entry(group.pointer, self.head_timestamp, self.core_pointer);
+            batch.put_group_entry(group.pointer, timestamp, self.core_pointer, &self.key);
+        }
+        timestamp
     }
 
     fn put_hints(&self, batch: &mut Batch, contiguous_length: u64) {
@@ -385,8 +406,9 @@ impl Hypercore {
         } else {
             self.contiguous_length
         };
-        self.put_head(&mut batch, &tree, &sig);
+        let timestamp = self.put_head(&mut batch, &tree, &sig);
         storage.write(batch)?;
+        self.head_timestamp = timestamp;
 
         let mut cache = self.node_cache.borrow_mut();
         for node in appended.nodes {
@@ -472,9 +494,10 @@ impl Hypercore {
         if contiguous != self.contiguous_length {
             self.put_hints(&mut batch, contiguous);
         }
-        self.put_head(&mut batch, &tree, &sig);
+        let timestamp = self.put_head(&mut batch, &tree, &sig);
         self.node_cache.borrow_mut().clear();
         storage.write(batch)?;
+        self.head_timestamp = timestamp;
 
         self.bitfield.merge_pages(bitfield);
         self.tree = tree;
@@ -678,15 +701,17 @@ impl Hypercore {
         if pending.hints {
             self.put_hints(&mut batch, self.contiguous_length);
         }
+        let mut timestamp = None;
         if pending.head {
             if let Some(sig) = &self.signature {
-                self.put_head(&mut batch, &self.tree, sig);
+                timestamp = Some(self.put_head(&mut batch, &self.tree, sig));
             }
         }
         if batch.is_empty() {
             return Ok(());
         }
         storage.write(batch)?;
+        self.head_timestamp = timestamp.unwrap_or(self.head_timestamp);
         let mut cache = self.node_cache.borrow_mut();
         for (index, node) in pending.nodes {
             cache.insert(index, Some(node));
@@ -732,9 +757,10 @@ impl Hypercore {
         if contiguous != self.contiguous_length {
             self.put_hints(&mut batch, contiguous);
         }
-        self.put_head(&mut batch, &reorg.tree, &reorg.signature);
+        let timestamp = self.put_head(&mut batch, &reorg.tree, &reorg.signature);
         self.node_cache.borrow_mut().clear();
         storage.write(batch)?;
+        self.head_timestamp = timestamp;
         self.bitfield.merge_pages(bitfield);
         self.contiguous_length = contiguous;
         self.tree = reorg.tree;

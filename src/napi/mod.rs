@@ -2,12 +2,15 @@
 //! Only this module knows N-API. It checks every argument, converts between JS values and
 //! engine types, and turns engine errors into JS `Error`s with a hypercore-style `code`.
 
+mod audit;
 mod convert;
 mod encryption;
 mod manifest;
 mod sessions;
 mod storage_view;
 pub use manifest::{decode_manifest, encode_manifest};
+mod groups;
+mod push_only;
 mod signing;
 mod snapshot;
 

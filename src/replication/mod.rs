@@ -109,10 +109,23 @@ pub struct Replicator {
     /// hypercore's `replicator.setInflightRange(min, max)`, per core: the bounds of the
     /// block requests a channel keeps in flight.
     inflight_ranges: HashMap<u32, (usize, usize)>,
+    /// Cores in hypercore's push-only mode: they answer peers but never request.
+    push_only: BTreeSet<u32>,
     out: Output,
 }
 
 impl Replicator {
+    /// hypercore `replicator.setPushOnly()`: while on, the core sends no requests (upgrades,
+    /// blocks, fork proofs); turned off, it asks for what it waits for again.
+    pub fn set_push_only(&mut self, store: &mut Store, handle: u32, push_only: bool) {
+        if push_only {
+            self.push_only.insert(handle);
+        } else if self.push_only.remove(&handle) {
+            self.maybe_upgrade(store, handle);
+            self.schedule(store, handle);
+        }
+    }
+
     pub fn is_active(&self) -> bool {
         !self.peers.is_empty()
     }
@@ -571,7 +584,8 @@ impl Replicator {
             peer.send(local_id, &Message::Sync(sync));
         }
         let newer_fork = m.fork > state.fork && m.length > 0;
-        if newer_fork && !self.inflight_reorgs.contains(&handle) {
+        let may_request = !self.push_only.contains(&handle);
+        if newer_fork && may_request && !self.inflight_reorgs.contains(&handle) {
             // The writer truncated: ask for its new tree from the start, at its fork.
             let id = peer.next_request_id();
             if let Some(ch) = peer.channels.get_mut(&local_id) {
@@ -600,7 +614,7 @@ impl Replicator {
     /// Eager upgrade, as corestore sets up its cores: when a peer on our fork is longer
     /// (or has the manifest we lack), ask it for the signed tree.
     fn maybe_upgrade(&mut self, store: &mut Store, handle: u32) {
-        if self.inflight_upgrades.contains(&handle) {
+        if self.inflight_upgrades.contains(&handle) || self.push_only.contains(&handle) {
             return;
         }
         let Ok(core) = store.core(handle) else {
@@ -646,6 +660,9 @@ impl Replicator {
 
     /// Requests wanted blocks from peers that have them, one request per block.
     fn schedule(&mut self, store: &mut Store, handle: u32) {
+        if self.push_only.contains(&handle) {
+            return;
+        }
         let Some(wants) = self.wants.get(&handle) else {
             return;
         };

@@ -7,6 +7,7 @@ mod state_storage;
 
 pub use sessions::{Flushed, StateEntry, StateInfo};
 pub use state_storage::StorageOp;
+mod groups;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -172,13 +173,19 @@ impl Store {
 
         if let Some(&handle) = self.by_discovery_key.get(&discovery_key) {
             if let Some(open) = self.cores.get_mut(&handle) {
+                // as hypercore: a later get() with the manifest or key pair teaches them
+                learn(&mut open.core, &self.storage, req.manifest, key_pair)?;
                 open.refs += 1;
                 return Ok(handle);
             }
         }
 
         let mut core = match self.storage.core_by_dkey(&discovery_key)? {
-            Some(record) => Hypercore::load(&self.storage, &record)?,
+            Some(record) => {
+                let mut core = Hypercore::load(&self.storage, &record)?;
+                learn(&mut core, &self.storage, req.manifest, None)?;
+                core
+            }
             None => {
                 let Some(key) = key.filter(|_| req.create_if_missing && !self.storage.read_only())
                 else {
@@ -196,12 +203,6 @@ impl Store {
                 self.create_core(key, discovery_key, manifest, key_pair, alias)?
             }
         };
-        // as hypercore: a core stored without its manifest keeps one it is opened with
-        if let (None, Some(m)) = (&core.manifest, &req.manifest) {
-            if m.hash() == core.key && !self.storage.read_only() {
-                core.adopt_manifest(&self.storage, m.clone())?;
-            }
-        }
         if let Some((public_key, Some(secret_key))) = key_pair {
             if crypto::valid_secret_key(&public_key, &secret_key) {
                 core.adopt_key_pair(KeyPair {
@@ -343,6 +344,30 @@ impl Store {
     pub fn state(&self, handle: u32) -> Result<CoreState> {
         Ok(self.core(handle)?.state())
     }
+}
+
+/// A stored core without a manifest adopts the one given (it must hash to the key), and
+/// a key pair given with its secret key (the signer's) makes it writable.
+fn learn(
+    core: &mut Hypercore,
+    storage: &Storage,
+    manifest: Option<Manifest>,
+    key_pair: Option<SuppliedKeyPair>,
+) -> Result<()> {
+    // as hypercore: a core stored without its manifest keeps one it is opened with
+    let fits = |m: &Manifest| core.manifest.is_none() && m.hash() == core.key;
+    if let Some(m) = manifest.filter(|m| fits(m) && !storage.read_only()) {
+        core.adopt_manifest(storage, m)?;
+    }
+    if let Some((public_key, Some(secret_key))) = key_pair {
+        if !storage.read_only() && crypto::valid_secret_key(&public_key, &secret_key) {
+            core.adopt_key_pair(KeyPair {
+                public_key,
+                secret_key,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn closed_handle() -> Error {
