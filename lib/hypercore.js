@@ -9,6 +9,7 @@ const { CoreView } = require('./core-view')
 const encryption = require('./encryption')
 const { SessionState } = require('./session-state')
 const binding = require('./native.js')
+const turn = require('./turn')
 const c = require('compact-encoding')
 const {
   HypercoreError,
@@ -649,6 +650,8 @@ class Hypercore extends EventEmitter {
 
   async append(blocks, opts) {
     if (this.core === null) await this.opening
+    const t = turn() // let the event loop run now and then: the engine answers at once
+    if (t !== null) await t
     if (this.closing !== null) {
       throw SESSION_CLOSED('Cannot append to a closed session', this.core.discoveryKey)
     }
@@ -855,6 +858,8 @@ class Hypercore extends EventEmitter {
 
   async get(index, opts) {
     if (this.core === null) await this.opening
+    const t = turn()
+    if (t !== null) await t
     const cs = this.core
     if (!isIndex(index)) throw ASSERTION('block index is invalid', cs.discoveryKey)
     if (this.closing !== null) {
