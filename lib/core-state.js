@@ -24,6 +24,7 @@ class CoreState {
     this.byteLength = info.byteLength
     this.fork = info.fork
     this.signedLength = info.signedLength
+    this.remoteContiguousLength = info.remoteContiguousLength || 0
 
     this.sessions = [] // every attached session (strong, weak and snapshots)
     this.strong = 0 // sessions holding a native reference
@@ -61,6 +62,7 @@ class CoreState {
     this.byteLength = st.byteLength
     this.fork = st.fork
     this.signedLength = st.signedLength
+    this.remoteContiguousLength = st.remoteContiguousLength || 0
   }
 
   add(session) {
@@ -113,6 +115,13 @@ class CoreState {
     this.update(st)
     this._emitBlocks('download', blocks, session)
     if (this.waiters.size > 0) this._drain()
+  }
+
+  // a peer on our fork holds [0, length) in full, more than any peer before it
+  onremotecontiguous(st, length) {
+    this.update(st)
+    const ss = this.sessions
+    for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('remote-contiguous-length', length)
   }
 
   onupload(blocks, session) {

@@ -373,7 +373,8 @@ class Hypercore extends EventEmitter {
   }
 
   get remoteContiguousLength() {
-    return 0
+    if (this.opened === false || this.readable === false || this.core === null) return 0
+    return Math.min(this.core.length, this.core.remoteContiguousLength)
   }
 
   get fork() {

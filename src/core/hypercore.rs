@@ -24,6 +24,9 @@ pub struct CoreState {
     pub byte_length: u64,
     pub fork: u64,
     pub signed_length: u64,
+    /// hypercore's hints.remoteContiguousLength: the longest prefix a peer on our fork said
+    /// it holds in full (persisted with the hints, kept below our length on truncation).
+    pub remote_contiguous_length: u64,
 }
 
 pub struct Hypercore {
@@ -165,6 +168,7 @@ impl Hypercore {
             } else {
                 0
             },
+            remote_contiguous_length: self.remote_contiguous_length.min(self.tree.length),
         }
     }
 
@@ -355,6 +359,7 @@ impl Hypercore {
         self.put_bitfield_pages(&mut batch, &bitfield, &pages);
         let contiguous = self.contiguous_length.min(length);
         if contiguous != self.contiguous_length {
+            self.remote_contiguous_length = self.remote_contiguous_length.min(length);
             self.put_hints(&mut batch, contiguous);
         }
         self.put_head(&mut batch, &tree, &sig);
@@ -568,6 +573,17 @@ impl Hypercore {
         Ok(())
     }
 
+    /// A peer on our fork holds blocks [0, length) (its range message): the hints learn it
+    /// with the next replication batch. True when it grew.
+    pub fn learn_remote_contiguous_length(&mut self, length: u64) -> bool {
+        if length <= self.remote_contiguous_length {
+            return false;
+        }
+        self.remote_contiguous_length = length;
+        self.pending.get_or_insert_with(Pending::default).hints = true;
+        true
+    }
+
     pub fn has_pending(&self) -> bool {
         self.pending.is_some()
     }
@@ -604,6 +620,7 @@ impl Hypercore {
         }
         let contiguous = self.contiguous_length.min(ancestors);
         if contiguous != self.contiguous_length {
+            self.remote_contiguous_length = self.remote_contiguous_length.min(reorg.tree.length);
             self.put_hints(&mut batch, contiguous);
         }
         self.put_head(&mut batch, &reorg.tree, &reorg.signature);

@@ -753,6 +753,11 @@ fn one_event(e: Event, event: &dyn Fn(&str) -> EventOut) -> EventOut {
             handle: Some(handle),
             ..event("sync")
         },
+        Event::RemoteContiguousLength { handle, length } => EventOut {
+            handle: Some(handle),
+            index: Some(length as i64),
+            ..event("remote-contiguous-length")
+        },
         // `replication_out` groups these into runs before they get here
         Event::Download {
             handle,

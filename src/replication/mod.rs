@@ -57,6 +57,12 @@ pub enum Event {
         handle: u32,
         session: u32,
     },
+    /// A peer on our fork holds more of the core in full than any before
+    /// (`remote-contiguous-length`).
+    RemoteContiguousLength {
+        handle: u32,
+        length: u64,
+    },
     /// A peer told us its length (update() waits on these).
     Sync {
         handle: u32,
@@ -431,7 +437,11 @@ impl Replicator {
         let handle = channel.handle;
         let core = store.core(handle)?;
         let sync = sync_message(core, &channel.remote);
-        let contiguous = core.state().contiguous_length;
+        let st = core.state();
+        let contiguous = st.contiguous_length.min(st.length);
+        if contiguous == st.length {
+            channel.full_signaled = st.length;
+        }
         peer.send(local_id, &Message::Sync(sync));
         if contiguous > 0 {
             peer.send(
@@ -486,8 +496,21 @@ impl Replicator {
                 Ok(())
             }
             Message::Range(m) => {
+                let mut remote_fork = None;
                 if let Some(ch) = self.channel_mut(session, local_id) {
                     apply_range(ch, &m);
+                    remote_fork = Some(ch.remote.fork);
+                }
+                if m.start == 0 && !m.drop {
+                    let (core, _) = store.core_mut(handle)?;
+                    if remote_fork == Some(core.tree().fork)
+                        && core.learn_remote_contiguous_length(m.length)
+                    {
+                        self.out.events.push(Event::RemoteContiguousLength {
+                            handle,
+                            length: m.length,
+                        });
+                    }
                 }
                 self.schedule(store, handle);
                 Ok(())
@@ -936,21 +959,28 @@ impl Replicator {
             return;
         };
         let state = core.state();
+        let full = state.length > 0 && state.contiguous_length == state.length;
         for (&session, peer) in self.peers.iter_mut() {
             let Some(&local_id) = peer.by_handle.get(&handle) else {
                 continue;
             };
-            let Some(ch) = peer.channels.get(&local_id) else {
+            let Some(ch) = peer.channels.get_mut(&local_id) else {
                 continue;
             };
             if !ch.paired {
                 continue;
             }
+            // truncated: growing back to full must be announced again
+            ch.full_signaled = ch.full_signaled.min(state.length);
+            let ch = &*ch;
             match block {
                 None => {
                     let sync = sync_message(core, &ch.remote);
                     peer.send(local_id, &Message::Sync(sync));
-                    if state.contiguous_length == state.length && state.length > 0 {
+                    if full {
+                        if let Some(ch) = peer.channels.get_mut(&local_id) {
+                            ch.full_signaled = state.length;
+                        }
                         peer.send(
                             local_id,
                             &Message::Range(messages::Range {
@@ -960,6 +990,20 @@ impl Replicator {
                             }),
                         );
                     }
+                }
+                Some(_) if full && ch.full_signaled < state.length => {
+                    // Fully contiguous now: every peer, the sender too, hears it once.
+                    if let Some(ch) = peer.channels.get_mut(&local_id) {
+                        ch.full_signaled = state.length;
+                    }
+                    peer.send(
+                        local_id,
+                        &Message::Range(messages::Range {
+                            drop: false,
+                            start: 0,
+                            length: state.length,
+                        }),
+                    );
                 }
                 Some((from, index)) if from != session => {
                     peer.send(

@@ -94,6 +94,9 @@ pub struct Channel {
     /// The name of the last extension message received: hypercore sends an empty name for
     /// "the same again".
     pub last_extension: String,
+    /// The length we last told this peer we hold in full (hypercore's
+    /// fullyDownloadedSignaled): becoming fully contiguous is always announced once.
+    pub full_signaled: u64,
 }
 
 pub struct Peer {
@@ -264,6 +267,7 @@ impl Peer {
                 inflight: HashMap::new(),
                 reorg: None,
                 last_extension: String::new(),
+                full_signaled: 0,
             },
         );
         self.by_handle.insert(handle, local_id);
