@@ -148,6 +148,8 @@ class CoreState {
   }
 
   onsync() {
+    // a seek proof may have brought what waiting seeks lack
+    if (this.waiters.size > 0) this._drain()
     const w = this._syncWaiters
     if (w === null) return
     this._syncWaiters = null
@@ -181,6 +183,12 @@ class CoreState {
   // (registered even before any stream exists: a stream that connects later serves them)
   want(start, end) {
     this.root._pump(this.native.replicationWant(this.handle, start, end))
+  }
+
+  // a seek lacks tree nodes this sparse replica does not hold: a peer's seek proof brings them
+  wantSeek(bytes, padding) {
+    if (!this.root._replication.active) return
+    this.root._pump(this.native.replicationSeek(this.handle, bytes, padding))
   }
 
   // 0: no peer knows more; 1: an upgrade is coming; 2: wait for peers to sync

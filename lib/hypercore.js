@@ -696,7 +696,14 @@ class Hypercore extends EventEmitter {
 
     if (opts && opts.wait !== undefined ? opts.wait === false : this.wait === false) return null
     const timeout = opts && opts.timeout !== undefined ? opts.timeout : this.timeout
-    return cs.wait(this, seek, timeout)
+    // a sparse replica may lack the tree nodes: ask peers for them (again as it grows)
+    const seekOrAsk = () => {
+      const r = seek()
+      if (r === null && bytes < cs.byteLength) cs.wantSeek(bytes, padding)
+      return r
+    }
+    if (bytes < cs.byteLength) cs.wantSeek(bytes, padding)
+    return cs.wait(this, seekOrAsk, timeout)
   }
 
   async treeHash(length = -1) {

@@ -315,7 +315,19 @@ impl Hypercore {
     }
 
     pub fn seek(&self, storage: &Storage, bytes: u64, padding: u64) -> Result<Option<(u64, u64)>> {
+        if self.contiguous_length < self.tree.length {
+            // a sparse replica waits for a peer's seek proof where it lacks nodes
+            return match self.seek_local(storage, bytes, padding)? {
+                merkle::Seek::Found(index, offset) => Ok(Some((index, offset))),
+                _ => Ok(None),
+            };
+        }
         self.tree.seek(&self.node_source(storage), bytes, padding)
+    }
+
+    pub fn seek_local(&self, storage: &Storage, bytes: u64, padding: u64) -> Result<merkle::Seek> {
+        self.tree
+            .seek_local(&self.node_source(storage), bytes, padding)
     }
 
     pub fn tree_hash(&self, storage: &Storage, length: u64) -> Result<[u8; 32]> {

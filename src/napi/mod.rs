@@ -431,6 +431,18 @@ impl NativeStore {
         self.replicate_with(|r, store| r.want(store, handle, start, end))
     }
 
+    /// A local seek of a sparse replica lacks tree nodes: ask a peer for a seek proof.
+    #[napi]
+    pub fn replication_seek(
+        &mut self,
+        handle: u32,
+        bytes: i64,
+        padding: i64,
+    ) -> Result<ReplicationOut> {
+        let (bytes, padding) = (uint_in(bytes, "bytes")?, uint_in(padding, "padding")?);
+        self.replicate_with(|r, store| r.want_seek(store, handle, bytes, padding))
+    }
+
     #[napi]
     pub fn replication_unwant(&mut self, handle: u32, start: i64, end: i64) -> Result<()> {
         let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);

@@ -112,6 +112,8 @@ pub struct Replicator {
     inflight_upgrades: BTreeSet<u32>,
     /// Cores with a reorg (fork proof) in flight.
     inflight_reorgs: BTreeSet<u32>,
+    /// Byte offsets (bytes, padding) local seeks wait on, not yet asked for, per core.
+    seeks: HashMap<u32, Vec<(u64, u64)>>,
     out: Output,
 }
 
@@ -483,14 +485,19 @@ impl Replicator {
             Message::Request(m) => self.on_request(store, session, local_id, handle, m),
             Message::Data(m) => self.on_data(store, session, local_id, handle, *m),
             Message::NoData(m) => {
-                if let Some(Inflight::Block(i)) =
-                    self.clear_inflight(session, local_id, handle, m.request)
-                {
-                    // The peer does not have it after all: stop asking it, ask others.
-                    if let Some(ch) = self.channel_mut(session, local_id) {
-                        forget_block(&mut ch.remote, i);
+                match self.clear_inflight(session, local_id, handle, m.request) {
+                    Some(Inflight::Block(i)) => {
+                        // The peer does not have it after all: stop asking it, ask others.
+                        if let Some(ch) = self.channel_mut(session, local_id) {
+                            forget_block(&mut ch.remote, i);
+                        }
+                        self.rewant(handle, i);
                     }
-                    self.rewant(handle, i);
+                    Some(Inflight::Seek(..)) => {
+                        // ask again once a peer's length changes (its next sync)
+                        self.out.events.push(Event::Sync { handle });
+                    }
+                    _ => {}
                 }
                 self.schedule(store, handle);
                 Ok(())
@@ -658,6 +665,9 @@ impl Replicator {
 
     /// Requests wanted blocks from peers that have them, one request per block.
     fn schedule(&mut self, store: &mut Store, handle: u32) {
+        if self.seeks.contains_key(&handle) {
+            self.schedule_seeks(store, handle);
+        }
         let Some(wants) = self.wants.get(&handle) else {
             return;
         };
@@ -771,6 +781,93 @@ impl Replicator {
         }
     }
 
+    /// A local seek lacks the nodes below some node: ask a peer that holds our whole tree
+    /// for a hash proof of that node's first block with a seek proof for the offset (what
+    /// hypercore serves: a seek proof rides on a block, hash or upgrade).
+    pub fn want_seek(&mut self, store: &mut Store, handle: u32, bytes: u64, padding: u64) {
+        let asked = self.peers.values().any(|p| {
+            p.by_handle
+                .get(&handle)
+                .and_then(|id| p.channels.get(id))
+                .is_some_and(|ch| {
+                    ch.inflight
+                        .values()
+                        .any(|f| matches!(f, Inflight::Seek(b, pad) if *b == bytes && *pad == padding))
+                })
+        });
+        if asked {
+            return;
+        }
+        let list = self.seeks.entry(handle).or_default();
+        if !list.contains(&(bytes, padding)) {
+            list.push((bytes, padding));
+        }
+        self.schedule_seeks(store, handle);
+        self.flush_all();
+    }
+
+    fn schedule_seeks(&mut self, store: &mut Store, handle: u32) {
+        let Some(list) = self.seeks.remove(&handle) else {
+            return;
+        };
+        let Ok(core) = store.core(handle) else {
+            return;
+        };
+        let state = core.state();
+        let mut left = Vec::new();
+        for (bytes, padding) in list {
+            let node = match core.seek_local(store.storage(), bytes, padding) {
+                Ok(crate::core::merkle::Seek::Missing(node)) => node,
+                Ok(crate::core::merkle::Seek::Beyond) => {
+                    left.push((bytes, padding)); // waits for the tree to grow
+                    continue;
+                }
+                _ => continue, // found locally (or unreadable): nothing to ask
+            };
+            let block = crate::core::flat_tree::left_span(node) / 2;
+            let nodes = proof::missing_nodes(&core.nodes(store.storage()), 2 * block, state.length)
+                .unwrap_or(0);
+            let mut sent = false;
+            for peer in self.peers.values_mut() {
+                let Some(&local_id) = peer.by_handle.get(&handle) else {
+                    continue;
+                };
+                let Some(ch) = peer.channels.get(&local_id) else {
+                    continue;
+                };
+                let r = &ch.remote;
+                if !ch.paired || !r.synced || r.fork != state.fork || r.length < state.length {
+                    continue;
+                }
+                let id = peer.next_request_id();
+                if let Some(ch) = peer.channels.get_mut(&local_id) {
+                    ch.inflight.insert(id, Inflight::Seek(bytes, padding));
+                }
+                peer.send(
+                    local_id,
+                    &Message::Request(messages::Request {
+                        id,
+                        fork: state.fork,
+                        hash: Some(messages::RequestBlock {
+                            index: 2 * block,
+                            nodes,
+                        }),
+                        seek: Some(messages::RequestSeek { bytes, padding }),
+                        ..Default::default()
+                    }),
+                );
+                sent = true;
+                break;
+            }
+            if !sent {
+                left.push((bytes, padding));
+            }
+        }
+        if !left.is_empty() {
+            self.seeks.insert(handle, left);
+        }
+    }
+
     fn on_request(
         &mut self,
         store: &mut Store,
@@ -827,7 +924,7 @@ impl Replicator {
             Some(Inflight::Reorg) => {
                 self.inflight_reorgs.remove(&handle);
             }
-            None => {}
+            Some(Inflight::Seek(..)) | None => {}
         }
         inflight
     }
@@ -863,6 +960,10 @@ impl Replicator {
             return Ok(());
         }
         let verified = proof::verify_proof(core.tree(), &core.nodes(storage), &manifest, &proof)?;
+        if let Inflight::Seek(..) = kind {
+            // the seek's nodes are in: waiting seeks look again
+            self.out.events.push(Event::Sync { handle });
+        }
         let block_len = verified.block.as_ref().map(|(_, v)| v.len() as u64);
         let applied = core.apply_verified(verified);
         if applied.upgraded_to.is_some() {
@@ -1104,6 +1205,12 @@ impl Replicator {
                 }
                 Inflight::Reorg => {
                     self.inflight_reorgs.remove(&ch.handle);
+                }
+                Inflight::Seek(bytes, padding) => {
+                    self.seeks
+                        .entry(ch.handle)
+                        .or_default()
+                        .push((bytes, padding));
                 }
             }
         }

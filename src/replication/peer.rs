@@ -81,6 +81,8 @@ pub enum Inflight {
     /// A proof of the peer's newer fork (upgrade from 0), or a hash proof that narrows the
     /// common ancestors of a reorg in progress.
     Reorg,
+    /// A hash + seek proof for a byte offset (bytes, padding) that a local seek waits on.
+    Seek(u64, u64),
 }
 
 pub struct Channel {
