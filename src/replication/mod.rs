@@ -493,9 +493,12 @@ impl Replicator {
                         }
                         self.rewant(handle, i);
                     }
-                    Some(Inflight::Seek(..)) => {
-                        // ask again once a peer's length changes (its next sync)
-                        self.out.events.push(Event::Sync { handle });
+                    Some(Inflight::Seek(bytes, padding)) => {
+                        // ask the others; this one again once it tells us something new
+                        if let Some(ch) = self.channel_mut(session, local_id) {
+                            ch.seek_refused = true;
+                        }
+                        self.seeks.entry(handle).or_default().push((bytes, padding));
                     }
                     _ => {}
                 }
@@ -505,6 +508,7 @@ impl Replicator {
             Message::Range(m) => {
                 let mut remote_fork = None;
                 if let Some(ch) = self.channel_mut(session, local_id) {
+                    ch.seek_refused = false;
                     apply_range(ch, &m);
                     remote_fork = Some(ch.remote.fork);
                 }
@@ -580,6 +584,7 @@ impl Replicator {
             return Ok(());
         };
         ch.remote.synced = true;
+        ch.seek_refused = false;
         ch.remote.fork = m.fork;
         ch.remote.length = m.length;
         ch.remote.can_upgrade = m.can_upgrade;
@@ -824,9 +829,7 @@ impl Replicator {
                 }
                 _ => continue, // found locally (or unreadable): nothing to ask
             };
-            let block = crate::core::flat_tree::left_span(node) / 2;
-            let nodes = proof::missing_nodes(&core.nodes(store.storage()), 2 * block, state.length)
-                .unwrap_or(0);
+            let (first, last) = crate::core::flat_tree::span(node);
             let mut sent = false;
             for peer in self.peers.values_mut() {
                 let Some(&local_id) = peer.by_handle.get(&handle) else {
@@ -836,9 +839,22 @@ impl Replicator {
                     continue;
                 };
                 let r = &ch.remote;
-                if !ch.paired || !r.synced || r.fork != state.fork || r.length < state.length {
+                if !ch.paired
+                    || ch.seek_refused
+                    || !r.synced
+                    || r.fork != state.fork
+                    || r.length < state.length
+                {
                     continue;
                 }
+                // the hash proof must be of a block the peer holds (a sparse peer has the
+                // nodes of its blocks' paths), anywhere below the node
+                let Some(block) = (first / 2..=last / 2).take(1 << 16).find(|&i| r.has(i)) else {
+                    continue;
+                };
+                let nodes =
+                    proof::missing_nodes(&core.nodes(store.storage()), 2 * block, state.length)
+                        .unwrap_or(0);
                 let id = peer.next_request_id();
                 if let Some(ch) = peer.channels.get_mut(&local_id) {
                     ch.inflight.insert(id, Inflight::Seek(bytes, padding));

@@ -99,6 +99,9 @@ pub struct Channel {
     /// The length we last told this peer we hold in full (hypercore's
     /// fullyDownloadedSignaled): becoming fully contiguous is always announced once.
     pub full_signaled: u64,
+    /// The peer answered a seek proof request with no-data: not asked again for seeks
+    /// until it tells us something new (sync or range).
+    pub seek_refused: bool,
 }
 
 pub struct Peer {
@@ -270,6 +273,7 @@ impl Peer {
                 reorg: None,
                 last_extension: String::new(),
                 full_signaled: 0,
+                seek_refused: false,
             },
         );
         self.by_handle.insert(handle, local_id);
