@@ -58,7 +58,8 @@ class Download {
     const r = this.range || {}
     if (Array.isArray(r.blocks)) return r.blocks.map((i) => [i, i + 1])
     const start = r.start || 0
-    const end = r.end === undefined ? -1 : r.end
+    // as hypercore: { length } counts from start, and wins over end
+    const end = r.length !== undefined && r.length !== -1 ? start + r.length : r.end === undefined ? -1 : r.end
     return end === -1 || end > start ? [[start, end]] : []
   }
 
@@ -710,13 +711,16 @@ class Hypercore extends EventEmitter {
     if (this.core === null) await this.opening
     this._checkReadable()
     if (length === -1) length = this.length
-    if (!isIndex(length) || length > this.core.length) {
+    if (!isIndex(length)) {
       throw BAD_ARGUMENT('Tree length must be an integer between 0 and the core length')
     }
     // As hypercore does: a sparse reader fetches the last block first, whose proof brings
-    // the nodes the roots at that length need.
-    if (length > 0 && !this.core.native.has(this.core.handle, length - 1, length)) {
+    // the nodes the roots at that length need (past our length it waits for the upgrade).
+    if (length > 0 && (length > this.core.length || !this.core.native.has(this.core.handle, length - 1, length))) {
       await this.get(length - 1)
+    }
+    if (length > this.core.length) {
+      throw BAD_ARGUMENT('Tree length must be an integer between 0 and the core length')
     }
     return this.core.native.treeHash(this.core.handle, length)
   }

@@ -1058,8 +1058,20 @@ impl Replicator {
             return Ok(());
         }
         let new_length = reorg.tree.length;
+        let old_length = core.tree().length;
         let ancestors = core.apply_reorg(storage, reorg)?;
         self.out.events.push(Event::Truncate { handle, ancestors });
+        if old_length > ancestors {
+            // as hypercore: peers hear that the blocks past the ancestors are gone
+            self.broadcast_range(
+                handle,
+                messages::Range {
+                    drop: true,
+                    start: ancestors,
+                    length: old_length - ancestors,
+                },
+            );
+        }
         if new_length > ancestors {
             self.out.events.push(Event::Append { handle });
         }
@@ -1133,6 +1145,17 @@ impl Replicator {
                     );
                 }
                 Some(_) => {}
+            }
+        }
+    }
+
+    fn broadcast_range(&mut self, handle: u32, range: messages::Range) {
+        for peer in self.peers.values_mut() {
+            let Some(&local_id) = peer.by_handle.get(&handle) else {
+                continue;
+            };
+            if peer.channels.get(&local_id).is_some_and(|ch| ch.paired) {
+                peer.send(local_id, &Message::Range(range.clone()));
             }
         }
     }

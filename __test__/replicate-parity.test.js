@@ -1,0 +1,104 @@
+'use strict'
+// Replication behaviours of hypercore 11 that its own suite checks, for every writer→reader
+// pairing (helpers/replication.js): sparse ranges request only what was asked for,
+// remoteContiguousLength (the writer learns what a peer holds in full, the event fires, it
+// survives a reopen and drops on truncate), seek() and treeHash(length) on a sparse replica
+// fetch what they lack from the peer instead of failing.
+const assert = require('node:assert/strict')
+const b4a = require('b4a')
+const { forEachPairing, within, until, pipeStores, delay } = require('./helpers/replication.js')
+
+async function writer(e, Writer, blocks, dir) {
+  const store = e.store(Writer, dir)
+  const core = store.get({ name: 'w' })
+  await core.ready()
+  if (blocks.length > 0) await core.append(blocks)
+  return { store, core }
+}
+
+async function reader(e, Reader, key) {
+  const store = e.store(Reader)
+  const core = store.get({ key })
+  await core.ready()
+  return { store, core }
+}
+
+function held(core) {
+  const out = []
+  for (let i = 0; i < core.length; i++) out.push(core.has(i))
+  return Promise.all(out).then((has) => has.flatMap((h, i) => (h ? [i] : [])))
+}
+
+forEachPairing('download({ start, length }) requests exactly that range, nothing later', async (t, p, e) => {
+  const blocks = ['b0', 'b1', 'b2', 'b3', 'b4'].map((s) => b4a.from(s))
+  const { store: ws, core: w } = await writer(e, p.Writer, blocks)
+  const { store: rs, core: r } = await reader(e, p.Reader, w.key)
+  const uploads = []
+  w.on('upload', (index) => uploads.push(index))
+  pipeStores(e, ws, rs)
+  await within(5000, r.update({ wait: true }), 'update')
+  await within(5000, r.download({ start: 1, length: 2 }).done(), 'download done')
+  assert.deepEqual(await held(r), [1, 2], 'blocks held after the range')
+  await w.append(b4a.from('b5'))
+  await until(() => r.length === 6, 5000, 'reader sees the append')
+  await delay(200)
+  assert.deepEqual(await held(r), [1, 2], 'nothing else fetched')
+  assert.deepEqual(uploads.sort(), [1, 2], 'writer uploaded only the range')
+})
+
+forEachPairing('remoteContiguousLength: from the peer holding all, event, truncate, reopen', async (t, p, e) => {
+  const dir = e.dir()
+  const { store: ws, core: w } = await writer(e, p.Writer, ['a1', 'a2', 'a3'].map((s) => b4a.from(s)), dir)
+  const { store: rs, core: r } = await reader(e, p.Reader, w.key)
+  assert.equal(w.remoteContiguousLength, 0, 'nothing known yet')
+  const events = []
+  w.on('remote-contiguous-length', (len) => events.push(len))
+  pipeStores(e, ws, rs)
+  await within(5000, r.get(0), 'get(0)')
+  await delay(100)
+  assert.equal(w.remoteContiguousLength, 0, 'a partial copy does not count')
+  await within(5000, r.download({ start: 0, end: 3 }).done(), 'download all')
+  await until(() => w.remoteContiguousLength === 3, 5000, 'writer learns 3')
+  await until(() => events.length > 0, 5000, 'remote-contiguous-length event') // JS emits after writing the hints
+  assert.deepEqual(events, [3], 'one event with the length')
+
+  const truncated = new Promise((resolve) => r.once('truncate', resolve))
+  await w.truncate(1)
+  assert.equal(w.remoteContiguousLength, 1, 'truncate lowers it')
+  await within(5000, truncated, 'reader truncated')
+
+  await w.append([b4a.from('x2'), b4a.from('x3')])
+  await until(() => r.length === 3, 5000, 'reader sees the new length')
+  await within(5000, r.download({ start: 0, end: 3 }).done(), 'download again')
+  await until(() => w.remoteContiguousLength === 3, 5000, 'writer learns 3 again')
+
+  const key = w.key
+  await ws.close()
+  const ws2 = e.store(p.Writer, dir)
+  const w2 = ws2.get({ key })
+  await w2.ready()
+  assert.equal(w2.remoteContiguousLength, 3, 'persisted in the hints')
+})
+
+forEachPairing('seek() on a sparse replica fetches the nodes it lacks', async (t, p, e) => {
+  const blocks = []
+  for (let i = 0; i < 2000; i++) blocks.push(b4a.from('block-' + i)) // 7 to 10 bytes
+  const { store: ws, core: w } = await writer(e, p.Writer, blocks)
+  const { store: rs, core: r } = await reader(e, p.Reader, w.key)
+  pipeStores(e, ws, rs)
+  await within(5000, r.update({ wait: true }), 'update')
+  for (const bytes of [0, 5, 1000, 9000, w.byteLength - 1]) {
+    const want = await w.seek(bytes)
+    const got = await within(5000, r.seek(bytes), 'seek ' + bytes)
+    assert.deepEqual(got, want, 'seek ' + bytes)
+  }
+  assert.equal(r.contiguousLength, 0, 'seeking fetched no blocks')
+})
+
+forEachPairing('treeHash(length) on a replica waits for a length it does not know yet', async (t, p, e) => {
+  const { store: ws, core: w } = await writer(e, p.Writer, [b4a.from('block1'), b4a.from('block2')])
+  const { store: rs, core: r } = await reader(e, p.Reader, w.key)
+  pipeStores(e, ws, rs)
+  const got = await within(5000, r.treeHash(1), 'treeHash(1)')
+  assert.ok(b4a.equals(got, await w.treeHash(1)), 'same tree hash as the writer')
+})
