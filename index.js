@@ -436,6 +436,11 @@ class Corestore extends EventEmitter {
           if (cs !== undefined) cs.onsync()
           break
         }
+        case 'manifest': {
+          const cs = this._cores.get(e.handle)
+          if (cs !== undefined) cs.onmanifest(this.native.coreInfo(e.handle))
+          break
+        }
         case 'remote-contiguous-length': {
           const cs = this._cores.get(e.handle)
           if (cs !== undefined) cs.onremotecontiguous(this.native.state(e.handle), e.index)

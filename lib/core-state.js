@@ -109,7 +109,7 @@ class CoreState {
     if (this.waiters.size > 0) this._drain()
   }
 
-  // `blocks`: (index, byte length) pairs of little-endian doubles, a run of blocks from
+  // `blocks`: (index, byte length, requested at) little-endian doubles, a run of blocks from
   // (to) the peer on stream `session`; the events name that peer, as hypercore's do
   ondownload(st, blocks, session) {
     this.update(st)
@@ -128,14 +128,32 @@ class CoreState {
     this._emitBlocks('upload', blocks, session)
   }
 
+  // `blocks`: (index, byte length, requested at) triples; a download names its request's
+  // timing as hypercore's request object does (timestamp sent, elapsed until stored)
   _emitBlocks(name, blocks, session) {
     const peer = this._peer(session)
     const ss = this.sessions
-    for (let at = 0; at < blocks.byteLength; at += 16) {
+    const now = Date.now()
+    for (let at = 0; at < blocks.byteLength; at += 24) {
       const index = blocks.readDoubleLE(at)
       const bytes = blocks.readDoubleLE(at + 8)
-      for (let i = ss.length - 1; i >= 0; i--) ss[i].emit(name, index, bytes, peer)
+      const sent = blocks.readDoubleLE(at + 16)
+      if (name === 'upload') {
+        for (let i = ss.length - 1; i >= 0; i--) ss[i].emit(name, index, bytes, peer)
+        continue
+      }
+      const req = sent > 0 ? { index, timestamp: sent, elapsed: Math.max(0, now - sent) } : null
+      for (let i = ss.length - 1; i >= 0; i--) ss[i].emit(name, index, bytes, peer, req)
     }
+  }
+
+  // the core learned its manifest from a peer
+  onmanifest(info) {
+    const had = this.manifest !== null
+    this.refresh(info)
+    if (had || this.manifest === null) return
+    const ss = this.sessions
+    for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('manifest')
   }
 
   _peer(session) {

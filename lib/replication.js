@@ -25,6 +25,9 @@ class ReplicationStream extends Duplex {
     this._keepAlive = null
     this._sent = false
     this._lastYield = Date.now()
+    // As hypercore's raw protocol stream (secret-stream listens on it): an error here, such
+    // as the PREMATURE_CLOSE of a pipe partner that was destroyed, never goes uncaught.
+    this.on('error', noop)
   }
 
   // The engine session starts as soon as the store is open, so cores see a peer coming

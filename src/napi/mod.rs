@@ -553,7 +553,7 @@ pub struct EventOut {
     /// extension: the extension's name and message.
     pub name: Option<String>,
     pub data: Option<Buffer>,
-    /// download / upload: the blocks, as (index, byte length) pairs of little-endian
+    /// download / upload: the blocks, as (index, byte length, requested at ms) triples of little-endian
     /// doubles. One event carries a run of blocks of one core from (or to) one peer:
     /// a replication call moves hundreds of blocks, and one object per block cost more
     /// than the blocks' verification.
@@ -601,19 +601,20 @@ fn replication_out(out: Output) -> ReplicationOut {
     // Consecutive downloads of one core (uploads of one core to one peer) become one run.
     let mut items: Vec<Item> = Vec::with_capacity(out.events.len());
     for e in out.events {
-        let (kind, handle, session, index, bytes) = match e {
+        let (kind, handle, session, index, bytes, at) = match e {
             Event::Download {
                 handle,
                 index,
                 bytes,
                 session,
-            } => ("download", handle, session, index, bytes),
+                requested_at,
+            } => ("download", handle, session, index, bytes, requested_at),
             Event::Upload {
                 handle,
                 index,
                 bytes,
                 session,
-            } => ("upload", handle, session, index, bytes),
+            } => ("upload", handle, session, index, bytes, 0),
             other => {
                 items.push(Item::One(other));
                 continue;
@@ -626,13 +627,13 @@ fn replication_out(out: Output) -> ReplicationOut {
                 session: s,
                 pairs,
             }) if *k == kind && *h == handle && *s == session => {
-                pairs.extend_from_slice(&block_pair(index, bytes))
+                pairs.extend_from_slice(&block_pair(index, bytes, at))
             }
             _ => items.push(Item::Run {
                 kind,
                 handle,
                 session,
-                pairs: block_pair(index, bytes),
+                pairs: block_pair(index, bytes, at),
             }),
         }
     }
@@ -695,10 +696,13 @@ fn replication_out(out: Output) -> ReplicationOut {
     }
 }
 
-fn block_pair(index: u64, bytes: u64) -> Vec<u8> {
-    let mut pair = Vec::with_capacity(16);
+/// One block of a run: index, byte length and, for downloads, when it was requested (ms
+/// since the epoch, 0 if unasked), as little-endian doubles.
+fn block_pair(index: u64, bytes: u64, requested_at: u64) -> Vec<u8> {
+    let mut pair = Vec::with_capacity(24);
     pair.extend_from_slice(&(index as f64).to_le_bytes());
     pair.extend_from_slice(&(bytes as f64).to_le_bytes());
+    pair.extend_from_slice(&(requested_at as f64).to_le_bytes());
     pair
 }
 
@@ -776,13 +780,24 @@ fn one_event(e: Event, event: &dyn Fn(&str) -> EventOut) -> EventOut {
             index,
             bytes,
             session,
-        } => block_event("download", handle, session, block_pair(index, bytes), event),
+            requested_at,
+        } => block_event(
+            "download",
+            handle,
+            session,
+            block_pair(index, bytes, requested_at),
+            event,
+        ),
+        Event::Manifest { handle } => EventOut {
+            handle: Some(handle),
+            ..event("manifest")
+        },
         Event::Upload {
             handle,
             index,
             bytes,
             session,
-        } => block_event("upload", handle, session, block_pair(index, bytes), event),
+        } => block_event("upload", handle, session, block_pair(index, bytes, 0), event),
     }
 }
 

@@ -39,6 +39,12 @@ pub enum Event {
         index: u64,
         bytes: u64,
         session: u32,
+        /// When we asked for it (ms since the epoch; 0 if it came unasked).
+        requested_at: u64,
+    },
+    /// The core learned its manifest from a peer.
+    Manifest {
+        handle: u32,
     },
     /// A block was sent to a peer.
     Upload {
@@ -114,6 +120,9 @@ pub struct Replicator {
     inflight_reorgs: BTreeSet<u32>,
     /// Byte offsets (bytes, padding) local seeks wait on, not yet asked for, per core.
     seeks: HashMap<u32, Vec<(u64, u64)>>,
+    /// When each block request in flight was sent (ms since the epoch), for the download
+    /// event's request timing.
+    requested_at: HashMap<(u32, u64), u64>,
     out: Output,
 }
 
@@ -770,6 +779,7 @@ impl Replicator {
             }
             if sent {
                 self.inflight_blocks.insert((handle, index));
+                self.requested_at.insert((handle, index), now_ms());
                 sent_now.push(index);
             } else if all_from.is_some() && unsent_from_all.is_none_or(|u| index < u) {
                 unsent_from_all = Some(index);
@@ -964,10 +974,16 @@ impl Replicator {
         let (core, storage) = store.core_mut(handle)?;
         if core.manifest.is_none() {
             match &m.manifest {
-                Some(manifest) => core.adopt_manifest(storage, manifest.clone())?,
+                Some(manifest) => {
+                    core.adopt_manifest(storage, manifest.clone())?;
+                    self.out.events.push(Event::Manifest { handle });
+                    // other peers hear we have it now (their next sync), and may ask for it
+                    self.announce(store, handle, None);
+                }
                 None => return Ok(()),
             }
         }
+        let (core, storage) = store.core_mut(handle)?;
         let Some(manifest) = core.manifest.clone() else {
             return Ok(());
         };
@@ -987,11 +1003,13 @@ impl Replicator {
             self.announce(store, handle, None);
         }
         if let Some(index) = applied.block {
+            let requested_at = self.requested_at.remove(&(handle, index)).unwrap_or(0);
             self.out.events.push(Event::Download {
                 handle,
                 index,
                 bytes: block_len.unwrap_or(0),
                 session,
+                requested_at,
             });
             self.announce(store, handle, Some((session, index)));
             if let Some(w) = self.wants.get_mut(&handle) {
@@ -1325,6 +1343,12 @@ impl Replicator {
             self.flush(s);
         }
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn sync_message(core: &Hypercore, remote: &peer::Remote) -> messages::Sync {
