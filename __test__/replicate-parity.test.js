@@ -3,10 +3,12 @@
 // pairing (helpers/replication.js): sparse ranges request only what was asked for,
 // remoteContiguousLength (the writer learns what a peer holds in full, the event fires, it
 // survives a reopen and drops on truncate), seek() and treeHash(length) on a sparse replica
-// fetch what they lack from the peer instead of failing.
+// fetch what they lack from the peer instead of failing; the reader gets a 'manifest' event,
+// download events carry the request's timing, and destroying one of two piped streams never
+// raises an uncaught error.
 const assert = require('node:assert/strict')
 const b4a = require('b4a')
-const { forEachPairing, within, until, pipeStores, delay } = require('./helpers/replication.js')
+const { forEachPairing, within, until, pipeStores, delay, noUncaught, closed } = require('./helpers/replication.js')
 
 async function writer(e, Writer, blocks, dir) {
   const store = e.store(Writer, dir)
@@ -101,4 +103,49 @@ forEachPairing('treeHash(length) on a replica waits for a length it does not kno
   pipeStores(e, ws, rs)
   const got = await within(5000, r.treeHash(1), 'treeHash(1)')
   assert.ok(b4a.equals(got, await w.treeHash(1)), 'same tree hash as the writer')
+})
+
+forEachPairing("'manifest' event when a reader learns the manifest, and download's request timing", async (t, p, e) => {
+  const { store: ws, core: w } = await writer(e, p.Writer, [])
+  const { store: rs, core: r } = await reader(e, p.Reader, w.key)
+  const gotManifest = new Promise((resolve) => r.once('manifest', resolve))
+  const reqs = []
+  r.on('download', (index, bytes, from, req) => reqs.push([index, bytes, req]))
+  pipeStores(e, ws, rs)
+  await within(5000, gotManifest, "'manifest' event")
+  assert.deepEqual(r.manifest, w.manifest, 'the writer manifest')
+  await w.append(b4a.from('abc'))
+  await within(5000, r.download({ start: 0, end: 1 }).done(), 'download')
+  await until(() => reqs.length === 1, 5000, 'download event')
+  const [index, bytes, req] = reqs[0]
+  assert.equal(index, 0)
+  assert.equal(bytes, 3)
+  assert.ok(Number.isInteger(req.timestamp) && req.timestamp > 0, 'req.timestamp')
+  assert.ok(Number.isInteger(req.elapsed) && req.elapsed >= 0, 'req.elapsed')
+})
+
+forEachPairing('destroying one of two piped core streams: no uncaught error, then re-replicating works', async (t, p, e) => {
+  const watch = noUncaught(t)
+  const blocks = []
+  for (let i = 0; i < 33; i++) blocks.push(b4a.from('#' + i))
+  const { core: w } = await writer(e, p.Writer, blocks)
+  const { core: r } = await reader(e, p.Reader, w.key)
+  // no 'error' listeners on purpose: hypercore's raw streams never throw one uncaught
+  let s1 = w.replicate(true, { keepAlive: false })
+  let s2 = r.replicate(false, { keepAlive: false })
+  s1.pipe(s2).pipe(s1)
+  const all = []
+  for (let i = 0; i < 33; i++) all.push(r.get(i))
+  r.once('download', () => s1.destroy())
+  await within(5000, Promise.all([closed(s1), closed(s2)]), 'both streams close')
+  s1 = w.replicate(true, { keepAlive: false })
+  s2 = r.replicate(false, { keepAlive: false })
+  s1.pipe(s2).pipe(s1)
+  const got = await within(10000, Promise.all(all), 'every block after re-replicating')
+  assert.equal(got.length, 33)
+  s1.destroy()
+  s2.destroy()
+  await within(5000, Promise.all([closed(s1), closed(s2)]), 'streams close')
+  await delay(50)
+  watch.check()
 })

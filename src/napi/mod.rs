@@ -797,7 +797,13 @@ fn one_event(e: Event, event: &dyn Fn(&str) -> EventOut) -> EventOut {
             index,
             bytes,
             session,
-        } => block_event("upload", handle, session, block_pair(index, bytes, 0), event),
+        } => block_event(
+            "upload",
+            handle,
+            session,
+            block_pair(index, bytes, 0),
+            event,
+        ),
     }
 }
 

@@ -805,9 +805,9 @@ impl Replicator {
                 .get(&handle)
                 .and_then(|id| p.channels.get(id))
                 .is_some_and(|ch| {
-                    ch.inflight
-                        .values()
-                        .any(|f| matches!(f, Inflight::Seek(b, pad) if *b == bytes && *pad == padding))
+                    ch.inflight.values().any(
+                        |f| matches!(f, Inflight::Seek(b, pad) if *b == bytes && *pad == padding),
+                    )
                 })
         });
         if asked {
