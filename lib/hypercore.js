@@ -616,7 +616,7 @@ class Hypercore extends EventEmitter {
   // ---- reads ----
 
   async get(index, opts) {
-    if (this.core === null) await this.opening
+    if (this.opened === false) await this.opening
     const cs = this.core
     if (!isIndex(index)) throw ASSERTION('block index is invalid', cs.discoveryKey)
     if (this.closing !== null) {

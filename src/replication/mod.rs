@@ -20,6 +20,10 @@ pub use peer::Command;
 use peer::{inflight_limit, Channel, Inflight, Peer, Transport, MAX_INFLIGHT};
 
 const NOT_AVAILABLE: u64 = 1;
+/// hypercore's want batch (compat): a peer is asked about blocks in spans of this many.
+const WANT_BATCH: u64 = 65536 * 32;
+/// Blocks per bitfield message we send in answer to a want.
+const BITFIELD_CHUNK: u64 = 32 * 1024;
 const INVALID_REQUEST: u64 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -568,7 +572,8 @@ impl Replicator {
                 }
                 Ok(())
             }
-            Message::Cancel(_) | Message::Want(_) | Message::Unwant(_) => Ok(()),
+            Message::Want(m) => self.on_want(store, session, local_id, handle, m),
+            Message::Cancel(_) | Message::Unwant(_) => Ok(()),
         }
     }
 
@@ -604,6 +609,7 @@ impl Replicator {
             peer.send(local_id, &Message::Sync(sync));
         }
         let newer_fork = m.fork > state.fork && m.length > 0;
+        let needs_manifest = core.manifest.is_none() && m.has_manifest;
         if newer_fork && !self.inflight_reorgs.contains(&handle) {
             // The writer truncated: ask for its new tree from the start, at its fork.
             let id = peer.next_request_id();
@@ -619,6 +625,8 @@ impl Replicator {
                         start: 0,
                         length: m.length,
                     }),
+                    // a reader that has only the key learns the manifest with the tree
+                    manifest: needs_manifest,
                     ..Default::default()
                 }),
             );
@@ -781,7 +789,10 @@ impl Replicator {
                 self.inflight_blocks.insert((handle, index));
                 self.requested_at.insert((handle, index), now_ms());
                 sent_now.push(index);
-            } else if all_from.is_some() && unsent_from_all.is_none_or(|u| index < u) {
+            } else if index < state.length {
+                want_from_peers(&mut self.peers, handle, index, state.fork);
+            }
+            if !sent && all_from.is_some() && unsent_from_all.is_none_or(|u| index < u) {
                 unsent_from_all = Some(index);
             }
         }
@@ -892,6 +903,71 @@ impl Replicator {
         if !left.is_empty() {
             self.seeks.insert(handle, left);
         }
+    }
+
+    /// The peer asks what we hold of a span (hypercore's want): the contiguous range when
+    /// it covers the span, else our bitfield there.
+    fn on_want(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        m: messages::Want,
+    ) -> Result<()> {
+        let core = store.core(handle)?;
+        let state = core.state();
+        let contig = state.contiguous_length.min(state.length);
+        let Some(peer) = self.peers.get_mut(&session) else {
+            return Ok(());
+        };
+        let end = m.start.saturating_add(m.length);
+        if end < contig || state.length == contig || (m.any && m.start < contig) {
+            peer.send(
+                local_id,
+                &Message::Range(messages::Range {
+                    drop: false,
+                    start: 0,
+                    length: contig,
+                }),
+            );
+            return Ok(());
+        }
+        let end = end.min(state.length);
+        if m.any {
+            if let Some(bit) = (m.start..end).find(|&i| core.has_block(i)) {
+                peer.send(
+                    local_id,
+                    &Message::Range(messages::Range {
+                        drop: false,
+                        start: bit,
+                        length: 1,
+                    }),
+                );
+            }
+            return Ok(());
+        }
+        let mut at = m.start - m.start % 32;
+        while at < end {
+            let stop = (at + BITFIELD_CHUNK).min(end);
+            let words = (stop - at).div_ceil(32);
+            let mut bitfield = vec![0u32; words as usize];
+            let mut any = false;
+            for i in at..stop {
+                if core.has_block(i) {
+                    bitfield[((i - at) / 32) as usize] |= 1 << ((i - at) % 32);
+                    any = true;
+                }
+            }
+            if any {
+                peer.send(
+                    local_id,
+                    &Message::Bitfield(messages::Bitfield { start: at, bitfield }),
+                );
+            }
+            at = stop;
+        }
+        Ok(())
     }
 
     fn on_request(
@@ -1031,6 +1107,13 @@ impl Replicator {
         handle: u32,
         proof: &Proof,
     ) -> Result<()> {
+        let (core, storage) = store.core_mut(handle)?;
+        if core.manifest.is_none() {
+            if let Some(manifest) = &proof.manifest {
+                core.adopt_manifest(storage, manifest.clone())?;
+                self.out.events.push(Event::Manifest { handle });
+            }
+        }
         let (core, storage) = store.core_mut(handle)?;
         let Some(manifest) = core.manifest.clone() else {
             return Ok(());
@@ -1364,6 +1447,35 @@ fn sync_message(core: &Hypercore, remote: &peer::Remote) -> messages::Sync {
         downloading: true,
         has_manifest: core.manifest.is_some(),
         allow_push: false,
+    }
+}
+
+/// No peer is known to hold `index`: ask the peers that might (synced on our fork, not
+/// known to hold the span already) what they hold of its want batch, once per batch.
+fn want_from_peers(peers: &mut HashMap<u32, Peer>, handle: u32, index: u64, fork: u64) {
+    let batch = index / WANT_BATCH;
+    for peer in peers.values_mut() {
+        let Some(&local_id) = peer.by_handle.get(&handle) else {
+            continue;
+        };
+        let Some(ch) = peer.channels.get_mut(&local_id) else {
+            continue;
+        };
+        let r = &ch.remote;
+        if !ch.paired || !r.synced || r.fork != fork || index < r.contiguous || index >= r.length {
+            continue;
+        }
+        if !ch.wants_sent.insert(batch) {
+            continue;
+        }
+        peer.send(
+            local_id,
+            &Message::Want(messages::Want {
+                start: batch * WANT_BATCH,
+                length: WANT_BATCH,
+                any: false,
+            }),
+        );
     }
 }
 

@@ -102,6 +102,9 @@ pub struct Channel {
     /// The peer answered a seek proof request with no-data: not asked again for seeks
     /// until it tells us something new (sync or range).
     pub seek_refused: bool,
+    /// Want batches (index / WANT_BATCH) we asked this peer about: it answers with what
+    /// it holds there (bitfield or range), as hypercore's peers do.
+    pub wants_sent: std::collections::BTreeSet<u64>,
 }
 
 pub struct Peer {
@@ -274,6 +277,7 @@ impl Peer {
                 last_extension: String::new(),
                 full_signaled: 0,
                 seek_refused: false,
+                wants_sent: Default::default(),
             },
         );
         self.by_handle.insert(handle, local_id);
