@@ -1048,19 +1048,13 @@ impl Replicator {
             return self.on_reorg_data(store, session, local_id, handle, &proof);
         }
         let (core, storage) = store.core_mut(handle)?;
-        if core.manifest.is_none() {
-            match &m.manifest {
-                Some(manifest) => {
-                    core.adopt_manifest(storage, manifest.clone())?;
-                    self.out.events.push(Event::Manifest { handle });
-                    // other peers hear we have it now (their next sync), and may ask for it
-                    self.announce(store, handle, None);
-                }
-                None => return Ok(()),
-            }
-        }
-        let (core, storage) = store.core_mut(handle)?;
-        let Some(manifest) = core.manifest.clone() else {
+        // A manifest the peer sends is kept only with a proof that verifies against it.
+        let learned = match (&core.manifest, &m.manifest) {
+            (Some(_), _) => None,
+            (None, Some(manifest)) => Some(checked_manifest(core, manifest)?),
+            (None, None) => return Ok(()),
+        };
+        let Some(manifest) = core.manifest.clone().or_else(|| learned.clone()) else {
             return Ok(());
         };
         if proof.fork != core.tree().fork {
@@ -1068,12 +1062,21 @@ impl Replicator {
             return Ok(());
         }
         let verified = proof::verify_proof(core.tree(), &core.nodes(storage), &manifest, &proof)?;
+        let learned = learned.is_some();
+        if learned {
+            core.adopt_manifest(storage, manifest)?;
+            self.out.events.push(Event::Manifest { handle });
+        }
         if let Inflight::Seek(..) = kind {
             // the seek's nodes are in: waiting seeks look again
             self.out.events.push(Event::Sync { handle });
         }
         let block_len = verified.block.as_ref().map(|(_, v)| v.len() as u64);
         let applied = core.apply_verified(verified);
+        if learned && applied.upgraded_to.is_none() {
+            // other peers hear we have it now (their next sync), and may ask for it
+            self.announce(store, handle, None);
+        }
         if applied.upgraded_to.is_some() {
             self.out.events.push(Event::Append { handle });
             self.announce(store, handle, None);
@@ -1108,14 +1111,11 @@ impl Replicator {
         proof: &Proof,
     ) -> Result<()> {
         let (core, storage) = store.core_mut(handle)?;
-        if core.manifest.is_none() {
-            if let Some(manifest) = &proof.manifest {
-                core.adopt_manifest(storage, manifest.clone())?;
-                self.out.events.push(Event::Manifest { handle });
-            }
-        }
-        let (core, storage) = store.core_mut(handle)?;
-        let Some(manifest) = core.manifest.clone() else {
+        let learned = match (&core.manifest, &proof.manifest) {
+            (None, Some(manifest)) => Some(checked_manifest(core, manifest)?),
+            _ => None,
+        };
+        let Some(manifest) = core.manifest.clone().or_else(|| learned.clone()) else {
             return Ok(());
         };
         let pending = self
@@ -1133,6 +1133,10 @@ impl Replicator {
                 proof::verify_reorg(core.tree(), &core.nodes(storage), &manifest, proof)?
             }
         };
+        if learned.is_some() {
+            core.adopt_manifest(storage, manifest)?;
+            self.out.events.push(Event::Manifest { handle });
+        }
         if let Some(want) = reorg.want {
             let fork = reorg.tree.fork;
             let Some(peer) = self.peers.get_mut(&session) else {
@@ -1426,6 +1430,20 @@ impl Replicator {
             self.flush(s);
         }
     }
+}
+
+/// A manifest from a peer, for a core that has none: it must hash to the core's key.
+fn checked_manifest(
+    core: &Hypercore,
+    manifest: &crate::core::manifest::Manifest,
+) -> Result<crate::core::manifest::Manifest> {
+    if manifest.hash() != core.key {
+        return Err(Error::new(
+            "INVALID_PROOF",
+            "The peer sent a manifest that does not hash to the core's key",
+        ));
+    }
+    Ok(manifest.clone())
 }
 
 fn now_ms() -> u64 {
