@@ -897,6 +897,8 @@ impl Replicator {
                 break;
             }
             if !sent {
+                // no peer is known to hold a block below the node: ask what they hold there
+                want_from_peers(&mut self.peers, handle, first / 2, state.fork);
                 left.push((bytes, padding));
             }
         }
