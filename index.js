@@ -452,7 +452,7 @@ class Corestore extends EventEmitter {
           if (cs !== undefined) {
             const t = targets.get(e.session)
             const key = e.remotePublicKey || (t && t.remotePublicKey) || null
-            cs.onpeer(e.type === 'peer-add', e.session, key)
+            cs.onpeer(e.type === 'peer-add', e.session, key, t && (t.conn || t))
           }
           break
         }

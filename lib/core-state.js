@@ -182,16 +182,17 @@ class CoreState {
     if (this.findingPeers === 0) this.onsync()
   }
 
-  onpeer(added, session, remotePublicKey) {
+  onpeer(added, session, remotePublicKey, stream) {
     if (added) {
       this.hadPeers = true
-      const peer = { session, remotePublicKey }
+      const peer = new Peer(this, session, remotePublicKey, stream)
       this.peers.push(peer)
       for (const s of this.sessions) s.emit('peer-add', peer)
     } else {
       const i = this.peers.findIndex((p) => p.session === session)
       if (i === -1) return
       const [peer] = this.peers.splice(i, 1)
+      peer._remove()
       for (const s of this.sessions) s.emit('peer-remove', peer)
     }
     this.onsync()
@@ -298,6 +299,60 @@ class CoreState {
       next.resolve()
     }
   }
+}
+
+// A replication peer of a core, with hypercore's public Peer members: what the peer told
+// us comes from the engine when read (the last values once the peer is removed).
+class Peer {
+  constructor(state, session, remotePublicKey, stream) {
+    this.session = session
+    this.remotePublicKey = remotePublicKey
+    this.stream = stream || null
+    this.paused = false
+    this.removed = false
+    this._state = state
+    this._last = null
+  }
+
+  _info() {
+    if (this.removed || this._state.closed) return this._last || NO_INFO
+    const info = this._state.native.replicationPeer(this._state.handle, this.session)
+    if (info !== null) this._last = info
+    return info || this._last || NO_INFO
+  }
+
+  _remove() {
+    this._info()
+    this.removed = true
+  }
+
+  get remoteLength() {
+    return this._info().remoteLength
+  }
+
+  get remoteFork() {
+    return this._info().remoteFork
+  }
+
+  get remoteContiguousLength() {
+    return this._info().remoteContiguousLength
+  }
+
+  get remoteCanUpgrade() {
+    return this._info().remoteCanUpgrade
+  }
+
+  get remoteAllowPush() {
+    return this._info().remoteAllowPush
+  }
+}
+
+const NO_INFO = {
+  remoteLength: 0,
+  remoteFork: 0,
+  remoteContiguousLength: 0,
+  remoteCanUpgrade: false,
+  remoteAllowPush: false
 }
 
 function settle(w, err, value) {

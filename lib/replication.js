@@ -124,6 +124,7 @@ function attachSecretStream(root, conn, scoped) {
   const channels = new Map() // engine channel id -> protomux Channel
   const target = {
     session: 0,
+    conn, // what a Peer's `stream` is
     root,
     scoped,
     _adding: [],

@@ -443,6 +443,21 @@ impl NativeStore {
         self.replicate_with(|r, store| r.want_seek(store, handle, bytes, padding))
     }
 
+    /// What the peer on `session` told us about the core, or null when it has no channel
+    /// for it (hypercore's Peer remoteLength, remoteFork, ...).
+    #[napi]
+    pub fn replication_peer(&self, handle: u32, session: u32) -> Option<PeerInfoOut> {
+        self.replicator
+            .peer_info(handle, session)
+            .map(|p| PeerInfoOut {
+                remote_length: p.length as i64,
+                remote_fork: p.fork as i64,
+                remote_contiguous_length: p.contiguous_length as i64,
+                remote_can_upgrade: p.can_upgrade,
+                remote_allow_push: p.allow_push,
+            })
+    }
+
     #[napi]
     pub fn replication_unwant(&mut self, handle: u32, start: i64, end: i64) -> Result<()> {
         let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
@@ -582,6 +597,15 @@ pub struct ReplicationOut {
     pub sends: Vec<SendOut>,
     pub commands: Vec<CommandOut>,
     pub events: Vec<EventOut>,
+}
+
+#[napi(object)]
+pub struct PeerInfoOut {
+    pub remote_length: i64,
+    pub remote_fork: i64,
+    pub remote_contiguous_length: i64,
+    pub remote_can_upgrade: bool,
+    pub remote_allow_push: bool,
 }
 
 fn replication_out(out: Output) -> ReplicationOut {

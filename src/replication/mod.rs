@@ -95,6 +95,14 @@ pub enum Event {
     },
 }
 
+pub struct PeerInfo {
+    pub length: u64,
+    pub fork: u64,
+    pub contiguous_length: u64,
+    pub can_upgrade: bool,
+    pub allow_push: bool,
+}
+
 #[derive(Default)]
 pub struct Output {
     pub sends: Vec<(u32, Vec<u8>)>,
@@ -603,6 +611,7 @@ impl Replicator {
         ch.remote.length = m.length;
         ch.remote.can_upgrade = m.can_upgrade;
         ch.remote.has_manifest = m.has_manifest;
+        ch.remote.allow_push = m.allow_push;
         // The peer is behind us on our fork: tell it our length, so it can upgrade.
         if m.fork == state.fork && state.length > m.length {
             let sync = sync_message(core, &ch.remote);
@@ -964,7 +973,10 @@ impl Replicator {
             if any {
                 peer.send(
                     local_id,
-                    &Message::Bitfield(messages::Bitfield { start: at, bitfield }),
+                    &Message::Bitfield(messages::Bitfield {
+                        start: at,
+                        bitfield,
+                    }),
                 );
             }
             at = stop;
@@ -1318,6 +1330,25 @@ impl Replicator {
         } else {
             0
         }
+    }
+
+    /// What the peer on `session` told us about a core (hypercore's public Peer members):
+    /// its length, fork, contiguous length (capped at its length), whether it can upgrade
+    /// us and accepts pushes. None when that peer has no paired channel for the core.
+    pub fn peer_info(&self, handle: u32, session: u32) -> Option<PeerInfo> {
+        let peer = self.peers.get(&session)?;
+        let ch = peer.channels.get(peer.by_handle.get(&handle)?)?;
+        if !ch.paired {
+            return None;
+        }
+        let r = &ch.remote;
+        Some(PeerInfo {
+            length: r.length,
+            fork: r.fork,
+            contiguous_length: r.contiguous.min(r.length),
+            can_upgrade: r.can_upgrade,
+            allow_push: r.allow_push,
+        })
     }
 
     pub fn peer_count(&self, handle: u32) -> u32 {

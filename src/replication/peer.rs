@@ -65,6 +65,8 @@ pub struct Remote {
     pub length: u64,
     pub can_upgrade: bool,
     pub has_manifest: bool,
+    /// The peer accepts blocks it did not ask for (its sync's allowPush).
+    pub allow_push: bool,
     pub contiguous: u64,
     pub bitfield: Bitfield,
 }
