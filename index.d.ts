@@ -457,6 +457,19 @@ declare namespace Corestore {
     paused: boolean
     removed: boolean
     stream: unknown
+    /** What the peer told us about the core (its last values once removed). */
+    readonly remoteLength: number
+    readonly remoteFork: number
+    readonly remoteContiguousLength: number
+    readonly remoteCanUpgrade: boolean
+    readonly remoteAllowPush: boolean
+  }
+
+  /** The request a downloaded block answered: when it was sent and how long it took (ms). */
+  interface DownloadRequest {
+    index: number
+    timestamp: number
+    elapsed: number
   }
 
   interface HypercoreEvents {
@@ -469,7 +482,12 @@ declare namespace Corestore {
     'peer-add': (peer: HypercorePeer) => void
     'peer-remove': (peer: HypercorePeer) => void
     upload: (index: number, byteLength: number, peer: HypercorePeer) => void
-    download: (index: number, byteLength: number, peer: HypercorePeer) => void
+    download: (
+      index: number,
+      byteLength: number,
+      peer: HypercorePeer,
+      req: DownloadRequest | null
+    ) => void
     'remote-contiguous-length': (length: number) => void
     manifest: () => void
   }
@@ -485,6 +503,8 @@ declare namespace Corestore {
     readonly id: string | null
     readonly length: number
     readonly contiguousLength: number
+    /** The longest prefix a peer on this fork said it holds in full (kept in the hints). */
+    readonly remoteContiguousLength: number
     /** Bytes in blocks 0..length (excluding padding). */
     readonly byteLength: number
     readonly fork: number

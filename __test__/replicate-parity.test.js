@@ -8,7 +8,17 @@
 // raises an uncaught error.
 const assert = require('node:assert/strict')
 const b4a = require('b4a')
-const { forEachPairing, within, until, pipeStores, delay, noUncaught, closed } = require('./helpers/replication.js')
+const {
+  forEachPairing,
+  within,
+  until,
+  pipeStores,
+  delay,
+  noUncaught,
+  closed,
+  JSCorestore,
+  Impl
+} = require('./helpers/replication.js')
 
 async function writer(e, Writer, blocks, dir) {
   const store = e.store(Writer, dir)
@@ -80,6 +90,14 @@ forEachPairing('remoteContiguousLength: from the peer holding all, event, trunca
   const w2 = ws2.get({ key })
   await w2.ready()
   assert.equal(w2.remoteContiguousLength, 3, 'persisted in the hints')
+
+  // the same hints bytes: the other implementation reads it from this directory
+  await ws2.close()
+  const Other = p.Writer === JSCorestore ? Impl : JSCorestore
+  const os = e.store(Other, dir)
+  const w3 = os.get({ key })
+  await w3.ready()
+  assert.equal(w3.remoteContiguousLength, 3, 'read by the other implementation')
 })
 
 forEachPairing('seek() on a sparse replica fetches the nodes it lacks', async (t, p, e) => {
