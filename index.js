@@ -346,13 +346,13 @@ class Corestore extends EventEmitter {
   // protomux, hypercore messages); replicate(conn) runs over a Hyperswarm connection.
   replicate(isInitiator, opts) {
     this._maybeClosed()
-    return this._root._replicate(isInitiator, false).stream
+    return this._root._replicate(isInitiator, false, opts).stream
   }
 
   // On the root. Returns the stream to hand back and the engine target it feeds; `scoped`
   // (core.replicate()) makes a new target carry only the cores added to it. A stream or
   // connection that already replicates for this store is reused, never attached twice.
-  _replicate(isInitiator, scoped) {
+  _replicate(isInitiator, scoped, opts) {
     // a Protomux (corestore and hypercore accept one): replicate over its stream
     if (isInitiator && isInitiator.isProtomux === true && isSecretStream(isInitiator.stream)) {
       return this._replicate(isInitiator.stream, scoped) // corestore returns the stream here
@@ -381,7 +381,8 @@ class Corestore extends EventEmitter {
         'replicate() takes a boolean, a @hyperswarm/secret-stream connection, its Protomux, or a replication stream'
       )
     }
-    const stream = new ReplicationStream(this, !!isInitiator, scoped)
+    const keyPair = (opts && opts.keyPair) || null // the stream's Noise identity, as hypercore's
+    const stream = new ReplicationStream(this, !!isInitiator, scoped, keyPair)
     if (this.opened === false) {
       this.ready().then(() => stream._start(), (err) => stream.destroy(err))
     } else {

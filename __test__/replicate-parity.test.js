@@ -189,3 +189,16 @@ forEachPairing("peers carry hypercore's public Peer members", async (t, p, e) =>
   assert.equal(await within(5000, removed, 'peer-remove'), peer, 'the same peer object')
   assert.equal(peer.removed, true, 'removed after peer-remove')
 })
+
+forEachPairing('replicate(isInitiator, { keyPair }) is the Noise identity the peer sees', async (t, p, e) => {
+  const crypto = require('hypercore-crypto')
+  const { store: ws, core: w } = await writer(e, p.Writer, [b4a.from('x')])
+  const { core: r } = await reader(e, p.Reader, w.key)
+  const keyPair = crypto.keyPair()
+  const s1 = e.stream(ws.replicate(true), 's1')
+  const s2 = e.stream(r.replicate(false, { keyPair }), 's2')
+  s1.pipe(s2).pipe(s1)
+  await within(5000, r.get(0), 'get(0)')
+  await until(() => w.peers.length === 1, 5000, 'writer peer')
+  assert.ok(b4a.equals(w.peers[0].remotePublicKey, keyPair.publicKey), 'the given public key')
+})

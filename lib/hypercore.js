@@ -866,7 +866,7 @@ class Hypercore extends EventEmitter {
   // stream, connection or Protomux that replicates already. Returns that stream.
   replicate(isInitiator, opts) {
     if (this.closing !== null) throw SESSION_CLOSED('Cannot replicate a closed session', this.discoveryKey)
-    const { stream, target } = this.store._root._replicate(isInitiator, true)
+    const { stream, target } = this.store._root._replicate(isInitiator, true, opts)
     const add = () => {
       if (this.core !== null && this.closing === null) target._addCore(this.core.handle)
     }

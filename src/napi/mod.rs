@@ -298,6 +298,7 @@ impl NativeStore {
         is_initiator: bool,
         handshake_hash: Option<Buffer>,
         scoped: Option<bool>,
+        key_pair: Option<convert::KeyPairIn>,
     ) -> Result<ReplicationOut> {
         let hash = match &handshake_hash {
             Some(h) => Some(<[u8; 64]>::try_from(h.as_ref()).map_err(|_| {
@@ -305,10 +306,27 @@ impl NativeStore {
             })?),
             None => None,
         };
+        let key_pair = match &key_pair {
+            Some(kp) => {
+                let (public_key, secret_key) = convert::key_pair_in(kp)?;
+                let secret_key = secret_key
+                    .filter(|sk| crate::crypto::valid_secret_key(&public_key, sk))
+                    .ok_or_else(|| {
+                        js_error(EngineError::bad_argument(
+                            "keyPair needs a secretKey that matches its publicKey",
+                        ))
+                    })?;
+                Some(crate::crypto::KeyPair {
+                    public_key,
+                    secret_key,
+                })
+            }
+            None => None,
+        };
         let store = self.store.as_mut().ok_or_else(store_closed)?;
-        let session = self
-            .replicator
-            .open(store, is_initiator, hash, scoped.unwrap_or(false));
+        let session =
+            self.replicator
+                .open(store, is_initiator, hash, scoped.unwrap_or(false), key_pair);
         let mut out = replication_out(self.replicator.take_output());
         out.session = Some(session);
         Ok(out)

@@ -157,12 +157,17 @@ impl Replicator {
         is_initiator: bool,
         handshake_hash: Option<[u8; 64]>,
         scoped: bool,
+        key_pair: Option<KeyPair>,
     ) -> u32 {
         self.next_session = self.next_session.wrapping_add(1).max(1);
         let session = self.next_session;
         let mut peer = match handshake_hash {
             Some(hash) => Peer::new(is_initiator, Transport::External, Some(hash)),
-            None => Peer::raw(is_initiator, crate::crypto::random_key_pair()),
+            // replicate(isInitiator, { keyPair }): the Noise identity is the caller's
+            None => Peer::raw(
+                is_initiator,
+                key_pair.unwrap_or_else(crate::crypto::random_key_pair),
+            ),
         };
         if scoped {
             peer.scope = Some(Default::default());
