@@ -593,6 +593,19 @@ declare namespace Corestore {
     paused: boolean
     removed: boolean
     stream: unknown
+    /** What the peer told us about the core (its last values once removed). */
+    readonly remoteLength: number
+    readonly remoteFork: number
+    readonly remoteContiguousLength: number
+    readonly remoteCanUpgrade: boolean
+    readonly remoteAllowPush: boolean
+  }
+
+  /** The request a downloaded block answered: when it was sent and how long it took (ms). */
+  interface DownloadRequest {
+    index: number
+    timestamp: number
+    elapsed: number
   }
 
   interface HypercoreEvents {
@@ -605,7 +618,12 @@ declare namespace Corestore {
     'peer-add': (peer: HypercorePeer) => void
     'peer-remove': (peer: HypercorePeer) => void
     upload: (index: number, byteLength: number, peer: HypercorePeer) => void
-    download: (index: number, byteLength: number, peer: HypercorePeer) => void
+    download: (
+      index: number,
+      byteLength: number,
+      peer: HypercorePeer,
+      req: DownloadRequest | null
+    ) => void
     'remote-contiguous-length': (length: number) => void
     manifest: () => void
   }
@@ -624,8 +642,6 @@ declare namespace Corestore {
     readonly discoveryKey: Buffer
     /** z32 encoding of the key (null before `ready()` like `key`). */
     readonly id: string
-    /** Blocks 0..n all stored locally, as far as a peer reported to have them. */
-    readonly remoteContiguousLength: number
     /** hypercore's contiguousByteLength (0, as in hypercore 11). */
     readonly contiguousByteLength: number
     /** hypercore's `recovering` hint (0). */
@@ -637,6 +653,8 @@ declare namespace Corestore {
     readonly state: SessionState
     readonly length: number
     readonly contiguousLength: number
+    /** The longest prefix a peer on this fork said it holds in full (kept in the hints). */
+    readonly remoteContiguousLength: number
     /** Bytes in blocks 0..length (excluding padding). */
     readonly byteLength: number
     readonly fork: number

@@ -171,6 +171,8 @@ class Corestore extends EventEmitter {
     await Promise.all(left)
 
     this._cores.clear()
+    // as corestore: the cores' channels close (peers see them go), the streams stay open
+    if (this._replication.active && this.native !== null) this._pump(this.native.replicationCloseCores())
     this._replication.destroyAll()
     if (this.native !== null) {
       this._nativeClosed = true
@@ -428,13 +430,13 @@ class Corestore extends EventEmitter {
   // protomux, hypercore messages); replicate(conn) runs over a Hyperswarm connection.
   replicate(isInitiator, opts) {
     this._maybeClosed()
-    return this._root._replicate(isInitiator, false).stream
+    return this._root._replicate(isInitiator, false, opts).stream
   }
 
   // On the root. Returns the stream to hand back and the engine target it feeds; `scoped`
   // (core.replicate()) makes a new target carry only the cores added to it. A stream or
   // connection that already replicates for this store is reused, never attached twice.
-  _replicate(isInitiator, scoped) {
+  _replicate(isInitiator, scoped, opts) {
     // a Protomux (corestore and hypercore accept one): replicate over its stream
     if (isInitiator && isInitiator.isProtomux === true && isSecretStream(isInitiator.stream)) {
       return this._replicate(isInitiator.stream, scoped) // corestore returns the stream here
@@ -463,7 +465,8 @@ class Corestore extends EventEmitter {
         'replicate() takes a boolean, a @hyperswarm/secret-stream connection, its Protomux, or a replication stream'
       )
     }
-    const stream = new ReplicationStream(this, !!isInitiator, scoped)
+    const keyPair = (opts && opts.keyPair) || null // the stream's Noise identity, as hypercore's
+    const stream = new ReplicationStream(this, !!isInitiator, scoped, keyPair)
     if (this.opened === false) {
       this.ready().then(() => stream._start(), (err) => stream.destroy(err))
     } else {
@@ -522,13 +525,23 @@ class Corestore extends EventEmitter {
           if (cs !== undefined) cs.onsync()
           break
         }
+        case 'manifest': {
+          const cs = this._cores.get(e.handle)
+          if (cs !== undefined) cs.onmanifest(this.native.coreInfo(e.handle))
+          break
+        }
+        case 'remote-contiguous-length': {
+          const cs = this._cores.get(e.handle)
+          if (cs !== undefined) cs.onremotecontiguous(this.native.state(e.handle), e.index)
+          break
+        }
         case 'peer-add':
         case 'peer-remove': {
           const cs = this._cores.get(e.handle)
           if (cs !== undefined) {
             const t = targets.get(e.session)
             const key = e.remotePublicKey || (t && t.remotePublicKey) || null
-            cs.onpeer(e.type === 'peer-add', e.session, key)
+            cs.onpeer(e.type === 'peer-add', e.session, key, t && (t.conn || t))
           }
           break
         }

@@ -31,6 +31,7 @@ class CoreState {
     this.fork = info.fork
     this.signedLength = info.signedLength
     this.group = root.native.coreGroup(info.handle) // the topic of the core's group, or null
+    this.remoteContiguousLength = info.remoteContiguousLength || 0
 
     this.sessions = [] // every attached session (strong, weak and snapshots)
     this.strong = 0 // sessions holding a native reference
@@ -132,6 +133,7 @@ class CoreState {
     this.byteLength = st.byteLength
     this.fork = st.fork
     this.signedLength = st.signedLength
+    this.remoteContiguousLength = st.remoteContiguousLength || 0
   }
 
   add(session) {
@@ -186,7 +188,7 @@ class CoreState {
     this.ongroupupdate(this.group, { key: this.key, length: this.length, fork: this.fork })
   }
 
-  // `blocks`: (index, byte length) pairs of little-endian doubles, a run of blocks from
+  // `blocks`: (index, byte length, requested at) little-endian doubles, a run of blocks from
   // (to) the peer on stream `session`; the events name that peer, as hypercore's do
   ondownload(st, blocks, session) {
     this.update(st)
@@ -194,18 +196,43 @@ class CoreState {
     if (this.waiters.size > 0) this._drain()
   }
 
+  // a peer on our fork holds [0, length) in full, more than any peer before it
+  onremotecontiguous(st, length) {
+    this.update(st)
+    const ss = this.sessions
+    for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('remote-contiguous-length', length)
+  }
+
   onupload(blocks, session) {
     this._emitBlocks('upload', blocks, session)
   }
 
+  // `blocks`: (index, byte length, requested at) triples; a download names its request's
+  // timing as hypercore's request object does (timestamp sent, elapsed until stored)
   _emitBlocks(name, blocks, session) {
     const peer = this._peer(session)
     const ss = this.sessions
-    for (let at = 0; at < blocks.byteLength; at += 16) {
+    const now = Date.now()
+    for (let at = 0; at < blocks.byteLength; at += 24) {
       const index = blocks.readDoubleLE(at)
       const bytes = blocks.readDoubleLE(at + 8)
-      for (let i = ss.length - 1; i >= 0; i--) ss[i].emit(name, index, bytes, peer)
+      const sent = blocks.readDoubleLE(at + 16)
+      if (name === 'upload') {
+        for (let i = ss.length - 1; i >= 0; i--) ss[i].emit(name, index, bytes, peer)
+        continue
+      }
+      const req = sent > 0 ? { index, timestamp: sent, elapsed: Math.max(0, now - sent) } : null
+      for (let i = ss.length - 1; i >= 0; i--) ss[i].emit(name, index, bytes, peer, req)
     }
+  }
+
+  // the core learned its manifest from a peer
+  onmanifest(info) {
+    const had = this.manifest !== null
+    this.refresh(info)
+    if (had || this.manifest === null) return
+    const ss = this.sessions
+    for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('manifest')
   }
 
   _peer(session) {
@@ -218,6 +245,8 @@ class CoreState {
   }
 
   onsync() {
+    // a seek proof may have brought what waiting seeks lack
+    if (this.waiters.size > 0) this._drain()
     const w = this._syncWaiters
     if (w === null) return
     this._syncWaiters = null
@@ -232,16 +261,17 @@ class CoreState {
     if (this.findingPeers === 0) this.onsync()
   }
 
-  onpeer(added, session, remotePublicKey) {
+  onpeer(added, session, remotePublicKey, stream) {
     if (added) {
       this.hadPeers = true
-      const peer = { session, remotePublicKey }
+      const peer = new Peer(this, session, remotePublicKey, stream)
       this.peers.push(peer)
       for (const s of this.sessions) s.emit('peer-add', peer)
     } else {
       const i = this.peers.findIndex((p) => p.session === session)
       if (i === -1) return
       const [peer] = this.peers.splice(i, 1)
+      peer._remove()
       for (const s of this.sessions) s.emit('peer-remove', peer)
     }
     this.onsync()
@@ -251,6 +281,12 @@ class CoreState {
   // (registered even before any stream exists: a stream that connects later serves them)
   want(start, end) {
     this.root._pump(this.native.replicationWant(this.handle, start, end))
+  }
+
+  // a seek lacks tree nodes this sparse replica does not hold: a peer's seek proof brings them
+  wantSeek(bytes, padding) {
+    if (!this.root._replication.active) return
+    this.root._pump(this.native.replicationSeek(this.handle, bytes, padding))
   }
 
   // 0: no peer knows more; 1: an upgrade is coming; 2: wait for peers to sync
@@ -390,6 +426,60 @@ class ReplicatorView {
     this.inflightRange = [min, max]
     this.core.native.replicationSetInflightRange(this.core.handle, min, max)
   }
+}
+
+// A replication peer of a core, with hypercore's public Peer members: what the peer told
+// us comes from the engine when read (the last values once the peer is removed).
+class Peer {
+  constructor(state, session, remotePublicKey, stream) {
+    this.session = session
+    this.remotePublicKey = remotePublicKey
+    this.stream = stream || null
+    this.paused = false
+    this.removed = false
+    this._state = state
+    this._last = null
+  }
+
+  _info() {
+    if (this.removed || this._state.closed) return this._last || NO_INFO
+    const info = this._state.native.replicationPeer(this._state.handle, this.session)
+    if (info !== null) this._last = info
+    return info || this._last || NO_INFO
+  }
+
+  _remove() {
+    this._info()
+    this.removed = true
+  }
+
+  get remoteLength() {
+    return this._info().remoteLength
+  }
+
+  get remoteFork() {
+    return this._info().remoteFork
+  }
+
+  get remoteContiguousLength() {
+    return this._info().remoteContiguousLength
+  }
+
+  get remoteCanUpgrade() {
+    return this._info().remoteCanUpgrade
+  }
+
+  get remoteAllowPush() {
+    return this._info().remoteAllowPush
+  }
+}
+
+const NO_INFO = {
+  remoteLength: 0,
+  remoteFork: 0,
+  remoteContiguousLength: 0,
+  remoteCanUpgrade: false,
+  remoteAllowPush: false
 }
 
 function settle(w, err, value) {

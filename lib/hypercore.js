@@ -63,7 +63,8 @@ class Download {
     const r = this.range || {}
     if (Array.isArray(r.blocks)) return r.blocks.map((i) => [i, i + 1])
     const start = r.start || 0
-    const end = r.end === undefined ? -1 : r.end
+    // as hypercore: { length } counts from start, and wins over end
+    const end = r.length !== undefined && r.length !== -1 ? start + r.length : r.end === undefined ? -1 : r.end
     return end === -1 || end > start ? [[start, end]] : []
   }
 
@@ -492,7 +493,8 @@ class Hypercore extends EventEmitter {
   }
 
   get remoteContiguousLength() {
-    return 0
+    if (this.opened === false || this.readable === false || this.core === null) return 0
+    return Math.min(this.core.length, this.core.remoteContiguousLength)
   }
 
   get fork() {
@@ -857,7 +859,7 @@ class Hypercore extends EventEmitter {
   // ---- reads ----
 
   async get(index, opts) {
-    if (this.core === null) await this.opening
+    if (this.opened === false) await this.opening
     const t = turn()
     if (t !== null) await t
     const cs = this.core
@@ -967,7 +969,14 @@ class Hypercore extends EventEmitter {
 
     if (opts && opts.wait !== undefined ? opts.wait === false : this.wait === false) return null
     const timeout = opts && opts.timeout !== undefined ? opts.timeout : this.timeout
-    return cs.wait(this, seek, timeout)
+    // a sparse replica may lack the tree nodes: ask peers for them (again as it grows)
+    const seekOrAsk = () => {
+      const r = seek()
+      if (r === null && bytes < cs.byteLength) cs.wantSeek(bytes, padding)
+      return r
+    }
+    if (bytes < cs.byteLength) cs.wantSeek(bytes, padding)
+    return cs.wait(this, seekOrAsk, timeout)
   }
 
   async treeHash(length = -1) {
@@ -980,13 +989,18 @@ class Hypercore extends EventEmitter {
       }
       return this.core.native.stateTreeHash(this._state.handle, length)
     }
-    if (!isIndex(length) || length > this.core.length) {
+    // a writer's core grows only by its own appends: past its length there is nothing to
+    // wait for (hypercore waits forever there)
+    if (!isIndex(length) || (length > this.core.length && this.core.writable)) {
       throw BAD_ARGUMENT('Tree length must be an integer between 0 and the core length')
     }
     // As hypercore does: a sparse reader fetches the last block first, whose proof brings
-    // the nodes the roots at that length need.
-    if (length > 0 && !this.core.native.has(this.core.handle, length - 1, length)) {
+    // the nodes the roots at that length need (past our length it waits for the upgrade).
+    if (length > 0 && (length > this.core.length || !this.core.native.has(this.core.handle, length - 1, length))) {
       await this.get(length - 1)
+    }
+    if (length > this.core.length) {
+      throw BAD_ARGUMENT('Tree length must be an integer between 0 and the core length')
     }
     return this.core.native.treeHash(this.core.handle, length)
   }
@@ -1133,7 +1147,7 @@ class Hypercore extends EventEmitter {
   // stream, connection or Protomux that replicates already. Returns that stream.
   replicate(isInitiator, opts) {
     if (this.closing !== null) throw SESSION_CLOSED('Cannot replicate a closed session', this.discoveryKey)
-    const { stream, target } = this.store._root._replicate(isInitiator, true)
+    const { stream, target } = this.store._root._replicate(isInitiator, true, opts)
     const add = () => {
       if (this.core !== null && this.closing === null) target._addCore(this.core.handle)
     }

@@ -8,7 +8,7 @@ const Protomux = require('protomux')
 // replicate(true|false): a duplex carrying the raw Noise + secretstream bytes, which the
 // engine encrypts and decrypts itself.
 class ReplicationStream extends Duplex {
-  constructor(root, isInitiator, scoped = false) {
+  constructor(root, isInitiator, scoped = false, keyPair = null) {
     // Input is held only once this much output waits unread: far above what an honest
     // peer leaves queued (two streams piped to each other must never both stop), low
     // enough to bound what a peer that stops reading can make us hold.
@@ -16,6 +16,7 @@ class ReplicationStream extends Duplex {
     this.root = root
     this.isInitiator = isInitiator
     this.scoped = scoped // core.replicate(): only the cores added with _addCore
+    this.keyPair = keyPair // replicate(isInitiator, { keyPair }): our Noise identity
     this.session = 0
     this._adding = [] // cores added before the engine session started
     this.noiseStream = this
@@ -25,13 +26,28 @@ class ReplicationStream extends Duplex {
     this._keepAlive = null
     this._sent = false
     this._lastYield = Date.now()
+    // As hypercore's raw protocol stream (secret-stream listens on it): an error here, such
+    // as the PREMATURE_CLOSE of a pipe partner that was destroyed, never goes uncaught.
+    this.on('error', noop)
   }
 
   // The engine session starts as soon as the store is open, so cores see a peer coming
   // (update({ wait: true }) waits for it) before the stream is first read or written.
   _start() {
     if (this.session !== 0 || this.destroying || this.root.native === null) return
-    const out = this.root.native.replicationOpen(this.isInitiator, undefined, this.scoped)
+    const kp = this.keyPair
+    let out
+    try {
+      out = this.root.native.replicationOpen(
+        this.isInitiator,
+        undefined,
+        this.scoped,
+        kp ? { publicKey: kp.publicKey, secretKey: kp.secretKey } : undefined
+      )
+    } catch (err) {
+      this.destroy(err) // a bad keyPair
+      return
+    }
     this.session = out.session
     this.root._replication.add(this.session, this)
     this.root._pump(out)
@@ -123,6 +139,7 @@ function attachSecretStream(root, conn, scoped) {
   const channels = new Map() // engine channel id -> protomux Channel
   const target = {
     session: 0,
+    conn, // what a Peer's `stream` is
     root,
     scoped,
     _adding: [],

@@ -27,6 +27,9 @@ pub struct CoreState {
     pub byte_length: u64,
     pub fork: u64,
     pub signed_length: u64,
+    /// hypercore's hints.remoteContiguousLength: the longest prefix a peer on our fork said
+    /// it holds in full (persisted with the hints, kept below our length on truncation).
+    pub remote_contiguous_length: u64,
 }
 
 /// Who signs a local append or truncate: the core's own key pair unless a session gives
@@ -187,6 +190,7 @@ impl Hypercore {
             } else {
                 0
             },
+            remote_contiguous_length: self.remote_contiguous_length.min(self.tree.length),
         }
     }
 
@@ -440,7 +444,19 @@ impl Hypercore {
     }
 
     pub fn seek(&self, storage: &Storage, bytes: u64, padding: u64) -> Result<Option<(u64, u64)>> {
+        if self.contiguous_length < self.tree.length {
+            // a sparse replica waits for a peer's seek proof where it lacks nodes
+            return match self.seek_local(storage, bytes, padding)? {
+                merkle::Seek::Found(index, offset) => Ok(Some((index, offset))),
+                _ => Ok(None),
+            };
+        }
         self.tree.seek(&self.node_source(storage), bytes, padding)
+    }
+
+    pub fn seek_local(&self, storage: &Storage, bytes: u64, padding: u64) -> Result<merkle::Seek> {
+        self.tree
+            .seek_local(&self.node_source(storage), bytes, padding)
     }
 
     pub fn tree_hash(&self, storage: &Storage, length: u64) -> Result<[u8; 32]> {
@@ -492,6 +508,7 @@ impl Hypercore {
         self.put_bitfield_pages(&mut batch, &bitfield, &pages);
         let contiguous = self.contiguous_length.min(length);
         if contiguous != self.contiguous_length {
+            self.remote_contiguous_length = self.remote_contiguous_length.min(length);
             self.put_hints(&mut batch, contiguous);
         }
         let timestamp = self.put_head(&mut batch, &tree, &sig);
@@ -719,6 +736,17 @@ impl Hypercore {
         Ok(())
     }
 
+    /// A peer on our fork holds blocks [0, length) (its range message): the hints learn it
+    /// with the next replication batch. True when it grew.
+    pub fn learn_remote_contiguous_length(&mut self, length: u64) -> bool {
+        if length <= self.remote_contiguous_length {
+            return false;
+        }
+        self.remote_contiguous_length = length;
+        self.pending.get_or_insert_with(Pending::default).hints = true;
+        true
+    }
+
     pub fn has_pending(&self) -> bool {
         self.pending.is_some()
     }
@@ -755,6 +783,7 @@ impl Hypercore {
         }
         let contiguous = self.contiguous_length.min(ancestors);
         if contiguous != self.contiguous_length {
+            self.remote_contiguous_length = self.remote_contiguous_length.min(reorg.tree.length);
             self.put_hints(&mut batch, contiguous);
         }
         let timestamp = self.put_head(&mut batch, &reorg.tree, &reorg.signature);

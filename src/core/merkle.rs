@@ -107,6 +107,25 @@ impl MerkleTree {
         bytes: u64,
         padding: u64,
     ) -> Result<Option<(u64, u64)>> {
+        match self.seek_local(source, bytes, padding)? {
+            Seek::Found(index, offset) => Ok(Some((index, offset))),
+            Seek::Beyond => Ok(None),
+            Seek::Missing(node) => {
+                // a core that should hold its whole tree: the missing node is corruption
+                let (left, right) = flat_tree::children(node).unwrap_or((node, node));
+                let missing = if source.node(left)?.is_none() {
+                    left
+                } else {
+                    right
+                };
+                required(source, missing).map(|_| None)
+            }
+        }
+    }
+
+    /// Where `bytes` falls, as far as the stored nodes tell: a sparse replica may lack the
+    /// nodes below some node (`Missing(node)`), which a peer's seek proof brings.
+    pub fn seek_local(&self, source: &dyn NodeSource, bytes: u64, padding: u64) -> Result<Seek> {
         let size = |n: &TreeNode| {
             n.size
                 .saturating_sub(padding.saturating_mul(flat_tree::count_leaves(n.index)))
@@ -115,10 +134,10 @@ impl MerkleTree {
             .byte_length
             .saturating_sub(padding.saturating_mul(self.length));
         if bytes == byte_length {
-            return Ok(Some((self.length, 0)));
+            return Ok(Seek::Found(self.length, 0));
         }
         if bytes > byte_length {
-            return Ok(None);
+            return Ok(Seek::Beyond);
         }
         let mut offset = bytes;
         for root in &self.roots {
@@ -128,18 +147,34 @@ impl MerkleTree {
             }
             let mut node = root.clone();
             while let Some((left, right)) = flat_tree::children(node.index) {
-                let l = required(source, left)?;
+                let Some(l) = source.node(left)? else {
+                    return Ok(Seek::Missing(node.index));
+                };
                 if offset < size(&l) {
                     node = l;
                 } else {
                     offset -= size(&l);
-                    node = required(source, right)?;
+                    match source.node(right)? {
+                        Some(r) => node = r,
+                        None => return Ok(Seek::Missing(node.index)),
+                    }
                 }
             }
-            return Ok(Some((node.index / 2, offset)));
+            return Ok(Seek::Found(node.index / 2, offset));
         }
-        Ok(None)
+        Ok(Seek::Beyond)
     }
+}
+
+/// The outcome of a local seek.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seek {
+    /// (block index, offset in the block)
+    Found(u64, u64),
+    /// Past the tree's bytes: it has to grow first.
+    Beyond,
+    /// The children of this node are not stored.
+    Missing(u64),
 }
 
 pub fn hash_roots(roots: &[TreeNode]) -> [u8; 32] {

@@ -236,6 +236,7 @@ pub struct CoreStateOut {
     pub byte_length: i64,
     pub fork: i64,
     pub signed_length: i64,
+    pub remote_contiguous_length: i64,
 }
 
 pub fn state_out(s: CoreState) -> CoreStateOut {
@@ -245,6 +246,7 @@ pub fn state_out(s: CoreState) -> CoreStateOut {
         byte_length: s.byte_length as i64,
         fork: s.fork as i64,
         signed_length: s.signed_length as i64,
+        remote_contiguous_length: s.remote_contiguous_length as i64,
     }
 }
 
@@ -285,6 +287,7 @@ pub struct CoreInfo {
     pub byte_length: i64,
     pub fork: i64,
     pub signed_length: i64,
+    pub remote_contiguous_length: i64,
 }
 
 pub fn core_info(handle: u32, core: &Hypercore) -> CoreInfo {
@@ -308,5 +311,6 @@ pub fn core_info(handle: u32, core: &Hypercore) -> CoreInfo {
         byte_length: s.byte_length as i64,
         fork: s.fork as i64,
         signed_length: s.signed_length as i64,
+        remote_contiguous_length: s.remote_contiguous_length as i64,
     }
 }

@@ -307,6 +307,7 @@ impl NativeStore {
         is_initiator: bool,
         handshake_hash: Option<Buffer>,
         scoped: Option<bool>,
+        key_pair: Option<convert::KeyPairIn>,
     ) -> Result<ReplicationOut> {
         let hash = match &handshake_hash {
             Some(h) => Some(<[u8; 64]>::try_from(h.as_ref()).map_err(|_| {
@@ -314,10 +315,27 @@ impl NativeStore {
             })?),
             None => None,
         };
+        let key_pair = match &key_pair {
+            Some(kp) => {
+                let (public_key, secret_key) = convert::key_pair_in(kp)?;
+                let secret_key = secret_key
+                    .filter(|sk| crate::crypto::valid_secret_key(&public_key, sk))
+                    .ok_or_else(|| {
+                        js_error(EngineError::bad_argument(
+                            "keyPair needs a secretKey that matches its publicKey",
+                        ))
+                    })?;
+                Some(crate::crypto::KeyPair {
+                    public_key,
+                    secret_key,
+                })
+            }
+            None => None,
+        };
         let store = self.store.as_mut().ok_or_else(store_closed)?;
-        let session = self
-            .replicator
-            .open(store, is_initiator, hash, scoped.unwrap_or(false));
+        let session =
+            self.replicator
+                .open(store, is_initiator, hash, scoped.unwrap_or(false), key_pair);
         let mut out = replication_out(self.replicator.take_output());
         out.session = Some(session);
         Ok(out)
@@ -440,6 +458,33 @@ impl NativeStore {
         self.replicate_with(|r, store| r.want(store, handle, start, end))
     }
 
+    /// A local seek of a sparse replica lacks tree nodes: ask a peer for a seek proof.
+    #[napi]
+    pub fn replication_seek(
+        &mut self,
+        handle: u32,
+        bytes: i64,
+        padding: i64,
+    ) -> Result<ReplicationOut> {
+        let (bytes, padding) = (uint_in(bytes, "bytes")?, uint_in(padding, "padding")?);
+        self.replicate_with(|r, store| r.want_seek(store, handle, bytes, padding))
+    }
+
+    /// What the peer on `session` told us about the core, or null when it has no channel
+    /// for it (hypercore's Peer remoteLength, remoteFork, ...).
+    #[napi]
+    pub fn replication_peer(&self, handle: u32, session: u32) -> Option<PeerInfoOut> {
+        self.replicator
+            .peer_info(handle, session)
+            .map(|p| PeerInfoOut {
+                remote_length: p.length as i64,
+                remote_fork: p.fork as i64,
+                remote_contiguous_length: p.contiguous_length as i64,
+                remote_can_upgrade: p.can_upgrade,
+                remote_allow_push: p.allow_push,
+            })
+    }
+
     #[napi]
     pub fn replication_unwant(&mut self, handle: u32, start: i64, end: i64) -> Result<()> {
         let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
@@ -550,7 +595,7 @@ pub struct EventOut {
     /// extension: the extension's name and message.
     pub name: Option<String>,
     pub data: Option<Buffer>,
-    /// download / upload: the blocks, as (index, byte length) pairs of little-endian
+    /// download / upload: the blocks, as (index, byte length, requested at ms) triples of little-endian
     /// doubles. One event carries a run of blocks of one core from (or to) one peer:
     /// a replication call moves hundreds of blocks, and one object per block cost more
     /// than the blocks' verification.
@@ -581,6 +626,15 @@ pub struct ReplicationOut {
     pub events: Vec<EventOut>,
 }
 
+#[napi(object)]
+pub struct PeerInfoOut {
+    pub remote_length: i64,
+    pub remote_fork: i64,
+    pub remote_contiguous_length: i64,
+    pub remote_can_upgrade: bool,
+    pub remote_allow_push: bool,
+}
+
 fn replication_out(out: Output) -> ReplicationOut {
     let event = |t: &str| EventOut {
         r#type: t.to_string(),
@@ -598,19 +652,20 @@ fn replication_out(out: Output) -> ReplicationOut {
     // Consecutive downloads of one core (uploads of one core to one peer) become one run.
     let mut items: Vec<Item> = Vec::with_capacity(out.events.len());
     for e in out.events {
-        let (kind, handle, session, index, bytes) = match e {
+        let (kind, handle, session, index, bytes, at) = match e {
             Event::Download {
                 handle,
                 index,
                 bytes,
                 session,
-            } => ("download", handle, session, index, bytes),
+                requested_at,
+            } => ("download", handle, session, index, bytes, requested_at),
             Event::Upload {
                 handle,
                 index,
                 bytes,
                 session,
-            } => ("upload", handle, session, index, bytes),
+            } => ("upload", handle, session, index, bytes, 0),
             other => {
                 items.push(Item::One(other));
                 continue;
@@ -623,13 +678,13 @@ fn replication_out(out: Output) -> ReplicationOut {
                 session: s,
                 pairs,
             }) if *k == kind && *h == handle && *s == session => {
-                pairs.extend_from_slice(&block_pair(index, bytes))
+                pairs.extend_from_slice(&block_pair(index, bytes, at))
             }
             _ => items.push(Item::Run {
                 kind,
                 handle,
                 session,
-                pairs: block_pair(index, bytes),
+                pairs: block_pair(index, bytes, at),
             }),
         }
     }
@@ -692,10 +747,13 @@ fn replication_out(out: Output) -> ReplicationOut {
     }
 }
 
-fn block_pair(index: u64, bytes: u64) -> Vec<u8> {
-    let mut pair = Vec::with_capacity(16);
+/// One block of a run: index, byte length and, for downloads, when it was requested (ms
+/// since the epoch, 0 if unasked), as little-endian doubles.
+fn block_pair(index: u64, bytes: u64, requested_at: u64) -> Vec<u8> {
+    let mut pair = Vec::with_capacity(24);
     pair.extend_from_slice(&(index as f64).to_le_bytes());
     pair.extend_from_slice(&(bytes as f64).to_le_bytes());
+    pair.extend_from_slice(&(requested_at as f64).to_le_bytes());
     pair
 }
 
@@ -762,19 +820,41 @@ fn one_event(e: Event, event: &dyn Fn(&str) -> EventOut) -> EventOut {
             handle: Some(handle),
             ..event("sync")
         },
+        Event::RemoteContiguousLength { handle, length } => EventOut {
+            handle: Some(handle),
+            index: Some(length as i64),
+            ..event("remote-contiguous-length")
+        },
         // `replication_out` groups these into runs before they get here
         Event::Download {
             handle,
             index,
             bytes,
             session,
-        } => block_event("download", handle, session, block_pair(index, bytes), event),
+            requested_at,
+        } => block_event(
+            "download",
+            handle,
+            session,
+            block_pair(index, bytes, requested_at),
+            event,
+        ),
+        Event::Manifest { handle } => EventOut {
+            handle: Some(handle),
+            ..event("manifest")
+        },
         Event::Upload {
             handle,
             index,
             bytes,
             session,
-        } => block_event("upload", handle, session, block_pair(index, bytes), event),
+        } => block_event(
+            "upload",
+            handle,
+            session,
+            block_pair(index, bytes, 0),
+            event,
+        ),
     }
 }
 

@@ -393,6 +393,13 @@ impl NativeStore {
         })
     }
 
+    /// The store is closing: every core's channels close on every stream (the peers hear
+    /// it) and the streams stay open, as corestore's.
+    #[napi]
+    pub fn replication_close_cores(&mut self) -> Result<super::ReplicationOut> {
+        self.replicate_with(|r, store| r.close_channels(store))
+    }
+
     /// hypercore's `replicator.setInflightRange(min, max)` for one core.
     #[napi]
     pub fn replication_set_inflight_range(&mut self, handle: u32, min: u32, max: u32) {

@@ -20,6 +20,10 @@ pub use peer::Command;
 use peer::{inflight_limit, Channel, Inflight, Peer, Transport, MAX_INFLIGHT};
 
 const NOT_AVAILABLE: u64 = 1;
+/// hypercore's want batch (compat): a peer is asked about blocks in spans of this many.
+const WANT_BATCH: u64 = 65536 * 32;
+/// Blocks per bitfield message we send in answer to a want.
+const BITFIELD_CHUNK: u64 = 32 * 1024;
 const INVALID_REQUEST: u64 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +43,12 @@ pub enum Event {
         index: u64,
         bytes: u64,
         session: u32,
+        /// When we asked for it (ms since the epoch; 0 if it came unasked).
+        requested_at: u64,
+    },
+    /// The core learned its manifest from a peer.
+    Manifest {
+        handle: u32,
     },
     /// A block was sent to a peer.
     Upload {
@@ -56,6 +66,12 @@ pub enum Event {
     PeerRemove {
         handle: u32,
         session: u32,
+    },
+    /// A peer on our fork holds more of the core in full than any before
+    /// (`remote-contiguous-length`).
+    RemoteContiguousLength {
+        handle: u32,
+        length: u64,
     },
     /// A peer told us its length (update() waits on these).
     Sync {
@@ -77,6 +93,14 @@ pub enum Event {
         session: u32,
         error: Option<Error>,
     },
+}
+
+pub struct PeerInfo {
+    pub length: u64,
+    pub fork: u64,
+    pub contiguous_length: u64,
+    pub can_upgrade: bool,
+    pub allow_push: bool,
 }
 
 #[derive(Default)]
@@ -111,6 +135,11 @@ pub struct Replicator {
     inflight_ranges: HashMap<u32, (usize, usize)>,
     /// Cores in hypercore's push-only mode: they answer peers but never request.
     push_only: BTreeSet<u32>,
+    /// Byte offsets (bytes, padding) local seeks wait on, not yet asked for, per core.
+    seeks: HashMap<u32, Vec<(u64, u64)>>,
+    /// When each block request in flight was sent (ms since the epoch), for the download
+    /// event's request timing.
+    requested_at: HashMap<(u32, u64), u64>,
     out: Output,
 }
 
@@ -152,12 +181,17 @@ impl Replicator {
         is_initiator: bool,
         handshake_hash: Option<[u8; 64]>,
         scoped: bool,
+        key_pair: Option<KeyPair>,
     ) -> u32 {
         self.next_session = self.next_session.wrapping_add(1).max(1);
         let session = self.next_session;
         let mut peer = match handshake_hash {
             Some(hash) => Peer::new(is_initiator, Transport::External, Some(hash)),
-            None => Peer::raw(is_initiator, crate::crypto::random_key_pair()),
+            // replicate(isInitiator, { keyPair }): the Noise identity is the caller's
+            None => Peer::raw(
+                is_initiator,
+                key_pair.unwrap_or_else(crate::crypto::random_key_pair),
+            ),
         };
         if scoped {
             peer.scope = Some(Default::default());
@@ -455,7 +489,11 @@ impl Replicator {
         let handle = channel.handle;
         let core = store.core(handle)?;
         let sync = sync_message(core, &channel.remote);
-        let contiguous = core.state().contiguous_length;
+        let st = core.state();
+        let contiguous = st.contiguous_length.min(st.length);
+        if contiguous == st.length {
+            channel.full_signaled = st.length;
+        }
         peer.send(local_id, &Message::Sync(sync));
         if contiguous > 0 {
             peer.send(
@@ -497,21 +535,43 @@ impl Replicator {
             Message::Request(m) => self.on_request(store, session, local_id, handle, m),
             Message::Data(m) => self.on_data(store, session, local_id, handle, *m),
             Message::NoData(m) => {
-                if let Some(Inflight::Block(i)) =
-                    self.clear_inflight(session, local_id, handle, m.request)
-                {
-                    // The peer does not have it after all: stop asking it, ask others.
-                    if let Some(ch) = self.channel_mut(session, local_id) {
-                        forget_block(&mut ch.remote, i);
+                match self.clear_inflight(session, local_id, handle, m.request) {
+                    Some(Inflight::Block(i)) => {
+                        // The peer does not have it after all: stop asking it, ask others.
+                        if let Some(ch) = self.channel_mut(session, local_id) {
+                            forget_block(&mut ch.remote, i);
+                        }
+                        self.rewant(handle, i);
                     }
-                    self.rewant(handle, i);
+                    Some(Inflight::Seek(bytes, padding)) => {
+                        // ask the others; this one again once it tells us something new
+                        if let Some(ch) = self.channel_mut(session, local_id) {
+                            ch.seek_refused = true;
+                        }
+                        self.seeks.entry(handle).or_default().push((bytes, padding));
+                    }
+                    _ => {}
                 }
                 self.schedule(store, handle);
                 Ok(())
             }
             Message::Range(m) => {
+                let mut remote_fork = None;
                 if let Some(ch) = self.channel_mut(session, local_id) {
+                    ch.seek_refused = false;
                     apply_range(ch, &m);
+                    remote_fork = Some(ch.remote.fork);
+                }
+                if m.start == 0 && !m.drop {
+                    let (core, _) = store.core_mut(handle)?;
+                    if remote_fork == Some(core.tree().fork)
+                        && core.learn_remote_contiguous_length(m.length)
+                    {
+                        self.out.events.push(Event::RemoteContiguousLength {
+                            handle,
+                            length: m.length,
+                        });
+                    }
                 }
                 self.schedule(store, handle);
                 Ok(())
@@ -549,7 +609,8 @@ impl Replicator {
                 }
                 Ok(())
             }
-            Message::Cancel(_) | Message::Want(_) | Message::Unwant(_) => Ok(()),
+            Message::Want(m) => self.on_want(store, session, local_id, handle, m),
+            Message::Cancel(_) | Message::Unwant(_) => Ok(()),
         }
     }
 
@@ -574,16 +635,19 @@ impl Replicator {
             return Ok(());
         };
         ch.remote.synced = true;
+        ch.seek_refused = false;
         ch.remote.fork = m.fork;
         ch.remote.length = m.length;
         ch.remote.can_upgrade = m.can_upgrade;
         ch.remote.has_manifest = m.has_manifest;
+        ch.remote.allow_push = m.allow_push;
         // The peer is behind us on our fork: tell it our length, so it can upgrade.
         if m.fork == state.fork && state.length > m.length {
             let sync = sync_message(core, &ch.remote);
             peer.send(local_id, &Message::Sync(sync));
         }
         let newer_fork = m.fork > state.fork && m.length > 0;
+        let needs_manifest = core.manifest.is_none() && m.has_manifest;
         let may_request = !self.push_only.contains(&handle);
         if newer_fork && may_request && !self.inflight_reorgs.contains(&handle) {
             // The writer truncated: ask for its new tree from the start, at its fork.
@@ -600,6 +664,8 @@ impl Replicator {
                         start: 0,
                         length: m.length,
                     }),
+                    // a reader that has only the key learns the manifest with the tree
+                    manifest: needs_manifest,
                     ..Default::default()
                 }),
             );
@@ -662,6 +728,9 @@ impl Replicator {
     fn schedule(&mut self, store: &mut Store, handle: u32) {
         if self.push_only.contains(&handle) {
             return;
+        }
+        if self.seeks.contains_key(&handle) {
+            self.schedule_seeks(store, handle);
         }
         let Some(wants) = self.wants.get(&handle) else {
             return;
@@ -763,8 +832,12 @@ impl Replicator {
             }
             if sent {
                 self.inflight_blocks.insert((handle, index));
+                self.requested_at.insert((handle, index), now_ms());
                 sent_now.push(index);
-            } else if all_from.is_some() && unsent_from_all.is_none_or(|u| index < u) {
+            } else if index < state.length {
+                want_from_peers(&mut self.peers, handle, index, state.fork);
+            }
+            if !sent && all_from.is_some() && unsent_from_all.is_none_or(|u| index < u) {
                 unsent_from_all = Some(index);
             }
         }
@@ -777,6 +850,174 @@ impl Replicator {
                 w.next_all = unsent_from_all.map_or(stop, |u| u.min(stop));
             }
         }
+    }
+
+    /// A local seek lacks the nodes below some node: ask a peer that holds our whole tree
+    /// for a hash proof of that node's first block with a seek proof for the offset (what
+    /// hypercore serves: a seek proof rides on a block, hash or upgrade).
+    pub fn want_seek(&mut self, store: &mut Store, handle: u32, bytes: u64, padding: u64) {
+        let asked = self.peers.values().any(|p| {
+            p.by_handle
+                .get(&handle)
+                .and_then(|id| p.channels.get(id))
+                .is_some_and(|ch| {
+                    ch.inflight.values().any(
+                        |f| matches!(f, Inflight::Seek(b, pad) if *b == bytes && *pad == padding),
+                    )
+                })
+        });
+        if asked {
+            return;
+        }
+        let list = self.seeks.entry(handle).or_default();
+        if !list.contains(&(bytes, padding)) {
+            list.push((bytes, padding));
+        }
+        self.schedule_seeks(store, handle);
+        self.flush_all();
+    }
+
+    fn schedule_seeks(&mut self, store: &mut Store, handle: u32) {
+        let Some(list) = self.seeks.remove(&handle) else {
+            return;
+        };
+        let Ok(core) = store.core(handle) else {
+            return;
+        };
+        let state = core.state();
+        let mut left = Vec::new();
+        for (bytes, padding) in list {
+            let node = match core.seek_local(store.storage(), bytes, padding) {
+                Ok(crate::core::merkle::Seek::Missing(node)) => node,
+                Ok(crate::core::merkle::Seek::Beyond) => {
+                    left.push((bytes, padding)); // waits for the tree to grow
+                    continue;
+                }
+                _ => continue, // found locally (or unreadable): nothing to ask
+            };
+            let (first, last) = crate::core::flat_tree::span(node);
+            let mut sent = false;
+            for peer in self.peers.values_mut() {
+                let Some(&local_id) = peer.by_handle.get(&handle) else {
+                    continue;
+                };
+                let Some(ch) = peer.channels.get(&local_id) else {
+                    continue;
+                };
+                let r = &ch.remote;
+                if !ch.paired
+                    || ch.seek_refused
+                    || !r.synced
+                    || r.fork != state.fork
+                    || r.length < state.length
+                {
+                    continue;
+                }
+                // the hash proof must be of a block the peer holds (a sparse peer has the
+                // nodes of its blocks' paths), anywhere below the node
+                let Some(block) = (first / 2..=last / 2).take(1 << 16).find(|&i| r.has(i)) else {
+                    continue;
+                };
+                let nodes =
+                    proof::missing_nodes(&core.nodes(store.storage()), 2 * block, state.length)
+                        .unwrap_or(0);
+                let id = peer.next_request_id();
+                if let Some(ch) = peer.channels.get_mut(&local_id) {
+                    ch.inflight.insert(id, Inflight::Seek(bytes, padding));
+                }
+                peer.send(
+                    local_id,
+                    &Message::Request(messages::Request {
+                        id,
+                        fork: state.fork,
+                        hash: Some(messages::RequestBlock {
+                            index: 2 * block,
+                            nodes,
+                        }),
+                        seek: Some(messages::RequestSeek { bytes, padding }),
+                        ..Default::default()
+                    }),
+                );
+                sent = true;
+                break;
+            }
+            if !sent {
+                // no peer is known to hold a block below the node: ask what they hold there
+                want_from_peers(&mut self.peers, handle, first / 2, state.fork);
+                left.push((bytes, padding));
+            }
+        }
+        if !left.is_empty() {
+            self.seeks.insert(handle, left);
+        }
+    }
+
+    /// The peer asks what we hold of a span (hypercore's want): the contiguous range when
+    /// it covers the span, else our bitfield there.
+    fn on_want(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        m: messages::Want,
+    ) -> Result<()> {
+        let core = store.core(handle)?;
+        let state = core.state();
+        let contig = state.contiguous_length.min(state.length);
+        let Some(peer) = self.peers.get_mut(&session) else {
+            return Ok(());
+        };
+        let end = m.start.saturating_add(m.length);
+        if end < contig || state.length == contig || (m.any && m.start < contig) {
+            peer.send(
+                local_id,
+                &Message::Range(messages::Range {
+                    drop: false,
+                    start: 0,
+                    length: contig,
+                }),
+            );
+            return Ok(());
+        }
+        let end = end.min(state.length);
+        if m.any {
+            if let Some(bit) = (m.start..end).find(|&i| core.has_block(i)) {
+                peer.send(
+                    local_id,
+                    &Message::Range(messages::Range {
+                        drop: false,
+                        start: bit,
+                        length: 1,
+                    }),
+                );
+            }
+            return Ok(());
+        }
+        let mut at = m.start - m.start % 32;
+        while at < end {
+            let stop = (at + BITFIELD_CHUNK).min(end);
+            let words = (stop - at).div_ceil(32);
+            let mut bitfield = vec![0u32; words as usize];
+            let mut any = false;
+            for i in at..stop {
+                if core.has_block(i) {
+                    bitfield[((i - at) / 32) as usize] |= 1 << ((i - at) % 32);
+                    any = true;
+                }
+            }
+            if any {
+                peer.send(
+                    local_id,
+                    &Message::Bitfield(messages::Bitfield {
+                        start: at,
+                        bitfield,
+                    }),
+                );
+            }
+            at = stop;
+        }
+        Ok(())
     }
 
     fn on_request(
@@ -835,7 +1076,7 @@ impl Replicator {
             Some(Inflight::Reorg) => {
                 self.inflight_reorgs.remove(&handle);
             }
-            None => {}
+            Some(Inflight::Seek(..)) | None => {}
         }
         inflight
     }
@@ -857,13 +1098,13 @@ impl Replicator {
             return self.on_reorg_data(store, session, local_id, handle, &proof);
         }
         let (core, storage) = store.core_mut(handle)?;
-        if core.manifest.is_none() {
-            match &m.manifest {
-                Some(manifest) => core.adopt_manifest(storage, manifest.clone())?,
-                None => return Ok(()),
-            }
-        }
-        let Some(manifest) = core.manifest.clone() else {
+        // A manifest the peer sends is kept only with a proof that verifies against it.
+        let learned = match (&core.manifest, &m.manifest) {
+            (Some(_), _) => None,
+            (None, Some(manifest)) => Some(checked_manifest(core, manifest)?),
+            (None, None) => return Ok(()),
+        };
+        let Some(manifest) = core.manifest.clone().or_else(|| learned.clone()) else {
             return Ok(());
         };
         if proof.fork != core.tree().fork {
@@ -871,18 +1112,33 @@ impl Replicator {
             return Ok(());
         }
         let verified = proof::verify_proof(core.tree(), &core.nodes(storage), &manifest, &proof)?;
+        let learned = learned.is_some();
+        if learned {
+            core.adopt_manifest(storage, manifest)?;
+            self.out.events.push(Event::Manifest { handle });
+        }
+        if let Inflight::Seek(..) = kind {
+            // the seek's nodes are in: waiting seeks look again
+            self.out.events.push(Event::Sync { handle });
+        }
         let block_len = verified.block.as_ref().map(|(_, v)| v.len() as u64);
         let applied = core.apply_verified(verified);
+        if learned && applied.upgraded_to.is_none() {
+            // other peers hear we have it now (their next sync), and may ask for it
+            self.announce(store, handle, None);
+        }
         if applied.upgraded_to.is_some() {
             self.out.events.push(Event::Append { handle });
             self.announce(store, handle, None);
         }
         if let Some(index) = applied.block {
+            let requested_at = self.requested_at.remove(&(handle, index)).unwrap_or(0);
             self.out.events.push(Event::Download {
                 handle,
                 index,
                 bytes: block_len.unwrap_or(0),
                 session,
+                requested_at,
             });
             self.announce(store, handle, Some((session, index)));
             if let Some(w) = self.wants.get_mut(&handle) {
@@ -905,7 +1161,11 @@ impl Replicator {
         proof: &Proof,
     ) -> Result<()> {
         let (core, storage) = store.core_mut(handle)?;
-        let Some(manifest) = core.manifest.clone() else {
+        let learned = match (&core.manifest, &proof.manifest) {
+            (None, Some(manifest)) => Some(checked_manifest(core, manifest)?),
+            _ => None,
+        };
+        let Some(manifest) = core.manifest.clone().or_else(|| learned.clone()) else {
             return Ok(());
         };
         let pending = self
@@ -923,6 +1183,10 @@ impl Replicator {
                 proof::verify_reorg(core.tree(), &core.nodes(storage), &manifest, proof)?
             }
         };
+        if learned.is_some() {
+            core.adopt_manifest(storage, manifest)?;
+            self.out.events.push(Event::Manifest { handle });
+        }
         if let Some(want) = reorg.want {
             let fork = reorg.tree.fork;
             let Some(peer) = self.peers.get_mut(&session) else {
@@ -949,8 +1213,20 @@ impl Replicator {
             return Ok(());
         }
         let new_length = reorg.tree.length;
+        let old_length = core.tree().length;
         let ancestors = core.apply_reorg(storage, reorg)?;
         self.out.events.push(Event::Truncate { handle, ancestors });
+        if old_length > ancestors {
+            // as hypercore: peers hear that the blocks past the ancestors are gone
+            self.broadcast_range(
+                handle,
+                messages::Range {
+                    drop: true,
+                    start: ancestors,
+                    length: old_length - ancestors,
+                },
+            );
+        }
         if new_length > ancestors {
             self.out.events.push(Event::Append { handle });
         }
@@ -967,21 +1243,28 @@ impl Replicator {
             return;
         };
         let state = core.state();
+        let full = state.length > 0 && state.contiguous_length == state.length;
         for (&session, peer) in self.peers.iter_mut() {
             let Some(&local_id) = peer.by_handle.get(&handle) else {
                 continue;
             };
-            let Some(ch) = peer.channels.get(&local_id) else {
+            let Some(ch) = peer.channels.get_mut(&local_id) else {
                 continue;
             };
             if !ch.paired {
                 continue;
             }
+            // truncated: growing back to full must be announced again
+            ch.full_signaled = ch.full_signaled.min(state.length);
+            let ch = &*ch;
             match block {
                 None => {
                     let sync = sync_message(core, &ch.remote);
                     peer.send(local_id, &Message::Sync(sync));
-                    if state.contiguous_length == state.length && state.length > 0 {
+                    if full {
+                        if let Some(ch) = peer.channels.get_mut(&local_id) {
+                            ch.full_signaled = state.length;
+                        }
                         peer.send(
                             local_id,
                             &Message::Range(messages::Range {
@@ -991,6 +1274,20 @@ impl Replicator {
                             }),
                         );
                     }
+                }
+                Some(_) if full && ch.full_signaled < state.length => {
+                    // Fully contiguous now: every peer, the sender too, hears it once.
+                    if let Some(ch) = peer.channels.get_mut(&local_id) {
+                        ch.full_signaled = state.length;
+                    }
+                    peer.send(
+                        local_id,
+                        &Message::Range(messages::Range {
+                            drop: false,
+                            start: 0,
+                            length: state.length,
+                        }),
+                    );
                 }
                 Some((from, index)) if from != session => {
                     peer.send(
@@ -1003,6 +1300,17 @@ impl Replicator {
                     );
                 }
                 Some(_) => {}
+            }
+        }
+    }
+
+    fn broadcast_range(&mut self, handle: u32, range: messages::Range) {
+        for peer in self.peers.values_mut() {
+            let Some(&local_id) = peer.by_handle.get(&handle) else {
+                continue;
+            };
+            if peer.channels.get(&local_id).is_some_and(|ch| ch.paired) {
+                peer.send(local_id, &Message::Range(range.clone()));
             }
         }
     }
@@ -1060,6 +1368,25 @@ impl Replicator {
         }
     }
 
+    /// What the peer on `session` told us about a core (hypercore's public Peer members):
+    /// its length, fork, contiguous length (capped at its length), whether it can upgrade
+    /// us and accepts pushes. None when that peer has no paired channel for the core.
+    pub fn peer_info(&self, handle: u32, session: u32) -> Option<PeerInfo> {
+        let peer = self.peers.get(&session)?;
+        let ch = peer.channels.get(peer.by_handle.get(&handle)?)?;
+        if !ch.paired {
+            return None;
+        }
+        let r = &ch.remote;
+        Some(PeerInfo {
+            length: r.length,
+            fork: r.fork,
+            contiguous_length: r.contiguous.min(r.length),
+            can_upgrade: r.can_upgrade,
+            allow_push: r.allow_push,
+        })
+    }
+
     pub fn peer_count(&self, handle: u32) -> u32 {
         self.peers
             .values()
@@ -1091,6 +1418,12 @@ impl Replicator {
                 }
                 Inflight::Reorg => {
                     self.inflight_reorgs.remove(&ch.handle);
+                }
+                Inflight::Seek(bytes, padding) => {
+                    self.seeks
+                        .entry(ch.handle)
+                        .or_default()
+                        .push((bytes, padding));
                 }
             }
         }
@@ -1127,6 +1460,27 @@ impl Replicator {
             None => return,
         };
         self.finish(store, session, result);
+    }
+
+    /// Closes every core's channel on every stream, telling the peers, while the streams
+    /// stay open (corestore's store.close(): its cores close, the application ends the
+    /// streams).
+    pub fn close_channels(&mut self, store: &mut Store) {
+        let sessions: Vec<u32> = self.peers.keys().copied().collect();
+        for session in sessions {
+            let ids: Vec<u64> = self
+                .peers
+                .get(&session)
+                .map(|p| p.channels.keys().copied().collect())
+                .unwrap_or_default();
+            for id in ids {
+                if let Some(peer) = self.peers.get_mut(&session) {
+                    peer.close_channel(id);
+                }
+                self.drop_channel(store, session, id);
+            }
+        }
+        self.flush_all();
     }
 
     /// Closes every stream (the store is closing).
@@ -1168,6 +1522,26 @@ impl Replicator {
     }
 }
 
+/// A manifest from a peer, for a core that has none: it must hash to the core's key.
+fn checked_manifest(
+    core: &Hypercore,
+    manifest: &crate::core::manifest::Manifest,
+) -> Result<crate::core::manifest::Manifest> {
+    if manifest.hash() != core.key {
+        return Err(Error::new(
+            "INVALID_PROOF",
+            "The peer sent a manifest that does not hash to the core's key",
+        ));
+    }
+    Ok(manifest.clone())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 fn sync_message(core: &Hypercore, remote: &peer::Remote) -> messages::Sync {
     let state = core.state();
     let same_fork = remote.synced && remote.fork == state.fork;
@@ -1181,6 +1555,35 @@ fn sync_message(core: &Hypercore, remote: &peer::Remote) -> messages::Sync {
         downloading: true,
         has_manifest: core.manifest.is_some(),
         allow_push: false,
+    }
+}
+
+/// No peer is known to hold `index`: ask the peers that might (synced on our fork, not
+/// known to hold the span already) what they hold of its want batch, once per batch.
+fn want_from_peers(peers: &mut HashMap<u32, Peer>, handle: u32, index: u64, fork: u64) {
+    let batch = index / WANT_BATCH;
+    for peer in peers.values_mut() {
+        let Some(&local_id) = peer.by_handle.get(&handle) else {
+            continue;
+        };
+        let Some(ch) = peer.channels.get_mut(&local_id) else {
+            continue;
+        };
+        let r = &ch.remote;
+        if !ch.paired || !r.synced || r.fork != fork || index < r.contiguous || index >= r.length {
+            continue;
+        }
+        if !ch.wants_sent.insert(batch) {
+            continue;
+        }
+        peer.send(
+            local_id,
+            &Message::Want(messages::Want {
+                start: batch * WANT_BATCH,
+                length: WANT_BATCH,
+                any: false,
+            }),
+        );
     }
 }
 

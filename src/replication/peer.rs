@@ -65,6 +65,8 @@ pub struct Remote {
     pub length: u64,
     pub can_upgrade: bool,
     pub has_manifest: bool,
+    /// The peer accepts blocks it did not ask for (its sync's allowPush).
+    pub allow_push: bool,
     pub contiguous: u64,
     pub bitfield: Bitfield,
 }
@@ -81,6 +83,8 @@ pub enum Inflight {
     /// A proof of the peer's newer fork (upgrade from 0), or a hash proof that narrows the
     /// common ancestors of a reorg in progress.
     Reorg,
+    /// A hash + seek proof for a byte offset (bytes, padding) that a local seek waits on.
+    Seek(u64, u64),
 }
 
 pub struct Channel {
@@ -94,6 +98,15 @@ pub struct Channel {
     /// The name of the last extension message received: hypercore sends an empty name for
     /// "the same again".
     pub last_extension: String,
+    /// The length we last told this peer we hold in full (hypercore's
+    /// fullyDownloadedSignaled): becoming fully contiguous is always announced once.
+    pub full_signaled: u64,
+    /// The peer answered a seek proof request with no-data: not asked again for seeks
+    /// until it tells us something new (sync or range).
+    pub seek_refused: bool,
+    /// Want batches (index / WANT_BATCH) we asked this peer about: it answers with what
+    /// it holds there (bitfield or range), as hypercore's peers do.
+    pub wants_sent: std::collections::BTreeSet<u64>,
 }
 
 pub struct Peer {
@@ -264,6 +277,9 @@ impl Peer {
                 inflight: HashMap::new(),
                 reorg: None,
                 last_extension: String::new(),
+                full_signaled: 0,
+                seek_refused: false,
+                wants_sent: Default::default(),
             },
         );
         self.by_handle.insert(handle, local_id);
@@ -284,6 +300,17 @@ impl Peer {
             .send(local_id, message.message_type(), &message.encode());
         if !frame.is_empty() {
             self.frames.push(frame);
+        }
+    }
+
+    /// Closes one of our channels on a raw stream (the core is going away); a JS Protomux
+    /// closes its channels itself.
+    pub fn close_channel(&mut self, local_id: u64) {
+        if let Transport::Raw(_) = self.transport {
+            let frame = self.mux.close(local_id);
+            if !frame.is_empty() {
+                self.frames.push(frame);
+            }
         }
     }
 
