@@ -6,7 +6,6 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const b4a = require('b4a')
 const cenc = require('compact-encoding')
-const JSCorestore = require('corestore')
 const Corestore = require('./helpers/impl.js')
 const { tmpdir, hex, plain, errInfo, outcome, collect, delay } = require('./helpers/util.js')
 
@@ -17,14 +16,7 @@ const OPTS = { primaryKey: PK, unsafe: true }
 const buf = (s) => b4a.from(s)
 
 // Runs scenario(C, dir) for the implementation and for JS; the results must be deepEqual.
-function same(name, scenario, expect) {
-  test(name, async (t) => {
-    const got = await scenario(Corestore, tmpdir(t))
-    const want = await scenario(JSCorestore, tmpdir(t))
-    assert.deepEqual(got, want)
-    if (expect) await expect(got)
-  })
-}
+const same = require('./helpers/same.js')
 
 same(
   'primaryKey is refused without unsafe: true',

@@ -15,14 +15,7 @@ const T1 = b4a.alloc(32, 1)
 const T2 = b4a.alloc(32, 2)
 const T3 = b4a.alloc(32, 3)
 
-function same(name, scenario, expect) {
-  test(name, async (t) => {
-    const got = await scenario(Corestore, tmpdir(t))
-    const want = await scenario(JSCorestore, tmpdir(t))
-    assert.deepEqual(got, want)
-    if (expect) await expect(got)
-  })
-}
+const same = require('./helpers/same.js')
 
 const keysOf = async (store, topic, opts) => (await collect(store.notifyGroup(topic).updates(opts))).map(hex)
 

@@ -2,26 +2,18 @@
 // hypercore 11 session behaviour: snapshots (read-only, keep their blocks), compat keys,
 // signing by a session's key pair or a given signature, writable before ready. Every
 // scenario runs on the implementation and on JS corestore; both must give the same result.
-const test = require('node:test')
 const assert = require('node:assert/strict')
 const b4a = require('b4a')
 const crypto = require('hypercore-crypto')
 const JSCorestore = require('corestore')
 const Corestore = require('./helpers/impl.js')
-const { tmpdir, hex, plain, collect } = require('./helpers/util.js')
+const { hex, plain, collect } = require('./helpers/util.js')
 
 const PK = b4a.alloc(32, 0x11)
 const OPTS = { primaryKey: PK, unsafe: true }
 const SEED = b4a.alloc(32, 0x33)
 
-function same(name, scenario, expect) {
-  test(name, async (t) => {
-    const got = await scenario(Corestore, tmpdir(t))
-    const want = await scenario(JSCorestore, tmpdir(t))
-    assert.deepEqual(got, want)
-    if (expect) await expect(got)
-  })
-}
+const same = require('./helpers/same.js')
 
 // how a call failed, without the message (its wording is the engine's own)
 async function failure(fn) {

@@ -26,13 +26,7 @@ async function headVerifies(core) {
 const OPTS = { primaryKey: b4a.alloc(32, 0x33), unsafe: true }
 const str = (b) => (b === null ? null : b4a.toString(b))
 
-function same(name, scenario) {
-  test(name, async (t) => {
-    const got = await scenario(Corestore, tmpdir(t))
-    const want = await scenario(JSCorestore, tmpdir(t))
-    assert.deepEqual(got, want)
-  })
-}
+const same = require('./helpers/same.js')
 
 async function withCore(C, dir, fn) {
   const store = new C(dir, OPTS)

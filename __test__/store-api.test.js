@@ -3,26 +3,17 @@
 // weak sessions on the watched core, store.cores / store.sessions, audit(), pushOnly, and
 // manifests/key pairs taught by a later get(); each scenario runs on the implementation
 // and on JS corestore and must give the same result.
-const test = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('path')
 const b4a = require('b4a')
 const crypto = require('hypercore-crypto')
 const JSHypercore = require('hypercore')
-const JSCorestore = require('corestore')
 const Corestore = require('./helpers/impl.js')
-const { tmpdir, hex, errInfo, delay } = require('./helpers/util.js')
+const { hex, errInfo, delay } = require('./helpers/util.js')
 
 const OPTS = { primaryKey: b4a.alloc(32, 0x44), unsafe: true }
 
-function same(name, scenario, expect) {
-  test(name, async (t) => {
-    const got = await scenario(Corestore, tmpdir(t))
-    const want = await scenario(JSCorestore, tmpdir(t))
-    assert.deepEqual(got, want)
-    if (expect) await expect(got)
-  })
-}
+const same = require('./helpers/same.js')
 
 same(
   'store.storage, globalCache and the findingPeers state',
