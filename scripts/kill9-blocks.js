@@ -1,6 +1,7 @@
 'use strict'
-// The blocks scripts/kill9-writer.js appends: a function of the core, the index and the
-// core's fork at the time, so the parent can tell exactly what each acknowledged block holds.
+// Shared by scripts/kill9.js and its writer: the blocks the writer appends (a function of
+// the core, the index and the core's fork at the time, so the parent can tell exactly what
+// each acknowledged block holds) and the seeded random choices both make.
 
 const CORES = ['k9-a', 'k9-b', 'k9-c']
 
@@ -12,4 +13,17 @@ function block(core, index, fork) {
   return out
 }
 
-module.exports = { block, CORES }
+// xorshift32: the same choices for the same seed (the loop's runs can be replayed)
+function random(seed) {
+  let x = seed >>> 0 || 1
+  return function below(n) {
+    x ^= x << 13
+    x >>>= 0
+    x ^= x >>> 17
+    x ^= x << 5
+    x >>>= 0
+    return x % n
+  }
+}
+
+module.exports = { block, random, CORES }

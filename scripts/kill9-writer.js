@@ -4,21 +4,13 @@
 // `begin ...`, after it `ack ...`, so the parent knows what was acknowledged and what may
 // have been in flight when it SIGKILLs this process.
 const Corestore = require('..')
-const { block, CORES } = require('./kill9-blocks.js')
+const { block, random: xorshift, CORES } = require('./kill9-blocks.js')
 
 const dir = process.argv[2]
 const seed = Number(process.argv[3] || 1)
 const MAX_LENGTH = 1500 // per core, so the parent's full check stays cheap
 
-let x = seed >>> 0 || 1
-function random(n) {
-  x ^= x << 13
-  x >>>= 0
-  x ^= x >>> 17
-  x ^= x << 5
-  x >>>= 0
-  return x % n
-}
+const random = xorshift(seed >>> 0 || 1)
 
 async function main() {
   const store = new Corestore(dir)

@@ -18,7 +18,7 @@ const caps = require('hypercore/lib/caps')
 const { multiSignature } = require('hypercore/messages')
 const JSCorestore = require('corestore')
 const Corestore = require('..')
-const { block, CORES } = require('./kill9-blocks.js')
+const { block, random: xorshift, CORES } = require('./kill9-blocks.js')
 
 const args = process.argv.slice(2)
 const opt = (name, def) => {
@@ -28,15 +28,7 @@ const opt = (name, def) => {
 const KILLS = opt('--kills', 30)
 const SEED = opt('--seed', Date.now() % 100000)
 
-let x = SEED >>> 0 || 7
-function random(n) {
-  x ^= x << 13
-  x >>>= 0
-  x ^= x >>> 17
-  x ^= x << 5
-  x >>>= 0
-  return x % n
-}
+const random = xorshift(SEED >>> 0 || 7)
 
 // What a core holds: its blocks and fork, as the writer's acknowledged changes made it.
 function apply(state, op) {
