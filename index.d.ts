@@ -511,11 +511,14 @@ declare namespace Corestore {
     /** Return the stored bytes without decoding. */
     raw?: boolean
     force?: boolean
+    /** The request is listed here while it waits; `Hypercore.destroyRequests(list)` cancels it (REQUEST_CANCELLED). */
+    activeRequests?: unknown[]
   }
 
   interface SeekOptions {
     wait?: boolean
     timeout?: number
+    activeRequests?: unknown[]
   }
 
   interface TruncateOptions {
@@ -651,6 +654,8 @@ declare namespace Corestore {
      * made with (`session({ name })`, `session({ atom })`).
      */
     readonly state: SessionState
+    /** This session's waiting get/seek requests, as hypercore lists them (`Hypercore.destroyRequests` takes it). */
+    readonly activeRequests: unknown[]
     readonly length: number
     readonly contiguousLength: number
     /** The longest prefix a peer on this fork said it holds in full (kept in the hints). */

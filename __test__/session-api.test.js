@@ -364,3 +364,43 @@ same(
   },
   (r) => assert.deepEqual(r, { closedRightAway: 'SESSION_CLOSED', waiting: 'REQUEST_CANCELLED' })
 )
+
+// Hyperbee and HyperDB hand get() an activeRequests array of their own and cancel what is
+// in it with hypercore's static Hypercore.destroyRequests when they close.
+same(
+  'get with activeRequests: Hypercore.destroyRequests cancels them, and later ones',
+  async (C, dir) => {
+    const Hypercore = require('hypercore')
+    const store = new C(dir, OPTS)
+    const writer = store.get({ name: 'a' })
+    await writer.append(['x', 'y'])
+    const readerStore = new C(dir + '/r', OPTS)
+    const reader = readerStore.get({ key: writer.key })
+    await reader.ready()
+    const requests = []
+    const pending = [
+      reader.get(5, { activeRequests: requests }).catch((e) => e.code),
+      reader.get(6, { activeRequests: requests }).catch((e) => e.code)
+    ]
+    const other = reader.get(7, { timeout: 50 }).catch((e) => e.code) // the session's own list
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    const out = { listed: requests.length, own: reader.activeRequests.length }
+    Hypercore.destroyRequests(requests, null)
+    out.cancelled = await Promise.all(pending)
+    out.afterDestroy = await reader.get(8, { activeRequests: requests }).catch((e) => e.code)
+    out.other = await other
+    out.ownAfter = reader.activeRequests.length
+    await readerStore.close()
+    await store.close()
+    return out
+  },
+  (r) =>
+    assert.deepEqual(r, {
+      listed: 2,
+      own: 1,
+      cancelled: ['REQUEST_CANCELLED', 'REQUEST_CANCELLED'],
+      afterDestroy: 'REQUEST_CANCELLED',
+      other: 'REQUEST_TIMEOUT',
+      ownAfter: 0
+    })
+)

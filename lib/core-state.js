@@ -1,6 +1,6 @@
 'use strict'
 
-const { REQUEST_TIMEOUT } = require('./errors')
+const { REQUEST_TIMEOUT, REQUEST_CANCELLED } = require('./errors')
 const { DefaultState } = require('./session-state')
 const { CoreView } = require('./core-view')
 
@@ -351,14 +351,17 @@ class CoreState {
     }
   }
 
-  // ontruncate(to): an Error to fail the wait with when the core is truncated to `to`
-  wait(session, fn, timeout, ontruncate = null) {
+  // ontruncate(to): an Error to fail the wait with when the core is truncated to `to`.
+  // requests: the activeRequests array the wait is listed in (hypercore's), so that
+  // Hypercore.destroyRequests(requests) cancels it as it cancels hypercore's requests.
+  wait(session, fn, timeout, ontruncate = null, requests = null) {
     return new Promise((resolve, reject) => {
       const w = { state: this, session, fn, ontruncate, resolve, reject, timer: null }
       if (timeout) w.timer = setTimeout(ontimeout, timeout, w)
       this.waiters.add(w)
       if (session._waiters === null) session._waiters = new Set()
       session._waiters.add(w)
+      if (requests !== null) listRequest(w, requests)
     })
   }
 
@@ -482,7 +485,39 @@ const NO_INFO = {
   remoteAllowPush: false
 }
 
+// hypercore's request refs: an entry of an activeRequests array is { context, session,
+// sindex } and `ref.context.detach(ref, err)` takes it out and fails it, which is all
+// Hypercore.destroyRequests (hypercore's static, used by Hyperbee and HyperDB) calls.
+const REQUEST_CONTEXT = {
+  replicator: { queueUpdateAll: noop }, // our engine re-plans its requests as waits settle
+  detach(w, err) {
+    if (w.context !== REQUEST_CONTEXT) return false
+    settle(w, err || REQUEST_CANCELLED(), null)
+    return true
+  }
+}
+
+function listRequest(w, requests) {
+  w.context = REQUEST_CONTEXT
+  w.requests = requests
+  w.sindex = requests.push(w) - 1
+}
+
+function unlistRequest(w) {
+  const list = w.requests
+  w.requests = null
+  w.context = null
+  const last = list.pop()
+  if (last !== w) list[(last.sindex = w.sindex)] = last
+}
+
+// hypercore marks a destroyed activeRequests array by a leading null
+function isRequestsDestroyed(requests) {
+  return requests.length > 0 && requests[0] === null
+}
+
 function settle(w, err, value) {
+  if (w.requests) unlistRequest(w)
   w.session._waiters.delete(w)
   w.state.waiters.delete(w)
   if (w.timer !== null) clearTimeout(w.timer)
@@ -498,6 +533,7 @@ function ontimeout(w) {
 function noop() {}
 
 CoreState.settle = settle
+CoreState.isRequestsDestroyed = isRequestsDestroyed
 
 // What a session adds to its core's findingPeers: its own calls, and one while its store's
 // findingPeers() is outstanding.

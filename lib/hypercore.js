@@ -156,6 +156,8 @@ class Hypercore extends EventEmitter {
     this._snapshot = null // { length, byteLength, fork, compat } for snapshots
     this._marking = ctx.parent ? ctx.parent._marking : false // startMarking(): get() marks
     this._waiters = null
+    // hypercore's list of this session's waiting requests (Hypercore.destroyRequests takes it)
+    this.activeRequests = []
     this._stateIndex = -1
     this._sessionIndex = -1
     this._findingPeers = 0
@@ -905,6 +907,8 @@ class Hypercore extends EventEmitter {
       if (opts && opts.onwait) opts.onwait(index, this)
       if (this.onwait !== null) this.onwait(index, this)
 
+      const requests = (opts && opts.activeRequests) || this.activeRequests
+      if (CoreState.isRequestsDestroyed(requests)) throw REQUEST_CANCELLED()
       const timeout = opts && opts.timeout !== undefined ? opts.timeout : this.timeout
       cs.want(index, index + 1)
       // checked on every block that arrives: the bitfield first, the read only once it is there
@@ -912,7 +916,7 @@ class Hypercore extends EventEmitter {
       // as hypercore, a get is snapshotted at call time: a truncation below the block
       // while it waits fails it (a snapshot session checks its own length below)
       const truncated = snap !== null ? null : (to) => (index >= to ? implicitSnapshotError(this, index, to) : null)
-      block = await cs.wait(this, ready, timeout, truncated)
+      block = await cs.wait(this, ready, timeout, truncated, requests)
       if (snap !== null && index >= snap.compat) throw snapshotError(this, index)
     }
 
@@ -975,8 +979,10 @@ class Hypercore extends EventEmitter {
       if (r === null && bytes < cs.byteLength) cs.wantSeek(bytes, padding)
       return r
     }
+    const requests = (opts && opts.activeRequests) || this.activeRequests
+    if (CoreState.isRequestsDestroyed(requests)) throw REQUEST_CANCELLED()
     if (bytes < cs.byteLength) cs.wantSeek(bytes, padding)
-    return cs.wait(this, seekOrAsk, timeout)
+    return cs.wait(this, seekOrAsk, timeout, null, requests)
   }
 
   async treeHash(length = -1) {
