@@ -442,7 +442,8 @@ class Corestore extends EventEmitter {
       return this._replicate(isInitiator.stream, scoped) // corestore returns the stream here
     }
     if (isInitiator instanceof ReplicationStream) {
-      if (isInitiator.root !== this) throw BAD_ARGUMENT('That replication stream belongs to another Corestore')
+      // another store's stream: this store's cores join it as a guest (lib/relay.js)
+      if (isInitiator.root !== this) return { stream: isInitiator, target: isInitiator._guest(this, scoped) }
       if (!scoped) isInitiator._widen()
       return { stream: isInitiator, target: isInitiator }
     }
@@ -506,9 +507,18 @@ class Corestore extends EventEmitter {
           if (cs !== undefined) cs.onupload(e.blocks, e.session)
           break
         }
-        case 'open': // a stream finished its handshake: update() waiters look again
+        case 'open': {
+          // a stream finished its handshake: update() waiters look again, guests start
+          const t = targets.get(e.session)
+          if (t !== undefined && t._onopen !== undefined) t._onopen()
           for (const cs of this._cores.values()) cs.onsync()
           break
+        }
+        case 'relay': {
+          const t = targets.get(e.session)
+          if (t !== undefined && t._relay !== undefined) t._relay(e)
+          break
+        }
         case 'truncate': {
           const cs = this._cores.get(e.handle)
           if (cs !== undefined) cs.ontruncate(this.native.state(e.handle), e.index)

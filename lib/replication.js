@@ -4,6 +4,8 @@
 
 const { Duplex } = require('streamx')
 const Protomux = require('protomux')
+const { addCore, widen, addQueued } = require('./targets')
+const { joinAsGuest, startGuests, relayEvent, endGuests, REMOTE_OPEN, OPENED, MESSAGE, CLOSE } = require('./relay')
 
 // replicate(true|false): a duplex carrying the raw Noise + secretstream bytes, which the
 // engine encrypts and decrypts itself.
@@ -26,6 +28,8 @@ class ReplicationStream extends Duplex {
     this._keepAlive = null
     this._sent = false
     this._lastYield = Date.now()
+    this._guests = null // other stores replicating on this stream: their root -> Guest
+    this._relays = new Map() // our relay channel -> the Guest it carries
     // As hypercore's raw protocol stream (secret-stream listens on it): an error here, such
     // as the PREMATURE_CLOSE of a pipe partner that was destroyed, never goes uncaught.
     this.on('error', noop)
@@ -71,6 +75,19 @@ class ReplicationStream extends Duplex {
     widen(this)
   }
 
+  // another store's core.replicate(stream) / store.replicate(stream): lib/relay.js
+  _guest(root, scoped) {
+    return joinAsGuest(this, root, scoped)
+  }
+
+  _onopen() {
+    startGuests(this)
+  }
+
+  _relay(e) {
+    relayEvent(this, e)
+  }
+
   // While what we send is not being read, stop taking input: the peer's requests are what
   // make us send, so this bounds what a slow or hostile reader can make us buffer.
   _write(data, cb) {
@@ -106,9 +123,10 @@ class ReplicationStream extends Duplex {
   _end() {
     if (this._keepAlive !== null) clearInterval(this._keepAlive)
     this._keepAlive = null
-    if (this.session === 0) return
+    if (this.session === 0) return endGuests(this)
     const session = this.session
     this.session = 0
+    endGuests(this)
     if (this.root._replication.remove(session)) {
       this.root._pump(this.root.native.replicationClose(session))
     }
@@ -125,6 +143,7 @@ class ReplicationStream extends Duplex {
   // until the application ends it; whatever the peer sends meanwhile is dropped.
   _closed(err, detached = false) {
     this.session = 0
+    endGuests(this)
     if (err) this.destroy(err)
     else if (!detached) this.push(null)
   }
@@ -148,6 +167,7 @@ function attachSecretStream(root, conn, scoped) {
     },
     _widen() {
       widen(target)
+      pairAll()
     },
     get remotePublicKey() {
       return conn.remotePublicKey || null
@@ -164,7 +184,7 @@ function attachSecretStream(root, conn, scoped) {
       target.session = 0
       for (const ch of channels.values()) ch.close()
       channels.clear()
-      mux.unpair({ protocol: PROTOCOL })
+      unpairAll()
       if (err) conn.destroy(err)
     }
   }
@@ -225,6 +245,22 @@ function attachSecretStream(root, conn, scoped) {
     ch.open(data)
   }
 
+  // The peer opened a channel for a core we have not: the engine opens it if stored. Only a
+  // store's target claims every discovery key; hypercore's core.replicate() (scoped) opens
+  // its own channels and leaves the rest to whoever else pairs on this Protomux (the
+  // ondiscoverykey of createProtocolStream, another store).
+  let paired = false
+  function pairAll() {
+    if (paired || target.scoped || target.session === 0) return
+    paired = true
+    mux.pair({ protocol: PROTOCOL }, (id) => event(REMOTE_OPEN, 0, 0, id))
+  }
+  function unpairAll() {
+    if (!paired) return
+    paired = false
+    mux.unpair({ protocol: PROTOCOL })
+  }
+
   let pending = true // counted until the engine session starts or the connection ends
   root._replication.pending++
   const settle = () => {
@@ -244,8 +280,7 @@ function attachSecretStream(root, conn, scoped) {
     const out = root.native.replicationOpen(conn.isInitiator, conn.handshakeHash, target.scoped)
     target.session = out.session
     root._replication.add(target.session, target)
-    // the peer opened a channel for a core we have not: the engine opens it if stored
-    mux.pair({ protocol: PROTOCOL }, (id) => event(REMOTE_OPEN, 0, 0, id))
+    pairAll()
     root._pump(out)
     addQueued(target)
     mux.uncork()
@@ -258,7 +293,7 @@ function attachSecretStream(root, conn, scoped) {
     const session = target.session
     target.session = 0
     channels.clear()
-    mux.unpair({ protocol: PROTOCOL })
+    unpairAll()
     if (root._replication.remove(session)) root._pump(root.native.replicationClose(session))
   }
   conn.on('close', end)
@@ -268,34 +303,9 @@ function attachSecretStream(root, conn, scoped) {
   return target
 }
 
-function addCore(target, handle) {
-  if (target.session !== 0) {
-    target.root._pump(target.root.native.replicationAddCore(target.session, handle))
-  } else {
-    target._adding.push(handle)
-  }
-}
-
-function widen(target) {
-  if (!target.scoped) return
-  target.scoped = false
-  if (target.session !== 0) target.root._pump(target.root.native.replicationWiden(target.session))
-}
-
-function addQueued(target) {
-  const adding = target._adding
-  target._adding = []
-  for (const handle of adding) addCore(target, handle)
-}
-
 const PROTOCOL = 'hypercore/alpha'
 const ALIASES = ['hypercore']
 const MESSAGE_TYPES = 10
-// channel event kinds of replicationChannelEvents
-const REMOTE_OPEN = 0
-const OPENED = 1
-const MESSAGE = 2
-const CLOSE = 3
 const EMPTY = Buffer.alloc(0)
 
 // Passes message bytes through protomux unchanged: the engine encodes and decodes them.

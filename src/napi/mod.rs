@@ -11,6 +11,7 @@ mod storage_view;
 pub use manifest::{decode_manifest, encode_manifest};
 mod groups;
 mod push_only;
+mod relay;
 mod signing;
 mod snapshot;
 
@@ -603,6 +604,10 @@ pub struct EventOut {
     pub code: Option<String>,
     pub message: Option<String>,
     pub remote_public_key: Option<Buffer>,
+    /// relay: 0 remote-open, 1 opened, 2 message, 3 close; the channel; the message type
+    pub kind: Option<u32>,
+    pub channel: Option<u32>,
+    pub message_type: Option<u32>,
 }
 
 /// A command for the JS Protomux of an external stream: `open` a hypercore channel
@@ -620,6 +625,8 @@ pub struct CommandOut {
 #[napi(object)]
 pub struct ReplicationOut {
     pub session: Option<u32>,
+    /// replicationRelayOpen: the relay channel's id
+    pub channel: Option<u32>,
     pub status: Option<u32>,
     pub sends: Vec<SendOut>,
     pub commands: Vec<CommandOut>,
@@ -648,6 +655,9 @@ fn replication_out(out: Output) -> ReplicationOut {
         code: None,
         message: None,
         remote_public_key: None,
+        kind: None,
+        channel: None,
+        message_type: None,
     };
     // Consecutive downloads of one core (uploads of one core to one peer) become one run.
     let mut items: Vec<Item> = Vec::with_capacity(out.events.len());
@@ -733,6 +743,7 @@ fn replication_out(out: Output) -> ReplicationOut {
         .collect();
     ReplicationOut {
         session: None,
+        channel: None,
         status: None,
         commands,
         sends: out
@@ -839,6 +850,20 @@ fn one_event(e: Event, event: &dyn Fn(&str) -> EventOut) -> EventOut {
             block_pair(index, bytes, requested_at),
             event,
         ),
+        Event::Relay {
+            session,
+            kind,
+            channel,
+            message_type,
+            data,
+        } => EventOut {
+            session: Some(session),
+            kind: Some(u32::from(kind)),
+            channel: u32::try_from(channel).ok(),
+            message_type: u32::try_from(message_type).ok(),
+            data: Some(data.into()),
+            ..event("relay")
+        },
         Event::Manifest { handle } => EventOut {
             handle: Some(handle),
             ..event("manifest")

@@ -84,6 +84,17 @@ pub enum Event {
         name: String,
         message: Vec<u8>,
     },
+    /// A channel event for a guest store on a raw stream we carry (see `host_guests`):
+    /// `kind` 0 the peer opened `channel` (its remote id) for the discovery key in `data`,
+    /// which we lack; 1 our relay `channel` paired (`data`: the peer's handshake); 2 a
+    /// message; 3 the channel closed (or the peer rejected it).
+    Relay {
+        session: u32,
+        kind: u8,
+        channel: u64,
+        message_type: u64,
+        data: Vec<u8>,
+    },
     /// The stream's handshake completed.
     Open {
         session: u32,
@@ -360,6 +371,9 @@ impl Replicator {
     }
 
     fn on_mux_event(&mut self, store: &mut Store, session: u32, event: MuxEvent) -> Result<()> {
+        if self.relay_event(session, &event) {
+            return Ok(());
+        }
         match event {
             MuxEvent::Open {
                 remote_id,
@@ -410,7 +424,9 @@ impl Replicator {
         id: Option<Vec<u8>>,
     ) -> Result<()> {
         let is_hypercore = protocol == PROTOCOL || PROTOCOL_ALIASES.contains(&protocol);
-        let dkey = id.and_then(|id| <[u8; 32]>::try_from(id.as_slice()).ok());
+        let dkey = id
+            .and_then(|id| <[u8; 32]>::try_from(id.as_slice()).ok())
+            .filter(|_| is_hypercore);
         let scoped = self.peers.get(&session).is_some_and(|p| p.scope.is_some());
         let handle = match (is_hypercore, dkey) {
             (true, Some(dkey)) => match store.open_handle(&dkey) {
@@ -439,10 +455,10 @@ impl Replicator {
                     .get(&session)
                     .is_some_and(|p| p.by_handle.contains_key(&handle));
                 if !paired {
-                    self.reject(session, remote_id);
+                    self.reject_or_offer(session, remote_id, dkey);
                 }
             }
-            None => self.reject(session, remote_id),
+            None => self.reject_or_offer(session, remote_id, dkey),
         }
         Ok(())
     }
@@ -451,6 +467,111 @@ impl Replicator {
         if let Some(peer) = self.peers.get_mut(&session) {
             peer.reject(remote_id);
         }
+    }
+
+    /// A peer's channel we do not take: offered to the guest stores of the stream (the
+    /// facade rejects it with `relay_reject` if none does), else rejected.
+    fn reject_or_offer(&mut self, session: u32, remote_id: u64, dkey: Option<[u8; 32]>) {
+        let hosts = self.peers.get(&session).is_some_and(|p| p.hosts_guests);
+        match dkey {
+            Some(dkey) if hosts && remote_id > 0 => self.out.events.push(Event::Relay {
+                session,
+                kind: 0,
+                channel: remote_id,
+                message_type: 0,
+                data: dkey.to_vec(),
+            }),
+            _ => self.reject(session, remote_id),
+        }
+    }
+
+    /// Passes an event of a relay channel to the guest store that owns it. True if it was
+    /// one (the guest's engine verifies and answers it, not us).
+    fn relay_event(&mut self, session: u32, event: &MuxEvent) -> bool {
+        let Some(peer) = self.peers.get_mut(&session) else {
+            return false;
+        };
+        let local_id = match event {
+            MuxEvent::Opened { local_id, .. }
+            | MuxEvent::Message { local_id, .. }
+            | MuxEvent::Close { local_id }
+            | MuxEvent::Reject { local_id } => *local_id,
+            _ => return false,
+        };
+        if !peer.relays.contains(&local_id) {
+            return false;
+        }
+        let (kind, message_type, data) = match event {
+            MuxEvent::Opened { handshake, .. } => (1, 0, handshake.clone()),
+            MuxEvent::Message {
+                message_type,
+                payload,
+                ..
+            } => (2, *message_type, payload.clone()),
+            _ => {
+                peer.relays.remove(&local_id);
+                (3, 0, Vec::new())
+            }
+        };
+        self.out.events.push(Event::Relay {
+            session,
+            kind,
+            channel: local_id,
+            message_type,
+            data,
+        });
+        true
+    }
+
+    /// A raw stream's handshake hash and the peer's Noise key, once the handshake is done.
+    pub fn handshake(&self, session: u32) -> Option<([u8; 64], Option<[u8; 32]>)> {
+        let peer = self.peers.get(&session)?;
+        Some((peer.handshake_hash?, peer.remote_public_key()))
+    }
+
+    /// Lets other stores replicate on the raw stream `session` (a core of another
+    /// Corestore given this stream): from now on a peer's channel for a core we lack is
+    /// offered to them (`Event::Relay` kind 0) before it is rejected.
+    pub fn host_guests(&mut self, session: u32) {
+        if let Some(peer) = self.peers.get_mut(&session) {
+            peer.hosts_guests = true;
+        }
+    }
+
+    /// Opens a relay channel for a guest's core on the raw stream `session`; None if the
+    /// stream is not open or already has a channel for that core.
+    pub fn relay_open(
+        &mut self,
+        session: u32,
+        discovery_key: &[u8; 32],
+        handshake: &[u8],
+    ) -> Option<u64> {
+        let id = self
+            .peers
+            .get_mut(&session)?
+            .open_relay(discovery_key, handshake);
+        self.flush(session);
+        id
+    }
+
+    pub fn relay_send(&mut self, session: u32, channel: u64, message_type: u64, payload: &[u8]) {
+        if let Some(peer) = self.peers.get_mut(&session) {
+            peer.send_relay(channel, message_type, payload);
+            self.flush(session);
+        }
+    }
+
+    pub fn relay_close(&mut self, session: u32, channel: u64) {
+        if let Some(peer) = self.peers.get_mut(&session) {
+            peer.close_relay(channel);
+            self.flush(session);
+        }
+    }
+
+    /// No guest took the peer's channel `remote_id` offered with `Event::Relay` kind 0.
+    pub fn relay_reject(&mut self, session: u32, remote_id: u64) {
+        self.reject(session, remote_id);
+        self.flush(session);
     }
 
     fn on_paired(

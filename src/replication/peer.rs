@@ -131,6 +131,13 @@ pub struct Peer {
     next_external_channel: u64,
     pub next_request: u64,
     pub closed: bool,
+    /// Other stores replicate on this raw stream too (`core.replicate(stream)` of a core in
+    /// another Corestore): a peer's channel for a core we lack goes to them (an
+    /// `Event::Relay`) instead of being rejected.
+    pub hosts_guests: bool,
+    /// Our channels that carry a guest store's core: their events go out as
+    /// `Event::Relay` untouched, the guest's engine speaks the protocol on them.
+    pub relays: std::collections::HashSet<u64>,
 }
 
 impl Peer {
@@ -150,6 +157,8 @@ impl Peer {
             next_external_channel: 1,
             next_request: 1,
             closed: false,
+            hosts_guests: false,
+            relays: Default::default(),
         }
     }
 
@@ -284,6 +293,41 @@ impl Peer {
         );
         self.by_handle.insert(handle, local_id);
         Some(local_id)
+    }
+
+    /// Opens a channel on our Protomux for a guest store's core (raw transport only), with
+    /// the handshake the guest's engine made: its local id.
+    pub fn open_relay(&mut self, discovery_key: &[u8; 32], handshake: &[u8]) -> Option<u64> {
+        if !matches!(self.transport, Transport::Raw(_)) || !self.is_open() {
+            return None;
+        }
+        if self.mux.is_opened(PROTOCOL, Some(discovery_key)) {
+            return None; // one channel per core and stream, as hypercore's unique channels
+        }
+        let (local_id, frame) =
+            self.mux
+                .open_with_aliases(PROTOCOL, PROTOCOL_ALIASES, Some(discovery_key), handshake);
+        self.frames.push(frame);
+        self.relays.insert(local_id);
+        Some(local_id)
+    }
+
+    /// A guest's message on its relay channel, bytes as its engine encoded them.
+    pub fn send_relay(&mut self, local_id: u64, message_type: u64, payload: &[u8]) {
+        if !self.relays.contains(&local_id) {
+            return;
+        }
+        let frame = self.mux.send(local_id, message_type, payload);
+        if !frame.is_empty() {
+            self.frames.push(frame);
+        }
+    }
+
+    /// A guest closed its channel (its core or store closed).
+    pub fn close_relay(&mut self, local_id: u64) {
+        if self.relays.remove(&local_id) {
+            self.close_channel(local_id);
+        }
     }
 
     pub fn send(&mut self, local_id: u64, message: &Message) {
