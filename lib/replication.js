@@ -28,6 +28,7 @@ class ReplicationStream extends Duplex {
     this._keepAlive = null
     this._sent = false
     this._lastYield = Date.now()
+    this._lastKeys = null // the Noise keys, kept for after the stream ended
     this._guests = null // other stores replicating on this stream: their root -> Guest
     this._relays = new Map() // our relay channel -> the Guest it carries
     // As hypercore's raw protocol stream (secret-stream listens on it): an error here, such
@@ -63,6 +64,24 @@ class ReplicationStream extends Duplex {
   _open(cb) {
     this._start()
     cb(null)
+  }
+
+  // hypercore's stream.publicKey / remotePublicKey: our Noise key (the keyPair given, or
+  // one the engine made), the peer's once the handshake is done
+  get publicKey() {
+    if (this.keyPair) return this.keyPair.publicKey
+    const k = this._keys()
+    return k === null ? null : k.publicKey
+  }
+
+  get remotePublicKey() {
+    const k = this._keys()
+    return k === null ? null : k.remotePublicKey || null
+  }
+
+  _keys() {
+    if (this.session !== 0) this._lastKeys = this.root.native.replicationKeys(this.session)
+    return this._lastKeys
   }
 
   // core.replicate(stream): the core replicates here too

@@ -12,6 +12,7 @@ pub use manifest::{decode_manifest, encode_manifest};
 mod groups;
 mod push_only;
 mod relay;
+mod stream_keys;
 mod signing;
 mod snapshot;
 

@@ -529,6 +529,12 @@ impl Replicator {
         Some((peer.handshake_hash?, peer.remote_public_key()))
     }
 
+    /// Our Noise public key on a raw stream and, once the handshake is done, the peer's.
+    pub fn keys(&self, session: u32) -> Option<([u8; 32], Option<[u8; 32]>)> {
+        let peer = self.peers.get(&session)?;
+        Some((peer.public_key()?, peer.remote_public_key()))
+    }
+
     /// Lets other stores replicate on the raw stream `session` (a core of another
     /// Corestore given this stream): from now on a peer's channel for a core we lack is
     /// offered to them (`Event::Relay` kind 0) before it is rejected.

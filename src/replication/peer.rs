@@ -198,6 +198,14 @@ impl Peer {
         Ok(())
     }
 
+    /// Our Noise public key, where we run the handshake (known from the start).
+    pub fn public_key(&self) -> Option<[u8; 32]> {
+        match &self.transport {
+            Transport::Raw(stream) => Some(*stream.public_key()),
+            Transport::External => None,
+        }
+    }
+
     /// The peer's Noise public key, where we ran the handshake.
     pub fn remote_public_key(&self) -> Option<[u8; 32]> {
         match &self.transport {

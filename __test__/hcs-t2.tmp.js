@@ -1,0 +1,28 @@
+const Corestore = require(process.env.IMPL || '..')
+const { makeStreamPair } = require('/tmp/hcs-hc/networking.js')
+const os = require('os'), fs = require('fs'), path = require('path')
+async function main () {
+  const td = []
+  const t = { teardown: (fn, o) => td.push([o ? o.order : 0, fn]) }
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'hcs-'))
+  const A = new Corestore(d + '/a'), B = new Corestore(d + '/b')
+  const a = A.get({ name: 'x' }); await a.ready()
+  const b = B.get({ key: a.key }); await b.ready()
+  for (let i = 0; i < 4; i++) await a.append(Buffer.from([i]))
+  const [n1, n2] = makeStreamPair(t, { latency: [0, 0] })
+  a.replicate(n1); b.replicate(n2)
+  await new Promise((resolve) => b.on('append', resolve))
+  console.log('b length', b.length)
+  const session = b.session()
+  const p = session.get(a.length).then(() => console.log('resolved'), (e) => console.log('rejected', e.code))
+  a.on('upload', (i) => { console.log('upload', i); session.close() })
+  b.on('download', (i) => console.log('download', i))
+  a.append([Buffer.from([4]), Buffer.from([5])])
+  await new Promise((resolve) => b.on('append', resolve))
+  console.log('lengths', b.length, a.length)
+  await Promise.race([p, new Promise(r => setTimeout(r, 3000))])
+  n1.destroy(); n2.destroy()
+  td.sort((x, y) => x[0] - y[0]); for (const [, fn] of td) await fn()
+  await A.close(); await B.close()
+}
+main()
