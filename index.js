@@ -219,7 +219,9 @@ class Corestore extends EventEmitter {
       encryption: opts.encryption || null,
       encryptionKey: opts.encryptionKey || null,
       isBlockKey: !!opts.isBlockKey,
-      pushOnly: opts.pushOnly === true
+      pushOnly: opts.pushOnly === true,
+      allowPush: opts.allowPush === true,
+      active: opts.active !== false
     }
 
 

@@ -44,6 +44,9 @@ class CoreState {
     this.closed = false
     this.fresh = true // not yet announced to store watchers
     this.pushOnly = false // as hypercore's replicator: never ask peers for anything
+    this.allowPush = false // as hypercore's replicator: take blocks peers push unasked
+    this.activeCount = 0 // sessions that keep the core downloading (setActive)
+    this._pushAllowed = false // what the engine was last told
     this._view = null // the CoreView store.watch() and store.cores hand out
 
     this._exclusive = null
@@ -113,6 +116,25 @@ class CoreState {
     return this._view
   }
 
+  // hypercore's allowPush: peers may push blocks to this core while it has active sessions
+  // (hypercore's replicator.isAllowingPush: allowPush and downloading)
+  setAllowPush(allowPush) {
+    this.allowPush = allowPush
+    this._signalPush()
+  }
+
+  activity(inc) {
+    this.activeCount += inc
+    this._signalPush()
+  }
+
+  _signalPush() {
+    const on = this.allowPush && this.activeCount > 0
+    if (on === this._pushAllowed || this.closed) return
+    this._pushAllowed = on
+    this.root._pump(this.native.replicationAllowPush(this.handle, on))
+  }
+
   setPushOnly(pushOnly) {
     if (pushOnly === this.pushOnly) return
     this.pushOnly = pushOnly
@@ -140,6 +162,7 @@ class CoreState {
     session._stateIndex = this.sessions.push(session) - 1
     if (session.weak === false) this.strong++
     this.findingPeers += finding(session)
+    if (session._active) this.activity(1)
   }
 
   remove(session) {
@@ -149,6 +172,7 @@ class CoreState {
     if (head !== session) this.sessions[(head._stateIndex = i)] = head
     session._stateIndex = -1
     this.foundPeers(finding(session))
+    if (session._active) this.activity(-1)
     if (session.weak === false && --this.strong === 0) this._gc()
   }
 

@@ -138,6 +138,9 @@ class Hypercore extends EventEmitter {
     this.closed = false
     this.closing = null
     this.weak = !!ctx.weak
+    // hypercore: a session counts as active (the core is "downloading") unless made with
+    // active: false; a weak one only with active: true
+    this._active = this.weak ? !!opts.active : opts.active !== false
     this.snapshotted = !!opts.snapshot
     this.wait = opts.wait !== false
     this.timeout = opts.timeout || 0
@@ -211,6 +214,8 @@ class Hypercore extends EventEmitter {
       }
 
       if (opts.pushOnly === true) this.core.setPushOnly(true) // one session sets it for all
+      // as corestore, allowPush is the option of the get() that opened the core
+      if (opts.allowPush === true && this.core.sessions.length === 1) this.core.setAllowPush(true)
 
       if (opts.exclusive && opts.writable !== false) {
         this.exclusive = true
@@ -567,7 +572,14 @@ class Hypercore extends EventEmitter {
     this.keyPair = keyPair
   }
 
-  setActive() {}
+  // hypercore's setActive: whether this session keeps its core downloading, which is what
+  // lets peers push to a core opened with allowPush
+  setActive(bool) {
+    const active = !!bool
+    if (active === this._active || this.closing !== null) return
+    this._active = active
+    if (this.core !== null && this._stateIndex !== -1) this.core.activity(active ? 1 : -1)
+  }
 
   // the core joins the group of `topic` (STORAGE_CONFLICT when it is in another one)
   async setGroup(topic) {

@@ -146,6 +146,9 @@ pub struct Replicator {
     inflight_ranges: HashMap<u32, (usize, usize)>,
     /// Cores in hypercore's push-only mode: they answer peers but never request.
     push_only: BTreeSet<u32>,
+    /// Cores that take blocks a peer sends unasked (hypercore's allowPush while the core
+    /// has active sessions); their syncs say so.
+    allowing_push: BTreeSet<u32>,
     /// Byte offsets (bytes, padding) local seeks wait on, not yet asked for, per core.
     seeks: HashMap<u32, Vec<(u64, u64)>>,
     /// When each block request in flight was sent (ms since the epoch), for the download
@@ -163,6 +166,37 @@ impl Replicator {
         } else if self.push_only.remove(&handle) {
             self.maybe_upgrade(store, handle);
             self.schedule(store, handle);
+        }
+    }
+
+    /// hypercore's `allowPush` while the core is downloading (has active sessions): peers
+    /// hear it in a sync at once, and blocks they push unasked are verified and kept.
+    pub fn set_allow_push(&mut self, store: &mut Store, handle: u32, allow: bool) {
+        let changed = if allow {
+            self.allowing_push.insert(handle)
+        } else {
+            self.allowing_push.remove(&handle)
+        };
+        if !changed {
+            return;
+        }
+        let Ok(core) = store.core(handle) else {
+            return;
+        };
+        let sessions: Vec<u32> = self.peers.keys().copied().collect();
+        for session in sessions {
+            let Some(peer) = self.peers.get_mut(&session) else {
+                continue;
+            };
+            let Some(&local_id) = peer.by_handle.get(&handle) else {
+                continue;
+            };
+            let Some(ch) = peer.channels.get(&local_id).filter(|c| c.paired) else {
+                continue;
+            };
+            let sync = sync_message(core, &ch.remote, allow);
+            peer.send(local_id, &Message::Sync(sync));
+            self.flush(session);
         }
     }
 
@@ -615,7 +649,7 @@ impl Replicator {
         channel.paired = true;
         let handle = channel.handle;
         let core = store.core(handle)?;
-        let sync = sync_message(core, &channel.remote);
+        let sync = sync_message(core, &channel.remote, self.allowing_push.contains(&handle));
         let st = core.state();
         let contiguous = st.contiguous_length.min(st.length);
         if contiguous == st.length {
@@ -770,7 +804,7 @@ impl Replicator {
         ch.remote.allow_push = m.allow_push;
         // The peer is behind us on our fork: tell it our length, so it can upgrade.
         if m.fork == state.fork && state.length > m.length {
-            let sync = sync_message(core, &ch.remote);
+            let sync = sync_message(core, &ch.remote, self.allowing_push.contains(&handle));
             peer.send(local_id, &Message::Sync(sync));
         }
         let newer_fork = m.fork > state.fork && m.length > 0;
@@ -1216,9 +1250,15 @@ impl Replicator {
         handle: u32,
         m: messages::Data,
     ) -> Result<()> {
-        // Only answers to our own requests are taken; anything else is dropped unread.
-        let Some(kind) = self.clear_inflight(session, local_id, handle, m.request) else {
-            return Ok(());
+        // Only answers to our own requests are taken, and blocks pushed unasked (request 0)
+        // to a core that allows push; anything else is dropped unread.
+        let kind = match self.clear_inflight(session, local_id, handle, m.request) {
+            Some(kind) => kind,
+            None if m.request == 0 && self.allowing_push.contains(&handle) => match &m.block {
+                Some(b) => Inflight::Block(b.index),
+                None => Inflight::Upgrade,
+            },
+            None => return Ok(()),
         };
         let proof = proof_from_data(&m);
         if let Inflight::Reorg = kind {
@@ -1386,7 +1426,7 @@ impl Replicator {
             let ch = &*ch;
             match block {
                 None => {
-                    let sync = sync_message(core, &ch.remote);
+                    let sync = sync_message(core, &ch.remote, self.allowing_push.contains(&handle));
                     peer.send(local_id, &Message::Sync(sync));
                     if full {
                         if let Some(ch) = peer.channels.get_mut(&local_id) {
@@ -1669,7 +1709,7 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn sync_message(core: &Hypercore, remote: &peer::Remote) -> messages::Sync {
+fn sync_message(core: &Hypercore, remote: &peer::Remote, allow_push: bool) -> messages::Sync {
     let state = core.state();
     let same_fork = remote.synced && remote.fork == state.fork;
     messages::Sync {
@@ -1681,7 +1721,7 @@ fn sync_message(core: &Hypercore, remote: &peer::Remote) -> messages::Sync {
         uploading: true,
         downloading: true,
         has_manifest: core.manifest.is_some(),
-        allow_push: false,
+        allow_push,
     }
 }
 
