@@ -521,6 +521,11 @@ class Corestore extends EventEmitter {
           if (t !== undefined && t._relay !== undefined) t._relay(e)
           break
         }
+        case 'mux-open': {
+          const t = targets.get(e.session)
+          if (t !== undefined && t._muxOpen !== undefined) t._muxOpen(e)
+          break
+        }
         case 'truncate': {
           const cs = this._cores.get(e.handle)
           if (cs !== undefined) cs.ontruncate(this.native.state(e.handle), e.index)

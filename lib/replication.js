@@ -6,6 +6,7 @@ const { Duplex } = require('streamx')
 const Protomux = require('protomux')
 const { addCore, widen, addQueued } = require('./targets')
 const { joinAsGuest, startGuests, relayEvent, endGuests, REMOTE_OPEN, OPENED, MESSAGE, CLOSE } = require('./relay')
+const { NoiseView } = require('./engine-mux')
 
 // replicate(true|false): a duplex carrying the raw Noise + secretstream bytes, which the
 // engine encrypts and decrypts itself.
@@ -21,8 +22,11 @@ class ReplicationStream extends Duplex {
     this.keyPair = keyPair // replicate(isInitiator, { keyPair }): our Noise identity
     this.session = 0
     this._adding = [] // cores added before the engine session started
-    this.noiseStream = this
+    // hypercore's stream.noiseStream: the handshake's facts and, as its userData, the
+    // stream's Protomux for JavaScript (lib/engine-mux.js)
+    this.noiseStream = new NoiseView(this)
     this.userData = null
+    this._muxInUse = false // the engine offers other protocols' channels to that mux
     this._congested = false
     this._resume = null
     this._keepAlive = null
@@ -55,6 +59,7 @@ class ReplicationStream extends Duplex {
     }
     this.session = out.session
     this.root._replication.add(this.session, this)
+    if (this._muxInUse) this.root.native.replicationUseMux(this.session)
     this.root._pump(out)
     addQueued(this)
     this._keepAlive = setInterval(keepAlive, KEEP_ALIVE_MS, this)
@@ -101,10 +106,46 @@ class ReplicationStream extends Duplex {
 
   _onopen() {
     startGuests(this)
+    this.noiseStream._onopen()
   }
 
   _relay(e) {
     relayEvent(this, e)
+  }
+
+  // ---- for the stream's Protomux (lib/engine-mux.js) ----
+
+  _useMux() {
+    this._muxInUse = true
+    if (this.session !== 0) this.root.native.replicationUseMux(this.session)
+  }
+
+  // the peer opened a channel of another protocol
+  _muxOpen(e) {
+    const mux = this.noiseStream._mux
+    if (mux !== null) mux._offer(e.channel, e.name, e.data || null)
+    else this._relayReject(e.channel)
+  }
+
+  // a channel of the mux: the engine's id for it, null if the stream is gone
+  _relayOpen(protocol, id, handshake) {
+    if (this.session === 0) return null
+    const out = this.root.native.replicationRelayOpenProtocol(this.session, protocol, id || undefined, handshake)
+    this.root._pump(out)
+    return out.channel === undefined || out.channel === null ? null : out.channel
+  }
+
+  _relaySend(channel, type, data) {
+    if (this.session !== 0) this.root._pump(this.root.native.replicationRelaySend(this.session, channel, type, data))
+  }
+
+  _relayClose(channel) {
+    this._relays.delete(channel)
+    if (this.session !== 0) this.root._pump(this.root.native.replicationRelayClose(this.session, channel))
+  }
+
+  _relayReject(remoteId) {
+    if (this.session !== 0) this.root._pump(this.root.native.replicationRelayReject(this.session, remoteId))
   }
 
   // While what we send is not being read, stop taking input: the peer's requests are what
@@ -142,6 +183,7 @@ class ReplicationStream extends Duplex {
   _end() {
     if (this._keepAlive !== null) clearInterval(this._keepAlive)
     this._keepAlive = null
+    this.noiseStream._onclose()
     if (this.session === 0) return endGuests(this)
     const session = this.session
     this.session = 0
@@ -163,6 +205,7 @@ class ReplicationStream extends Duplex {
   _closed(err, detached = false) {
     this.session = 0
     endGuests(this)
+    this.noiseStream._onclose()
     if (err) this.destroy(err)
     else if (!detached) this.push(null)
   }

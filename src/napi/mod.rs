@@ -865,6 +865,18 @@ fn one_event(e: Event, event: &dyn Fn(&str) -> EventOut) -> EventOut {
             data: Some(data.into()),
             ..event("relay")
         },
+        Event::MuxOpen {
+            session,
+            remote_id,
+            protocol,
+            id,
+        } => EventOut {
+            session: Some(session),
+            channel: u32::try_from(remote_id).ok(),
+            name: Some(protocol),
+            data: id.map(Into::into),
+            ..event("mux-open")
+        },
         Event::Manifest { handle } => EventOut {
             handle: Some(handle),
             ..event("manifest")

@@ -51,6 +51,32 @@ impl NativeStore {
         Ok(out)
     }
 
+    /// The stream's JS Protomux view is in use: the peer's channels of other protocols are
+    /// offered to it (`mux-open` events).
+    #[napi]
+    pub fn replication_use_mux(&mut self, session: u32) -> Result<()> {
+        self.replicator.use_mux(session);
+        Ok(())
+    }
+
+    /// Opens a channel of the JS Protomux view (any protocol; `handshake` as its encoding
+    /// made it): the channel id (`channel`), absent when the stream is not open.
+    #[napi]
+    pub fn replication_relay_open_protocol(
+        &mut self,
+        session: u32,
+        protocol: String,
+        id: Option<BufferSlice>,
+        handshake: BufferSlice,
+    ) -> Result<ReplicationOut> {
+        let mut channel = None;
+        let mut out = self.replicate_with(|r, _| {
+            channel = r.relay_open_protocol(session, &protocol, id.as_deref(), &handshake)
+        })?;
+        out.channel = channel.and_then(|c| u32::try_from(c).ok());
+        Ok(out)
+    }
+
     /// A guest's message (its engine's `send` command) on its relay channel.
     #[napi]
     pub fn replication_relay_send(

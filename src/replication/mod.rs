@@ -95,6 +95,15 @@ pub enum Event {
         message_type: u64,
         data: Vec<u8>,
     },
+    /// The peer opened a channel of a protocol the engine does not speak, on a raw stream
+    /// whose JS Protomux view is in use (`use_mux`): `remote_id` waits for that view to
+    /// pair it (`relay_open_protocol`) or reject it (`relay_reject`).
+    MuxOpen {
+        session: u32,
+        remote_id: u64,
+        protocol: String,
+        id: Option<Vec<u8>>,
+    },
     /// The stream's handshake completed.
     Open {
         session: u32,
@@ -458,9 +467,11 @@ impl Replicator {
         id: Option<Vec<u8>>,
     ) -> Result<()> {
         let is_hypercore = protocol == PROTOCOL || PROTOCOL_ALIASES.contains(&protocol);
-        let dkey = id
-            .and_then(|id| <[u8; 32]>::try_from(id.as_slice()).ok())
-            .filter(|_| is_hypercore);
+        if !is_hypercore {
+            self.offer_to_mux(session, remote_id, protocol, id);
+            return Ok(());
+        }
+        let dkey = id.and_then(|id| <[u8; 32]>::try_from(id.as_slice()).ok());
         let scoped = self.peers.get(&session).is_some_and(|p| p.scope.is_some());
         let handle = match (is_hypercore, dkey) {
             (true, Some(dkey)) => match store.open_handle(&dkey) {
@@ -495,6 +506,22 @@ impl Replicator {
             None => self.reject_or_offer(session, remote_id, dkey),
         }
         Ok(())
+    }
+
+    /// A channel of another protocol: the stream's JS Protomux view decides, if it has one
+    /// (applications' protocols, such as Autobase's wakeup); else it is rejected.
+    fn offer_to_mux(&mut self, session: u32, remote_id: u64, protocol: &str, id: Option<Vec<u8>>) {
+        let viewed = self.peers.get(&session).is_some_and(|p| p.js_mux);
+        if viewed && remote_id > 0 {
+            self.out.events.push(Event::MuxOpen {
+                session,
+                remote_id,
+                protocol: protocol.to_string(),
+                id,
+            });
+        } else {
+            self.reject(session, remote_id);
+        }
     }
 
     fn reject(&mut self, session: u32, remote_id: u64) {
@@ -576,6 +603,32 @@ impl Replicator {
         if let Some(peer) = self.peers.get_mut(&session) {
             peer.hosts_guests = true;
         }
+    }
+
+    /// The raw stream `session` has a JS Protomux view (`stream.noiseStream.userData`): from
+    /// now on the peer's channels of protocols other than hypercore's are offered to it
+    /// (`Event::MuxOpen`) instead of being rejected.
+    pub fn use_mux(&mut self, session: u32) {
+        if let Some(peer) = self.peers.get_mut(&session) {
+            peer.js_mux = true;
+        }
+    }
+
+    /// Opens a channel of the JS Protomux view on the raw stream `session`: its local id
+    /// (its events come back as `Event::Relay`), None if the stream is not open.
+    pub fn relay_open_protocol(
+        &mut self,
+        session: u32,
+        protocol: &str,
+        id: Option<&[u8]>,
+        handshake: &[u8],
+    ) -> Option<u64> {
+        let local_id = self
+            .peers
+            .get_mut(&session)?
+            .open_relay_protocol(protocol, id, handshake);
+        self.flush(session);
+        local_id
     }
 
     /// Opens a relay channel for a guest's core on the raw stream `session`; None if the

@@ -138,6 +138,8 @@ pub struct Peer {
     /// Our channels that carry a guest store's core: their events go out as
     /// `Event::Relay` untouched, the guest's engine speaks the protocol on them.
     pub relays: std::collections::HashSet<u64>,
+    /// The stream's JS Protomux view is in use: channels of other protocols go to it.
+    pub js_mux: bool,
 }
 
 impl Peer {
@@ -159,6 +161,7 @@ impl Peer {
             closed: false,
             hosts_guests: false,
             relays: Default::default(),
+            js_mux: false,
         }
     }
 
@@ -315,6 +318,23 @@ impl Peer {
         let (local_id, frame) =
             self.mux
                 .open_with_aliases(PROTOCOL, PROTOCOL_ALIASES, Some(discovery_key), handshake);
+        self.frames.push(frame);
+        self.relays.insert(local_id);
+        Some(local_id)
+    }
+
+    /// Opens a channel of the JS Protomux view (raw transport only): any protocol, as
+    /// protomux's createChannel, whose unique check the view makes. Its local id.
+    pub fn open_relay_protocol(
+        &mut self,
+        protocol: &str,
+        id: Option<&[u8]>,
+        handshake: &[u8],
+    ) -> Option<u64> {
+        if !matches!(self.transport, Transport::Raw(_)) || !self.is_open() {
+            return None;
+        }
+        let (local_id, frame) = self.mux.open(protocol, id, handshake);
         self.frames.push(frame);
         self.relays.insert(local_id);
         Some(local_id)
