@@ -3,6 +3,8 @@
 const { REQUEST_TIMEOUT } = require('./errors')
 const { DefaultState } = require('./session-state')
 const { CoreView } = require('./core-view')
+const { Verifier } = require('./verifier')
+const { manifestInput } = require('./manifest')
 
 // One CoreState per open native core (keyed by handle in the root Corestore). It caches the
 // NativeCoreInfo/NativeCoreState, keeps the sessions attached to the core, fans 'append' and
@@ -66,6 +68,23 @@ class CoreState {
   // hypercore's `core.storage`: the default state's hypercore-storage view
   get storage() {
     return this.state.storage
+  }
+
+  // hypercore's `core.verifier`: signs, checks and assembles signatures for this core's
+  // manifest (null until the core has one)
+  get verifier() {
+    const m = this.manifest
+    if (m === null) return null
+    if (this._verifier === undefined || this._verifier.manifest !== m) this._verifier = new Verifier(this.key, m)
+    return this._verifier
+  }
+
+  // hypercore's `core.setManifest(manifest)`: a core stored without its manifest takes
+  // the one (an object or its encoding) that hashes to its key
+  async setManifest(manifest) {
+    if (this.manifest !== null) return
+    this.native.setManifest(this.handle, manifestInput(manifest))
+    this.onmanifest(this.native.coreInfo(this.handle))
   }
 
   // hypercore's `core.replicator`: the members libraries call on it

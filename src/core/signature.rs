@@ -13,9 +13,13 @@
 //! `tree_signable_compat` instead (`sign_core_tree`, `verify_core_tree`): corestore makes them
 //! for `get({ key: publicKey, keyPair })`.
 
+use std::collections::HashMap;
+
 use crate::core::manifest::Manifest;
+use crate::core::{merkle, proof};
 use crate::crypto::{self, KeyPair};
 use crate::encoding::compact::{Reader, Result, Writer};
+use crate::storage::TreeNode;
 
 /// hypercore `caps.treeSignable`: 112 bytes, TREE || ctx || tree hash || length || fork.
 pub fn tree_signable(
@@ -314,41 +318,60 @@ pub fn verify_core_tree(
     key: &[u8; 32],
     manifest: &Manifest,
     signature: &[u8],
-    tree_hash: &[u8; 32],
-    length: u64,
-    fork: u64,
+    tree: Tree<'_>,
 ) -> bool {
     if is_compat(key, manifest) {
         let pk = &manifest.signers[0].public_key;
-        return verify_tree_compat(pk, signature, tree_hash, length, fork, false);
+        return verify_tree_compat(pk, signature, tree.hash, tree.length, tree.fork, false);
     }
-    verify_tree(manifest, signature, tree_hash, length, fork)
+    verify_tree(manifest, signature, tree)
+}
+
+/// The tree a signature is checked against: its hash, length and fork, and its full roots
+/// where the caller has them (a multisig proof with a patch is checked over a longer tree
+/// grown from them; without the roots such a proof is refused).
+#[derive(Debug, Clone, Copy)]
+pub struct Tree<'a> {
+    pub hash: &'a [u8; 32],
+    pub roots: Option<&'a [TreeNode]>,
+    pub length: u64,
+    pub fork: u64,
+}
+
+impl<'a> Tree<'a> {
+    pub fn new(hash: &'a [u8; 32], length: u64, fork: u64) -> Tree<'a> {
+        Tree {
+            hash,
+            roots: None,
+            length,
+            fork,
+        }
+    }
+
+    pub fn with_roots(mut self, roots: &'a [TreeNode]) -> Tree<'a> {
+        self.roots = Some(roots);
+        self
+    }
 }
 
 /// hypercore `Verifier.verify` for a tree of `length` blocks with `tree_hash` at `fork`:
 /// a quorum of distinct signers must have signed it (a prologue's tree needs none).
-/// False for anything malformed, never a panic. Proofs with patches (signatures over a
-/// longer tree, `allow_patch` manifests) cannot be checked from the tree hash alone and
-/// are refused: the JS checks them against the merkle tree.
-pub fn verify_tree(
-    manifest: &Manifest,
-    signature: &[u8],
-    tree_hash: &[u8; 32],
-    length: u64,
-    fork: u64,
-) -> bool {
+/// False for anything malformed, never a panic. A proof with a patch (a signature over a
+/// longer tree, `allow_patch` manifests) is checked over that tree, grown from the tree's
+/// roots by the patch nodes (`proof::patched_roots`).
+pub fn verify_tree(manifest: &Manifest, signature: &[u8], tree: Tree<'_>) -> bool {
     if manifest.version == 0 {
         if !manifest.allow_patch && manifest.signers.len() == 1 {
-            return verify_signer(manifest, 0, signature, tree_hash, length, fork);
+            return verify_signer(manifest, 0, signature, tree.hash, tree.length, tree.fork);
         }
-        return verify_multi(manifest, signature, tree_hash, length, fork);
+        return verify_multi(manifest, signature, tree);
     }
     if let Some(p) = &manifest.prologue {
-        if length <= p.length {
-            return length == p.length && *tree_hash == p.hash;
+        if tree.length <= p.length {
+            return tree.length == p.length && *tree.hash == p.hash;
         }
     }
-    verify_multi(manifest, signature, tree_hash, length, fork)
+    verify_multi(manifest, signature, tree)
 }
 
 fn verify_signer(
@@ -372,52 +395,81 @@ fn verify_signer(
     )
 }
 
-fn verify_multi(
-    manifest: &Manifest,
-    signature: &[u8],
-    tree_hash: &[u8; 32],
-    length: u64,
-    fork: u64,
-) -> bool {
+fn verify_multi(manifest: &Manifest, signature: &[u8], tree: Tree<'_>) -> bool {
     if manifest.quorum == 0 {
         return false;
     }
-    // (signer, signature, patch length)
-    let proofs: Vec<(u64, [u8; 64], u64)> = if manifest.version == 0 {
+    // (signer, signature, patch length), and the patch's nodes
+    let (proofs, nodes): (Vec<(u64, [u8; 64], u64)>, Vec<PatchNode>) = if manifest.version == 0
+    {
         match MultiSignatureV0::decode(signature) {
-            Ok(m) => m
-                .proofs
-                .into_iter()
-                .map(|p| (p.signer, p.signature, p.patch.map_or(0, |x| x.length)))
-                .collect(),
+            Ok(m) => (
+                m.proofs
+                    .into_iter()
+                    .map(|p| (p.signer, p.signature, p.patch.map_or(0, |x| x.length)))
+                    .collect(),
+                m.patch,
+            ),
             Err(_) => return false,
         }
     } else {
         match MultiSignature::decode(signature) {
-            Ok(m) => m
-                .proofs
-                .into_iter()
-                .map(|p| (p.signer, p.signature, p.patch))
-                .collect(),
+            Ok(m) => (
+                m.proofs
+                    .into_iter()
+                    .map(|p| (p.signer, p.signature, p.patch))
+                    .collect(),
+                m.patch,
+            ),
             Err(_) => return false,
         }
     };
     if (proofs.len() as u64) < manifest.quorum {
         return false;
     }
+    // as hypercore: the patch nodes by index (a later node of the same index wins)
+    let patch_nodes: HashMap<u64, TreeNode> = if manifest.allow_patch {
+        nodes
+            .into_iter()
+            .map(|n| {
+                let node = TreeNode {
+                    index: n.index,
+                    size: n.size,
+                    hash: n.hash,
+                };
+                (n.index, node)
+            })
+            .collect()
+    } else {
+        HashMap::new()
+    };
     let mut tried = vec![false; manifest.signers.len()];
     for (signer, sig, patch) in proofs.iter().take(manifest.quorum as usize) {
-        if *patch != 0 && manifest.allow_patch {
-            return false; // needs the merkle tree to rebuild the patched tree hash
-        }
         let Ok(i) = usize::try_from(*signer) else {
             return false;
+        };
+        // a patched proof signs the longer tree the patch grows this one into
+        let patched;
+        let (hash, length) = if *patch != 0 && manifest.allow_patch {
+            let Some(roots) = tree.roots else {
+                return false;
+            };
+            let prologue = manifest.prologue.as_ref();
+            let Some(grown) =
+                proof::patched_roots(roots, tree.length, *patch, &patch_nodes, prologue)
+            else {
+                return false;
+            };
+            patched = merkle::hash_roots(&grown);
+            (&patched, tree.length + *patch)
+        } else {
+            (tree.hash, tree.length)
         };
         if i >= tried.len() || tried[i] {
             return false;
         }
         tried[i] = true;
-        if !verify_signer(manifest, i, sig, tree_hash, length, fork) {
+        if !verify_signer(manifest, i, sig, hash, length, tree.fork) {
             return false;
         }
     }
@@ -450,6 +502,14 @@ mod tests {
     use crate::crypto::{hex, CORESTORE_DEFAULT_NAMESPACE};
 
     type Root = (u64, u64, [u8; 32]);
+
+    fn vt(m: &Manifest, sig: &[u8], th: &[u8; 32], length: u64, fork: u64) -> bool {
+        verify_tree(m, sig, Tree::new(th, length, fork))
+    }
+
+    fn vct(key: &[u8; 32], m: &Manifest, sig: &[u8], th: &[u8; 32], length: u64, fork: u64) -> bool {
+        verify_core_tree(key, m, sig, Tree::new(th, length, fork))
+    }
 
     /// The hash and size of node `index` over the given leaves (index / 2 < leaves.len()).
     fn node(leaves: &[(u64, [u8; 32])], index: u64) -> (u64, [u8; 32]) {
@@ -511,17 +571,17 @@ mod tests {
     }
 
     fn check_tampering(m: &Manifest, sig: &[u8], th: &[u8; 32], length: u64, fork: u64) {
-        assert!(verify_tree(m, sig, th, length, fork));
-        assert!(!verify_tree(m, sig, th, length + 1, fork));
-        assert!(!verify_tree(m, sig, th, length, fork + 1));
+        assert!(vt(m, sig, th, length, fork));
+        assert!(!vt(m, sig, th, length + 1, fork));
+        assert!(!vt(m, sig, th, length, fork + 1));
         let mut other = *th;
         other[0] ^= 1;
-        assert!(!verify_tree(m, sig, &other, length, fork));
+        assert!(!vt(m, sig, &other, length, fork));
         for range in signature_ranges(m, sig) {
             for i in range {
                 let mut bad = sig.to_vec();
                 bad[i] ^= 0x20;
-                assert!(!verify_tree(m, &bad, th, length, fork), "flipped byte {i}");
+                assert!(!vt(m, &bad, th, length, fork), "flipped byte {i}");
             }
         }
         // another signer index, or a repeated signer
@@ -529,23 +589,23 @@ mod tests {
             if m.version == 0 {
                 let mut ms = MultiSignatureV0::decode(sig).unwrap();
                 ms.proofs[0].signer = (ms.proofs[0].signer + 1) % 4;
-                assert!(!verify_tree(m, &ms.encode(), th, length, fork));
+                assert!(!vt(m, &ms.encode(), th, length, fork));
             } else {
                 let mut ms = MultiSignature::decode(sig).unwrap();
                 ms.proofs[0].signer = (ms.proofs[0].signer + 1) % 4;
-                assert!(!verify_tree(m, &ms.encode(), th, length, fork));
+                assert!(!vt(m, &ms.encode(), th, length, fork));
                 // a patch proof on a manifest without allow_patch is checked as if unpatched
                 let mut ms = MultiSignature::decode(sig).unwrap();
                 ms.proofs[0].patch = 3;
                 assert_eq!(
-                    verify_tree(m, &ms.encode(), th, length, fork),
+                    vt(m, &ms.encode(), th, length, fork),
                     !m.allow_patch
                 );
             }
         }
         for n in 0..sig.len() {
             assert!(
-                !verify_tree(m, &sig[..n], th, length, fork),
+                !vt(m, &sig[..n], th, length, fork),
                 "truncated to {n}"
             );
         }
@@ -692,7 +752,7 @@ mod tests {
                 let sig = s.get("signature").bytes();
                 let valid = s.get("valid").bool();
                 assert_eq!(
-                    verify_tree(&m, &sig, &th, length, fork),
+                    vt(&m, &sig, &th, length, fork),
                     valid,
                     "{m:?} {s:?}"
                 );
@@ -726,8 +786,8 @@ mod tests {
             }
             if let Json::Arr(pv) = t.get("prologueVerify") {
                 let p = m.prologue.clone().unwrap();
-                assert_eq!(verify_tree(&m, &[], &p.hash, p.length, 0), pv[0].bool());
-                assert_eq!(verify_tree(&m, &[], &th, p.length, 0), pv[1].bool());
+                assert_eq!(vt(&m, &[], &p.hash, p.length, 0), pv[0].bool());
+                assert_eq!(vt(&m, &[], &th, p.length, 0), pv[1].bool());
             }
         }
         assert!(assembled >= 12);
@@ -742,7 +802,7 @@ mod tests {
         assert!(sign_tree(&m, &other, &[0; 32], 1, 0).is_empty());
         let sig = sign_tree(&m, &kp, &[0; 32], 1, 0);
         assert_eq!(sig.len(), 68);
-        assert!(verify_tree(&m, &sig, &[0; 32], 1, 0));
+        assert!(vt(&m, &sig, &[0; 32], 1, 0));
     }
 
     #[test]
@@ -754,14 +814,14 @@ mod tests {
         // key = public key: the compat signable, a raw signature
         let sig = sign_core_tree(&kp.public_key, &m, &kp, &th, 4, 0).unwrap();
         assert!(verify_tree_compat(&kp.public_key, &sig, &th, 4, 0, false));
-        assert!(verify_core_tree(&kp.public_key, &m, &sig, &th, 4, 0));
-        assert!(!verify_tree(&m, &sig, &th, 4, 0));
-        assert!(!verify_core_tree(&kp.public_key, &m, &sig, &th, 5, 0));
+        assert!(vct(&kp.public_key, &m, &sig, &th, 4, 0));
+        assert!(!vt(&m, &sig, &th, 4, 0));
+        assert!(!vct(&kp.public_key, &m, &sig, &th, 5, 0));
         // key = manifest hash: the manifest's own scheme
         let key = m.hash();
         let sig = sign_core_tree(&key, &m, &kp, &th, 4, 0).unwrap();
-        assert!(verify_core_tree(&key, &m, &sig, &th, 4, 0));
-        assert!(!verify_core_tree(&kp.public_key, &m, &sig, &th, 4, 0));
+        assert!(vct(&key, &m, &sig, &th, 4, 0));
+        assert!(!vct(&kp.public_key, &m, &sig, &th, 4, 0));
         // not a signer
         assert!(sign_core_tree(&kp.public_key, &m, &other, &th, 4, 0).is_none());
         assert!(sign_core_tree(&key, &m, &other, &th, 4, 0).is_none());
@@ -824,7 +884,7 @@ mod tests {
                 })
                 .collect();
             for m in &manifests {
-                assert!(!verify_tree(m, &bytes, &[0; 32], 3, 0));
+                assert!(!vt(m, &bytes, &[0; 32], 3, 0));
             }
         }
     }

@@ -13,6 +13,7 @@ mod groups;
 mod push_only;
 mod signing;
 mod snapshot;
+mod verifier;
 
 use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi::Env;
