@@ -472,6 +472,16 @@ class Peer {
     this.removed = true
   }
 
+  // hypercore's peer.protomux: the stream's Protomux. A Hyperswarm connection has a JS
+  // one (the engine's channels are on it); a raw stream's Protomux runs in the engine, so
+  // the peer gets a view of its hypercore channels (what core-coupler asks it)
+  get protomux() {
+    const mux = this.stream && this.stream.userData
+    if (mux && typeof mux.getLastChannel === 'function') return mux
+    if (this._mux === undefined) this._mux = new EngineMuxView(this._state.root, this.session, this.stream)
+    return this._mux
+  }
+
   get remoteLength() {
     return this._info().remoteLength
   }
@@ -490,6 +500,35 @@ class Peer {
 
   get remoteAllowPush() {
     return this._info().remoteAllowPush
+  }
+}
+
+// The hypercore channels the engine's Protomux has on one raw stream, as Protomux's
+// getLastChannel({ protocol, id }) answers: a channel of a core this store has open whose
+// peer is known (it opened on both sides), or null.
+class EngineMuxView {
+  constructor(root, session, stream) {
+    this.root = root
+    this.session = session
+    this.stream = stream || null
+  }
+
+  getLastChannel({ protocol, id }) {
+    if (protocol !== 'hypercore' || !id || this.root.native === null) return null
+    for (const cs of this.root._cores.values()) {
+      if (cs.closed || !cs.discoveryKey.equals(id)) continue
+      if (cs.native.replicationPeer(cs.handle, this.session) === null) return null
+      return OPENED_CHANNEL
+    }
+    return null
+  }
+}
+
+const OPENED_CHANNEL = {
+  protocol: 'hypercore',
+  opened: true,
+  fullyOpened() {
+    return Promise.resolve(true)
   }
 }
 

@@ -119,7 +119,7 @@ class Verifier {
   // batch's roots; a prologue's tree needs none)
   verify(batch, signature) {
     if (!signature) return false
-    const roots = Array.isArray(batch.roots) ? batch.roots.map(nodeIn) : null
+    const roots = Array.isArray(batch.roots) ? batch.roots.map(nodeIn) : undefined
     return binding.verifyTreeSignature(
       this._input,
       this.compat,
@@ -153,7 +153,7 @@ class Verifier {
         signer: u.signer,
         signature: toBuffer(u.signature),
         patch: u.patch || 0,
-        nodes: u.nodes ? u.nodes.map(nodeIn) : null
+        nodes: u.nodes ? u.nodes.map(nodeIn) : undefined
       }))
     )
   }
