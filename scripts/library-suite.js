@@ -6,7 +6,8 @@
 // baseline), and prints passed/total per test file and in all.
 //
 //   node scripts/library-suite.js <name> --mirror <git dir> [--rev REV] [--js]
-//        [--files a.js,b.js] [--timeout SECONDS] [--isolate] [--json OUT] [--keep]
+//        [--files a.js,b.js] [--timeout SECONDS] [--isolate] [--only REGEX] [--verbose]
+//        [--json OUT] [--keep]
 //
 // - The library's repository (its code, test/ and fixtures) comes from the mirror with
 //   `git archive` into a temp dir, deleted on exit: upstream's tests are never copied into
@@ -38,13 +39,13 @@ const PINS = { hypercore: '11.37.1', corestore: '7.12.5' }
 function usage(msg) {
   if (msg) console.error('library-suite: ' + msg)
   console.error(
-    'usage: node scripts/library-suite.js <name> --mirror <git dir> [--rev REV] [--js] [--files a.js,b.js] [--timeout s] [--isolate] [--json out] [--keep]'
+    'usage: node scripts/library-suite.js <name> --mirror <git dir> [--rev REV] [--js] [--files a.js,b.js] [--timeout s] [--isolate] [--only REGEX] [--verbose] [--json out] [--keep]'
   )
   process.exit(2)
 }
 
 function parseArgs(argv) {
-  const o = { name: null, mirror: null, rev: 'HEAD', js: false, files: null, timeout: 300, isolate: false, json: null, keep: false }
+  const o = { name: null, mirror: null, rev: 'HEAD', js: false, files: null, timeout: 300, isolate: false, json: null, keep: false, only: null }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const next = () => (i + 1 < argv.length ? argv[++i] : usage(a + ' needs a value'))
@@ -54,8 +55,10 @@ function parseArgs(argv) {
     else if (a === '--files') o.files = next().split(',').filter(Boolean)
     else if (a === '--timeout') o.timeout = Number(next())
     else if (a === '--isolate') o.isolate = true
+    else if (a === '--verbose') o.verbose = true
     else if (a === '--json') o.json = next()
     else if (a === '--keep') o.keep = true
+    else if (a === '--only') o.only = new RegExp(next())
     else if (a.startsWith('--')) usage('unknown option ' + a)
     else if (o.name === null) o.name = a
     else usage('unexpected argument ' + a)
@@ -213,14 +216,18 @@ async function runSuite(opts) {
       entry.total = 1
       entry.failed.push('(file did not load)')
     } else {
-      entry.total = names.length
+      if (opts.only) opts.isolate = true // a selection runs test by test
+      entry.total = opts.only ? names.filter((x) => opts.only.test(x)).length : names.length
       const results = new Map()
       let note = null
       if (opts.isolate) {
         for (let n = 1; n <= names.length; n++) {
+          if (opts.only && !opts.only.test(names[n - 1])) continue
           const r = await runFile(opts, pkgDir, rel, n)
+          if (opts.verbose) console.log(r.out + r.err)
           const got = parseTap(r.out).get(n)
-          results.set(n, got || { ok: false, name: names[n - 1], why: r.timedOut ? 'timeout' : 'crashed' })
+          const why = r.timedOut ? `timed out after ${opts.timeout} s` : failure(r)
+          results.set(n, got && got.ok ? got : { ok: false, name: names[n - 1], why })
         }
       } else {
         const r = await runFile(opts, pkgDir, rel, 0)
@@ -229,10 +236,11 @@ async function runSuite(opts) {
         else if (r.code !== 0 && results.size < names.length) note = 'crashed: ' + lastLines(r.err)
       }
       for (let n = 1; n <= names.length; n++) {
+        if (opts.only && !opts.only.test(names[n - 1])) continue
         const v = results.get(n)
         if (v && v.ok && v.skip) entry.skipped++
         else if (v && v.ok) entry.passed++
-        else entry.failed.push(names[n - 1] + (v ? '' : ' (not reached)'))
+        else entry.failed.push(names[n - 1] + (v ? (v.why ? ' -- ' + v.why : '') : ' (not reached)'))
       }
       entry.note = note
     }
@@ -249,6 +257,18 @@ async function runSuite(opts) {
   console.log(`library-suite ${opts.name} ${report.impl}: ${passed}/${total} passed in ${secs} s`)
   if (opts.json) fs.writeFileSync(opts.json, JSON.stringify(report, null, 2) + '\n')
   return passed === total ? 0 : 1
+}
+
+// why a test failed: its first failed assertion, else the error its process died of
+function failure(r) {
+  const lines = r.out.split('\n')
+  const at = lines.findIndex((l) => /^\s+not ok \d+/.test(l))
+  if (at !== -1) {
+    const detail = lines.slice(at + 1, at + 8).filter((l) => /^\s+(actual|expected|operator|at|message|code):/.test(l))
+    return [lines[at].trim(), ...detail.map((l) => l.trim())].join(' | ').slice(0, 400)
+  }
+  if (/Test did not end/.test(r.err)) return 'test did not end (the event loop ran dry: a wait that never resolved)'
+  return lastLines(r.err) || 'exit ' + r.code
 }
 
 // the first lines of the error a crashed process printed (skipping node's source excerpt)
