@@ -888,4 +888,79 @@ mod tests {
             }
         }
     }
+
+    /// Multisig proofs with patches (hypercore `multisig.partialSignature` over a signer's
+    /// longer tree): checked over the tree the patch grows, and only with the right nodes.
+    #[test]
+    fn patched_multisig_proofs() {
+        let leaves: Vec<(u64, [u8; 32])> = (0..6u8)
+            .map(|i| (1, crypto::leaf_hash(&[b'0' + i])))
+            .collect();
+        let tree_at = |n: usize| -> Vec<TreeNode> {
+            roots(&leaves[..n])
+                .into_iter()
+                .map(|(index, size, hash)| TreeNode { index, size, hash })
+                .collect()
+        };
+        let node_at = |index: u64| {
+            let (size, hash) = node(&leaves, index);
+            PatchNode { index, size, hash }
+        };
+        let kps: Vec<KeyPair> = (1..=3u8).map(|i| crypto::key_pair_from_seed(&[i; 32])).collect();
+        let mut m = Manifest::single_signer(&kps[0].public_key, 1);
+        m.signers = kps
+            .iter()
+            .map(|k| Manifest::single_signer(&k.public_key, 1).signers.remove(0))
+            .collect();
+        m.quorum = 2;
+        m.allow_patch = true;
+        let ctx = m.hash();
+        let sign = |kp: &KeyPair, n: usize| {
+            let t = tree_at(n);
+            let h = merkle::hash_roots(&t);
+            crypto::sign(&kp.secret_key, &tree_signable(&ctx, &h, n as u64, 0))
+        };
+
+        // (target length, signer 0's longer length, the patch nodes hypercore sends, nodes
+        // that would make the longer tree's hash without joining the shorter tree)
+        let cases: [(usize, usize, Vec<u64>, Vec<u64>); 3] = [
+            (4, 6, vec![9], vec![]),
+            (3, 4, vec![6], vec![3]),
+            (2, 6, vec![5, 9], vec![3, 9]),
+        ];
+        for (len, longer, nodes, shortcut) in cases {
+            let roots = tree_at(len);
+            let hash = merkle::hash_roots(&roots);
+            let tree = Tree::new(&hash, len as u64, 0).with_roots(&roots);
+            let sig = |patch: Vec<PatchNode>, p: u64| {
+                MultiSignature {
+                    proofs: vec![
+                        Proof { signer: 0, signature: sign(&kps[0], longer), patch: p },
+                        Proof { signer: 1, signature: sign(&kps[1], len), patch: 0 },
+                    ],
+                    patch,
+                }
+                .encode()
+            };
+            let good: Vec<PatchNode> = nodes.iter().map(|&i| node_at(i)).collect();
+            let p = (longer - len) as u64;
+            assert!(verify_tree(&m, &sig(good.clone(), p), tree), "{len} -> {longer}");
+            // without the roots, or without patching allowed, it cannot be checked
+            assert!(!verify_tree(&m, &sig(good.clone(), p), Tree::new(&hash, len as u64, 0)));
+            let mut strict = m.clone();
+            strict.allow_patch = false;
+            assert!(!verify_tree(&strict, &sig(good.clone(), p), tree));
+            // a wrong node, a missing node, a wrong patch length
+            let mut bad = good.clone();
+            bad[0].hash[0] ^= 1;
+            assert!(!verify_tree(&m, &sig(bad, p), tree));
+            assert!(!verify_tree(&m, &sig(good[1..].to_vec(), p), tree));
+            assert!(!verify_tree(&m, &sig(good.clone(), p + 1), tree));
+            // a patch node that spans blocks of the shorter tree is never taken as given
+            if !shortcut.is_empty() {
+                let over = shortcut.iter().map(|&i| node_at(i)).collect();
+                assert!(!verify_tree(&m, &sig(over, p), tree));
+            }
+        }
+    }
 }
