@@ -395,13 +395,15 @@ fn verify_signer(
     )
 }
 
+/// (signer, signature, patch length) of each proof of a multisig.
+type Proofs = Vec<(u64, [u8; 64], u64)>;
+
 fn verify_multi(manifest: &Manifest, signature: &[u8], tree: Tree<'_>) -> bool {
     if manifest.quorum == 0 {
         return false;
     }
-    // (signer, signature, patch length), and the patch's nodes
-    let (proofs, nodes): (Vec<(u64, [u8; 64], u64)>, Vec<PatchNode>) = if manifest.version == 0
-    {
+    // the proofs, and the patch's nodes
+    let (proofs, nodes): (Proofs, Vec<PatchNode>) = if manifest.version == 0 {
         match MultiSignatureV0::decode(signature) {
             Ok(m) => (
                 m.proofs
@@ -507,7 +509,14 @@ mod tests {
         verify_tree(m, sig, Tree::new(th, length, fork))
     }
 
-    fn vct(key: &[u8; 32], m: &Manifest, sig: &[u8], th: &[u8; 32], length: u64, fork: u64) -> bool {
+    fn vct(
+        key: &[u8; 32],
+        m: &Manifest,
+        sig: &[u8],
+        th: &[u8; 32],
+        length: u64,
+        fork: u64,
+    ) -> bool {
         verify_core_tree(key, m, sig, Tree::new(th, length, fork))
     }
 
@@ -597,17 +606,11 @@ mod tests {
                 // a patch proof on a manifest without allow_patch is checked as if unpatched
                 let mut ms = MultiSignature::decode(sig).unwrap();
                 ms.proofs[0].patch = 3;
-                assert_eq!(
-                    vt(m, &ms.encode(), th, length, fork),
-                    !m.allow_patch
-                );
+                assert_eq!(vt(m, &ms.encode(), th, length, fork), !m.allow_patch);
             }
         }
         for n in 0..sig.len() {
-            assert!(
-                !vt(m, &sig[..n], th, length, fork),
-                "truncated to {n}"
-            );
+            assert!(!vt(m, &sig[..n], th, length, fork), "truncated to {n}");
         }
     }
 
@@ -751,11 +754,7 @@ mod tests {
             for s in t.get("signatures").arr() {
                 let sig = s.get("signature").bytes();
                 let valid = s.get("valid").bool();
-                assert_eq!(
-                    vt(&m, &sig, &th, length, fork),
-                    valid,
-                    "{m:?} {s:?}"
-                );
+                assert_eq!(vt(&m, &sig, &th, length, fork), valid, "{m:?} {s:?}");
                 match s.get("kind").str() {
                     "sign" => {
                         let pk = s.get("signerPublicKey").b32();
@@ -906,7 +905,9 @@ mod tests {
             let (size, hash) = node(&leaves, index);
             PatchNode { index, size, hash }
         };
-        let kps: Vec<KeyPair> = (1..=3u8).map(|i| crypto::key_pair_from_seed(&[i; 32])).collect();
+        let kps: Vec<KeyPair> = (1..=3u8)
+            .map(|i| crypto::key_pair_from_seed(&[i; 32]))
+            .collect();
         let mut m = Manifest::single_signer(&kps[0].public_key, 1);
         m.signers = kps
             .iter()
@@ -935,8 +936,16 @@ mod tests {
             let sig = |patch: Vec<PatchNode>, p: u64| {
                 MultiSignature {
                     proofs: vec![
-                        Proof { signer: 0, signature: sign(&kps[0], longer), patch: p },
-                        Proof { signer: 1, signature: sign(&kps[1], len), patch: 0 },
+                        Proof {
+                            signer: 0,
+                            signature: sign(&kps[0], longer),
+                            patch: p,
+                        },
+                        Proof {
+                            signer: 1,
+                            signature: sign(&kps[1], len),
+                            patch: 0,
+                        },
                     ],
                     patch,
                 }
@@ -944,9 +953,16 @@ mod tests {
             };
             let good: Vec<PatchNode> = nodes.iter().map(|&i| node_at(i)).collect();
             let p = (longer - len) as u64;
-            assert!(verify_tree(&m, &sig(good.clone(), p), tree), "{len} -> {longer}");
+            assert!(
+                verify_tree(&m, &sig(good.clone(), p), tree),
+                "{len} -> {longer}"
+            );
             // without the roots, or without patching allowed, it cannot be checked
-            assert!(!verify_tree(&m, &sig(good.clone(), p), Tree::new(&hash, len as u64, 0)));
+            assert!(!verify_tree(
+                &m,
+                &sig(good.clone(), p),
+                Tree::new(&hash, len as u64, 0)
+            ));
             let mut strict = m.clone();
             strict.allow_patch = false;
             assert!(!verify_tree(&strict, &sig(good.clone(), p), tree));

@@ -62,8 +62,12 @@ pub fn tree_hash_of_roots(roots: Vec<TreeNodeIn>) -> Result<Buffer> {
 /// hypercore-crypto `sign`: the detached ed25519 signature of `message`.
 #[napi]
 pub fn sign_message(message: Buffer, secret_key: Buffer) -> Result<Buffer> {
-    let sk = <[u8; 64]>::try_from(secret_key.as_ref())
-        .map_err(|_| bad(format!("secret key must be 64 bytes, got {}", secret_key.len())))?;
+    let sk = <[u8; 64]>::try_from(secret_key.as_ref()).map_err(|_| {
+        bad(format!(
+            "secret key must be 64 bytes, got {}",
+            secret_key.len()
+        ))
+    })?;
     Ok(crypto::sign(&sk, &message).to_vec().into())
 }
 
