@@ -557,7 +557,9 @@ pub fn plan_commit(
     };
     let signature = if let Some(sig) = given_signature {
         // a signature made elsewhere (e.g. an Autobase's indexers): it must sign this tree
-        if !signature::verify_tree(manifest, &sig, &tree.hash(), tree.length, tree.fork) {
+        let hash = tree.hash();
+        let signed = signature::Tree::new(&hash, tree.length, tree.fork).with_roots(&tree.roots);
+        if !signature::verify_tree(manifest, &sig, signed) {
             return Err(Error::new(
                 "INVALID_SIGNATURE",
                 "Signature is not valid over committed tree",

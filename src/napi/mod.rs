@@ -15,6 +15,11 @@ mod relay;
 mod stream_keys;
 mod signing;
 mod snapshot;
+mod verifier;
+pub use verifier::{
+    assemble_signature, sign_message, tree_hash_of_roots, tree_signable_compat, verify_message,
+    verify_tree_signature,
+};
 
 use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi::Env;
