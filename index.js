@@ -16,6 +16,9 @@ const { manifestInput } = require('./lib/manifest')
 
 const DEFAULT_NAMESPACE = Buffer.alloc(32) // 32 zero bytes, as corestore
 
+const LINGER_TICK_MS = 2000
+const LINGER_STRIKES = 4
+
 class Corestore extends EventEmitter {
   constructor(storage, opts = {}) {
     super()
@@ -44,6 +47,10 @@ class Corestore extends EventEmitter {
     this._lists = new Map() // CoreState -> this store's sessions of that core
     this._findingCount = 0 // findingPeers() calls on this store not yet done
     this._cores = this.root ? null : new Map() // handle -> CoreState, on the root only
+    // on the root: cores whose last strong session closed. As corestore's, they stay open
+    // (replicating, in store.cores, taken again by the next get) for 6-8 s, then close.
+    this._lingering = this.root ? null : new Set()
+    this._lingerTimer = null
     this._states = this.root ? null : new Map() // state handle -> named/atomic SessionState
     this._replication = this.root ? null : new Replication()
     this._watching = this.root ? this.root._watching : [] // stores with watchers
@@ -165,6 +172,7 @@ class Corestore extends EventEmitter {
     for (const store of this.corestores) closing.push(store.close())
     await Promise.all(closing)
 
+    this._stopLinger()
     // whatever is left: weak sessions and sessions made from them
     const left = []
     for (const cs of [...this._cores.values()]) left.push(cs.closeAll())
@@ -500,8 +508,10 @@ class Corestore extends EventEmitter {
           }
           const st = this.native.state(e.handle)
           if (!cs.manifest) cs.refresh(this.native.coreInfo(e.handle)) // learned from the peer
-          if (e.type === 'append') cs.onappend(st)
-          else cs.ondownload(st, e.blocks, e.session)
+          if (e.type === 'append') {
+            cs.onappend(st)
+            if (cs._view !== null) cs._view._onpeerupdate(st)
+          } else cs.ondownload(st, e.blocks, e.session)
           break
         }
         case 'upload': {
@@ -558,7 +568,7 @@ class Corestore extends EventEmitter {
           if (cs !== undefined) {
             const t = targets.get(e.session)
             const key = e.remotePublicKey || (t && t.remotePublicKey) || null
-            cs.onpeer(e.type === 'peer-add', e.session, key, t && (t.conn || t))
+            cs.onpeer(e.type === 'peer-add', e.session, key, t && peerStream(t))
           }
           break
         }
@@ -647,9 +657,44 @@ class Corestore extends EventEmitter {
     } else {
       cs.refresh(info)
       if (o.group && cs.group === null) cs.group = o.group
+      // a lingering core taken again: its lingering reference goes (openCore added one)
+      if (this._lingering.delete(cs)) this.native.closeCore(info.handle)
     }
     this._pumpLocal()
     return cs
+  }
+
+  // root only. The last strong session of `cs` closed: it lingers, keeping that session's
+  // native reference (corestore's gc: a strike now, one every 2 s, closed at the fourth).
+  // False when the store is closing: the caller releases the reference.
+  _lingerCore(cs) {
+    if (this.closing !== null || this.native === null || this._nativeClosed) return false
+    cs.lingerStrikes = 1
+    this._lingering.add(cs)
+    if (this._lingerTimer === null) {
+      this._lingerTimer = setInterval(() => this._lingerCycle(), LINGER_TICK_MS)
+      this._lingerTimer.unref()
+    }
+    return true
+  }
+
+  _lingerCycle() {
+    for (const cs of this._lingering) {
+      if (++cs.lingerStrikes < LINGER_STRIKES) continue
+      this._lingering.delete(cs)
+      cs._gc()
+      this._closeCore(cs.handle)
+    }
+    if (this._lingering.size === 0) this._stopLinger()
+  }
+
+  // the timer stops; on close, the lingering cores go with the store's native references
+  _stopLinger() {
+    if (this._lingerTimer !== null) clearInterval(this._lingerTimer)
+    this._lingerTimer = null
+    if (this.closing === null) return
+    for (const cs of this._lingering) cs._gc()
+    this._lingering.clear()
   }
 
   _closeCore(handle) {
@@ -714,4 +759,11 @@ function replicationError(e) {
   const err = new Error(e.message || e.code)
   err.code = e.code
   return err
+}
+
+// hypercore's peer.stream: the noise stream of the connection (a secret-stream is its own;
+// a raw replication stream's is its NoiseView, also for guest stores on it)
+function peerStream(t) {
+  const s = t.conn || t
+  return s.noiseStream || s
 }

@@ -135,6 +135,16 @@ class CoreState {
     return this._view
   }
 
+  // hypercore's core.preupdate, as sessions' `core.core` (this) and watchers' core (the
+  // view) both reach it: one hook, kept on the view (CoreView._onpeerupdate runs it)
+  get preupdate() {
+    return this._view !== null ? this._view.preupdate : null
+  }
+
+  set preupdate(fn) {
+    this.view().preupdate = fn
+  }
+
   // hypercore's allowPush: peers may push blocks to this core while it has active sessions
   // (hypercore's replicator.isAllowingPush: allowPush and downloading)
   setAllowPush(allowPush) {
@@ -192,7 +202,11 @@ class CoreState {
     session._stateIndex = -1
     this.foundPeers(finding(session))
     if (session._active) this.activity(-1)
-    if (session.weak === false && --this.strong === 0) this._gc()
+    if (session.weak === false && --this.strong === 0) {
+      if (this.root._lingerCore(this)) return true // keeps the session's native reference
+      this._gc()
+    }
+    return false
   }
 
   // the last strong session left: the engine frees the core, so weak sessions go too
@@ -499,14 +513,10 @@ class Peer {
     this.removed = true
   }
 
-  // hypercore's peer.protomux: the stream's Protomux. A Hyperswarm connection has a JS
-  // one (the engine's channels are on it); a raw stream's Protomux runs in the engine, so
-  // the peer gets a view of its hypercore channels (what core-coupler asks it)
+  // hypercore's peer.protomux: the Protomux of the peer's stream (a Hyperswarm
+  // connection's, or a raw stream's EngineMux: lib/engine-mux.js)
   get protomux() {
-    const mux = this.stream && this.stream.userData
-    if (mux && typeof mux.getLastChannel === 'function') return mux
-    if (this._mux === undefined) this._mux = new EngineMuxView(this._state.root, this.session, this.stream)
-    return this._mux
+    return (this.stream && this.stream.userData) || null
   }
 
   get remoteLength() {
@@ -527,35 +537,6 @@ class Peer {
 
   get remoteAllowPush() {
     return this._info().remoteAllowPush
-  }
-}
-
-// The hypercore channels the engine's Protomux has on one raw stream, as Protomux's
-// getLastChannel({ protocol, id }) answers: a channel of a core this store has open whose
-// peer is known (it opened on both sides), or null.
-class EngineMuxView {
-  constructor(root, session, stream) {
-    this.root = root
-    this.session = session
-    this.stream = stream || null
-  }
-
-  getLastChannel({ protocol, id }) {
-    if (protocol !== 'hypercore' || !id || this.root.native === null) return null
-    for (const cs of this.root._cores.values()) {
-      if (cs.closed || !cs.discoveryKey.equals(id)) continue
-      if (cs.native.replicationPeer(cs.handle, this.session) === null) return null
-      return OPENED_CHANNEL
-    }
-    return null
-  }
-}
-
-const OPENED_CHANNEL = {
-  protocol: 'hypercore',
-  opened: true,
-  fullyOpened() {
-    return Promise.resolve(true)
   }
 }
 

@@ -18,12 +18,23 @@ const CLOSE = 3
 
 const EMPTY = b4a.alloc(0)
 
+// what getLastChannel gives for a hypercore channel of the engine that is open both sides
+const OPENED_HYPERCORE_CHANNEL = {
+  protocol: 'hypercore/alpha',
+  opened: true,
+  closed: false,
+  fullyOpened() {
+    return Promise.resolve(true)
+  }
+}
+
 // What hypercore's createProtocolStream calls the noise stream: the handshake's facts and
 // the place the stream's Protomux is kept (`userData`).
 class NoiseView extends EventEmitter {
   constructor(stream) {
     super()
     this.rawStream = stream
+    this.noiseStream = this // as secret-stream's
     this.connected = false // the handshake is done ('open' is emitted then)
     this._closed = false
     this._userData = null
@@ -146,9 +157,14 @@ class EngineMux {
     if (this.corked > 0) this.corked--
   }
 
+  // hypercore's channels are the engine's: what core-coupler asks is whether one is open
   getLastChannel({ protocol, id = null }) {
     const info = this._infos.get(toKey(protocol, id))
-    return info ? info.lastChannel : null
+    if (info && info.lastChannel !== null) return info.lastChannel
+    if ((protocol === 'hypercore' || protocol === 'hypercore/alpha') && id) {
+      return this._host._hasHypercoreChannel(id) ? OPENED_HYPERCORE_CHANNEL : null
+    }
+    return null
   }
 
   pair({ protocol, id = null }, notify) {

@@ -169,6 +169,7 @@ class Hypercore extends EventEmitter {
     this._stateOpts = ctx.state || null // { name, atom, overwrite, checkout } to make one
     this._parentState = null // the state a new one is made from (the parent session's)
 
+    ctx.userData = opts.userData || null // written when the core is bound (_attach)
     this.opening = this._open(ctx, opts)
     this.opening.catch(noop)
   }
@@ -228,12 +229,6 @@ class Hypercore extends EventEmitter {
         cs.native.setManifest(cs.handle, manifestInput(opts.manifest))
         cs.refresh(cs.native.coreInfo(cs.handle))
       }
-
-      if (opts.userData) {
-        for (const [key, value] of Object.entries(opts.userData)) {
-          this.store._root.native.setUserData(this.core.handle, key, userDataValue(value))
-        }
-      }
     } catch (err) {
       this._detach(null)
       this.closed = true
@@ -284,6 +279,13 @@ class Hypercore extends EventEmitter {
     const cs = root._openCore(o, this.store)
     this._bind(cs, this.store._sessionList(cs))
     if (this.keyPair === null) this.keyPair = cs.keyPair
+    // before watchers see the core, as hypercore writes it while the core opens (Autobase's
+    // wakeup reads the 'referrer' of every core a watcher is given)
+    if (ctx.userData) {
+      for (const [key, value] of Object.entries(ctx.userData)) {
+        root.native.setUserData(cs.handle, key, userDataValue(value))
+      }
+    }
     if (cs.fresh) {
       cs.fresh = false
       root._announce(cs)
@@ -417,8 +419,8 @@ class Hypercore extends EventEmitter {
     }
 
     const strong = this.weak === false
-    cs.remove(this)
-    if (strong) this.store._root._closeCore(cs.handle)
+    const lingers = cs.remove(this)
+    if (strong && !lingers) this.store._root._closeCore(cs.handle)
   }
 
   ready() {

@@ -120,6 +120,15 @@ class ReplicationStream extends Duplex {
     if (this.session !== 0) this.root.native.replicationUseMux(this.session)
   }
 
+  // whether a core of this stream's stores (ours, then the guests') has its channel open
+  // on both sides here
+  _hasHypercoreChannel(discoveryKey) {
+    if (hasChannel(this.root, this.session, discoveryKey)) return true
+    if (this._guests === null) return false
+    for (const g of this._guests.values()) if (hasChannel(g.root, g.session, discoveryKey)) return true
+    return false
+  }
+
   // the peer opened a channel of another protocol
   _muxOpen(e) {
     const mux = this.noiseStream._mux
@@ -424,6 +433,15 @@ function keepAlive(stream) {
     return
   }
   if (stream.session !== 0) stream.root._pump(stream.root.native.replicationKeepAlive(stream.session))
+}
+
+function hasChannel(root, session, discoveryKey) {
+  if (session === 0 || root.native === null) return false
+  for (const cs of root._cores.values()) {
+    if (cs.closed || !cs.discoveryKey.equals(discoveryKey)) continue
+    return cs.native.replicationPeer(cs.handle, session) !== null
+  }
+  return false
 }
 
 function isSecretStream(s) {

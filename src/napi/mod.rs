@@ -12,9 +12,9 @@ pub use manifest::{decode_manifest, encode_manifest};
 mod groups;
 mod push_only;
 mod relay;
-mod stream_keys;
 mod signing;
 mod snapshot;
+mod stream_keys;
 mod verifier;
 pub use verifier::{
     assemble_signature, sign_message, tree_hash_of_roots, tree_signable_compat, verify_message,
