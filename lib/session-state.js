@@ -295,7 +295,10 @@ class SessionState {
     if (session.opened === false) await session.ready()
     const target = session.core
     const before = this.length
-    const out = this.core.native.stateMoveTo(this.handle, target.handle, length)
+    // the target session's own state when it has one (Autobase moves its view's batch
+    // onto the new core's 'batch' session), else its core's default state
+    const into = session._state !== null ? session._state.handle : target.handle
+    const out = this.core.native.stateMoveTo(this.handle, into, length)
     this.update(out.state)
     this.core = target
     this.storage = new StateStorage(target.root, this.atom, this.handle)
