@@ -13,6 +13,7 @@ const { ASSERTION, BAD_ARGUMENT, STORAGE_EMPTY, z32Decode } = require('./lib/err
 
 const binding = require('./lib/native.js')
 const { manifestInput } = require('./lib/manifest')
+const { encryptionOption } = require('./lib/encryption')
 
 const DEFAULT_NAMESPACE = Buffer.alloc(32) // 32 zero bytes, as corestore
 
@@ -225,9 +226,12 @@ class Corestore extends EventEmitter {
 
     // corestore merges an async `preload` into the options before opening the core
     if (opts.preload) {
-      const deferred = Promise.resolve(opts.preload).then((extra) =>
-        this._nativeOpts({ ...opts, ...extra, preload: null })
-      )
+      const deferred = Promise.resolve(opts.preload).then((extra) => {
+        const merged = { ...opts, ...extra, preload: null }
+        // the preload's encryption options are the session's too (Autobase's views get
+        // their encryption provider this way)
+        return { ...this._nativeOpts(merged), encryption: encryptionOption(merged) }
+      })
       deferred.catch(noop)
       return new Hypercore(this, { opts: sessionOpts, deferred })
     }
