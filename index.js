@@ -30,6 +30,7 @@ class Corestore extends EventEmitter {
     this.storage = null // set below, once the directory is checked
     this.corestores = this.root ? this.root.corestores : new Set()
     this.readOnly = opts.writable === false || !!opts.readOnly
+    this._allowBackup = !!opts.allowBackup // open a copied store without its device file (hypercore-storage)
     this.globalCache = this.root ? this.root.globalCache : opts.globalCache || null
     this.primaryKey = this.root ? this.root.primaryKey : opts.primaryKey || null
     this.ns = opts.namespace ? toBuffer(opts.namespace) : DEFAULT_NAMESPACE
@@ -106,7 +107,8 @@ class Corestore extends EventEmitter {
     try {
       native = new binding.NativeStore(this.storage.path, {
         primaryKey: this.primaryKey ? toBuffer(this.primaryKey) : undefined,
-        readOnly: this.readOnly
+        readOnly: this.readOnly,
+        allowBackup: this._allowBackup
       })
     } catch (err) {
       if (/Another corestore is stored here/.test(err.message)) {
