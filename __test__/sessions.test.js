@@ -452,6 +452,25 @@ same('state.storage: local records and user data in one write, through an atom, 
   })
 )
 
+// hypercore-storage writes a null value as a delete (Autobase's LocalState.moveTo puts a
+// boot record that may be missing)
+same('state.storage.write(): putUserData and putLocal with null delete', (C, dir) =>
+  withCore(C, dir, async (core) => {
+    await core.setUserData('autobase/boot', 'boot')
+    let tx = core.state.storage.write()
+    tx.putLocal(b4a.from('k'), b4a.from('v'))
+    await tx.flush()
+    tx = core.state.storage.write()
+    tx.putUserData('autobase/boot', null)
+    tx.putLocal(b4a.from('k'), null)
+    await tx.flush()
+    const local = []
+    for await (const e of core.state.storage.createLocalStream()) local.push(str(e.key))
+    return { boot: await core.getUserData('autobase/boot'), local }
+  }),
+  (r) => assert.deepEqual(r, { boot: null, local: [] })
+)
+
 same('state.storage.read() and createBlockStream show the same records as JS', (C, dir) =>
   withCore(C, dir, async (core) => {
     await core.append(['a', 'b', 'c', 'd', 'e'])

@@ -83,7 +83,10 @@ class StorageTx {
     this.ops = []
   }
 
+  // as hypercore-storage, a null value deletes (Autobase moves a boot record that may be
+  // missing with putUserData(key, null))
   putLocal(key, value) {
+    if (value === null || value === undefined) return this.deleteLocal(key)
     this.ops.push({ op: 'putLocal', key: toBuffer(key), value: toBuffer(value) })
   }
 
@@ -96,6 +99,7 @@ class StorageTx {
   }
 
   putUserData(key, value) {
+    if (value === null || value === undefined) return this.deleteUserData(key)
     this.ops.push({ op: 'putUserData', key: Buffer.from(key), value: toBuffer(value) })
   }
 
