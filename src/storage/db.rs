@@ -1335,7 +1335,14 @@ mod tests {
         assert_eq!(err.code(), "STORAGE_CONFLICT", "{err}");
         assert!(err.to_string().contains("locked"));
         // read-only needs no lock and sees the WAL
-        let ro = Storage::open(&dir, &OpenOptions { read_only: true, ..Default::default() }).unwrap();
+        let ro = Storage::open(
+            &dir,
+            &OpenOptions {
+                read_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert!(ro.read_only());
         assert_eq!(ro.user_data(0, "hello").unwrap(), Some(b"world".to_vec()));
         let err = ro.write({
@@ -1387,7 +1394,14 @@ mod tests {
         assert!(err.to_string().contains("Corestore 6"), "{err}");
 
         let dir3 = tmp("missing");
-        let err = Storage::open(&dir3, &OpenOptions { read_only: true, ..Default::default() }).unwrap_err();
+        let err = Storage::open(
+            &dir3,
+            &OpenOptions {
+                read_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "STORAGE_EMPTY", "{err}");
         assert!(!dir3.exists());
 
@@ -1418,7 +1432,38 @@ mod tests {
         let err = Storage::open(&copy, &OpenOptions::default()).unwrap_err();
         assert_eq!(err.code(), "DEVICE_FILE", "{err}");
         // but a read-only open of the copy works
-        drop(Storage::open(&copy, &OpenOptions { read_only: true, ..Default::default() }).unwrap());
+        drop(
+            Storage::open(
+                &copy,
+                &OpenOptions {
+                    read_only: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        );
+        // and with allowBackup it opens for writing, leaving the device file as it was
+        let device = std::fs::read(copy.join("CORESTORE")).unwrap();
+        let backup = OpenOptions {
+            allow_backup: true,
+            ..Default::default()
+        };
+        {
+            let st = Storage::open(&copy, &backup).unwrap();
+            let mut b = Batch::new();
+            b.put_user_data(0, "k", b"v");
+            st.write(b).unwrap();
+        }
+        let st = Storage::open(&copy, &backup).unwrap();
+        assert_eq!(st.user_data(0, "k").unwrap(), Some(b"v".to_vec()));
+        drop(st);
+        assert_eq!(std::fs::read(copy.join("CORESTORE")).unwrap(), device);
+        assert_eq!(
+            Storage::open(&copy, &OpenOptions::default())
+                .unwrap_err()
+                .code(),
+            "DEVICE_FILE"
+        );
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&copy);
     }

@@ -527,7 +527,9 @@ impl Store {
                 }
             }
         }
-        let src_data = src_state.as_ref().map_or(source.data_pointer, |s| s.data_pointer);
+        let src_data = src_state
+            .as_ref()
+            .map_or(source.data_pointer, |s| s.data_pointer);
         for (key, value) in self.storage.user_data_entries(src_data)? {
             batch.put_user_data(dp, &key, &value);
         }
