@@ -138,7 +138,7 @@ declare namespace Corestore {
     suspend?: boolean
     /** Wait for the storage lock instead of failing if another process holds it. */
     wait?: boolean
-    /** Accepted for compatibility with corestore (hypercore-storage options). */
+    /** Open a copy of a store (a backup, a fixture) for writing: the `CORESTORE` device file is neither checked nor locked (hypercore-storage's `allowBackup`). */
     allowBackup?: boolean
     /** hypercore-storage's tree cache options, reported in `store.storage.treeCache`. */
     treeCache?: { maxSize?: number; maxAge?: number }

@@ -96,11 +96,17 @@ class CoreState {
     return this._replicator
   }
 
-  // hypercore's copyPrologue: a core whose manifest has a prologue takes those blocks
-  // and their tree from `src` (a core's state), checked against the prologue's hash
+  // hypercore's copyPrologue: a core whose manifest has a prologue takes the blocks `src`
+  // (a core's state) holds below it and their tree, checked against the prologue's hash.
+  // A core without a head grows to the prologue (an append); a longer one only gains
+  // blocks, which waiting gets may be after
   async copyPrologue(src) {
     const handle = src.handle !== undefined ? src.handle : src.core.handle
-    if (this.native.copyPrologue(this.handle, handle)) this.onappend(this.native.state(this.handle))
+    const grew = this.native.copyPrologue(this.handle, handle)
+    const st = this.native.state(this.handle)
+    if (grew) return this.onappend(st)
+    this.update(st)
+    if (this.waiters.size > 0) this._drain()
   }
 
   // hypercore's counts of the sessions on this core: strong ones, and all of them

@@ -83,7 +83,10 @@ class StorageTx {
     this.ops = []
   }
 
+  // as hypercore-storage, a null value deletes (Autobase moves a boot record that may be
+  // missing with putUserData(key, null))
   putLocal(key, value) {
+    if (value === null || value === undefined) return this.deleteLocal(key)
     this.ops.push({ op: 'putLocal', key: toBuffer(key), value: toBuffer(value) })
   }
 
@@ -96,6 +99,7 @@ class StorageTx {
   }
 
   putUserData(key, value) {
+    if (value === null || value === undefined) return this.deleteUserData(key)
     this.ops.push({ op: 'putUserData', key: Buffer.from(key), value: toBuffer(value) })
   }
 
@@ -295,7 +299,10 @@ class SessionState {
     if (session.opened === false) await session.ready()
     const target = session.core
     const before = this.length
-    const out = this.core.native.stateMoveTo(this.handle, target.handle, length)
+    // the target session's own state when it has one (Autobase moves its view's batch
+    // onto the new core's 'batch' session), else its core's default state
+    const into = session._state !== null ? session._state.handle : target.handle
+    const out = this.core.native.stateMoveTo(this.handle, into, length)
     this.update(out.state)
     this.core = target
     this.storage = new StateStorage(target.root, this.atom, this.handle)

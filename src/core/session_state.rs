@@ -414,7 +414,9 @@ impl SessionState {
         Ok((
             Planned {
                 batch,
-                range: None,
+                // what an atomic state's parent replays on flush: a truncation from the
+                // shared length (hypercore's ontruncate; the append carries no range)
+                range: truncating.then_some((shared, self.tree.length - shared, true)),
                 tree,
                 signature: None,
                 deps: Some(deps),
