@@ -595,7 +595,10 @@ declare namespace Corestore {
     remotePublicKey: Buffer
     paused: boolean
     removed: boolean
+    /** The connection's noise stream (a raw replication stream's `noiseStream`). */
     stream: unknown
+    /** The Protomux of that stream (its `userData`). */
+    readonly protomux: any
     /** What the peer told us about the core (its last values once removed). */
     readonly remoteLength: number
     readonly remoteFork: number
@@ -964,13 +967,21 @@ declare namespace Corestore {
     readonly readable: boolean
     readonly writable: boolean
     readonly destroyed: boolean
-    readonly noiseStream: {
+    /**
+     * hypercore's noise stream of a replication stream: the handshake's facts ('open' is
+     * emitted once it is done, 'close' when the stream ends) and, as `userData`, the stream's
+     * Protomux (`Hypercore.getProtocolMuxer(stream)`, `Protomux.from(stream.noiseStream)`):
+     * application protocols run on it next to hypercore's.
+     */
+    readonly noiseStream: EventEmitter & {
       readonly isInitiator: boolean
+      readonly connected: boolean
       readonly publicKey: Buffer | null
       readonly remotePublicKey: Buffer | null
       readonly handshakeHash: Buffer | null
       readonly opened: Promise<boolean>
-      userData: unknown
+      readonly rawStream: ReplicationStream
+      userData: any
     }
     write(data: Buffer | Uint8Array): boolean
     end(data?: Buffer | Uint8Array): this
