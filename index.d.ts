@@ -931,6 +931,9 @@ declare namespace Corestore {
 
   /** A framed Noise stream carrying the hypercore protocol (streamx Duplex at runtime). */
   interface ReplicationStream extends EventEmitter {
+    /** Our Noise public key, and the peer's once the handshake is done (as noiseStream's). */
+    readonly publicKey: Buffer | null
+    readonly remotePublicKey: Buffer | null
     readonly readable: boolean
     readonly writable: boolean
     readonly destroyed: boolean

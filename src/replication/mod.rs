@@ -149,6 +149,9 @@ pub struct Replicator {
     /// Cores that take blocks a peer sends unasked (hypercore's allowPush while the core
     /// has active sessions); their syncs say so.
     allowing_push: BTreeSet<u32>,
+    /// Cores that heard a peer's sync in this call: upgrades and block requests are made
+    /// for them when the call's messages are all read.
+    after_call: BTreeSet<u32>,
     /// Byte offsets (bytes, padding) local seeks wait on, not yet asked for, per core.
     seeks: HashMap<u32, Vec<(u64, u64)>>,
     /// When each block request in flight was sent (ms since the epoch), for the download
@@ -369,6 +372,12 @@ impl Replicator {
     }
 
     fn finish(&mut self, store: &mut Store, session: u32, result: Result<()>) {
+        for handle in std::mem::take(&mut self.after_call) {
+            if store.core(handle).is_ok() {
+                self.maybe_upgrade(store, handle);
+                self.schedule(store, handle);
+            }
+        }
         // What one peer sent can make us write to the others (a relayed block's range, a
         // new length's sync), so every stream is flushed.
         let result = result.and(store.flush_pending());
@@ -704,6 +713,8 @@ impl Replicator {
                         }
                         self.rewant(handle, i);
                     }
+                    // the block goes back to the wants, asked for again after the upgrade
+                    Some(Inflight::UpgradeBlock(i)) => self.rewant(handle, i),
                     Some(Inflight::Seek(bytes, padding)) => {
                         // ask the others; this one again once it tells us something new
                         if let Some(ch) = self.channel_mut(session, local_id) {
@@ -833,8 +844,10 @@ impl Replicator {
             self.inflight_reorgs.insert(handle);
         }
         self.out.events.push(Event::Sync { handle });
-        self.maybe_upgrade(store, handle);
-        self.schedule(store, handle);
+        // Asked for once the whole chunk is read: a peer sends its new length (sync) before
+        // the range of blocks it has, and a block we wait for past our length then rides
+        // on the upgrade request, as hypercore asks for it.
+        self.after_call.insert(handle);
         Ok(())
     }
 
@@ -863,6 +876,15 @@ impl Replicator {
                 continue;
             }
             let (remote_length, remote_has_manifest) = (r.length, r.has_manifest);
+            // the first block a local reader waits for in the part the upgrade brings
+            let block = match self.wants.get(&handle) {
+                Some(w) if longer => w
+                    .blocks
+                    .range(state.length..remote_length)
+                    .copied()
+                    .find(|&i| r.has(i) && !self.inflight_blocks.contains(&(handle, i))),
+                _ => None,
+            };
             let id = peer.next_request_id();
             let upgrade = longer.then(|| messages::RequestUpgrade {
                 start: state.length,
@@ -871,15 +893,25 @@ impl Replicator {
             let request = messages::Request {
                 id,
                 fork: state.fork,
+                // every node below the block: our tree does not reach it yet
+                block: block.map(|index| messages::RequestBlock { index, nodes: 0 }),
                 upgrade,
                 manifest: needs_manifest && remote_has_manifest,
                 ..Default::default()
             };
             if let Some(ch) = peer.channels.get_mut(&local_id) {
-                ch.inflight.insert(id, Inflight::Upgrade);
+                let kind = block.map_or(Inflight::Upgrade, Inflight::UpgradeBlock);
+                ch.inflight.insert(id, kind);
             }
             peer.send(local_id, &Message::Request(request));
             self.inflight_upgrades.insert(handle);
+            if let Some(index) = block {
+                self.inflight_blocks.insert((handle, index));
+                self.requested_at.insert((handle, index), now_ms());
+                if let Some(w) = self.wants.get_mut(&handle) {
+                    w.blocks.remove(&index);
+                }
+            }
             let _ = session;
             return;
         }
@@ -1234,6 +1266,10 @@ impl Replicator {
             Some(Inflight::Upgrade) => {
                 self.inflight_upgrades.remove(&handle);
             }
+            Some(Inflight::UpgradeBlock(i)) => {
+                self.inflight_upgrades.remove(&handle);
+                self.inflight_blocks.remove(&(handle, *i));
+            }
             Some(Inflight::Reorg) => {
                 self.inflight_reorgs.remove(&handle);
             }
@@ -1260,6 +1296,10 @@ impl Replicator {
             },
             None => return Ok(()),
         };
+        if let Inflight::UpgradeBlock(i) = kind {
+            // wanted until it is stored: the answer may carry the upgrade alone
+            self.rewant(handle, i);
+        }
         let proof = proof_from_data(&m);
         if let Inflight::Reorg = kind {
             return self.on_reorg_data(store, session, local_id, handle, &proof);
@@ -1582,6 +1622,11 @@ impl Replicator {
                 }
                 Inflight::Upgrade => {
                     self.inflight_upgrades.remove(&ch.handle);
+                }
+                Inflight::UpgradeBlock(i) => {
+                    self.inflight_upgrades.remove(&ch.handle);
+                    self.inflight_blocks.remove(&(ch.handle, i));
+                    self.rewant(ch.handle, i);
                 }
                 Inflight::Reorg => {
                     self.inflight_reorgs.remove(&ch.handle);

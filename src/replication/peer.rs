@@ -80,6 +80,9 @@ impl Remote {
 pub enum Inflight {
     Block(u64),
     Upgrade,
+    /// An upgrade that also asks for a wanted block past our length (hypercore asks for
+    /// such a block together with the upgrade: one round trip).
+    UpgradeBlock(u64),
     /// A proof of the peer's newer fork (upgrade from 0), or a hash proof that narrows the
     /// common ancestors of a reorg in progress.
     Reorg,
