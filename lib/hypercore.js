@@ -89,7 +89,11 @@ class Download {
         return cursor >= e ? true : null
       }
       if (complete()) continue
-      await cs.wait(this.session, complete, 0)
+      try {
+        await cs.wait(this.session, complete, 0)
+      } catch {
+        return false // as hypercore's range requests: a cancelled download (session closed) is not done
+      }
     }
     return true
   }

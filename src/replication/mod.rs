@@ -25,6 +25,8 @@ const WANT_BATCH: u64 = 65536 * 32;
 /// Blocks per bitfield message we send in answer to a want.
 const BITFIELD_CHUNK: u64 = 32 * 1024;
 const INVALID_REQUEST: u64 = 2;
+/// Most wanted blocks one scheduling pass looks at (it runs after every block received).
+const MAX_SCAN: usize = 65536;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -959,30 +961,64 @@ impl Replicator {
             return;
         }
         // Explicit wants first (a block is removed from them once asked for), then, for a
-        // live download(), the blocks from where the last pass stopped.
+        // live download(), the blocks from where the last pass stopped. Only blocks some
+        // peer can serve now take a request slot: a long run of blocks no peer holds (a
+        // sparse writer) must not keep the ones after it waiting forever. Those are asked
+        // about with wants instead, once per batch. A pass looks at a bounded number.
+        let servable = |i: u64| {
+            self.peers.values().any(|p| {
+                p.by_handle
+                    .get(&handle)
+                    .and_then(|id| p.channels.get(id))
+                    .is_some_and(|ch| {
+                        let r = &ch.remote;
+                        ch.paired && r.synced && r.fork == state.fork && i < r.length && r.has(i)
+                    })
+            })
+        };
         let mut wanted = Vec::new();
         let mut done = Vec::new();
+        let mut unservable: Vec<u64> = Vec::new();
+        let mut looked = 0usize;
         for &i in &wants.blocks {
-            if wanted.len() >= free {
+            if wanted.len() >= free || looked >= MAX_SCAN {
                 break;
             }
+            looked += 1;
             if core.has_block(i) {
                 done.push(i);
-            } else if !self.inflight_blocks.contains(&(handle, i)) {
+            } else if self.inflight_blocks.contains(&(handle, i)) {
+                continue;
+            } else if i >= state.length || servable(i) {
                 wanted.push(i);
+            } else if unservable.last().is_none_or(|&u| u / WANT_BATCH != i / WANT_BATCH) {
+                unservable.push(i);
             }
         }
         let mut all_from = None;
         if wants.all {
             let mut i = wants.next_all.max(state.contiguous_length);
-            all_from = Some(i);
-            while wanted.len() < free && i < state.length {
+            let mut first_unservable = None;
+            let mut looked = 0usize;
+            while wanted.len() < free && i < state.length && looked < MAX_SCAN {
+                looked += 1;
                 if !core.has_block(i) && !self.inflight_blocks.contains(&(handle, i)) {
-                    wanted.push(i);
+                    if servable(i) {
+                        wanted.push(i);
+                    } else {
+                        first_unservable.get_or_insert(i);
+                        if unservable.last().is_none_or(|&u| u / WANT_BATCH != i / WANT_BATCH) {
+                            unservable.push(i);
+                        }
+                    }
                 }
                 i += 1;
             }
-            all_from = all_from.map(|_| i);
+            // the next pass starts at the first block nobody could serve yet
+            all_from = Some(first_unservable.map_or(i, |u| u.min(i)));
+        }
+        for &i in &unservable {
+            want_from_peers(&mut self.peers, handle, i, state.fork);
         }
         let mut unsent_from_all: Option<u64> = None;
         let mut sent_now = Vec::new();
