@@ -537,6 +537,16 @@ class Corestore extends EventEmitter {
           if (cs !== undefined) cs.onsync()
           break
         }
+        case 'verification-error': {
+          const cs = this._cores.get(e.handle)
+          if (cs !== undefined) cs.onverificationerror(replicationError(e), e.session)
+          break
+        }
+        case 'conflict': {
+          const cs = this._cores.get(e.handle)
+          if (cs !== undefined) cs.onconflict(e.index, e.bytes)
+          break
+        }
         case 'manifest': {
           const cs = this._cores.get(e.handle)
           if (cs !== undefined) cs.onmanifest(this.native.coreInfo(e.handle))

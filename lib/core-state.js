@@ -263,6 +263,30 @@ class CoreState {
     return this.peers.find((p) => p.session === session) || null
   }
 
+  // hypercore's 'verification-error' (err, req, res, from): data from the peer on `session`
+  // did not verify; that peer is paused. The request and response are not kept here (null).
+  onverificationerror(err, session) {
+    const from = this._peer(session)
+    const ss = this.sessions.slice()
+    for (let i = 0; i < ss.length; i++) ss[i].emit('verification-error', err, null, null, from)
+    if (this._view !== null) this._view._emit('verification-error', err, null, null, from)
+  }
+
+  // hypercore's 'conflict' (length, fork, proof): two valid trees of this core exist at
+  // `length` (two writers of one key forked). As hypercore, every session hears it and is
+  // then closed with that error. The proof is given as { fork, upgrade: { start, length } }
+  // (the engine keeps the proof itself).
+  onconflict(length, fork) {
+    const proof = { fork, upgrade: { start: 0, length } }
+    const ss = this.sessions.slice()
+    for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('conflict', length, fork, proof)
+    if (this._view !== null) this._view._emit('conflict', length, fork, proof)
+    const err = new Error('Two conflicting signatures exist for length ' + length)
+    for (const s of this.sessions.slice()) {
+      if (s.closing === null) s.close({ error: err }).catch(noop)
+    }
+  }
+
   onextension(name, data, session) {
     const ext = this.extensions.get(name)
     if (ext !== undefined) ext._onmessage(data, this._peer(session))

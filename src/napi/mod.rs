@@ -865,6 +865,28 @@ fn one_event(e: Event, event: &dyn Fn(&str) -> EventOut) -> EventOut {
             data: Some(data.into()),
             ..event("relay")
         },
+        Event::VerificationError {
+            handle,
+            session,
+            code,
+            message,
+        } => EventOut {
+            handle: Some(handle),
+            session: Some(session),
+            code: Some(code),
+            message: Some(message),
+            ..event("verification-error")
+        },
+        Event::Conflict {
+            handle,
+            length,
+            fork,
+        } => EventOut {
+            handle: Some(handle),
+            index: Some(length as i64),
+            bytes: Some(fork as i64),
+            ..event("conflict")
+        },
         Event::Manifest { handle } => EventOut {
             handle: Some(handle),
             ..event("manifest")

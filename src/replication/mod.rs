@@ -97,6 +97,21 @@ pub enum Event {
         message_type: u64,
         data: Vec<u8>,
     },
+    /// Data from the peer on `session` did not verify (hypercore's 'verification-error');
+    /// that peer is paused.
+    VerificationError {
+        handle: u32,
+        session: u32,
+        code: String,
+        message: String,
+    },
+    /// Two valid trees of the core exist at `length` (two writers of one key forked):
+    /// hypercore's 'conflict'. The core asks nothing more of anyone; its sessions close.
+    Conflict {
+        handle: u32,
+        length: u64,
+        fork: u64,
+    },
     /// The stream's handshake completed.
     Open {
         session: u32,
@@ -151,6 +166,8 @@ pub struct Replicator {
     /// Cores that take blocks a peer sends unasked (hypercore's allowPush while the core
     /// has active sessions); their syncs say so.
     allowing_push: BTreeSet<u32>,
+    /// Cores with a conflict (two valid trees at one length): they replicate no more.
+    frozen: BTreeSet<u32>,
     /// Cores that heard a peer's sync in this call: upgrades and block requests are made
     /// for them when the call's messages are all read.
     after_call: BTreeSet<u32>,
@@ -332,7 +349,8 @@ impl Replicator {
         let Some(peer) = self.peers.get_mut(&session) else {
             return;
         };
-        if peer.by_handle.contains_key(&handle) || !peer.in_scope(handle) {
+        if peer.by_handle.contains_key(&handle) || !peer.in_scope(handle) || self.frozen.contains(&handle)
+        {
             return;
         }
         if !peer.is_open() {
@@ -815,6 +833,7 @@ impl Replicator {
         ch.remote.can_upgrade = m.can_upgrade;
         ch.remote.has_manifest = m.has_manifest;
         ch.remote.allow_push = m.allow_push;
+        let paused = ch.paused;
         // The peer is behind us on our fork: tell it our length, so it can upgrade.
         if m.fork == state.fork && state.length > m.length {
             let sync = sync_message(core, &ch.remote, self.allowing_push.contains(&handle));
@@ -822,7 +841,7 @@ impl Replicator {
         }
         let newer_fork = m.fork > state.fork && m.length > 0;
         let needs_manifest = core.manifest.is_none() && m.has_manifest;
-        let may_request = !self.push_only.contains(&handle);
+        let may_request = !self.push_only.contains(&handle) && !paused;
         if newer_fork && may_request && !self.inflight_reorgs.contains(&handle) {
             // The writer truncated: ask for its new tree from the start, at its fork.
             let id = peer.next_request_id();
@@ -874,7 +893,7 @@ impl Replicator {
             let r = &ch.remote;
             let longer = r.synced && r.fork == state.fork && r.length > state.length;
             let manifest_only = r.synced && needs_manifest && r.has_manifest;
-            if !(longer || manifest_only) || ch.inflight.len() >= MAX_INFLIGHT {
+            if !(longer || manifest_only) || ch.paused || ch.inflight.len() >= MAX_INFLIGHT {
                 continue;
             }
             let (remote_length, remote_has_manifest) = (r.length, r.has_manifest);
@@ -954,7 +973,7 @@ impl Replicator {
             .peers
             .values()
             .filter_map(|p| p.by_handle.get(&handle).and_then(|id| p.channels.get(id)))
-            .filter(|ch| ch.paired && ch.remote.synced && ch.remote.fork == state.fork)
+            .filter(|ch| ch.paired && !ch.paused && ch.remote.synced && ch.remote.fork == state.fork)
             .map(|ch| limit.saturating_sub(ch.inflight.len()))
             .sum();
         if free == 0 {
@@ -972,7 +991,12 @@ impl Replicator {
                     .and_then(|id| p.channels.get(id))
                     .is_some_and(|ch| {
                         let r = &ch.remote;
-                        ch.paired && r.synced && r.fork == state.fork && i < r.length && r.has(i)
+                        ch.paired
+                            && !ch.paused
+                            && r.synced
+                            && r.fork == state.fork
+                            && i < r.length
+                            && r.has(i)
                     })
             })
         };
@@ -1032,7 +1056,7 @@ impl Replicator {
                     continue;
                 };
                 let r = &ch.remote;
-                if !ch.paired || !r.synced || r.fork != state.fork || !r.has(index) {
+                if !ch.paired || ch.paused || !r.synced || r.fork != state.fork || !r.has(index) {
                     continue;
                 }
                 // Blocks past our length wait for the upgrade (asked for below), so that
@@ -1135,6 +1159,7 @@ impl Replicator {
                 };
                 let r = &ch.remote;
                 if !ch.paired
+                    || ch.paused
                     || ch.seek_refused
                     || !r.synced
                     || r.fork != state.fork
@@ -1322,6 +1347,16 @@ impl Replicator {
         handle: u32,
         m: messages::Data,
     ) -> Result<()> {
+        // A peer's whole tree from 0 unasked: a conflict check (ours answered, or a peer that
+        // found a conflict telling us); always looked at, as hypercore does.
+        if m.request == 0 && m.upgrade.as_ref().is_some_and(|u| u.start == 0) {
+            if self.check_conflict(store, session, local_id, handle, &m)? {
+                return Ok(());
+            }
+            if let Some(ch) = self.channel_mut(session, local_id) {
+                ch.paused = false;
+            }
+        }
         // Only answers to our own requests are taken, and blocks pushed unasked (request 0)
         // to a core that allows push; anything else is dropped unread.
         let kind = match self.clear_inflight(session, local_id, handle, m.request) {
@@ -1354,7 +1389,14 @@ impl Replicator {
             // A different fork: truncation on the writer. Not handled yet; ignore.
             return Ok(());
         }
-        let verified = proof::verify_proof(core.tree(), &core.nodes(storage), &manifest, &proof)?;
+        let checked = proof::verify_proof(core.tree(), &core.nodes(storage), &manifest, &proof);
+        let verified = match checked {
+            Ok(v) => v,
+            Err(e) => {
+                let length = core.tree().length;
+                return self.on_invalid_data(store, session, local_id, handle, kind, length, e);
+            }
+        };
         let learned = learned.is_some();
         if learned {
             core.adopt_manifest(storage, manifest)?;
@@ -1391,6 +1433,154 @@ impl Replicator {
         self.maybe_upgrade(store, handle);
         self.schedule(store, handle);
         Ok(())
+    }
+
+    /// Data that did not verify: as hypercore, the stream stays and the peer is paused
+    /// (asked nothing more), the core's sessions hear a 'verification-error', what was
+    /// asked of it is asked of others, and, in case the peer's tree forked from ours (two
+    /// writers of one key), we ask for its whole tree to check for a conflict.
+    #[allow(clippy::too_many_arguments)]
+    fn on_invalid_data(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        kind: Inflight,
+        local_length: u64,
+        e: Error,
+    ) -> Result<()> {
+        match kind {
+            Inflight::Block(i) => self.rewant(handle, i),
+            Inflight::Seek(bytes, padding) => self.seeks.entry(handle).or_default().push((bytes, padding)),
+            Inflight::Upgrade | Inflight::UpgradeBlock(_) | Inflight::Reorg => {}
+        }
+        self.out.events.push(Event::VerificationError {
+            handle,
+            session,
+            code: e.code.to_string(),
+            message: e.to_string(),
+        });
+        let Some(peer) = self.peers.get_mut(&session) else {
+            return Ok(());
+        };
+        let Some(ch) = peer.channels.get_mut(&local_id) else {
+            return Ok(());
+        };
+        ch.paused = true;
+        let (length, fork) = (local_length.min(ch.remote.length), ch.remote.fork);
+        if e.code != "INVALID_OPERATION" && length > 0 {
+            peer.send(
+                local_id,
+                &Message::Request(messages::Request {
+                    id: 0,
+                    fork,
+                    upgrade: Some(messages::RequestUpgrade { start: 0, length }),
+                    ..Default::default()
+                }),
+            );
+        }
+        self.schedule(store, handle);
+        Ok(())
+    }
+
+    /// hypercore's checkConflict: a peer's tree from 0 to `length` (a data message with
+    /// request 0). True when it is handled here (a conflict, or a proof that does not
+    /// verify); false when it agrees with ours or cannot be compared (then the peer is
+    /// unpaused and the message is treated as any other).
+    fn check_conflict(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        m: &messages::Data,
+    ) -> Result<bool> {
+        let Some(length) = m.upgrade.as_ref().map(|u| u.length) else {
+            return Ok(false);
+        };
+        let (core, storage) = store.core_mut(handle)?;
+        let state = core.state();
+        if state.length < length || m.fork != state.fork || length == 0 {
+            return Ok(false); // out of date: ignored for now, as hypercore
+        }
+        let Some(manifest) = core.manifest.clone() else {
+            return Ok(false);
+        };
+        // the peer's tree verified on its own, from nothing
+        let empty = crate::core::merkle::MerkleTree {
+            roots: Vec::new(),
+            length: 0,
+            byte_length: 0,
+            fork: m.fork,
+        };
+        let proof = proof_from_data(m);
+        let remote = match proof::verify_proof(&empty, &core.nodes(storage), &manifest, &proof) {
+            Ok(v) => v.tree.map(|t| t.hash()),
+            Err(_) => return Ok(true),
+        };
+        let Some(remote) = remote else {
+            return Ok(true);
+        };
+        if core.tree_hash(storage, length)? == remote {
+            return Ok(false);
+        }
+        self.on_conflict(store, handle, length, m.fork);
+        let _ = (session, local_id);
+        Ok(true)
+    }
+
+    /// Two valid trees at `length`: the core stops asking peers for anything, tells each
+    /// peer on its fork what its own tree is (so they find the conflict too) and closes its
+    /// channels; the facade emits 'conflict' and closes the core's sessions.
+    fn on_conflict(&mut self, store: &mut Store, handle: u32, length: u64, fork: u64) {
+        if !self.frozen.insert(handle) {
+            return;
+        }
+        self.out.events.push(Event::Conflict {
+            handle,
+            length,
+            fork,
+        });
+        let Ok(core) = store.core(handle) else {
+            return;
+        };
+        let state = core.state();
+        let sessions: Vec<u32> = self.peers.keys().copied().collect();
+        for session in sessions {
+            let Some(peer) = self.peers.get_mut(&session) else {
+                continue;
+            };
+            let Some(&local_id) = peer.by_handle.get(&handle) else {
+                continue;
+            };
+            let Some(ch) = peer.channels.get(&local_id) else {
+                continue;
+            };
+            let r = &ch.remote;
+            if ch.paired && r.length > 0 && r.fork == state.fork {
+                let ours = messages::Request {
+                    id: 0,
+                    fork: state.fork,
+                    upgrade: Some(messages::RequestUpgrade {
+                        start: 0,
+                        length: state.length.min(r.length),
+                    }),
+                    ..Default::default()
+                };
+                let reply = answer_request(core, store, &ours);
+                peer.send(local_id, &reply);
+            }
+            peer.close_channel(local_id);
+        }
+        let ids: Vec<(u32, u64)> = self
+            .peers
+            .iter()
+            .filter_map(|(s, p)| p.by_handle.get(&handle).map(|id| (*s, *id)))
+            .collect();
+        for (session, local_id) in ids {
+            self.drop_channel(store, session, local_id);
+        }
     }
 
     /// A step of adopting the peer's newer fork: the first proof gives its tree, hash
@@ -1818,7 +2008,13 @@ fn want_from_peers(peers: &mut HashMap<u32, Peer>, handle: u32, index: u64, fork
             continue;
         };
         let r = &ch.remote;
-        if !ch.paired || !r.synced || r.fork != fork || index < r.contiguous || index >= r.length {
+        if !ch.paired
+            || ch.paused
+            || !r.synced
+            || r.fork != fork
+            || index < r.contiguous
+            || index >= r.length
+        {
             continue;
         }
         if !ch.wants_sent.insert(batch) {

@@ -110,6 +110,9 @@ pub struct Channel {
     /// Want batches (index / WANT_BATCH) we asked this peer about: it answers with what
     /// it holds there (bitfield or range), as hypercore's peers do.
     pub wants_sent: std::collections::BTreeSet<u64>,
+    /// The peer sent data that did not verify: nothing more is asked of it (hypercore's
+    /// paused peer) until a conflict check clears it.
+    pub paused: bool,
 }
 
 pub struct Peer {
@@ -300,6 +303,7 @@ impl Peer {
                 full_signaled: 0,
                 seek_refused: false,
                 wants_sent: Default::default(),
+                paused: false,
             },
         );
         self.by_handle.insert(handle, local_id);
