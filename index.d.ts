@@ -629,6 +629,10 @@ declare namespace Corestore {
     ) => void
     'remote-contiguous-length': (length: number) => void
     manifest: () => void
+    /** Data from `peer` did not verify (err.code, e.g. INVALID_SIGNATURE); that peer is paused. */
+    'verification-error': (err: Error & { code?: string }, req: null, res: null, peer: HypercorePeer | null) => void
+    /** Two valid trees exist at `length` (forked writers of one key); the sessions close next. */
+    conflict: (length: number, fork: number, proof: { fork: number; upgrade: { start: number; length: number } }) => void
   }
 
   /**
