@@ -12,9 +12,9 @@ pub use manifest::{decode_manifest, encode_manifest};
 mod groups;
 mod push_only;
 mod relay;
-mod stream_keys;
 mod signing;
 mod snapshot;
+mod stream_keys;
 
 use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi::Env;

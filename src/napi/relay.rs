@@ -46,7 +46,8 @@ impl NativeStore {
     ) -> Result<ReplicationOut> {
         let dkey = convert::bytes32(&discovery_key, "discoveryKey")?;
         let mut channel = None;
-        let mut out = self.replicate_with(|r, _| channel = r.relay_open(session, &dkey, &handshake))?;
+        let mut out =
+            self.replicate_with(|r, _| channel = r.relay_open(session, &dkey, &handshake))?;
         out.channel = channel.and_then(|c| u32::try_from(c).ok());
         Ok(out)
     }
@@ -67,15 +68,25 @@ impl NativeStore {
 
     /// A guest's channel goes (its core or its store closed).
     #[napi]
-    pub fn replication_relay_close(&mut self, session: u32, channel: u32) -> Result<ReplicationOut> {
+    pub fn replication_relay_close(
+        &mut self,
+        session: u32,
+        channel: u32,
+    ) -> Result<ReplicationOut> {
         self.replicate_with(|r, _| r.relay_close(session, u64::from(channel)))
     }
 
     /// No guest took a peer's channel offered by a relay event of kind 0.
     #[napi]
-    pub fn replication_relay_reject(&mut self, session: u32, channel: u32) -> Result<ReplicationOut> {
+    pub fn replication_relay_reject(
+        &mut self,
+        session: u32,
+        channel: u32,
+    ) -> Result<ReplicationOut> {
         if channel == 0 {
-            return Err(js_error(EngineError::bad_argument("channel 0 is not a peer's channel")));
+            return Err(js_error(EngineError::bad_argument(
+                "channel 0 is not a peer's channel",
+            )));
         }
         self.replicate_with(|r, _| r.relay_reject(session, u64::from(channel)))
     }

@@ -349,7 +349,9 @@ impl Replicator {
         let Some(peer) = self.peers.get_mut(&session) else {
             return;
         };
-        if peer.by_handle.contains_key(&handle) || !peer.in_scope(handle) || self.frozen.contains(&handle)
+        if peer.by_handle.contains_key(&handle)
+            || !peer.in_scope(handle)
+            || self.frozen.contains(&handle)
         {
             return;
         }
@@ -973,7 +975,9 @@ impl Replicator {
             .peers
             .values()
             .filter_map(|p| p.by_handle.get(&handle).and_then(|id| p.channels.get(id)))
-            .filter(|ch| ch.paired && !ch.paused && ch.remote.synced && ch.remote.fork == state.fork)
+            .filter(|ch| {
+                ch.paired && !ch.paused && ch.remote.synced && ch.remote.fork == state.fork
+            })
             .map(|ch| limit.saturating_sub(ch.inflight.len()))
             .sum();
         if free == 0 {
@@ -1003,19 +1007,20 @@ impl Replicator {
         let mut wanted = Vec::new();
         let mut done = Vec::new();
         let mut unservable: Vec<u64> = Vec::new();
-        let mut looked = 0usize;
-        for &i in &wants.blocks {
-            if wanted.len() >= free || looked >= MAX_SCAN {
+        for &i in wants.blocks.iter().take(MAX_SCAN) {
+            if wanted.len() >= free {
                 break;
             }
-            looked += 1;
             if core.has_block(i) {
                 done.push(i);
             } else if self.inflight_blocks.contains(&(handle, i)) {
                 continue;
             } else if i >= state.length || servable(i) {
                 wanted.push(i);
-            } else if unservable.last().is_none_or(|&u| u / WANT_BATCH != i / WANT_BATCH) {
+            } else if unservable
+                .last()
+                .is_none_or(|&u| u / WANT_BATCH != i / WANT_BATCH)
+            {
                 unservable.push(i);
             }
         }
@@ -1031,7 +1036,10 @@ impl Replicator {
                         wanted.push(i);
                     } else {
                         first_unservable.get_or_insert(i);
-                        if unservable.last().is_none_or(|&u| u / WANT_BATCH != i / WANT_BATCH) {
+                        if unservable
+                            .last()
+                            .is_none_or(|&u| u / WANT_BATCH != i / WANT_BATCH)
+                        {
                             unservable.push(i);
                         }
                     }
@@ -1452,7 +1460,9 @@ impl Replicator {
     ) -> Result<()> {
         match kind {
             Inflight::Block(i) => self.rewant(handle, i),
-            Inflight::Seek(bytes, padding) => self.seeks.entry(handle).or_default().push((bytes, padding)),
+            Inflight::Seek(bytes, padding) => {
+                self.seeks.entry(handle).or_default().push((bytes, padding))
+            }
             Inflight::Upgrade | Inflight::UpgradeBlock(_) | Inflight::Reorg => {}
         }
         self.out.events.push(Event::VerificationError {
