@@ -96,6 +96,13 @@ declare class Corestore extends EventEmitter {
   getAuth(discoveryKey: Buffer): Promise<Corestore.CoreAuth | null>
 
   /**
+   * The core's data under a new key with no signers, whose prologue is the core's signed
+   * head: a core that can never change. Returns a session on it. The original key's record
+   * then holds the static core (reopening the original gives STORAGE_CONFLICT).
+   */
+  staticify(core: Corestore.Hypercore<any>, opts?: Corestore.GetOptions): Promise<Corestore.Hypercore>
+
+  /**
    * Replicate every core of the store over a stream. Pass `true`/`false` (initiator or not)
    * to get a new replication stream, or an existing stream (e.g. a Hyperswarm connection),
    * which is returned.

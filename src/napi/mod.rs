@@ -14,6 +14,7 @@ mod push_only;
 mod relay;
 mod signing;
 mod snapshot;
+mod staticify;
 mod stream_keys;
 
 use napi::bindgen_prelude::{Buffer, BufferSlice};
