@@ -135,6 +135,11 @@ class CoreState {
     this.root._pump(this.native.replicationAllowPush(this.handle, on))
   }
 
+  push(index) {
+    if (this.closed || !this.root._replication.active) return
+    this.root._pump(this.native.replicationPush(this.handle, index))
+  }
+
   setPushOnly(pushOnly) {
     if (pushOnly === this.pushOnly) return
     this.pushOnly = pushOnly
@@ -327,8 +332,9 @@ class CoreState {
 
   // local readers wait for [start, end): the engine asks peers that have them
   // (registered even before any stream exists: a stream that connects later serves them)
-  want(start, end) {
-    this.root._pump(this.native.replicationWant(this.handle, start, end))
+  // `force`: asked for even in push-only mode (hypercore's get({ force: true }))
+  want(start, end, force = false) {
+    this.root._pump(this.native.replicationWant(this.handle, start, end, force))
   }
 
   // a seek lacks tree nodes this sparse replica does not hold: a peer's seek proof brings them
@@ -464,8 +470,34 @@ class ReplicatorView {
     this.core.setPushOnly(!!pushOnly)
   }
 
-  // what sessions attached through a CoreView (the hypercore package) call on it
-  updateActivity() {}
+  // hypercore's replicator.downloading: the core has active sessions (setActive)
+  get downloading() {
+    return this.core.activeCount > 0
+  }
+
+  isDownloading() {
+    return this.downloading
+  }
+
+  get allowPush() {
+    return this.core.allowPush
+  }
+
+  // as hypercore: peers may push blocks to this core (told in syncs while it downloads)
+  setAllowPush(allowPush) {
+    this.core.setAllowPush(!!allowPush)
+  }
+
+  // as hypercore: block `index` goes unasked to every peer that allows push and lacks it
+  async push(index) {
+    this.core.push(index)
+  }
+
+  // what sessions attached through a CoreView (the hypercore package) call on it: +1 / -1
+  // for an active session opening / closing (0 for the others)
+  updateActivity(inc) {
+    if (inc) this.core.activity(inc)
+  }
 
   clearRequests() {}
 

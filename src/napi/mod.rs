@@ -451,6 +451,7 @@ impl NativeStore {
         handle: u32,
         start: i64,
         end: i64,
+        force: Option<bool>,
     ) -> Result<ReplicationOut> {
         let start = uint_in(start, "start")?;
         let end = if end == -1 {
@@ -458,7 +459,8 @@ impl NativeStore {
         } else {
             Some(uint_in(end, "end")?)
         };
-        self.replicate_with(|r, store| r.want(store, handle, start, end))
+        let force = force.unwrap_or(false);
+        self.replicate_with(|r, store| r.want(store, handle, start, end, force))
     }
 
     /// A local seek of a sparse replica lacks tree nodes: ask a peer for a seek proof.

@@ -141,6 +141,8 @@ pub struct Output {
 #[derive(Default)]
 struct Wants {
     blocks: BTreeSet<u64>,
+    /// Wanted blocks asked for even in push-only mode (hypercore's get({ force: true })).
+    forced: BTreeSet<u64>,
     /// download() without a range: every block, now and as the core grows.
     all: bool,
     /// Where the next pass over "all" starts: blocks before it were asked for or held.
@@ -218,6 +220,68 @@ impl Replicator {
             };
             let sync = sync_message(core, &ch.remote, allow);
             peer.send(local_id, &Message::Sync(sync));
+            self.flush(session);
+        }
+    }
+
+    /// hypercore's `replicator.push(index)`: sends block `index` unasked, with an upgrade
+    /// when the peer's length (or what we pushed it before) does not reach it, to every
+    /// peer on our fork that allows push and lacks it.
+    pub fn push(&mut self, store: &mut Store, handle: u32, index: u64) {
+        let Ok(core) = store.core(handle) else {
+            return;
+        };
+        let state = core.state();
+        if index >= state.length {
+            return;
+        }
+        let sessions: Vec<u32> = self.peers.keys().copied().collect();
+        for session in sessions {
+            let Some(peer) = self.peers.get_mut(&session) else {
+                continue;
+            };
+            let Some(&local_id) = peer.by_handle.get(&handle) else {
+                continue;
+            };
+            let Some(ch) = peer.channels.get(&local_id) else {
+                continue;
+            };
+            let r = &ch.remote;
+            if !ch.paired || !r.synced || !r.allow_push || r.fork != state.fork || r.has(index) {
+                continue;
+            }
+            let remote_length = r.length.max(ch.pushed_length);
+            let request = messages::Request {
+                id: 0,
+                fork: state.fork,
+                block: Some(messages::RequestBlock {
+                    index,
+                    nodes: proof::max_missing_nodes(2 * index, remote_length),
+                }),
+                upgrade: (index >= remote_length).then(|| messages::RequestUpgrade {
+                    start: remote_length,
+                    length: state.length - remote_length,
+                }),
+                manifest: r.length == 0,
+                ..Default::default()
+            };
+            let Message::Data(data) = answer_request(core, store, &request) else {
+                continue;
+            };
+            if let Some(b) = &data.block {
+                self.out.events.push(Event::Upload {
+                    handle,
+                    index: b.index,
+                    bytes: b.value.len() as u64,
+                    session,
+                });
+            }
+            if data.upgrade.is_some() {
+                if let Some(ch) = peer.channels.get_mut(&local_id) {
+                    ch.pushed_length = state.length;
+                }
+            }
+            peer.send(local_id, &Message::Data(data));
             self.flush(session);
         }
     }
@@ -877,12 +941,23 @@ impl Replicator {
     /// Eager upgrade, as corestore sets up its cores: when a peer on our fork is longer
     /// (or has the manifest we lack), ask it for the signed tree.
     fn maybe_upgrade(&mut self, store: &mut Store, handle: u32) {
-        if self.inflight_upgrades.contains(&handle) || self.push_only.contains(&handle) {
+        if self.inflight_upgrades.contains(&handle) {
             return;
         }
         let Ok(core) = store.core(handle) else {
             return;
         };
+        // push-only: no upgrade unless a forced block needs it
+        let push_only = self.push_only.contains(&handle);
+        let length = core.state().length;
+        if push_only
+            && self
+                .wants
+                .get(&handle)
+                .is_none_or(|w| w.forced.range(length..).next().is_none())
+        {
+            return;
+        }
         let state = core.state();
         let needs_manifest = core.manifest.is_none();
         for (session, peer) in self.peers.iter_mut() {
@@ -901,11 +976,12 @@ impl Replicator {
             let (remote_length, remote_has_manifest) = (r.length, r.has_manifest);
             // the first block a local reader waits for in the part the upgrade brings
             let block = match self.wants.get(&handle) {
-                Some(w) if longer => w
-                    .blocks
-                    .range(state.length..remote_length)
-                    .copied()
-                    .find(|&i| r.has(i) && !self.inflight_blocks.contains(&(handle, i))),
+                Some(w) if longer => {
+                    let from = if push_only { &w.forced } else { &w.blocks };
+                    from.range(state.length..remote_length)
+                        .copied()
+                        .find(|&i| r.has(i) && !self.inflight_blocks.contains(&(handle, i)))
+                }
                 _ => None,
             };
             let id = peer.next_request_id();
@@ -942,7 +1018,9 @@ impl Replicator {
 
     /// Requests wanted blocks from peers that have them, one request per block.
     fn schedule(&mut self, store: &mut Store, handle: u32) {
-        if self.push_only.contains(&handle) {
+        // push-only: nothing is asked for but the blocks of get({ force: true })
+        let push_only = self.push_only.contains(&handle);
+        if push_only && self.wants.get(&handle).is_none_or(|w| w.forced.is_empty()) {
             return;
         }
         if self.seeks.contains_key(&handle) {
@@ -1007,7 +1085,12 @@ impl Replicator {
         let mut wanted = Vec::new();
         let mut done = Vec::new();
         let mut unservable: Vec<u64> = Vec::new();
-        for &i in wants.blocks.iter().take(MAX_SCAN) {
+        let explicit = if push_only {
+            &wants.forced
+        } else {
+            &wants.blocks
+        };
+        for &i in explicit.iter().take(MAX_SCAN) {
             if wanted.len() >= free {
                 break;
             }
@@ -1025,7 +1108,7 @@ impl Replicator {
             }
         }
         let mut all_from = None;
-        if wants.all {
+        if wants.all && !push_only {
             let mut i = wants.next_all.max(state.contiguous_length);
             let mut first_unservable = None;
             let mut looked = 0usize;
@@ -1103,7 +1186,12 @@ impl Replicator {
             }
         }
         if let Some(w) = self.wants.get_mut(&handle) {
-            for i in done.into_iter().chain(sent_now) {
+            for i in done {
+                w.blocks.remove(&i);
+                w.forced.remove(&i);
+            }
+            // a forced block stays forced until it is stored: asked again if this fails
+            for i in sent_now {
                 w.blocks.remove(&i);
             }
             if let Some(stop) = all_from {
@@ -1361,8 +1449,22 @@ impl Replicator {
             if self.check_conflict(store, session, local_id, handle, &m)? {
                 return Ok(());
             }
-            if let Some(ch) = self.channel_mut(session, local_id) {
-                ch.paused = false;
+            let was_paused = self
+                .channel_mut(session, local_id)
+                .is_some_and(|ch| std::mem::replace(&mut ch.paused, false));
+            if was_paused {
+                // asked of it again: what waited while it was paused
+                self.maybe_upgrade(store, handle);
+                self.schedule(store, handle);
+            }
+            // our tree agrees and it brings nothing past it (a check's answer): done. A
+            // push to a peer that had nothing also starts at 0, and goes on below.
+            let length = store.state(handle).map_or(0, |st| st.length);
+            if m.upgrade
+                .as_ref()
+                .is_some_and(|u| u.start + u.length <= length)
+            {
+                return Ok(());
             }
         }
         // Only answers to our own requests are taken, and blocks pushed unasked (request 0)
@@ -1398,8 +1500,28 @@ impl Replicator {
             return Ok(());
         }
         let checked = proof::verify_proof(core.tree(), &core.nodes(storage), &manifest, &proof);
+        let pushed = m.request == 0;
+        let stale = proof
+            .upgrade
+            .as_ref()
+            .is_some_and(|u| u.start < core.tree().length);
         let verified = match checked {
             Ok(v) => v,
+            // An answer or a push that raced another upgrade (a push, or another peer's):
+            // its upgrade starts below our length now, which this verifier does not take.
+            // Nothing wrong with the peer: dropped, and what was asked is asked again.
+            Err(_) if stale => {
+                match kind {
+                    Inflight::Block(i) if !pushed => self.rewant(handle, i),
+                    Inflight::Seek(bytes, padding) => {
+                        self.seeks.entry(handle).or_default().push((bytes, padding))
+                    }
+                    _ => {}
+                }
+                self.maybe_upgrade(store, handle);
+                self.schedule(store, handle);
+                return Ok(());
+            }
             Err(e) => {
                 let length = core.tree().length;
                 return self.on_invalid_data(store, session, local_id, handle, kind, length, e);
@@ -1436,6 +1558,7 @@ impl Replicator {
             self.announce(store, handle, Some((session, index)));
             if let Some(w) = self.wants.get_mut(&handle) {
                 w.blocks.remove(&index);
+                w.forced.remove(&index);
             }
         }
         self.maybe_upgrade(store, handle);
@@ -1766,13 +1889,24 @@ impl Replicator {
 
     /// Local readers want blocks [start, end): request them from peers that have them.
     /// `end` None: every block from `start` on, including those appended later.
-    pub fn want(&mut self, store: &mut Store, handle: u32, start: u64, end: Option<u64>) {
+    /// `force`: asked for even in push-only mode (hypercore's get({ force: true })).
+    pub fn want(
+        &mut self,
+        store: &mut Store,
+        handle: u32,
+        start: u64,
+        end: Option<u64>,
+        force: bool,
+    ) {
         let wants = self.wants.entry(handle).or_default();
         match end {
             None => wants.all = true,
             Some(end) => {
                 for i in start..end.min(start.saturating_add(1 << 24)) {
                     wants.blocks.insert(i);
+                    if force {
+                        wants.forced.insert(i);
+                    }
                 }
             }
         }
@@ -1785,6 +1919,7 @@ impl Replicator {
             let remove: Vec<u64> = w.blocks.range(start..end).copied().collect();
             for i in remove {
                 w.blocks.remove(&i);
+                w.forced.remove(&i);
             }
         }
     }

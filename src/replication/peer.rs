@@ -113,6 +113,9 @@ pub struct Channel {
     /// The peer sent data that did not verify: nothing more is asked of it (hypercore's
     /// paused peer) until a conflict check clears it.
     pub paused: bool,
+    /// The length our pushed upgrades brought this peer to (hypercore's pushedLength):
+    /// the next push continues from there.
+    pub pushed_length: u64,
 }
 
 pub struct Peer {
@@ -304,6 +307,7 @@ impl Peer {
                 seek_refused: false,
                 wants_sent: Default::default(),
                 paused: false,
+                pushed_length: 0,
             },
         );
         self.by_handle.insert(handle, local_id);
