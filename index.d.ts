@@ -96,6 +96,13 @@ declare class Corestore extends EventEmitter {
   getAuth(discoveryKey: Buffer): Promise<Corestore.CoreAuth | null>
 
   /**
+   * The core's data under a new key with no signers, whose prologue is the core's signed
+   * head: a core that can never change. Returns a session on it. The original key's record
+   * then holds the static core (reopening the original gives STORAGE_CONFLICT).
+   */
+  staticify(core: Corestore.Hypercore<any>, opts?: Corestore.GetOptions): Promise<Corestore.Hypercore>
+
+  /**
    * Replicate every core of the store over a stream. Pass `true`/`false` (initiator or not)
    * to get a new replication stream, or an existing stream (e.g. a Hyperswarm connection),
    * which is returned.
@@ -632,6 +639,10 @@ declare namespace Corestore {
     ) => void
     'remote-contiguous-length': (length: number) => void
     manifest: () => void
+    /** Data from `peer` did not verify (err.code, e.g. INVALID_SIGNATURE); that peer is paused. */
+    'verification-error': (err: Error & { code?: string }, req: null, res: null, peer: HypercorePeer | null) => void
+    /** Two valid trees exist at `length` (forked writers of one key); the sessions close next. */
+    conflict: (length: number, fork: number, proof: { fork: number; upgrade: { start: number; length: number } }) => void
   }
 
   /**
@@ -964,6 +975,9 @@ declare namespace Corestore {
 
   /** A framed Noise stream carrying the hypercore protocol (streamx Duplex at runtime). */
   interface ReplicationStream extends EventEmitter {
+    /** Our Noise public key, and the peer's once the handshake is done (as noiseStream's). */
+    readonly publicKey: Buffer | null
+    readonly remotePublicKey: Buffer | null
     readonly readable: boolean
     readonly writable: boolean
     readonly destroyed: boolean

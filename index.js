@@ -9,7 +9,7 @@ const Storage = require('./lib/storage')
 const { CoreList, SessionList } = require('./lib/core-view')
 const { ReplicationStream, Replication, attachSecretStream, isSecretStream } = require('./lib/replication')
 const { toBuffer } = require('./lib/encodings')
-const { ASSERTION, BAD_ARGUMENT, STORAGE_EMPTY, z32Decode } = require('./lib/errors')
+const { ASSERTION, BAD_ARGUMENT, SESSION_CLOSED, STORAGE_EMPTY, z32Decode } = require('./lib/errors')
 
 const binding = require('./lib/native.js')
 const { manifestInput } = require('./lib/manifest')
@@ -410,6 +410,25 @@ class Corestore extends EventEmitter {
 
   // As corestore: the stored identity of a core (key, discoveryKey, manifest, keyPair,
   // encryptionKey), or null when this store does not have it
+  // As corestore: the core's data under a new key with no signers, whose prologue is the
+  // core's signed head (length, tree hash), so it can never change; returns a session on it.
+  // The original core's record now reads as the static core, as in corestore.
+  async staticify(core, opts) {
+    if (!this.opened) await this.ready()
+    if (!core.opened) await core.ready()
+    if (core.core === null) throw SESSION_CLOSED('Cannot staticify a closed session')
+    let key
+    try {
+      key = this._root.native.staticify(core.core.handle)
+    } catch (err) {
+      if (err.code !== 'BAD_ARGUMENT') throw err
+      throw new Error(err.message.replace(/^BAD_ARGUMENT: /, '')) // corestore's plain Error
+    }
+    const staticCore = this.get({ ...opts, key })
+    await staticCore.ready()
+    return staticCore
+  }
+
   async getAuth(discoveryKey) {
     this._maybeClosed()
     if (this._root.opened === false) await this._root.ready()
@@ -556,6 +575,16 @@ class Corestore extends EventEmitter {
         case 'sync': {
           const cs = this._cores.get(e.handle)
           if (cs !== undefined) cs.onsync()
+          break
+        }
+        case 'verification-error': {
+          const cs = this._cores.get(e.handle)
+          if (cs !== undefined) cs.onverificationerror(replicationError(e), e.session)
+          break
+        }
+        case 'conflict': {
+          const cs = this._cores.get(e.handle)
+          if (cs !== undefined) cs.onconflict(e.index, e.bytes)
           break
         }
         case 'manifest': {

@@ -122,3 +122,24 @@ forEachPairing('stream.publicKey and remotePublicKey, as a peer reports them', a
   assert.deepEqual(w.peers[0].stream.remotePublicKey, s2.publicKey)
   assert.deepEqual(r.peers[0].stream.remotePublicKey, s1.publicKey)
 })
+
+forEachPairing('a guest store that closes leaves the stream to the others', async (t, p, e) => {
+  const { store: a1, core: w1 } = await writerCore(e, p.Writer, 'one', ['g'])
+  const { store: a2, core: w2 } = await writerCore(e, p.Writer, 'two', ['h'])
+  const { store: b1, core: r1 } = await readerCore(e, p.Reader, w1.key)
+  const { core: r2 } = await readerCore(e, p.Reader, w2.key)
+  const sa = e.stream(a2.replicate(true), 'a')
+  a1.replicate(sa) // a1 is the guest on a2's stream
+  const sb = e.stream(b1.replicate(false), 'b')
+  r2.replicate(sb)
+  sa.pipe(sb).pipe(sa)
+  assert.equal(b4a.toString(await within(5000, r1.get(0), 'r1.get(0)')), 'g')
+  assert.equal(b4a.toString(await within(5000, r2.get(0), 'r2.get(0)')), 'h')
+
+  const removed = eventOnce(r1, 'peer-remove', 5000, "the guest's core leaves")
+  await a1.close()
+  await removed
+  await w2.append(b4a.from('h1'))
+  assert.equal(b4a.toString(await within(5000, r2.get(1), 'r2.get(1)')), 'h1', 'the host core still replicates')
+  assert.equal(sa.destroyed, false)
+})

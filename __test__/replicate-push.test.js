@@ -3,11 +3,12 @@
 // peer.remoteAllowPush) while the core has an active session; setActive(false) on the last
 // one takes it back, setActive(true) gives it again; a block a peer pushes unasked is
 // verified and kept, and its download event has no request. Side by side with JS corestore
-// for every pairing; the push itself is JS hypercore's replicator.push (no public API sends
-// one), so that part runs with a JS writer.
+// for every pairing. Pushing is hypercore's session.replicator.push(index); a pushOnly core
+// asks for nothing but get({ force: true }); append's postappend hook runs before the
+// session's 'append' event.
 const assert = require('node:assert/strict')
 const b4a = require('b4a')
-const { forEachPairing, within, until } = require('./helpers/replication.js')
+const { forEachPairing, within, until, eventOnce, rejectsWith } = require('./helpers/replication.js')
 
 async function pair(e, p) {
   const ws = e.store(p.Writer)
@@ -67,13 +68,52 @@ forEachPairing(
     await until(() => w.peers.length === 1 && w.peers[0].remoteAllowPush === true, 5000, 'allowPush seen')
     const downloads = []
     r.on('download', (index, bytes, from, req) => downloads.push({ index, req: req || null }))
-    await w.core.replicator.push(2) // JS hypercore's replicator: the only way to push
+    await w.replicator.push(2)
     await until(() => downloads.length === 1, 5000, 'the pushed block arrives')
     assert.equal(downloads[0].index, 2)
     assert.equal(downloads[0].req, null, 'nobody asked for it')
     assert.equal(await r.has(2), true)
     assert.equal(await r.has(1), false, 'nothing else came')
     assert.equal(b4a.toString(await r.get(2, { wait: false })), '3')
-  },
-  ['js-impl']
+  }
 )
+
+forEachPairing('pushOnly: nothing is asked for but get({ force: true }); pushes fill in the rest', async (t, p, e) => {
+  const ws = e.store(p.Writer)
+  const w = ws.get({ name: 'w' })
+  await w.ready()
+  const rs = e.store(p.Reader)
+  const r = rs.get({ key: w.key, allowPush: true, pushOnly: true })
+  await r.ready()
+  const errors = []
+  r.on('verification-error', (err) => errors.push(err.message))
+  const s1 = e.stream(ws.replicate(true), 's1')
+  const s2 = e.stream(rs.replicate(false), 's2')
+  s1.pipe(s2).pipe(s1)
+  await eventOnce(w, 'peer-add')
+  for (let i = 0; i < 20; i++) await w.append(b4a.from('' + i))
+  await rejectsWith(r.get(0, { timeout: 300 }), 'REQUEST_TIMEOUT', 5000, 'a pushOnly core asks for nothing')
+  const full = new Promise((resolve) => r.on('append', () => r.length === 30 && resolve()))
+  const appends = []
+  for (let i = 20; i < 30; i++) appends.push(w.append(b4a.from('' + i)).then(() => w.replicator.push(i)))
+  assert.equal(b4a.toString(await within(5000, r.get(10, { force: true }), 'forced get')), '10')
+  await Promise.all(appends)
+  await within(5000, full, 'pushed up to 30')
+  assert.equal(await r.has(29), true)
+  assert.equal(await r.has(5), false, 'nothing else was asked for')
+  assert.deepEqual(errors, [])
+})
+
+forEachPairing("append's postappend runs once the blocks are stored, before 'append'", async (t, p, e) => {
+  const store = e.store(p.Writer)
+  const core = store.get({ name: 'w' })
+  await core.ready()
+  const order = []
+  core.on('append', () => order.push('append event ' + core.length))
+  await core.append([b4a.from('a'), b4a.from('b')], {
+    async postappend(blocks) {
+      order.push('postappend ' + blocks.length + ' ' + b4a.toString(await core.get(1)))
+    }
+  })
+  assert.deepEqual(order, ['postappend 2 b', 'append event 2'])
+}, ['impl-impl', 'js-impl'])

@@ -170,6 +170,11 @@ class CoreState {
     this.root._pump(this.native.replicationAllowPush(this.handle, on))
   }
 
+  push(index) {
+    if (this.closed || !this.root._replication.active) return
+    this.root._pump(this.native.replicationPush(this.handle, index))
+  }
+
   setPushOnly(pushOnly) {
     if (pushOnly === this.pushOnly) return
     this.pushOnly = pushOnly
@@ -302,6 +307,30 @@ class CoreState {
     return this.peers.find((p) => p.session === session) || null
   }
 
+  // hypercore's 'verification-error' (err, req, res, from): data from the peer on `session`
+  // did not verify; that peer is paused. The request and response are not kept here (null).
+  onverificationerror(err, session) {
+    const from = this._peer(session)
+    const ss = this.sessions.slice()
+    for (let i = 0; i < ss.length; i++) ss[i].emit('verification-error', err, null, null, from)
+    if (this._view !== null) this._view._emit('verification-error', err, null, null, from)
+  }
+
+  // hypercore's 'conflict' (length, fork, proof): two valid trees of this core exist at
+  // `length` (two writers of one key forked). As hypercore, every session hears it and is
+  // then closed with that error. The proof is given as { fork, upgrade: { start, length } }
+  // (the engine keeps the proof itself).
+  onconflict(length, fork) {
+    const proof = { fork, upgrade: { start: 0, length } }
+    const ss = this.sessions.slice()
+    for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('conflict', length, fork, proof)
+    if (this._view !== null) this._view._emit('conflict', length, fork, proof)
+    const err = new Error('Two conflicting signatures exist for length ' + length)
+    for (const s of this.sessions.slice()) {
+      if (s.closing === null) s.close({ error: err }).catch(noop)
+    }
+  }
+
   onextension(name, data, session) {
     const ext = this.extensions.get(name)
     if (ext !== undefined) ext._onmessage(data, this._peer(session))
@@ -342,8 +371,9 @@ class CoreState {
 
   // local readers wait for [start, end): the engine asks peers that have them
   // (registered even before any stream exists: a stream that connects later serves them)
-  want(start, end) {
-    this.root._pump(this.native.replicationWant(this.handle, start, end))
+  // `force`: asked for even in push-only mode (hypercore's get({ force: true }))
+  want(start, end, force = false) {
+    this.root._pump(this.native.replicationWant(this.handle, start, end, force))
   }
 
   // a seek lacks tree nodes this sparse replica does not hold: a peer's seek proof brings them
@@ -479,8 +509,34 @@ class ReplicatorView {
     this.core.setPushOnly(!!pushOnly)
   }
 
-  // what sessions attached through a CoreView (the hypercore package) call on it
-  updateActivity() {}
+  // hypercore's replicator.downloading: the core has active sessions (setActive)
+  get downloading() {
+    return this.core.activeCount > 0
+  }
+
+  isDownloading() {
+    return this.downloading
+  }
+
+  get allowPush() {
+    return this.core.allowPush
+  }
+
+  // as hypercore: peers may push blocks to this core (told in syncs while it downloads)
+  setAllowPush(allowPush) {
+    this.core.setAllowPush(!!allowPush)
+  }
+
+  // as hypercore: block `index` goes unasked to every peer that allows push and lacks it
+  async push(index) {
+    this.core.push(index)
+  }
+
+  // what sessions attached through a CoreView (the hypercore package) call on it: +1 / -1
+  // for an active session opening / closing (0 for the others)
+  updateActivity(inc) {
+    if (inc) this.core.activity(inc)
+  }
 
   clearRequests() {}
 

@@ -5,7 +5,7 @@
 // gives it: `stream.noiseStream.userData` (Hypercore.getProtocolMuxer, protomux-wakeup,
 // Autobase), or `Protomux.from(stream.noiseStream)`. That is an EngineMux: protomux's API,
 // whose channels the engine's Protomux carries for it (relay channels, docs/DECISIONS.md
-// §18). Encodings run here; framing, pairing and batching stay in the engine.
+// §22). Encodings run here; framing, pairing and batching stay in the engine.
 
 const { EventEmitter } = require('events')
 const c = require('compact-encoding')

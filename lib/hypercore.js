@@ -89,7 +89,11 @@ class Download {
         return cursor >= e ? true : null
       }
       if (complete()) continue
-      await cs.wait(this.session, complete, 0)
+      try {
+        await cs.wait(this.session, complete, 0)
+      } catch {
+        return false // as hypercore's range requests: a cancelled download (session closed) is not done
+      }
     }
     return true
   }
@@ -741,9 +745,14 @@ class Hypercore extends EventEmitter {
     if (e instanceof encryption.DefaultEncryption) e.encryptBatch(at, buffers, cs.fork, cs)
     else if (e) for (let i = 0; i < buffers.length; i++) await e.encrypt(at + i, buffers[i], cs.fork, cs)
 
+    // as hypercore: `postappend(blocks)` runs once the blocks are stored, before the
+    // session's 'append' event and before peers hear of the new length
+    const postappend = (opts && typeof opts.postappend === 'function' && opts.postappend) || null
+
     if (state !== null) {
       const info = cs.native.stateAppend(state.handle, buffers)
       state.update(info)
+      if (postappend !== null) await postappend(buffers)
       state.emit('append')
       return { length: info.length, byteLength: info.byteLength }
     }
@@ -752,6 +761,10 @@ class Hypercore extends EventEmitter {
     const st =
       sign === null ? cs.native.append(cs.handle, buffers) : signed(cs, () => cs.native.appendSigned(cs.handle, buffers, sign))
     if (sign !== null) refreshManifest(cs)
+    if (postappend !== null) {
+      cs.update(st)
+      await postappend(buffers)
+    }
     cs.onappend(st)
     cs.root._pumpLocal()
     return { length: st.length, byteLength: st.byteLength }
@@ -944,7 +957,7 @@ class Hypercore extends EventEmitter {
       const requests = (opts && opts.activeRequests) || this.activeRequests
       if (CoreState.isRequestsDestroyed(requests)) throw REQUEST_CANCELLED()
       const timeout = opts && opts.timeout !== undefined ? opts.timeout : this.timeout
-      cs.want(index, index + 1)
+      cs.want(index, index + 1, !!(opts && opts.force === true))
       // checked on every block that arrives: the bitfield first, the read only once it is there
       const ready = () => (cs.native.has(cs.handle, index, index + 1) ? read() : null)
       // as hypercore, a get is snapshotted at call time: a truncation below the block

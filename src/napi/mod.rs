@@ -14,6 +14,7 @@ mod push_only;
 mod relay;
 mod signing;
 mod snapshot;
+mod staticify;
 mod stream_keys;
 mod verifier;
 pub use verifier::{
@@ -461,6 +462,7 @@ impl NativeStore {
         handle: u32,
         start: i64,
         end: i64,
+        force: Option<bool>,
     ) -> Result<ReplicationOut> {
         let start = uint_in(start, "start")?;
         let end = if end == -1 {
@@ -468,7 +470,8 @@ impl NativeStore {
         } else {
             Some(uint_in(end, "end")?)
         };
-        self.replicate_with(|r, store| r.want(store, handle, start, end))
+        let force = force.unwrap_or(false);
+        self.replicate_with(|r, store| r.want(store, handle, start, end, force))
     }
 
     /// A local seek of a sparse replica lacks tree nodes: ask a peer for a seek proof.
@@ -887,6 +890,28 @@ fn one_event(e: Event, event: &dyn Fn(&str) -> EventOut) -> EventOut {
             name: Some(protocol),
             data: id.map(Into::into),
             ..event("mux-open")
+        },
+        Event::VerificationError {
+            handle,
+            session,
+            code,
+            message,
+        } => EventOut {
+            handle: Some(handle),
+            session: Some(session),
+            code: Some(code),
+            message: Some(message),
+            ..event("verification-error")
+        },
+        Event::Conflict {
+            handle,
+            length,
+            fork,
+        } => EventOut {
+            handle: Some(handle),
+            index: Some(length as i64),
+            bytes: Some(fork as i64),
+            ..event("conflict")
         },
         Event::Manifest { handle } => EventOut {
             handle: Some(handle),

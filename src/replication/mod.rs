@@ -25,6 +25,8 @@ const WANT_BATCH: u64 = 65536 * 32;
 /// Blocks per bitfield message we send in answer to a want.
 const BITFIELD_CHUNK: u64 = 32 * 1024;
 const INVALID_REQUEST: u64 = 2;
+/// Most wanted blocks one scheduling pass looks at (it runs after every block received).
+const MAX_SCAN: usize = 65536;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -104,6 +106,21 @@ pub enum Event {
         protocol: String,
         id: Option<Vec<u8>>,
     },
+    /// Data from the peer on `session` did not verify (hypercore's 'verification-error');
+    /// that peer is paused.
+    VerificationError {
+        handle: u32,
+        session: u32,
+        code: String,
+        message: String,
+    },
+    /// Two valid trees of the core exist at `length` (two writers of one key forked):
+    /// hypercore's 'conflict'. The core asks nothing more of anyone; its sessions close.
+    Conflict {
+        handle: u32,
+        length: u64,
+        fork: u64,
+    },
     /// The stream's handshake completed.
     Open {
         session: u32,
@@ -133,6 +150,8 @@ pub struct Output {
 #[derive(Default)]
 struct Wants {
     blocks: BTreeSet<u64>,
+    /// Wanted blocks asked for even in push-only mode (hypercore's get({ force: true })).
+    forced: BTreeSet<u64>,
     /// download() without a range: every block, now and as the core grows.
     all: bool,
     /// Where the next pass over "all" starts: blocks before it were asked for or held.
@@ -158,6 +177,11 @@ pub struct Replicator {
     /// Cores that take blocks a peer sends unasked (hypercore's allowPush while the core
     /// has active sessions); their syncs say so.
     allowing_push: BTreeSet<u32>,
+    /// Cores with a conflict (two valid trees at one length): they replicate no more.
+    frozen: BTreeSet<u32>,
+    /// Cores that heard a peer's sync in this call: upgrades and block requests are made
+    /// for them when the call's messages are all read.
+    after_call: BTreeSet<u32>,
     /// Byte offsets (bytes, padding) local seeks wait on, not yet asked for, per core.
     seeks: HashMap<u32, Vec<(u64, u64)>>,
     /// When each block request in flight was sent (ms since the epoch), for the download
@@ -205,6 +229,68 @@ impl Replicator {
             };
             let sync = sync_message(core, &ch.remote, allow);
             peer.send(local_id, &Message::Sync(sync));
+            self.flush(session);
+        }
+    }
+
+    /// hypercore's `replicator.push(index)`: sends block `index` unasked, with an upgrade
+    /// when the peer's length (or what we pushed it before) does not reach it, to every
+    /// peer on our fork that allows push and lacks it.
+    pub fn push(&mut self, store: &mut Store, handle: u32, index: u64) {
+        let Ok(core) = store.core(handle) else {
+            return;
+        };
+        let state = core.state();
+        if index >= state.length {
+            return;
+        }
+        let sessions: Vec<u32> = self.peers.keys().copied().collect();
+        for session in sessions {
+            let Some(peer) = self.peers.get_mut(&session) else {
+                continue;
+            };
+            let Some(&local_id) = peer.by_handle.get(&handle) else {
+                continue;
+            };
+            let Some(ch) = peer.channels.get(&local_id) else {
+                continue;
+            };
+            let r = &ch.remote;
+            if !ch.paired || !r.synced || !r.allow_push || r.fork != state.fork || r.has(index) {
+                continue;
+            }
+            let remote_length = r.length.max(ch.pushed_length);
+            let request = messages::Request {
+                id: 0,
+                fork: state.fork,
+                block: Some(messages::RequestBlock {
+                    index,
+                    nodes: proof::max_missing_nodes(2 * index, remote_length),
+                }),
+                upgrade: (index >= remote_length).then(|| messages::RequestUpgrade {
+                    start: remote_length,
+                    length: state.length - remote_length,
+                }),
+                manifest: r.length == 0,
+                ..Default::default()
+            };
+            let Message::Data(data) = answer_request(core, store, &request) else {
+                continue;
+            };
+            if let Some(b) = &data.block {
+                self.out.events.push(Event::Upload {
+                    handle,
+                    index: b.index,
+                    bytes: b.value.len() as u64,
+                    session,
+                });
+            }
+            if data.upgrade.is_some() {
+                if let Some(ch) = peer.channels.get_mut(&local_id) {
+                    ch.pushed_length = state.length;
+                }
+            }
+            peer.send(local_id, &Message::Data(data));
             self.flush(session);
         }
     }
@@ -336,7 +422,10 @@ impl Replicator {
         let Some(peer) = self.peers.get_mut(&session) else {
             return;
         };
-        if peer.by_handle.contains_key(&handle) || !peer.in_scope(handle) {
+        if peer.by_handle.contains_key(&handle)
+            || !peer.in_scope(handle)
+            || self.frozen.contains(&handle)
+        {
             return;
         }
         if !peer.is_open() {
@@ -378,6 +467,12 @@ impl Replicator {
     }
 
     fn finish(&mut self, store: &mut Store, session: u32, result: Result<()>) {
+        for handle in std::mem::take(&mut self.after_call) {
+            if store.core(handle).is_ok() {
+                self.maybe_upgrade(store, handle);
+                self.schedule(store, handle);
+            }
+        }
         // What one peer sent can make us write to the others (a relayed block's range, a
         // new length's sync), so every stream is flushed.
         let result = result.and(store.flush_pending());
@@ -757,6 +852,8 @@ impl Replicator {
                         }
                         self.rewant(handle, i);
                     }
+                    // the block goes back to the wants, asked for again after the upgrade
+                    Some(Inflight::UpgradeBlock(i)) => self.rewant(handle, i),
                     Some(Inflight::Seek(bytes, padding)) => {
                         // ask the others; this one again once it tells us something new
                         if let Some(ch) = self.channel_mut(session, local_id) {
@@ -855,6 +952,7 @@ impl Replicator {
         ch.remote.can_upgrade = m.can_upgrade;
         ch.remote.has_manifest = m.has_manifest;
         ch.remote.allow_push = m.allow_push;
+        let paused = ch.paused;
         // The peer is behind us on our fork: tell it our length, so it can upgrade.
         if m.fork == state.fork && state.length > m.length {
             let sync = sync_message(core, &ch.remote, self.allowing_push.contains(&handle));
@@ -862,7 +960,7 @@ impl Replicator {
         }
         let newer_fork = m.fork > state.fork && m.length > 0;
         let needs_manifest = core.manifest.is_none() && m.has_manifest;
-        let may_request = !self.push_only.contains(&handle);
+        let may_request = !self.push_only.contains(&handle) && !paused;
         if newer_fork && may_request && !self.inflight_reorgs.contains(&handle) {
             // The writer truncated: ask for its new tree from the start, at its fork.
             let id = peer.next_request_id();
@@ -886,20 +984,33 @@ impl Replicator {
             self.inflight_reorgs.insert(handle);
         }
         self.out.events.push(Event::Sync { handle });
-        self.maybe_upgrade(store, handle);
-        self.schedule(store, handle);
+        // Asked for once the whole chunk is read: a peer sends its new length (sync) before
+        // the range of blocks it has, and a block we wait for past our length then rides
+        // on the upgrade request, as hypercore asks for it.
+        self.after_call.insert(handle);
         Ok(())
     }
 
     /// Eager upgrade, as corestore sets up its cores: when a peer on our fork is longer
     /// (or has the manifest we lack), ask it for the signed tree.
     fn maybe_upgrade(&mut self, store: &mut Store, handle: u32) {
-        if self.inflight_upgrades.contains(&handle) || self.push_only.contains(&handle) {
+        if self.inflight_upgrades.contains(&handle) {
             return;
         }
         let Ok(core) = store.core(handle) else {
             return;
         };
+        // push-only: no upgrade unless a forced block needs it
+        let push_only = self.push_only.contains(&handle);
+        let length = core.state().length;
+        if push_only
+            && self
+                .wants
+                .get(&handle)
+                .is_none_or(|w| w.forced.range(length..).next().is_none())
+        {
+            return;
+        }
         let state = core.state();
         let needs_manifest = core.manifest.is_none();
         for (session, peer) in self.peers.iter_mut() {
@@ -912,10 +1023,20 @@ impl Replicator {
             let r = &ch.remote;
             let longer = r.synced && r.fork == state.fork && r.length > state.length;
             let manifest_only = r.synced && needs_manifest && r.has_manifest;
-            if !(longer || manifest_only) || ch.inflight.len() >= MAX_INFLIGHT {
+            if !(longer || manifest_only) || ch.paused || ch.inflight.len() >= MAX_INFLIGHT {
                 continue;
             }
             let (remote_length, remote_has_manifest) = (r.length, r.has_manifest);
+            // the first block a local reader waits for in the part the upgrade brings
+            let block = match self.wants.get(&handle) {
+                Some(w) if longer => {
+                    let from = if push_only { &w.forced } else { &w.blocks };
+                    from.range(state.length..remote_length)
+                        .copied()
+                        .find(|&i| r.has(i) && !self.inflight_blocks.contains(&(handle, i)))
+                }
+                _ => None,
+            };
             let id = peer.next_request_id();
             let upgrade = longer.then(|| messages::RequestUpgrade {
                 start: state.length,
@@ -924,15 +1045,25 @@ impl Replicator {
             let request = messages::Request {
                 id,
                 fork: state.fork,
+                // every node below the block: our tree does not reach it yet
+                block: block.map(|index| messages::RequestBlock { index, nodes: 0 }),
                 upgrade,
                 manifest: needs_manifest && remote_has_manifest,
                 ..Default::default()
             };
             if let Some(ch) = peer.channels.get_mut(&local_id) {
-                ch.inflight.insert(id, Inflight::Upgrade);
+                let kind = block.map_or(Inflight::Upgrade, Inflight::UpgradeBlock);
+                ch.inflight.insert(id, kind);
             }
             peer.send(local_id, &Message::Request(request));
             self.inflight_upgrades.insert(handle);
+            if let Some(index) = block {
+                self.inflight_blocks.insert((handle, index));
+                self.requested_at.insert((handle, index), now_ms());
+                if let Some(w) = self.wants.get_mut(&handle) {
+                    w.blocks.remove(&index);
+                }
+            }
             let _ = session;
             return;
         }
@@ -940,7 +1071,9 @@ impl Replicator {
 
     /// Requests wanted blocks from peers that have them, one request per block.
     fn schedule(&mut self, store: &mut Store, handle: u32) {
-        if self.push_only.contains(&handle) {
+        // push-only: nothing is asked for but the blocks of get({ force: true })
+        let push_only = self.push_only.contains(&handle);
+        if push_only && self.wants.get(&handle).is_none_or(|w| w.forced.is_empty()) {
             return;
         }
         if self.seeks.contains_key(&handle) {
@@ -973,37 +1106,87 @@ impl Replicator {
             .peers
             .values()
             .filter_map(|p| p.by_handle.get(&handle).and_then(|id| p.channels.get(id)))
-            .filter(|ch| ch.paired && ch.remote.synced && ch.remote.fork == state.fork)
+            .filter(|ch| {
+                ch.paired && !ch.paused && ch.remote.synced && ch.remote.fork == state.fork
+            })
             .map(|ch| limit.saturating_sub(ch.inflight.len()))
             .sum();
         if free == 0 {
             return;
         }
         // Explicit wants first (a block is removed from them once asked for), then, for a
-        // live download(), the blocks from where the last pass stopped.
+        // live download(), the blocks from where the last pass stopped. Only blocks some
+        // peer can serve now take a request slot: a long run of blocks no peer holds (a
+        // sparse writer) must not keep the ones after it waiting forever. Those are asked
+        // about with wants instead, once per batch. A pass looks at a bounded number.
+        let servable = |i: u64| {
+            self.peers.values().any(|p| {
+                p.by_handle
+                    .get(&handle)
+                    .and_then(|id| p.channels.get(id))
+                    .is_some_and(|ch| {
+                        let r = &ch.remote;
+                        ch.paired
+                            && !ch.paused
+                            && r.synced
+                            && r.fork == state.fork
+                            && i < r.length
+                            && r.has(i)
+                    })
+            })
+        };
         let mut wanted = Vec::new();
         let mut done = Vec::new();
-        for &i in &wants.blocks {
+        let mut unservable: Vec<u64> = Vec::new();
+        let explicit = if push_only {
+            &wants.forced
+        } else {
+            &wants.blocks
+        };
+        for &i in explicit.iter().take(MAX_SCAN) {
             if wanted.len() >= free {
                 break;
             }
             if core.has_block(i) {
                 done.push(i);
-            } else if !self.inflight_blocks.contains(&(handle, i)) {
+            } else if self.inflight_blocks.contains(&(handle, i)) {
+                continue;
+            } else if i >= state.length || servable(i) {
                 wanted.push(i);
+            } else if unservable
+                .last()
+                .is_none_or(|&u| u / WANT_BATCH != i / WANT_BATCH)
+            {
+                unservable.push(i);
             }
         }
         let mut all_from = None;
-        if wants.all {
+        if wants.all && !push_only {
             let mut i = wants.next_all.max(state.contiguous_length);
-            all_from = Some(i);
-            while wanted.len() < free && i < state.length {
+            let mut first_unservable = None;
+            let mut looked = 0usize;
+            while wanted.len() < free && i < state.length && looked < MAX_SCAN {
+                looked += 1;
                 if !core.has_block(i) && !self.inflight_blocks.contains(&(handle, i)) {
-                    wanted.push(i);
+                    if servable(i) {
+                        wanted.push(i);
+                    } else {
+                        first_unservable.get_or_insert(i);
+                        if unservable
+                            .last()
+                            .is_none_or(|&u| u / WANT_BATCH != i / WANT_BATCH)
+                        {
+                            unservable.push(i);
+                        }
+                    }
                 }
                 i += 1;
             }
-            all_from = all_from.map(|_| i);
+            // the next pass starts at the first block nobody could serve yet
+            all_from = Some(first_unservable.map_or(i, |u| u.min(i)));
+        }
+        for &i in &unservable {
+            want_from_peers(&mut self.peers, handle, i, state.fork);
         }
         let mut unsent_from_all: Option<u64> = None;
         let mut sent_now = Vec::new();
@@ -1017,7 +1200,7 @@ impl Replicator {
                     continue;
                 };
                 let r = &ch.remote;
-                if !ch.paired || !r.synced || r.fork != state.fork || !r.has(index) {
+                if !ch.paired || ch.paused || !r.synced || r.fork != state.fork || !r.has(index) {
                     continue;
                 }
                 // Blocks past our length wait for the upgrade (asked for below), so that
@@ -1056,7 +1239,12 @@ impl Replicator {
             }
         }
         if let Some(w) = self.wants.get_mut(&handle) {
-            for i in done.into_iter().chain(sent_now) {
+            for i in done {
+                w.blocks.remove(&i);
+                w.forced.remove(&i);
+            }
+            // a forced block stays forced until it is stored: asked again if this fails
+            for i in sent_now {
                 w.blocks.remove(&i);
             }
             if let Some(stop) = all_from {
@@ -1120,6 +1308,7 @@ impl Replicator {
                 };
                 let r = &ch.remote;
                 if !ch.paired
+                    || ch.paused
                     || ch.seek_refused
                     || !r.synced
                     || r.fork != state.fork
@@ -1287,6 +1476,10 @@ impl Replicator {
             Some(Inflight::Upgrade) => {
                 self.inflight_upgrades.remove(&handle);
             }
+            Some(Inflight::UpgradeBlock(i)) => {
+                self.inflight_upgrades.remove(&handle);
+                self.inflight_blocks.remove(&(handle, *i));
+            }
             Some(Inflight::Reorg) => {
                 self.inflight_reorgs.remove(&handle);
             }
@@ -1303,6 +1496,30 @@ impl Replicator {
         handle: u32,
         m: messages::Data,
     ) -> Result<()> {
+        // A peer's whole tree from 0 unasked: a conflict check (ours answered, or a peer that
+        // found a conflict telling us); always looked at, as hypercore does.
+        if m.request == 0 && m.upgrade.as_ref().is_some_and(|u| u.start == 0) {
+            if self.check_conflict(store, session, local_id, handle, &m)? {
+                return Ok(());
+            }
+            let was_paused = self
+                .channel_mut(session, local_id)
+                .is_some_and(|ch| std::mem::replace(&mut ch.paused, false));
+            if was_paused {
+                // asked of it again: what waited while it was paused
+                self.maybe_upgrade(store, handle);
+                self.schedule(store, handle);
+            }
+            // our tree agrees and it brings nothing past it (a check's answer): done. A
+            // push to a peer that had nothing also starts at 0, and goes on below.
+            let length = store.state(handle).map_or(0, |st| st.length);
+            if m.upgrade
+                .as_ref()
+                .is_some_and(|u| u.start + u.length <= length)
+            {
+                return Ok(());
+            }
+        }
         // Only answers to our own requests are taken, and blocks pushed unasked (request 0)
         // to a core that allows push; anything else is dropped unread.
         let kind = match self.clear_inflight(session, local_id, handle, m.request) {
@@ -1313,6 +1530,10 @@ impl Replicator {
             },
             None => return Ok(()),
         };
+        if let Inflight::UpgradeBlock(i) = kind {
+            // wanted until it is stored: the answer may carry the upgrade alone
+            self.rewant(handle, i);
+        }
         let proof = proof_from_data(&m);
         if let Inflight::Reorg = kind {
             return self.on_reorg_data(store, session, local_id, handle, &proof);
@@ -1331,7 +1552,34 @@ impl Replicator {
             // A different fork: truncation on the writer. Not handled yet; ignore.
             return Ok(());
         }
-        let verified = proof::verify_proof(core.tree(), &core.nodes(storage), &manifest, &proof)?;
+        let checked = proof::verify_proof(core.tree(), &core.nodes(storage), &manifest, &proof);
+        let pushed = m.request == 0;
+        let stale = proof
+            .upgrade
+            .as_ref()
+            .is_some_and(|u| u.start < core.tree().length);
+        let verified = match checked {
+            Ok(v) => v,
+            // An answer or a push that raced another upgrade (a push, or another peer's):
+            // its upgrade starts below our length now, which this verifier does not take.
+            // Nothing wrong with the peer: dropped, and what was asked is asked again.
+            Err(_) if stale => {
+                match kind {
+                    Inflight::Block(i) if !pushed => self.rewant(handle, i),
+                    Inflight::Seek(bytes, padding) => {
+                        self.seeks.entry(handle).or_default().push((bytes, padding))
+                    }
+                    _ => {}
+                }
+                self.maybe_upgrade(store, handle);
+                self.schedule(store, handle);
+                return Ok(());
+            }
+            Err(e) => {
+                let length = core.tree().length;
+                return self.on_invalid_data(store, session, local_id, handle, kind, length, e);
+            }
+        };
         let learned = learned.is_some();
         if learned {
             core.adopt_manifest(storage, manifest)?;
@@ -1363,11 +1611,162 @@ impl Replicator {
             self.announce(store, handle, Some((session, index)));
             if let Some(w) = self.wants.get_mut(&handle) {
                 w.blocks.remove(&index);
+                w.forced.remove(&index);
             }
         }
         self.maybe_upgrade(store, handle);
         self.schedule(store, handle);
         Ok(())
+    }
+
+    /// Data that did not verify: as hypercore, the stream stays and the peer is paused
+    /// (asked nothing more), the core's sessions hear a 'verification-error', what was
+    /// asked of it is asked of others, and, in case the peer's tree forked from ours (two
+    /// writers of one key), we ask for its whole tree to check for a conflict.
+    #[allow(clippy::too_many_arguments)]
+    fn on_invalid_data(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        kind: Inflight,
+        local_length: u64,
+        e: Error,
+    ) -> Result<()> {
+        match kind {
+            Inflight::Block(i) => self.rewant(handle, i),
+            Inflight::Seek(bytes, padding) => {
+                self.seeks.entry(handle).or_default().push((bytes, padding))
+            }
+            Inflight::Upgrade | Inflight::UpgradeBlock(_) | Inflight::Reorg => {}
+        }
+        self.out.events.push(Event::VerificationError {
+            handle,
+            session,
+            code: e.code.to_string(),
+            message: e.to_string(),
+        });
+        let Some(peer) = self.peers.get_mut(&session) else {
+            return Ok(());
+        };
+        let Some(ch) = peer.channels.get_mut(&local_id) else {
+            return Ok(());
+        };
+        ch.paused = true;
+        let (length, fork) = (local_length.min(ch.remote.length), ch.remote.fork);
+        if e.code != "INVALID_OPERATION" && length > 0 {
+            peer.send(
+                local_id,
+                &Message::Request(messages::Request {
+                    id: 0,
+                    fork,
+                    upgrade: Some(messages::RequestUpgrade { start: 0, length }),
+                    ..Default::default()
+                }),
+            );
+        }
+        self.schedule(store, handle);
+        Ok(())
+    }
+
+    /// hypercore's checkConflict: a peer's tree from 0 to `length` (a data message with
+    /// request 0). True when it is handled here (a conflict, or a proof that does not
+    /// verify); false when it agrees with ours or cannot be compared (then the peer is
+    /// unpaused and the message is treated as any other).
+    fn check_conflict(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        m: &messages::Data,
+    ) -> Result<bool> {
+        let Some(length) = m.upgrade.as_ref().map(|u| u.length) else {
+            return Ok(false);
+        };
+        let (core, storage) = store.core_mut(handle)?;
+        let state = core.state();
+        if state.length < length || m.fork != state.fork || length == 0 {
+            return Ok(false); // out of date: ignored for now, as hypercore
+        }
+        let Some(manifest) = core.manifest.clone() else {
+            return Ok(false);
+        };
+        // the peer's tree verified on its own, from nothing
+        let empty = crate::core::merkle::MerkleTree {
+            roots: Vec::new(),
+            length: 0,
+            byte_length: 0,
+            fork: m.fork,
+        };
+        let proof = proof_from_data(m);
+        let remote = match proof::verify_proof(&empty, &core.nodes(storage), &manifest, &proof) {
+            Ok(v) => v.tree.map(|t| t.hash()),
+            Err(_) => return Ok(true),
+        };
+        let Some(remote) = remote else {
+            return Ok(true);
+        };
+        if core.tree_hash(storage, length)? == remote {
+            return Ok(false);
+        }
+        self.on_conflict(store, handle, length, m.fork);
+        let _ = (session, local_id);
+        Ok(true)
+    }
+
+    /// Two valid trees at `length`: the core stops asking peers for anything, tells each
+    /// peer on its fork what its own tree is (so they find the conflict too) and closes its
+    /// channels; the facade emits 'conflict' and closes the core's sessions.
+    fn on_conflict(&mut self, store: &mut Store, handle: u32, length: u64, fork: u64) {
+        if !self.frozen.insert(handle) {
+            return;
+        }
+        self.out.events.push(Event::Conflict {
+            handle,
+            length,
+            fork,
+        });
+        let Ok(core) = store.core(handle) else {
+            return;
+        };
+        let state = core.state();
+        let sessions: Vec<u32> = self.peers.keys().copied().collect();
+        for session in sessions {
+            let Some(peer) = self.peers.get_mut(&session) else {
+                continue;
+            };
+            let Some(&local_id) = peer.by_handle.get(&handle) else {
+                continue;
+            };
+            let Some(ch) = peer.channels.get(&local_id) else {
+                continue;
+            };
+            let r = &ch.remote;
+            if ch.paired && r.length > 0 && r.fork == state.fork {
+                let ours = messages::Request {
+                    id: 0,
+                    fork: state.fork,
+                    upgrade: Some(messages::RequestUpgrade {
+                        start: 0,
+                        length: state.length.min(r.length),
+                    }),
+                    ..Default::default()
+                };
+                let reply = answer_request(core, store, &ours);
+                peer.send(local_id, &reply);
+            }
+            peer.close_channel(local_id);
+        }
+        let ids: Vec<(u32, u64)> = self
+            .peers
+            .iter()
+            .filter_map(|(s, p)| p.by_handle.get(&handle).map(|id| (*s, *id)))
+            .collect();
+        for (session, local_id) in ids {
+            self.drop_channel(store, session, local_id);
+        }
     }
 
     /// A step of adopting the peer's newer fork: the first proof gives its tree, hash
@@ -1543,13 +1942,24 @@ impl Replicator {
 
     /// Local readers want blocks [start, end): request them from peers that have them.
     /// `end` None: every block from `start` on, including those appended later.
-    pub fn want(&mut self, store: &mut Store, handle: u32, start: u64, end: Option<u64>) {
+    /// `force`: asked for even in push-only mode (hypercore's get({ force: true })).
+    pub fn want(
+        &mut self,
+        store: &mut Store,
+        handle: u32,
+        start: u64,
+        end: Option<u64>,
+        force: bool,
+    ) {
         let wants = self.wants.entry(handle).or_default();
         match end {
             None => wants.all = true,
             Some(end) => {
                 for i in start..end.min(start.saturating_add(1 << 24)) {
                     wants.blocks.insert(i);
+                    if force {
+                        wants.forced.insert(i);
+                    }
                 }
             }
         }
@@ -1562,6 +1972,7 @@ impl Replicator {
             let remove: Vec<u64> = w.blocks.range(start..end).copied().collect();
             for i in remove {
                 w.blocks.remove(&i);
+                w.forced.remove(&i);
             }
         }
     }
@@ -1635,6 +2046,11 @@ impl Replicator {
                 }
                 Inflight::Upgrade => {
                     self.inflight_upgrades.remove(&ch.handle);
+                }
+                Inflight::UpgradeBlock(i) => {
+                    self.inflight_upgrades.remove(&ch.handle);
+                    self.inflight_blocks.remove(&(ch.handle, i));
+                    self.rewant(ch.handle, i);
                 }
                 Inflight::Reorg => {
                     self.inflight_reorgs.remove(&ch.handle);
@@ -1790,7 +2206,13 @@ fn want_from_peers(peers: &mut HashMap<u32, Peer>, handle: u32, index: u64, fork
             continue;
         };
         let r = &ch.remote;
-        if !ch.paired || !r.synced || r.fork != fork || index < r.contiguous || index >= r.length {
+        if !ch.paired
+            || ch.paused
+            || !r.synced
+            || r.fork != fork
+            || index < r.contiguous
+            || index >= r.length
+        {
             continue;
         }
         if !ch.wants_sent.insert(batch) {

@@ -80,6 +80,9 @@ impl Remote {
 pub enum Inflight {
     Block(u64),
     Upgrade,
+    /// An upgrade that also asks for a wanted block past our length (hypercore asks for
+    /// such a block together with the upgrade: one round trip).
+    UpgradeBlock(u64),
     /// A proof of the peer's newer fork (upgrade from 0), or a hash proof that narrows the
     /// common ancestors of a reorg in progress.
     Reorg,
@@ -107,6 +110,12 @@ pub struct Channel {
     /// Want batches (index / WANT_BATCH) we asked this peer about: it answers with what
     /// it holds there (bitfield or range), as hypercore's peers do.
     pub wants_sent: std::collections::BTreeSet<u64>,
+    /// The peer sent data that did not verify: nothing more is asked of it (hypercore's
+    /// paused peer) until a conflict check clears it.
+    pub paused: bool,
+    /// The length our pushed upgrades brought this peer to (hypercore's pushedLength):
+    /// the next push continues from there.
+    pub pushed_length: u64,
 }
 
 pub struct Peer {
@@ -300,6 +309,8 @@ impl Peer {
                 full_signaled: 0,
                 seek_refused: false,
                 wants_sent: Default::default(),
+                paused: false,
+                pushed_length: 0,
             },
         );
         self.by_handle.insert(handle, local_id);
