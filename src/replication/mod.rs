@@ -441,6 +441,17 @@ impl Replicator {
                 if !paired {
                     self.reject(session, remote_id);
                 }
+                // Our open answered theirs and paired at once: handle what that queued (the
+                // pairing, then what the peer sent on the channel meanwhile) now. Left for the
+                // peer's next frame, a peer that waits for our sync (as hypercore does once
+                // paired) was never answered.
+                let queued = match self.peers.get_mut(&session) {
+                    Some(peer) => peer.mux.take_events(),
+                    None => Vec::new(),
+                };
+                for event in queued {
+                    self.on_mux_event(store, session, event)?;
+                }
             }
             None => self.reject(session, remote_id),
         }
