@@ -20,6 +20,8 @@
 //            handshake  after the first Noise message only (the bytes are forwarded by hand)
 //            opened     after the core's channel opened and a block was read
 //            transfer   in the middle of downloading a large core
+//            in-event   the same, but synchronously inside the reader's 'download' event (while
+//                       the engine's output for a received chunk is being delivered)
 // Prints one JSON line: what each side emitted, and whether the cores kept working and a new
 // stream replicated.
 const net = require('net')
@@ -35,8 +37,9 @@ const JSCorestore = require('corestore')
 const Near = impl === 'js' ? JSCorestore : require('../..')
 const Far = pairing === 'js' ? JSCorestore : Near
 
-const N = phase === 'transfer' ? 300 : 20
-const BLOCK = phase === 'transfer' ? 64 * 1024 : 100
+const LARGE = phase === 'transfer' || phase === 'in-event'
+const N = LARGE ? 300 : 20
+const BLOCK = LARGE ? 64 * 1024 : 100
 const noop = () => {}
 
 function within(ms, p, what) {
@@ -198,9 +201,11 @@ async function main() {
     if (end === 'far-socket') return c.farSock
     throw new Error('bad end ' + end)
   }
-  if (phase === 'transfer') {
+  if (LARGE) {
     r.on('download', () => {
-      if (++downloads === 30 && destroyNow) destroyNow()
+      if (++downloads !== 30 || !destroyNow) return
+      if (phase === 'in-event') target().destroy()
+      destroyNow()
     })
   }
 
@@ -235,12 +240,12 @@ async function main() {
     await within(10000, r.get(0), 'get(0)')
     await until(() => w.peers.length === 1 && r.peers.length === 1, 5000, 'peers')
     target().destroy()
-  } else if (phase === 'transfer') {
+  } else if (LARGE) {
     await within(10000, r.update({ wait: true }), 'update')
     const done = new Promise((resolve) => (destroyNow = resolve))
     r.download({ start: 0, end: N }).done().catch(noop)
     await within(20000, done, '30 blocks downloaded')
-    target().destroy()
+    if (phase === 'transfer') target().destroy()
     out.notes.push(`destroyed after ${downloads} of ${N} blocks`)
   }
 
@@ -252,7 +257,7 @@ async function main() {
   }
   await new Promise((resolve) => setTimeout(resolve, 100))
   out.peers = { writer: w.peers.length, reader: r.peers.length }
-  if (phase === 'transfer') out.notes.push(`reader held ${r.contiguousLength} of ${N} when closed`)
+  if (LARGE) out.notes.push(`reader held ${r.contiguousLength} of ${N} when closed`)
 
   // the cores keep working
   try {
