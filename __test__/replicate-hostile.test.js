@@ -590,8 +590,30 @@ const TO_WRITER = {
   'sync cut short': ['sync', () => b4a.from([7])],
   'range cut short': ['range', () => b4a.from([0])],
   'empty request': ['request', () => b4a.alloc(0)],
-  'extension with a 2^31 name length': ['extension', () => b4a.from([...varint31, 97])]
+  'extension with a 2^31 name length': ['extension', () => b4a.from([...varint31, 97])],
+  // hypercore ends the connection of a peer at its 64th request it cannot build a proof for
+  '63 requests that cannot be proven': ['request', (enc) => unprovable(enc, 63)],
+  '64 requests that cannot be proven': ['request', (enc) => unprovable(enc, 64)]
 }
+
+// n requests for an upgrade from past the core's end (no proof exists)
+function unprovable(enc, n) {
+  return Array.from({ length: n }, (_, i) => enc('request', { ...request(10 + i, null), upgrade: { start: 10, length: 1 } }))
+}
+
+// Where JS ends the connection, the implementation must too.
+const MUST_CLOSE = new Set([
+  'bitfield announcing 2^31 words',
+  'request cut short',
+  'sync cut short',
+  'range cut short',
+  'empty request',
+  'extension with a 2^31 name length',
+  '64 requests that cannot be proven',
+  'data with a 2^31-byte block',
+  'data with 2^31 upgrade nodes',
+  'data cut short'
+])
 
 // sent on a channel for a core the victim only reads (the hostile claims to have it)
 const TO_READER = {
@@ -641,7 +663,7 @@ for (const transport of TRANSPORTS) {
       const alpha = rawAlphaChannel(mux, v.core.discoveryKey)
       alpha.ch.open({ seeks: true, capability: caps.replicate(true, v.core.key, h.handshakeHash) })
       await until(() => alpha.got.some((m) => m.name === 'sync') || vs.destroyed, 3000, `${name}: victim's sync`)
-      alpha.send(type, typeof bytesOf === 'function' ? bytesOf(alpha.encode) : bytesOf)
+      for (const bytes of [].concat(bytesOf(alpha.encode))) alpha.send(type, bytes)
       const alive = async () => {
         const rid = ++id
         alpha.send('request', alpha.encode('request', request(rid, { index: 0, nodes: 0 })))
@@ -649,7 +671,9 @@ for (const transport of TRANSPORTS) {
         const m = await until(served, 3000, `${name}: block 0 still served on the channel`)
         sameBuffer(c.decode(messages.wire.data, m.buf).block.value, v.blocks[0], `${name}: block 0`)
       }
-      notes.push(`writer, ${name}: ${await outcome(vs, alpha, alive)}`)
+      const what = await outcome(vs, alpha, alive)
+      notes.push(`writer, ${name}: ${what}`)
+      if (MUST_CLOSE.has(name)) assert.equal(what, 'connection closed', `${name}: JS ends the connection`)
       vs.destroy()
       await closed(vs)
     }
@@ -661,9 +685,11 @@ for (const transport of TRANSPORTS) {
       const alpha = rawAlphaChannel(mux, r.discoveryKey)
       alpha.ch.open({ seeks: true, capability: caps.replicate(true, w.key, h.handshakeHash) })
       await until(() => alpha.got.some((m) => m.name === 'sync') || vs.destroyed, 3000, `${name}: victim's sync`)
-      alpha.send(type, typeof bytesOf === 'function' ? bytesOf(alpha.encode) : bytesOf)
+      for (const bytes of [].concat(bytesOf(alpha.encode))) alpha.send(type, bytes)
       const alive = () => probe(mux, `${name}: victim still reads frames`)
-      notes.push(`reader, ${name}: ${await outcome(vs, alpha, alive)}`)
+      const what = await outcome(vs, alpha, alive)
+      notes.push(`reader, ${name}: ${what}`)
+      if (MUST_CLOSE.has(name)) assert.equal(what, 'connection closed', `${name}: JS ends the connection`)
       assert.equal(r.length, 0, `${name}: no length learnt`)
       for (let i = 0; i < 2; i++) assert.equal(await r.get(i, { wait: false }), null, `${name}: block ${i} not stored`)
       vs.destroy()

@@ -25,6 +25,8 @@ const WANT_BATCH: u64 = 65536 * 32;
 /// Blocks per bitfield message we send in answer to a want.
 const BITFIELD_CHUNK: u64 = 32 * 1024;
 const INVALID_REQUEST: u64 = 2;
+/// hypercore's MAX_INVALID_REQUESTS: the invalid requests a peer may make on one channel.
+const MAX_INVALID_REQUESTS: u32 = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -1041,6 +1043,21 @@ impl Replicator {
     ) -> Result<()> {
         let core = store.core(handle)?;
         let reply = answer_request(core, store, &m);
+        if let Message::NoData(nd) = &reply {
+            if nd.reason == INVALID_REQUEST {
+                // As hypercore: a peer that keeps asking for proofs that cannot exist is
+                // hostile or broken, and its connection ends at the 64th.
+                if let Some(ch) = self.channel_mut(session, local_id) {
+                    ch.invalid_requests += 1;
+                    if ch.invalid_requests >= MAX_INVALID_REQUESTS {
+                        return Err(Error::new(
+                            "INVALID_OPERATION",
+                            format!("The peer made {MAX_INVALID_REQUESTS} invalid requests"),
+                        ));
+                    }
+                }
+            }
+        }
         if let Message::Data(data) = &reply {
             if let Some(block) = &data.block {
                 self.out.events.push(Event::Upload {
