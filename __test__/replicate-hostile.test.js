@@ -728,6 +728,36 @@ for (const transport of TRANSPORTS) {
       await closed(vs)
     }
 
+    // floods on the reader's channel: 5,000 answers to requests never made, with made-up
+    // blocks and proofs, and 5,000 syncs; then 2,000 channels opened for cores the victim has
+    // not (each is rejected). Nothing is stored, the victim still reads frames.
+    {
+      const { vs, h, mux } = await hostile(e, v.store, transport, 'reader flood')
+      const alpha = rawAlphaChannel(mux, r.discoveryKey)
+      alpha.ch.open({ seeks: true, capability: caps.replicate(true, w.key, h.handshakeHash) })
+      await until(() => alpha.got.some((m) => m.name === 'sync'), 3000, "reader flood: victim's sync")
+      const started = Date.now()
+      mux.cork()
+      for (let i = 0; i < 5000; i++) {
+        const node = { index: 0, size: 5, hash: hc.randomBytes(32) }
+        const block = { index: i % 2, value: b4a.from('evil-' + i), nodes: [node] }
+        const upgrade = { start: 0, length: 2, nodes: [node], additionalNodes: [], signature: hc.randomBytes(64) }
+        alpha.send('data', alpha.encode('data', { request: 5000 + i, fork: 0, block, hash: null, seek: null, upgrade, manifest: null }))
+        alpha.send('sync', alpha.encode('sync', { fork: 0, length: 2 + i, remoteLength: 0, canUpgrade: true, uploading: true, downloading: true, hasManifest: true, allowPush: true }))
+      }
+      mux.uncork()
+      mux.cork()
+      for (let i = 0; i < 2000; i++) mux.createChannel({ protocol: 'hypercore/alpha', id: hc.randomBytes(32), handshake: messages.wire.handshake }).open({ seeks: true, capability: hc.randomBytes(32) })
+      mux.uncork()
+      // (ended or answering: a victim that neither hangs up nor answers fails here)
+      await until(() => vs.destroyed || probe(mux, 'reader flood').then(() => true, () => vs.destroyed), 20000, 'reader flood: victim answers or hangs up')
+      notes.push(`reader flood: ${vs.destroyed ? 'connection closed' : `victim responsive after ${Date.now() - started} ms`}`)
+      assert.equal(r.length, 0, 'reader flood: no length learnt')
+      for (let i = 0; i < 2; i++) assert.equal(await r.get(i, { wait: false }), null, `reader flood: block ${i} not stored`)
+      vs.destroy()
+      await closed(vs)
+    }
+
     await storeStillWorks(e, v, `absurd messages (${transport})`)
     for (const n of notes) t.diagnostic(n)
     guard.check()
