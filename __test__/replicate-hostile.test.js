@@ -541,12 +541,13 @@ for (const transport of TRANSPORTS) test(`(d) a raw protomux peer without the ke
 
 // A hypercore/alpha channel whose messages are raw bytes, so anything can be sent; what the
 // victim answers is decoded with hypercore's wire encodings.
-function rawAlphaChannel(mux, discoveryKey) {
+function rawAlphaChannel(mux, discoveryKey, { unique = true } = {}) {
   const got = []
   let closedCh = false
   const ch = mux.createChannel({
     protocol: 'hypercore/alpha',
     id: discoveryKey,
+    unique,
     handshake: messages.wire.handshake,
     messages: WIRE.map((name) => ({
       encoding: c.raw,
@@ -724,6 +725,27 @@ for (const transport of TRANSPORTS) {
       }
       const datas = alpha.got.filter((m) => m.name === 'data').length
       notes.push(`flood: ${answered ? `served, ${datas} answers in ${Date.now() - started} ms` : vs.destroyed ? 'connection closed' : 'channel closed'}`)
+      vs.destroy()
+      await closed(vs)
+    }
+
+    // a second channel for a core whose channel is open: rejected (as protomux does), what is
+    // sent on it is dropped, and the first one keeps being served
+    {
+      const { vs, h, mux } = await hostile(e, v.store, transport, 'second channel')
+      const capability = caps.replicate(true, v.core.key, h.handshakeHash)
+      const first = rawAlphaChannel(mux, v.core.discoveryKey)
+      first.ch.open({ seeks: true, capability })
+      await until(() => first.got.some((m) => m.name === 'sync'), 3000, "second channel: victim's sync on the first")
+      const second = rawAlphaChannel(mux, v.core.discoveryKey, { unique: false })
+      second.ch.open({ seeks: true, capability })
+      await until(() => second.closed() || vs.destroyed, 3000, 'second channel: rejected')
+      const junk = b4a.alloc(60000, 1)
+      for (let i = 0; i < 300; i++) second.ch.messages[9].send(junk) // 18 MB, sent after the reject: dropped
+      const rid = 424242
+      first.send('request', first.encode('request', request(rid, { index: 2, nodes: 0 })))
+      await until(() => first.got.some((m) => m.name === 'data' && c.decode(messages.wire.data, m.buf).request === rid), 5000, 'second channel: the first one still served')
+      notes.push(`second channel for the same core: ${second.closed() ? 'rejected' : 'kept'}, the first served on`)
       vs.destroy()
       await closed(vs)
     }

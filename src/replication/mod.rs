@@ -436,11 +436,13 @@ impl Replicator {
                     // attach_to took its own reference; drop the one open_core added.
                     store.close_core(handle);
                 }
-                let paired = self
-                    .peers
-                    .get(&session)
-                    .is_some_and(|p| p.by_handle.contains_key(&handle));
-                if !paired {
+                // Unanswered: not attached (out of scope), or a second open of a core whose
+                // channel is already paired. protomux rejects those; left pending, the peer
+                // could make us buffer whatever it sends on it.
+                let unanswered = self.peers.get(&session).is_some_and(|p| {
+                    !p.by_handle.contains_key(&handle) || p.mux.is_pending(remote_id)
+                });
+                if unanswered {
                     self.reject(session, remote_id);
                 }
                 // Our open answered theirs and paired at once: handle what that queued (the
