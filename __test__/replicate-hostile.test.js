@@ -729,6 +729,25 @@ for (const transport of TRANSPORTS) {
       await closed(vs)
     }
 
+    // 20,000 ranges of one block each, 2^30 blocks apart: each one a new page of the victim's
+    // picture of what the peer holds (80 MB in all). JS keeps them all (200,000 of them: 4 GB,
+    // 80 s); ours ends the connection at 64 MB.
+    if (IMPL_IS_JS) notes.push('scattered ranges: not sent (JS keeps every page)')
+    else {
+      const { vs, h, mux } = await hostile(e, v.store, transport, 'scattered ranges')
+      const alpha = rawAlphaChannel(mux, v.core.discoveryKey)
+      alpha.ch.open({ seeks: true, capability: caps.replicate(true, v.core.key, h.handshakeHash) })
+      await until(() => alpha.got.some((m) => m.name === 'sync'), 3000, "scattered ranges: victim's sync")
+      for (let k = 0; k < 20 && !vs.destroyed; k++) {
+        mux.cork()
+        for (let i = 0; i < 1000; i++) alpha.send('range', alpha.encode('range', { drop: false, start: (k * 1000 + i + 1) * 2 ** 30, length: 1 }))
+        mux.uncork()
+        await delay(10)
+      }
+      await closed(vs, 5000, 'scattered ranges: the victim ends the connection')
+      notes.push('scattered ranges: connection closed')
+    }
+
     // a second channel for a core whose channel is open: rejected (as protomux does), what is
     // sent on it is dropped, and the first one keeps being served
     {

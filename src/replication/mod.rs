@@ -576,6 +576,7 @@ impl Replicator {
                     ch.seek_refused = false;
                     apply_range(ch, &m);
                     remote_fork = Some(ch.remote.fork);
+                    check_remote_pages(ch)?;
                 }
                 if m.start == 0 && !m.drop {
                     let (core, _) = store.core_mut(handle)?;
@@ -601,6 +602,7 @@ impl Replicator {
                             }
                         }
                     }
+                    check_remote_pages(ch)?;
                 }
                 self.schedule(store, handle);
                 Ok(())
@@ -1624,6 +1626,22 @@ fn forget_block(remote: &mut peer::Remote, index: u64) {
         remote.contiguous = index;
     }
     remote.bitfield.set_range(index, index + 1, false);
+}
+
+/// Bitfield pages one peer may make us keep for one core: 64 MB, what it takes to know
+/// which of 512 million blocks it holds when they are scattered. hypercore keeps whatever a
+/// peer announces; a peer announcing blocks far apart (each range or bitfield a new page)
+/// could then grow us until the process dies (200,000 such messages: 0.9 GB here, 4 GB in JS).
+const MAX_REMOTE_PAGES: usize = 16384;
+
+fn check_remote_pages(ch: &Channel) -> Result<()> {
+    if ch.remote.bitfield.page_count() > MAX_REMOTE_PAGES {
+        return Err(Error::new(
+            "INVALID_OPERATION",
+            "The peer announced more scattered blocks than a connection may make us track",
+        ));
+    }
+    Ok(())
 }
 
 fn apply_range(ch: &mut Channel, m: &messages::Range) {
