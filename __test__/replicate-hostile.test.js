@@ -697,8 +697,8 @@ for (const transport of TRANSPORTS) {
       await closed(vs)
     }
 
-    // floods: 20,000 requests, then 20,000 ranges and wants, in one burst each; the victim
-    // serves a genuine request afterwards within a bound
+    // floods: 20,000 requests, then 20,000 ranges and wants, in one burst each, then 16 MiB of
+    // bitfields; the victim serves a genuine request afterwards within a bound
     {
       const { vs, h, mux } = await hostile(e, v.store, transport, 'flood')
       const alpha = rawAlphaChannel(mux, v.core.discoveryKey)
@@ -714,6 +714,8 @@ for (const transport of TRANSPORTS) {
         alpha.send('want', alpha.encode('want', { start: i * 1024, length: 1024 }))
       }
       mux.uncork()
+      // and 4 bitfield messages of 4 MiB each, all ones (134 million blocks claimed)
+      for (let k = 0; k < 4; k++) alpha.send('bitfield', alpha.encode('bitfield', { start: k * 2 ** 25, bitfield: new Uint32Array(2 ** 20).fill(0xffffffff) }))
       const rid = 99999
       alpha.send('request', alpha.encode('request', request(rid, { index: 4, nodes: 0 })))
       let answered = false

@@ -594,14 +594,7 @@ impl Replicator {
             }
             Message::Bitfield(m) => {
                 if let Some(ch) = self.channel_mut(session, local_id) {
-                    for (w, word) in m.bitfield.iter().enumerate() {
-                        for bit in 0..32u64 {
-                            if word & (1 << bit) != 0 {
-                                let i = m.start + w as u64 * 32 + bit;
-                                ch.remote.bitfield.set_range(i, i + 1, true);
-                            }
-                        }
-                    }
+                    apply_bitfield(ch, &m);
                     check_remote_pages(ch)?;
                 }
                 self.schedule(store, handle);
@@ -1642,6 +1635,42 @@ fn check_remote_pages(ch: &Channel) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A peer's bitfield message: runs of full words are set in one go (a 16 MiB message is
+/// 128 million bits; one call per bit stalled the event loop for seconds).
+fn apply_bitfield(ch: &mut Channel, m: &messages::Bitfield) {
+    let bits = &mut ch.remote.bitfield;
+    let mut run: Option<(u64, u64)> = None; // [start, end) of consecutive full words
+    for (w, &word) in m.bitfield.iter().enumerate() {
+        let Some(base) = (w as u64)
+            .checked_mul(32)
+            .and_then(|o| m.start.checked_add(o))
+            .filter(|b| b.checked_add(32).is_some())
+        else {
+            break; // past u64: nothing real lives there
+        };
+        if word == u32::MAX {
+            run = match run {
+                Some((start, end)) if end == base => Some((start, base + 32)),
+                other => {
+                    if let Some((start, end)) = other {
+                        bits.set_range(start, end, true);
+                    }
+                    Some((base, base + 32))
+                }
+            };
+            continue;
+        }
+        for bit in 0..32u64 {
+            if word & (1 << bit) != 0 {
+                bits.set_range(base + bit, base + bit + 1, true);
+            }
+        }
+    }
+    if let Some((start, end)) = run {
+        bits.set_range(start, end, true);
+    }
 }
 
 fn apply_range(ch: &mut Channel, m: &messages::Range) {
