@@ -107,6 +107,9 @@ pub struct Channel {
     /// Want batches (index / WANT_BATCH) we asked this peer about: it answers with what
     /// it holds there (bitfield or range), as hypercore's peers do.
     pub wants_sent: std::collections::BTreeSet<u64>,
+    /// Requests of this peer we could not build a proof for (hypercore's
+    /// stats.invalidRequests): at MAX_INVALID_REQUESTS the connection ends.
+    pub invalid_requests: u32,
 }
 
 pub struct Peer {
@@ -280,6 +283,7 @@ impl Peer {
                 full_signaled: 0,
                 seek_refused: false,
                 wants_sent: Default::default(),
+                invalid_requests: 0,
             },
         );
         self.by_handle.insert(handle, local_id);
