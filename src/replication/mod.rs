@@ -1379,8 +1379,14 @@ impl Replicator {
         m: messages::Request,
     ) -> Result<()> {
         let core = store.core(handle)?;
+        let m = self.after_pushes(session, local_id, m);
         let reply = answer_request(core, store, &m);
         if let Message::Data(data) = &reply {
+            if let (Some(u), Some(ch)) = (&data.upgrade, self.channel_mut(session, local_id)) {
+                if ch.remote.allow_push {
+                    ch.pushed_length = ch.pushed_length.max(u.start + u.length);
+                }
+            }
             if let Some(block) = &data.block {
                 self.out.events.push(Event::Upload {
                     handle,
@@ -1394,6 +1400,33 @@ impl Replicator {
             peer.send(local_id, &reply);
         }
         Ok(())
+    }
+
+    /// As hypercore, for a peer we push to: an upgrade it asks for past what we pushed it
+    /// continues from there (messages arrive in order, so it has that by then).
+    fn after_pushes(
+        &mut self,
+        session: u32,
+        local_id: u64,
+        mut m: messages::Request,
+    ) -> messages::Request {
+        let Some(ch) = self.channel_mut(session, local_id) else {
+            return m;
+        };
+        let pushed = ch.pushed_length;
+        if !ch.remote.allow_push || pushed == 0 {
+            return m;
+        }
+        if let Some(u) = m.upgrade.clone() {
+            let end = u.start.saturating_add(u.length);
+            if u.start < pushed && pushed < end {
+                m.upgrade = Some(messages::RequestUpgrade {
+                    start: pushed,
+                    length: end - pushed,
+                });
+            }
+        }
+        m
     }
 
     /// A requested block that did not arrive goes back to the wanted ones.
