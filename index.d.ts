@@ -145,7 +145,7 @@ declare namespace Corestore {
     suspend?: boolean
     /** Wait for the storage lock instead of failing if another process holds it. */
     wait?: boolean
-    /** Accepted for compatibility with corestore (hypercore-storage options). */
+    /** Open a copy of a store (a backup, a fixture) for writing: the `CORESTORE` device file is neither checked nor locked (hypercore-storage's `allowBackup`). */
     allowBackup?: boolean
     /** hypercore-storage's tree cache options, reported in `store.storage.treeCache`. */
     treeCache?: { maxSize?: number; maxAge?: number }
@@ -874,6 +874,28 @@ declare namespace Corestore {
   }
 
   /** hypercore's session state: the core's default one, or a named or atomic one. */
+  interface TreeNode {
+    index: number
+    size: number
+    hash: Buffer
+  }
+
+  /** hypercore's MerkleTreeBatch as signers use it: a tree detached from its state. */
+  interface TreeBatch {
+    readonly fork: number
+    readonly length: number
+    readonly byteLength: number
+    readonly roots: TreeNode[]
+    readonly signature: Buffer | null
+    readonly prologue: { hash: Buffer; length: number } | null
+    /** The tree hash (hypercore-crypto `tree(roots)`). */
+    hash(): Buffer
+    /** What a signer signs under `ctx` (the manifest hash; a namespace for version 0). */
+    signable(ctx: Buffer): Buffer
+    signableCompat(noHeader?: boolean): Buffer
+    clone(): TreeBatch
+  }
+
   interface SessionState {
     readonly name: string | null
     readonly atom: Atom | null
@@ -885,6 +907,14 @@ declare namespace Corestore {
     isDefault(): boolean
     /** The tree hash at this state's length. */
     hash(): Buffer
+    /** The full roots of this state's tree. */
+    readonly roots: TreeNode[]
+    /** The signature of the state's signed head (null when unsigned, as a named session's appends). */
+    readonly signature: Buffer | null
+    /** The core's manifest prologue, if it has one. */
+    readonly prologue: { hash: Buffer; length: number } | null
+    /** hypercore's createTreeBatch(): this state's tree, to sign (`core.core.verifier.sign`) or check. */
+    createTreeBatch(): TreeBatch
     /** A named session: drop its own blocks and take the core's tree at `length`. */
     catchup?(length: number): Promise<void>
     /** A named session: continue on the core of `session` (after its copyPrologue). */

@@ -13,6 +13,7 @@ const { ASSERTION, BAD_ARGUMENT, SESSION_CLOSED, STORAGE_EMPTY, z32Decode } = re
 
 const binding = require('./lib/native.js')
 const { manifestInput } = require('./lib/manifest')
+const { encryptionOption } = require('./lib/encryption')
 
 const DEFAULT_NAMESPACE = Buffer.alloc(32) // 32 zero bytes, as corestore
 
@@ -29,6 +30,7 @@ class Corestore extends EventEmitter {
     this.storage = null // set below, once the directory is checked
     this.corestores = this.root ? this.root.corestores : new Set()
     this.readOnly = opts.writable === false || !!opts.readOnly
+    this._allowBackup = !!opts.allowBackup // open a copied store without its device file (hypercore-storage)
     this.globalCache = this.root ? this.root.globalCache : opts.globalCache || null
     this.primaryKey = this.root ? this.root.primaryKey : opts.primaryKey || null
     this.ns = opts.namespace ? toBuffer(opts.namespace) : DEFAULT_NAMESPACE
@@ -105,7 +107,8 @@ class Corestore extends EventEmitter {
     try {
       native = new binding.NativeStore(this.storage.path, {
         primaryKey: this.primaryKey ? toBuffer(this.primaryKey) : undefined,
-        readOnly: this.readOnly
+        readOnly: this.readOnly,
+        allowBackup: this._allowBackup
       })
     } catch (err) {
       if (/Another corestore is stored here/.test(err.message)) {
@@ -228,9 +231,12 @@ class Corestore extends EventEmitter {
 
     // corestore merges an async `preload` into the options before opening the core
     if (opts.preload) {
-      const deferred = Promise.resolve(opts.preload).then((extra) =>
-        this._nativeOpts({ ...opts, ...extra, preload: null })
-      )
+      const deferred = Promise.resolve(opts.preload).then((extra) => {
+        const merged = { ...opts, ...extra, preload: null }
+        // the preload's encryption options are the session's too (Autobase's views get
+        // their encryption provider this way)
+        return { ...this._nativeOpts(merged), encryption: encryptionOption(merged) }
+      })
       deferred.catch(noop)
       return new Hypercore(this, { opts: sessionOpts, deferred })
     }

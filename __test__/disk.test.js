@@ -323,3 +323,43 @@ test('store.getAuth(discoveryKey) reads what JS reads from the same directory', 
   for (let i = 0; i < dkeys.length; i++) assert.deepEqual(await store.getAuth(dkeys[i]), expected[i], `getAuth #${i}`)
   await store.close()
 })
+
+// corestore's allowBackup (Autobase's fixtures are copied stores): a copy opens for writing
+// without the device file being checked or locked; without it the copy is refused
+const same = require('./helpers/same.js')
+same('allowBackup: a copied store opens and writes; without it the copy is refused', async (C, dir) => {
+  const fs = require('fs')
+  const path = require('path')
+  const opts = { primaryKey: b4a.alloc(32, 9), unsafe: true }
+  let store = new C(path.join(dir, 'orig'), opts)
+  const core = store.get({ name: 'kept', valueEncoding: 'utf-8' })
+  await core.append(['one', 'two'])
+  await store.close()
+  fs.cpSync(path.join(dir, 'orig'), path.join(dir, 'copy'), { recursive: true })
+
+  const out = {}
+  store = new C(path.join(dir, 'copy'), opts)
+  try {
+    await store.ready()
+    out.plain = 'opened'
+  } catch (err) {
+    out.plain = 'refused'
+  }
+  await store.close().catch(() => {})
+
+  store = new C(path.join(dir, 'copy'), { ...opts, allowBackup: true })
+  const copy = store.get({ name: 'kept', valueEncoding: 'utf-8' })
+  await copy.append('three')
+  out.copy = [copy.length, await copy.get(0), await copy.get(2), hex(copy.key)]
+  await store.close()
+  store = new C(path.join(dir, 'copy'), { ...opts, allowBackup: true })
+  const again = store.get({ name: 'kept', valueEncoding: 'utf-8' })
+  await again.ready()
+  out.reopened = again.length
+  await store.close()
+  return out
+}, (r) => {
+  assert.equal(r.plain, 'refused')
+  assert.deepEqual(r.copy.slice(0, 3), [3, 'one', 'three'])
+  assert.equal(r.reopened, 3)
+})

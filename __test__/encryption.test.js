@@ -130,3 +130,63 @@ test('setEncryption rejects what is not a provider; a provider of the applicatio
   assert.equal(core.byteLength, 3)
   await store.close()
 })
+
+const same = require('./helpers/same.js')
+
+// corestore merges an async `preload` into get()'s options, encryption included (Autobase
+// hands its views their encryption that way)
+same("a preload's encryption option encrypts the session", async (C, dir) => {
+  const store = new C(dir, { primaryKey: b4a.alloc(32, 1), unsafe: true })
+  const preload = (async () => ({ name: 'view', encryption: { key: KEY } }))()
+  const core = store.get({ preload, valueEncoding: 'utf-8' })
+  await core.append('you should not see me')
+  const raw = await core.get(0, { raw: true })
+  const direct = store.get({ name: 'view', encryption: { key: KEY }, valueEncoding: 'utf-8' })
+  const out = {
+    padding: core.padding,
+    value: await core.get(0),
+    raw: b4a.toString(raw, 'hex'),
+    plaintextStored: b4a.toString(raw).includes('you should not see me'),
+    direct: await direct.get(0)
+  }
+  await store.close()
+  return out
+}, (r) => {
+  assert.equal(r.padding, 8)
+  assert.equal(r.plaintextStored, false)
+  assert.equal(r.direct, 'you should not see me')
+})
+
+// hypercore encrypts under the state's lock: with a provider that awaits (Autobase's),
+// appends started together still encrypt each block at the index it lands at
+same('an async encryption provider: concurrent appends encrypt at their own index', async (C, dir) => {
+  const store = new C(dir)
+  const core = store.get({ name: 'async', valueEncoding: 'utf-8' })
+  await core.ready()
+  const xor = (index, block) => {
+    for (let i = 4; i < block.length; i++) block[i] ^= index + 1
+  }
+  await core.setEncryption({
+    padding: () => 4,
+    async encrypt(index, block) {
+      await new Promise((resolve) => setImmediate(resolve))
+      block.writeUInt32LE(index, 0)
+      xor(index, block)
+    },
+    async decrypt(index, block) {
+      await new Promise((resolve) => setImmediate(resolve))
+      xor(index, block)
+    }
+  })
+  const infos = await Promise.all([core.append('a'), core.append(['b', 'c']), core.append('d')])
+  const out = { infos, values: [], written: [] }
+  for (let i = 0; i < core.length; i++) {
+    out.values.push(await core.get(i))
+    out.written.push((await core.get(i, { raw: true })).readUInt32LE(0))
+  }
+  await store.close()
+  return out
+}, (r) => {
+  assert.deepEqual(r.values, ['a', 'b', 'c', 'd'])
+  assert.deepEqual(r.written, [0, 1, 2, 3])
+})

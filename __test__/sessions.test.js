@@ -290,6 +290,123 @@ same('moveTo: a named session continues on a core whose prologue copied the firs
   })
 )
 
+// Autobase catches its views up to the signed core through an atomic session of the
+// view's 'batch' session: the catchup lands with the atom, and the batch takes it then
+same('catchup through an atomic session of a named session (Autobase views)', (C, dir) =>
+  withCore(C, dir, async (core) => {
+    await core.append(['a', 'b'])
+    const batch = core.session({ name: 'batch' })
+    await batch.append(['x', 'y']) // the batch's own blocks, on top of the core's two
+    await core.append(['c', 'd', 'e']) // the core moves on without them
+    const events = []
+    batch.on('truncate', (to) => events.push('batch-truncate:' + to))
+    batch.on('append', () => events.push('batch-append'))
+    const atom = core.state.storage.createAtom()
+    const atomic = batch.session({ atom })
+    await atomic.ready()
+    atomic.on('truncate', (to) => events.push('atomic-truncate:' + to))
+    atomic.on('append', () => events.push('atomic-append'))
+    await atomic.state.catchup(core.length)
+    const before = { atomic: [atomic.length, await blocks(atomic)], batch: [batch.length, await blocks(batch)] }
+    events.push('flush')
+    await atom.flush()
+    const after = {
+      batch: [batch.length, await blocks(batch)],
+      sameTree: hex(await batch.treeHash()) === hex(await core.treeHash()),
+      deps: batch.state.storage.dependencies.map((d) => d.length)
+    }
+    after.fork = [batch.fork, core.fork]
+    await Promise.all([atomic.close(), batch.close()])
+    return { before, after, events, core: await blocks(core) }
+  }),
+  (r) => {
+    assert.deepEqual(r.after.batch, [5, ['a', 'b', 'c', 'd', 'e']])
+    assert.equal(r.after.sameTree, true)
+  }
+)
+
+// Autobase's migration: the view's batch moves onto the new view core's 'batch' session,
+// made there with `overwrite` and `checkout` at the prologue and filled with the blocks the
+// old batch holds past it, so it is longer than the new core itself
+same('moveTo onto a named session of the target core, longer than that core (Autobase migration)', (C, dir) =>
+  withCore(C, dir, async (core, store) => {
+    await core.append(['1', '2', '3'])
+    const sess = core.session({ name: 'batch' })
+    await sess.append(['4', '5'])
+    const keyPair = await store.createKeyPair('next')
+    const manifest = {
+      prologue: { length: core.length, hash: await core.treeHash() },
+      signers: [{ publicKey: keyPair.publicKey }]
+    }
+    const next = store.get({ manifest, keyPair })
+    await next.ready()
+    await next.core.copyPrologue(core.state)
+    const nextBatch = next.session({ name: 'batch', overwrite: true, checkout: 3 })
+    await nextBatch.ready()
+    while (nextBatch.length < sess.length) await nextBatch.append(await sess.get(nextBatch.length))
+    const events = []
+    sess.on('migrate', () => events.push('migrate'))
+    sess.on('truncate', (to) => events.push('truncate:' + to))
+    sess.on('append', () => events.push('append'))
+    await sess.state.moveTo(nextBatch, nextBatch.length)
+    await nextBatch.close()
+    const moved = {
+      key: hex(sess.key) === hex(next.key),
+      length: sess.length,
+      blocks: await blocks(sess),
+      sameTree: hex(await sess.treeHash()) === hex(treeHashOf(['1', '2', '3', '4', '5'].map((b) => b4a.from(b))))
+    }
+    await sess.append('6')
+    const committed = await next.commit(sess)
+    const out = { moved, events, committed, next: [next.length, await blocks(next)], core: core.length }
+    await Promise.all([sess.close(), next.close()])
+    return out
+  }),
+  (r) => {
+    assert.deepEqual(r.moved, { key: true, length: 5, blocks: ['1', '2', '3', '4', '5'], sameTree: true })
+    assert.deepEqual(r.next, [6, ['1', '2', '3', '4', '5', '6']])
+  }
+)
+
+// hypercore's copyPrologue copies what the source has even when the core is longer
+// already (a sparse replica of a view fills in), keeps the core's own head, and copies the
+// source's user data
+same('copyPrologue into a core that is longer already: blocks come back, head and later blocks stay', (C, dir) =>
+  withCore(C, dir, async (core, store) => {
+    await core.append(['p1', 'p2', 'p3'])
+    await core.setUserData('origin', 'main')
+    const keyPair = await store.createKeyPair('view')
+    const manifest = {
+      prologue: { length: 3, hash: await core.treeHash() },
+      signers: [{ publicKey: keyPair.publicKey }]
+    }
+    const view = store.get({ manifest, keyPair })
+    await view.ready()
+    await view.core.copyPrologue(core.state)
+    await view.append(['v4', 'v5'])
+    await view.clear(0, 2) // as a sparse replica: the first blocks are not here
+    const cleared = [await view.has(0), await view.has(1), await view.has(2)]
+    await view.core.copyPrologue(core.state)
+    const out = {
+      cleared,
+      has: [await view.has(0), await view.has(1), await view.has(2), await view.has(3, 5)],
+      length: view.length,
+      blocks: await blocks(view),
+      // hypercore sets it to the run it copied (3) though all 5 are here; ours says 5
+      contiguous: view.contiguousLength >= 3,
+      userData: str(await view.getUserData('origin'))
+    }
+    await view.close()
+    return out
+  }),
+  (r) => {
+    assert.deepEqual(r.cleared, [false, false, true])
+    assert.deepEqual(r.has, [true, true, true, true])
+    assert.deepEqual(r.blocks, ['p1', 'p2', 'p3', 'v4', 'v5'])
+    assert.equal(r.userData, 'main')
+  }
+)
+
 same('state.storage: local records and user data in one write, through an atom, deleteSessions', (C, dir) =>
   withCore(C, dir, async (core) => {
     const local = async (s) => {
@@ -333,6 +450,25 @@ same('state.storage: local records and user data in one write, through an atom, 
     await Promise.all([a.close(), again.close()])
     return { flushed, first, second, inAtom, pending, landed, fresh }
   })
+)
+
+// hypercore-storage writes a null value as a delete (Autobase's LocalState.moveTo puts a
+// boot record that may be missing)
+same('state.storage.write(): putUserData and putLocal with null delete', (C, dir) =>
+  withCore(C, dir, async (core) => {
+    await core.setUserData('autobase/boot', 'boot')
+    let tx = core.state.storage.write()
+    tx.putLocal(b4a.from('k'), b4a.from('v'))
+    await tx.flush()
+    tx = core.state.storage.write()
+    tx.putUserData('autobase/boot', null)
+    tx.putLocal(b4a.from('k'), null)
+    await tx.flush()
+    const local = []
+    for await (const e of core.state.storage.createLocalStream()) local.push(str(e.key))
+    return { boot: await core.getUserData('autobase/boot'), local }
+  }),
+  (r) => assert.deepEqual(r, { boot: null, local: [] })
 )
 
 same('state.storage.read() and createBlockStream show the same records as JS', (C, dir) =>

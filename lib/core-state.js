@@ -3,6 +3,8 @@
 const { REQUEST_TIMEOUT, REQUEST_CANCELLED } = require('./errors')
 const { DefaultState } = require('./session-state')
 const { CoreView } = require('./core-view')
+const { Verifier } = require('./verifier')
+const { manifestInput } = require('./manifest')
 
 // One CoreState per open native core (keyed by handle in the root Corestore). It caches the
 // NativeCoreInfo/NativeCoreState, keeps the sessions attached to the core, fans 'append' and
@@ -71,17 +73,40 @@ class CoreState {
     return this.state.storage
   }
 
+  // hypercore's `core.verifier`: signs, checks and assembles signatures for this core's
+  // manifest (null until the core has one)
+  get verifier() {
+    const m = this.manifest
+    if (m === null) return null
+    if (this._verifier === undefined || this._verifier.manifest !== m) this._verifier = new Verifier(this.key, m)
+    return this._verifier
+  }
+
+  // hypercore's `core.setManifest(manifest)`: a core stored without its manifest takes
+  // the one (an object or its encoding) that hashes to its key
+  async setManifest(manifest) {
+    if (this.manifest !== null) return
+    this.native.setManifest(this.handle, manifestInput(manifest))
+    this.onmanifest(this.native.coreInfo(this.handle))
+  }
+
   // hypercore's `core.replicator`: the members libraries call on it
   get replicator() {
     if (this._replicator === undefined) this._replicator = new ReplicatorView(this)
     return this._replicator
   }
 
-  // hypercore's copyPrologue: a core whose manifest has a prologue takes those blocks
-  // and their tree from `src` (a core's state), checked against the prologue's hash
+  // hypercore's copyPrologue: a core whose manifest has a prologue takes the blocks `src`
+  // (a core's state) holds below it and their tree, checked against the prologue's hash.
+  // A core without a head grows to the prologue (an append); a longer one only gains
+  // blocks, which waiting gets may be after
   async copyPrologue(src) {
     const handle = src.handle !== undefined ? src.handle : src.core.handle
-    if (this.native.copyPrologue(this.handle, handle)) this.onappend(this.native.state(this.handle))
+    const grew = this.native.copyPrologue(this.handle, handle)
+    const st = this.native.state(this.handle)
+    if (grew) return this.onappend(st)
+    this.update(st)
+    if (this.waiters.size > 0) this._drain()
   }
 
   // hypercore's counts of the sessions on this core: strong ones, and all of them
@@ -536,6 +561,16 @@ class Peer {
     this.removed = true
   }
 
+  // hypercore's peer.protomux: the stream's Protomux. A Hyperswarm connection has a JS
+  // one (the engine's channels are on it); a raw stream's Protomux runs in the engine, so
+  // the peer gets a view of its hypercore channels (what core-coupler asks it)
+  get protomux() {
+    const mux = this.stream && this.stream.userData
+    if (mux && typeof mux.getLastChannel === 'function') return mux
+    if (this._mux === undefined) this._mux = new EngineMuxView(this._state.root, this.session, this.stream)
+    return this._mux
+  }
+
   get remoteLength() {
     return this._info().remoteLength
   }
@@ -560,6 +595,35 @@ class Peer {
 
   get remoteAllowPush() {
     return this._info().remoteAllowPush
+  }
+}
+
+// The hypercore channels the engine's Protomux has on one raw stream, as Protomux's
+// getLastChannel({ protocol, id }) answers: a channel of a core this store has open whose
+// peer is known (it opened on both sides), or null.
+class EngineMuxView {
+  constructor(root, session, stream) {
+    this.root = root
+    this.session = session
+    this.stream = stream || null
+  }
+
+  getLastChannel({ protocol, id }) {
+    if (protocol !== 'hypercore' || !id || this.root.native === null) return null
+    for (const cs of this.root._cores.values()) {
+      if (cs.closed || !cs.discoveryKey.equals(id)) continue
+      if (cs.native.replicationPeer(cs.handle, this.session) === null) return null
+      return OPENED_CHANNEL
+    }
+    return null
+  }
+}
+
+const OPENED_CHANNEL = {
+  protocol: 'hypercore',
+  opened: true,
+  fullyOpened() {
+    return Promise.resolve(true)
   }
 }
 

@@ -300,10 +300,11 @@ class Hypercore extends EventEmitter {
 
   async _attachLater(ctx) {
     if (ctx.deferred) {
-      const { native, check } = await ctx.deferred
+      const { native, check, encryption: e } = await ctx.deferred
       ctx.native = native
       ctx.check = check
       ctx.deferred = null
+      this._encryptionOption = e
     }
     if (ctx.parent) await ctx.parent.opening
     else await this.store.ready()
@@ -711,6 +712,25 @@ class Hypercore extends EventEmitter {
     }
 
     const src = state !== null ? state : cs
+    const e = this.encryption
+    if (e && !(e instanceof encryption.DefaultEncryption)) {
+      // hypercore encrypts under the state's lock: a provider that awaits (Autobase's)
+      // would otherwise let a second append read the same length and encrypt its blocks
+      // at an index they do not land at
+      const unlock = await lockAppends(src)
+      try {
+        if (this.closing !== null) {
+          throw SESSION_CLOSED('Cannot append to a closed session', cs.discoveryKey)
+        }
+        return await this._appendBuffers(cs, state, src, buffers, opts, keyPair, signature)
+      } finally {
+        unlock()
+      }
+    }
+    return this._appendBuffers(cs, state, src, buffers, opts, keyPair, signature)
+  }
+
+  async _appendBuffers(cs, state, src, buffers, opts, keyPair, signature) {
     if (opts && typeof opts.maxLength === 'number' && opts.maxLength >= 0) {
       if (src.length + buffers.length > opts.maxLength) {
         return { length: src.length, byteLength: src.byteLength }
@@ -1266,6 +1286,20 @@ function isIndex(n) {
   return typeof n === 'number' && Number.isInteger(n) && n >= 0
 }
 
+
+// One append at a time per state (a CoreState or SessionState), in call order; resolves
+// to the function that lets the next one in.
+function lockAppends(src) {
+  const prev = src._appends || null
+  let release
+  const mine = new Promise((resolve) => (release = resolve))
+  src._appends = mine
+  const unlock = () => {
+    if (src._appends === mine) src._appends = null
+    release()
+  }
+  return prev === null ? Promise.resolve(unlock) : prev.then(() => unlock)
+}
 
 // A block as stored: `padding` bytes (for the encryption header), then the encoded value.
 function encodeBlock(enc, value, padding) {

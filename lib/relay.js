@@ -1,5 +1,5 @@
 'use strict'
-// Several Corestores on one raw replication stream (docs/DECISIONS.md §17). In JS any core
+// Several Corestores on one raw replication stream (docs/DECISIONS.md §19). In JS any core
 // can join any protocol stream; here a raw stream's Noise, secretstream and Protomux run in
 // the engine of the store that made it (the host). A core of another store given that
 // stream (`a.replicate(b.replicate(true))`) replicates through a *guest*: an engine session

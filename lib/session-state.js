@@ -1,6 +1,7 @@
 'use strict'
 
 const { Readable } = require('streamx')
+const { TreeBatch, readRoots } = require('./verifier')
 
 // hypercore 11's session states as the facade sees them. A session reads and writes its
 // core's default state unless it was made with `{ name }` (a named session: data of its
@@ -82,7 +83,10 @@ class StorageTx {
     this.ops = []
   }
 
+  // as hypercore-storage, a null value deletes (Autobase moves a boot record that may be
+  // missing with putUserData(key, null))
   putLocal(key, value) {
+    if (value === null || value === undefined) return this.deleteLocal(key)
     this.ops.push({ op: 'putLocal', key: toBuffer(key), value: toBuffer(value) })
   }
 
@@ -95,6 +99,7 @@ class StorageTx {
   }
 
   putUserData(key, value) {
+    if (value === null || value === undefined) return this.deleteUserData(key)
     this.ops.push({ op: 'putUserData', key: Buffer.from(key), value: toBuffer(value) })
   }
 
@@ -268,13 +273,36 @@ class SessionState {
     return this.core.native.stateTreeHash(this.handle, this.length)
   }
 
+  // hypercore's state.roots / signature / prologue: the tree this state holds, the
+  // signature its own head carries (a named session's appends are unsigned: null), and
+  // the core's prologue
+  get roots() {
+    return readRoots(this.core.native, this.handle, this.length)
+  }
+
+  get signature() {
+    const head = this.core.native.storageHead(this.handle)
+    return head !== null && head.length === this.length ? head.signature : null
+  }
+
+  get prologue() {
+    return prologueOf(this.core)
+  }
+
+  createTreeBatch() {
+    return treeBatch(this)
+  }
+
   // hypercore's moveTo: this named session continues on `session`'s core (an Autobase
   // fork), as its named session of the same name; its sessions migrate with it
   async moveTo(session, length) {
     if (session.opened === false) await session.ready()
     const target = session.core
     const before = this.length
-    const out = this.core.native.stateMoveTo(this.handle, target.handle, length)
+    // the target session's own state when it has one (Autobase moves its view's batch
+    // onto the new core's 'batch' session), else its core's default state
+    const into = session._state !== null ? session._state.handle : target.handle
+    const out = this.core.native.stateMoveTo(this.handle, into, length)
     this.update(out.state)
     this.core = target
     this.storage = new StateStorage(target.root, this.atom, this.handle)
@@ -335,6 +363,23 @@ class DefaultState {
     return this.core.native.treeHash(this.core.handle, this.core.length)
   }
 
+  get roots() {
+    return readRoots(this.core.native, this.core.handle, this.core.length)
+  }
+
+  // the signature of the core's signed head
+  get signature() {
+    return this.core.native.coreHead(this.core.handle).signature
+  }
+
+  get prologue() {
+    return prologueOf(this.core)
+  }
+
+  createTreeBatch() {
+    return treeBatch(this)
+  }
+
   isDefault() {
     return true
   }
@@ -362,6 +407,22 @@ class DefaultState {
   get signedLength() {
     return this.core.signedLength
   }
+}
+
+function prologueOf(core) {
+  return (core.manifest && core.manifest.prologue) || null
+}
+
+// hypercore's state.createTreeBatch(): the state's tree as it is now, to sign or check
+function treeBatch(state) {
+  return new TreeBatch({
+    fork: state.fork,
+    length: state.length,
+    byteLength: state.byteLength,
+    roots: state.roots,
+    signature: state.signature,
+    prologue: state.prologue
+  })
 }
 
 module.exports = { SessionState, DefaultState, Atom, StateStorage }

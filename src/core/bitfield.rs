@@ -51,6 +51,11 @@ impl Bitfield {
     }
 
     /// Sets or clears the bits of [start, end); returns the page indexes that changed.
+    /// Pages held (each PAGE_BYTES of memory).
+    pub fn page_count(&self) -> usize {
+        self.pages.len()
+    }
+
     pub fn set_range(&mut self, start: u64, end: u64, value: bool) -> Vec<u64> {
         let mut changed = Vec::new();
         let mut i = start;

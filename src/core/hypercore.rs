@@ -156,8 +156,14 @@ impl Hypercore {
                 ));
             }
             if let (Some(manifest), Some(sig)) = (&core.manifest, &head.signature) {
-                let (root, length, fork) = (&head.root_hash, head.length, head.fork);
-                if !signature::verify_core_tree(&core.key, manifest, sig, root, length, fork) {
+                let signed = signature::Tree::new(&head.root_hash, head.length, head.fork);
+                // the roots hash to the head's root (checked above) once there are any
+                let signed = if head.length > 0 {
+                    signed.with_roots(&tree.roots)
+                } else {
+                    signed
+                };
+                if !signature::verify_core_tree(&core.key, manifest, sig, signed) {
                     return Err(Error::new(
                         "INVALID_SIGNATURE",
                         "the stored head's signature does not verify",
@@ -245,7 +251,8 @@ impl Hypercore {
         let (hash, length, fork) = (tree.hash(), tree.length, tree.fork);
         let sig = match (&with.signature, &kp) {
             (Some(sig), _) => {
-                if !signature::verify_core_tree(&self.key, &manifest, sig, &hash, length, fork) {
+                let signed = signature::Tree::new(&hash, length, fork).with_roots(&tree.roots);
+                if !signature::verify_core_tree(&self.key, &manifest, sig, signed) {
                     return Err(Error::new(
                         "INVALID_SIGNATURE",
                         "Proof contains an invalid signature",

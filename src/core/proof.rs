@@ -944,7 +944,8 @@ fn dedup(nodes: Vec<TreeNode>) -> Vec<TreeNode> {
 
 fn check_signature(manifest: &Manifest, tree: &Growing, fork: u64, sig: &[u8]) -> Result<()> {
     let hash = merkle::hash_roots(&tree.roots);
-    if signature::verify_tree(manifest, sig, &hash, tree.length, fork) {
+    let signed = signature::Tree::new(&hash, tree.length, fork).with_roots(&tree.roots);
+    if signature::verify_tree(manifest, sig, signed) {
         Ok(())
     } else {
         Err(Error::new(
@@ -952,6 +953,71 @@ fn check_signature(manifest: &Manifest, tree: &Growing, fork: u64, sig: &[u8]) -
             "Proof contains an invalid signature",
         ))
     }
+}
+
+/// A multisig proof's patch (hypercore's Verifier: `generateUpgrade`, then `verifyUpgrade`
+/// on a clone of the tree): a signer signed a tree `patch` blocks longer than the tree of
+/// `length` blocks with `roots`; the roots of that longer tree, built from these roots and
+/// the right-hand nodes the signature's patch carries (`nodes`, by flat-tree index). Nodes
+/// that span blocks of the shorter tree are always hashed from its roots, never taken from
+/// the patch, so a good signature over the result proves the shorter tree is its prefix.
+/// None when the patch lacks a node or the nodes do not make that tree.
+pub fn patched_roots(
+    roots: &[TreeNode],
+    length: u64,
+    patch: u64,
+    nodes: &HashMap<u64, TreeNode>,
+    prologue: Option<&Prologue>,
+) -> Option<Vec<TreeNode>> {
+    let from = double(length)?;
+    let to = double(length.checked_add(patch)?)?;
+    if patch == 0 {
+        return None;
+    }
+    let mut upgrade = Vec::new();
+    let mut connected = false;
+    for root in flat_tree::full_roots(to) {
+        let (_, right) = spans(root)?;
+        if right + 2 <= from {
+            continue; // wholly inside the shorter tree: one of its roots
+        }
+        if !connected && from >= 2 && contains(root, from - 2) {
+            // the root that joins the shorter tree's last block: the right-hand siblings
+            // on the way up from that block
+            connected = true;
+            let target = from - 2;
+            let mut ite = target;
+            let mut steps = 0;
+            while ite != root {
+                steps += 1;
+                let s = sibling(ite)?;
+                if steps > MAX_DEPTH {
+                    return None;
+                }
+                if s > target {
+                    upgrade.push(nodes.get(&s)?.clone());
+                }
+                ite = parent(ite)?;
+            }
+            continue;
+        }
+        connected = true;
+        upgrade.push(nodes.get(&root)?.clone());
+    }
+    let proof = UpgradeProof {
+        start: length,
+        length: patch,
+        nodes: upgrade,
+        additional_nodes: Vec::new(),
+        signature: Vec::new(),
+    };
+    let mut batch = Growing {
+        roots: roots.to_vec(),
+        length,
+        nodes: Vec::new(),
+    };
+    verify_upgrade(&proof, None, &mut batch, prologue).ok()?;
+    Some(batch.roots)
 }
 
 /// Checks a proof against the receiver's tree `current` (its stored nodes in `nodes`):
@@ -1443,12 +1509,12 @@ mod tests {
             let mut ours: Vec<TreeNode> = core.nodes.0.values().cloned().collect();
             ours.sort_by_key(|n| n.index);
             assert_eq!(ours, nodes_json(c.get("nodes")), "{}", core.label);
+            let hash = core.tree.hash();
+            let tree = signature::Tree::new(&hash, core.tree.length, core.tree.fork);
             assert!(signature::verify_tree(
                 &core.manifest,
                 &core.signature,
-                &core.tree.hash(),
-                core.tree.length,
-                core.tree.fork
+                tree.with_roots(&core.tree.roots)
             ));
         }
     }

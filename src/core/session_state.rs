@@ -414,7 +414,9 @@ impl SessionState {
         Ok((
             Planned {
                 batch,
-                range: None,
+                // what an atomic state's parent replays on flush: a truncation from the
+                // shared length (hypercore's ontruncate; the append carries no range)
+                range: truncating.then_some((shared, self.tree.length - shared, true)),
                 tree,
                 signature: None,
                 deps: Some(deps),
@@ -557,7 +559,9 @@ pub fn plan_commit(
     };
     let signature = if let Some(sig) = given_signature {
         // a signature made elsewhere (e.g. an Autobase's indexers): it must sign this tree
-        if !signature::verify_tree(manifest, &sig, &tree.hash(), tree.length, tree.fork) {
+        let hash = tree.hash();
+        let signed = signature::Tree::new(&hash, tree.length, tree.fork).with_roots(&tree.roots);
+        if !signature::verify_tree(manifest, &sig, signed) {
             return Err(Error::new(
                 "INVALID_SIGNATURE",
                 "Signature is not valid over committed tree",

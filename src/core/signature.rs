@@ -13,9 +13,13 @@
 //! `tree_signable_compat` instead (`sign_core_tree`, `verify_core_tree`): corestore makes them
 //! for `get({ key: publicKey, keyPair })`.
 
+use std::collections::HashMap;
+
 use crate::core::manifest::Manifest;
+use crate::core::{merkle, proof};
 use crate::crypto::{self, KeyPair};
 use crate::encoding::compact::{Reader, Result, Writer};
+use crate::storage::TreeNode;
 
 /// hypercore `caps.treeSignable`: 112 bytes, TREE || ctx || tree hash || length || fork.
 pub fn tree_signable(
@@ -314,41 +318,60 @@ pub fn verify_core_tree(
     key: &[u8; 32],
     manifest: &Manifest,
     signature: &[u8],
-    tree_hash: &[u8; 32],
-    length: u64,
-    fork: u64,
+    tree: Tree<'_>,
 ) -> bool {
     if is_compat(key, manifest) {
         let pk = &manifest.signers[0].public_key;
-        return verify_tree_compat(pk, signature, tree_hash, length, fork, false);
+        return verify_tree_compat(pk, signature, tree.hash, tree.length, tree.fork, false);
     }
-    verify_tree(manifest, signature, tree_hash, length, fork)
+    verify_tree(manifest, signature, tree)
+}
+
+/// The tree a signature is checked against: its hash, length and fork, and its full roots
+/// where the caller has them (a multisig proof with a patch is checked over a longer tree
+/// grown from them; without the roots such a proof is refused).
+#[derive(Debug, Clone, Copy)]
+pub struct Tree<'a> {
+    pub hash: &'a [u8; 32],
+    pub roots: Option<&'a [TreeNode]>,
+    pub length: u64,
+    pub fork: u64,
+}
+
+impl<'a> Tree<'a> {
+    pub fn new(hash: &'a [u8; 32], length: u64, fork: u64) -> Tree<'a> {
+        Tree {
+            hash,
+            roots: None,
+            length,
+            fork,
+        }
+    }
+
+    pub fn with_roots(mut self, roots: &'a [TreeNode]) -> Tree<'a> {
+        self.roots = Some(roots);
+        self
+    }
 }
 
 /// hypercore `Verifier.verify` for a tree of `length` blocks with `tree_hash` at `fork`:
 /// a quorum of distinct signers must have signed it (a prologue's tree needs none).
-/// False for anything malformed, never a panic. Proofs with patches (signatures over a
-/// longer tree, `allow_patch` manifests) cannot be checked from the tree hash alone and
-/// are refused: the JS checks them against the merkle tree.
-pub fn verify_tree(
-    manifest: &Manifest,
-    signature: &[u8],
-    tree_hash: &[u8; 32],
-    length: u64,
-    fork: u64,
-) -> bool {
+/// False for anything malformed, never a panic. A proof with a patch (a signature over a
+/// longer tree, `allow_patch` manifests) is checked over that tree, grown from the tree's
+/// roots by the patch nodes (`proof::patched_roots`).
+pub fn verify_tree(manifest: &Manifest, signature: &[u8], tree: Tree<'_>) -> bool {
     if manifest.version == 0 {
         if !manifest.allow_patch && manifest.signers.len() == 1 {
-            return verify_signer(manifest, 0, signature, tree_hash, length, fork);
+            return verify_signer(manifest, 0, signature, tree.hash, tree.length, tree.fork);
         }
-        return verify_multi(manifest, signature, tree_hash, length, fork);
+        return verify_multi(manifest, signature, tree);
     }
     if let Some(p) = &manifest.prologue {
-        if length <= p.length {
-            return length == p.length && *tree_hash == p.hash;
+        if tree.length <= p.length {
+            return tree.length == p.length && *tree.hash == p.hash;
         }
     }
-    verify_multi(manifest, signature, tree_hash, length, fork)
+    verify_multi(manifest, signature, tree)
 }
 
 fn verify_signer(
@@ -372,52 +395,83 @@ fn verify_signer(
     )
 }
 
-fn verify_multi(
-    manifest: &Manifest,
-    signature: &[u8],
-    tree_hash: &[u8; 32],
-    length: u64,
-    fork: u64,
-) -> bool {
+/// (signer, signature, patch length) of each proof of a multisig.
+type Proofs = Vec<(u64, [u8; 64], u64)>;
+
+fn verify_multi(manifest: &Manifest, signature: &[u8], tree: Tree<'_>) -> bool {
     if manifest.quorum == 0 {
         return false;
     }
-    // (signer, signature, patch length)
-    let proofs: Vec<(u64, [u8; 64], u64)> = if manifest.version == 0 {
+    // the proofs, and the patch's nodes
+    let (proofs, nodes): (Proofs, Vec<PatchNode>) = if manifest.version == 0 {
         match MultiSignatureV0::decode(signature) {
-            Ok(m) => m
-                .proofs
-                .into_iter()
-                .map(|p| (p.signer, p.signature, p.patch.map_or(0, |x| x.length)))
-                .collect(),
+            Ok(m) => (
+                m.proofs
+                    .into_iter()
+                    .map(|p| (p.signer, p.signature, p.patch.map_or(0, |x| x.length)))
+                    .collect(),
+                m.patch,
+            ),
             Err(_) => return false,
         }
     } else {
         match MultiSignature::decode(signature) {
-            Ok(m) => m
-                .proofs
-                .into_iter()
-                .map(|p| (p.signer, p.signature, p.patch))
-                .collect(),
+            Ok(m) => (
+                m.proofs
+                    .into_iter()
+                    .map(|p| (p.signer, p.signature, p.patch))
+                    .collect(),
+                m.patch,
+            ),
             Err(_) => return false,
         }
     };
     if (proofs.len() as u64) < manifest.quorum {
         return false;
     }
+    // as hypercore: the patch nodes by index (a later node of the same index wins)
+    let patch_nodes: HashMap<u64, TreeNode> = if manifest.allow_patch {
+        nodes
+            .into_iter()
+            .map(|n| {
+                let node = TreeNode {
+                    index: n.index,
+                    size: n.size,
+                    hash: n.hash,
+                };
+                (n.index, node)
+            })
+            .collect()
+    } else {
+        HashMap::new()
+    };
     let mut tried = vec![false; manifest.signers.len()];
     for (signer, sig, patch) in proofs.iter().take(manifest.quorum as usize) {
-        if *patch != 0 && manifest.allow_patch {
-            return false; // needs the merkle tree to rebuild the patched tree hash
-        }
         let Ok(i) = usize::try_from(*signer) else {
             return false;
+        };
+        // a patched proof signs the longer tree the patch grows this one into
+        let patched;
+        let (hash, length) = if *patch != 0 && manifest.allow_patch {
+            let Some(roots) = tree.roots else {
+                return false;
+            };
+            let prologue = manifest.prologue.as_ref();
+            let Some(grown) =
+                proof::patched_roots(roots, tree.length, *patch, &patch_nodes, prologue)
+            else {
+                return false;
+            };
+            patched = merkle::hash_roots(&grown);
+            (&patched, tree.length + *patch)
+        } else {
+            (tree.hash, tree.length)
         };
         if i >= tried.len() || tried[i] {
             return false;
         }
         tried[i] = true;
-        if !verify_signer(manifest, i, sig, tree_hash, length, fork) {
+        if !verify_signer(manifest, i, sig, hash, length, tree.fork) {
             return false;
         }
     }
@@ -450,6 +504,21 @@ mod tests {
     use crate::crypto::{hex, CORESTORE_DEFAULT_NAMESPACE};
 
     type Root = (u64, u64, [u8; 32]);
+
+    fn vt(m: &Manifest, sig: &[u8], th: &[u8; 32], length: u64, fork: u64) -> bool {
+        verify_tree(m, sig, Tree::new(th, length, fork))
+    }
+
+    fn vct(
+        key: &[u8; 32],
+        m: &Manifest,
+        sig: &[u8],
+        th: &[u8; 32],
+        length: u64,
+        fork: u64,
+    ) -> bool {
+        verify_core_tree(key, m, sig, Tree::new(th, length, fork))
+    }
 
     /// The hash and size of node `index` over the given leaves (index / 2 < leaves.len()).
     fn node(leaves: &[(u64, [u8; 32])], index: u64) -> (u64, [u8; 32]) {
@@ -511,17 +580,17 @@ mod tests {
     }
 
     fn check_tampering(m: &Manifest, sig: &[u8], th: &[u8; 32], length: u64, fork: u64) {
-        assert!(verify_tree(m, sig, th, length, fork));
-        assert!(!verify_tree(m, sig, th, length + 1, fork));
-        assert!(!verify_tree(m, sig, th, length, fork + 1));
+        assert!(vt(m, sig, th, length, fork));
+        assert!(!vt(m, sig, th, length + 1, fork));
+        assert!(!vt(m, sig, th, length, fork + 1));
         let mut other = *th;
         other[0] ^= 1;
-        assert!(!verify_tree(m, sig, &other, length, fork));
+        assert!(!vt(m, sig, &other, length, fork));
         for range in signature_ranges(m, sig) {
             for i in range {
                 let mut bad = sig.to_vec();
                 bad[i] ^= 0x20;
-                assert!(!verify_tree(m, &bad, th, length, fork), "flipped byte {i}");
+                assert!(!vt(m, &bad, th, length, fork), "flipped byte {i}");
             }
         }
         // another signer index, or a repeated signer
@@ -529,25 +598,19 @@ mod tests {
             if m.version == 0 {
                 let mut ms = MultiSignatureV0::decode(sig).unwrap();
                 ms.proofs[0].signer = (ms.proofs[0].signer + 1) % 4;
-                assert!(!verify_tree(m, &ms.encode(), th, length, fork));
+                assert!(!vt(m, &ms.encode(), th, length, fork));
             } else {
                 let mut ms = MultiSignature::decode(sig).unwrap();
                 ms.proofs[0].signer = (ms.proofs[0].signer + 1) % 4;
-                assert!(!verify_tree(m, &ms.encode(), th, length, fork));
+                assert!(!vt(m, &ms.encode(), th, length, fork));
                 // a patch proof on a manifest without allow_patch is checked as if unpatched
                 let mut ms = MultiSignature::decode(sig).unwrap();
                 ms.proofs[0].patch = 3;
-                assert_eq!(
-                    verify_tree(m, &ms.encode(), th, length, fork),
-                    !m.allow_patch
-                );
+                assert_eq!(vt(m, &ms.encode(), th, length, fork), !m.allow_patch);
             }
         }
         for n in 0..sig.len() {
-            assert!(
-                !verify_tree(m, &sig[..n], th, length, fork),
-                "truncated to {n}"
-            );
+            assert!(!vt(m, &sig[..n], th, length, fork), "truncated to {n}");
         }
     }
 
@@ -691,11 +754,7 @@ mod tests {
             for s in t.get("signatures").arr() {
                 let sig = s.get("signature").bytes();
                 let valid = s.get("valid").bool();
-                assert_eq!(
-                    verify_tree(&m, &sig, &th, length, fork),
-                    valid,
-                    "{m:?} {s:?}"
-                );
+                assert_eq!(vt(&m, &sig, &th, length, fork), valid, "{m:?} {s:?}");
                 match s.get("kind").str() {
                     "sign" => {
                         let pk = s.get("signerPublicKey").b32();
@@ -726,8 +785,8 @@ mod tests {
             }
             if let Json::Arr(pv) = t.get("prologueVerify") {
                 let p = m.prologue.clone().unwrap();
-                assert_eq!(verify_tree(&m, &[], &p.hash, p.length, 0), pv[0].bool());
-                assert_eq!(verify_tree(&m, &[], &th, p.length, 0), pv[1].bool());
+                assert_eq!(vt(&m, &[], &p.hash, p.length, 0), pv[0].bool());
+                assert_eq!(vt(&m, &[], &th, p.length, 0), pv[1].bool());
             }
         }
         assert!(assembled >= 12);
@@ -742,7 +801,7 @@ mod tests {
         assert!(sign_tree(&m, &other, &[0; 32], 1, 0).is_empty());
         let sig = sign_tree(&m, &kp, &[0; 32], 1, 0);
         assert_eq!(sig.len(), 68);
-        assert!(verify_tree(&m, &sig, &[0; 32], 1, 0));
+        assert!(vt(&m, &sig, &[0; 32], 1, 0));
     }
 
     #[test]
@@ -754,14 +813,14 @@ mod tests {
         // key = public key: the compat signable, a raw signature
         let sig = sign_core_tree(&kp.public_key, &m, &kp, &th, 4, 0).unwrap();
         assert!(verify_tree_compat(&kp.public_key, &sig, &th, 4, 0, false));
-        assert!(verify_core_tree(&kp.public_key, &m, &sig, &th, 4, 0));
-        assert!(!verify_tree(&m, &sig, &th, 4, 0));
-        assert!(!verify_core_tree(&kp.public_key, &m, &sig, &th, 5, 0));
+        assert!(vct(&kp.public_key, &m, &sig, &th, 4, 0));
+        assert!(!vt(&m, &sig, &th, 4, 0));
+        assert!(!vct(&kp.public_key, &m, &sig, &th, 5, 0));
         // key = manifest hash: the manifest's own scheme
         let key = m.hash();
         let sig = sign_core_tree(&key, &m, &kp, &th, 4, 0).unwrap();
-        assert!(verify_core_tree(&key, &m, &sig, &th, 4, 0));
-        assert!(!verify_core_tree(&kp.public_key, &m, &sig, &th, 4, 0));
+        assert!(vct(&key, &m, &sig, &th, 4, 0));
+        assert!(!vct(&kp.public_key, &m, &sig, &th, 4, 0));
         // not a signer
         assert!(sign_core_tree(&kp.public_key, &m, &other, &th, 4, 0).is_none());
         assert!(sign_core_tree(&key, &m, &other, &th, 4, 0).is_none());
@@ -824,7 +883,99 @@ mod tests {
                 })
                 .collect();
             for m in &manifests {
-                assert!(!verify_tree(m, &bytes, &[0; 32], 3, 0));
+                assert!(!vt(m, &bytes, &[0; 32], 3, 0));
+            }
+        }
+    }
+
+    /// Multisig proofs with patches (hypercore `multisig.partialSignature` over a signer's
+    /// longer tree): checked over the tree the patch grows, and only with the right nodes.
+    #[test]
+    fn patched_multisig_proofs() {
+        let leaves: Vec<(u64, [u8; 32])> = (0..6u8)
+            .map(|i| (1, crypto::leaf_hash(&[b'0' + i])))
+            .collect();
+        let tree_at = |n: usize| -> Vec<TreeNode> {
+            roots(&leaves[..n])
+                .into_iter()
+                .map(|(index, size, hash)| TreeNode { index, size, hash })
+                .collect()
+        };
+        let node_at = |index: u64| {
+            let (size, hash) = node(&leaves, index);
+            PatchNode { index, size, hash }
+        };
+        let kps: Vec<KeyPair> = (1..=3u8)
+            .map(|i| crypto::key_pair_from_seed(&[i; 32]))
+            .collect();
+        let mut m = Manifest::single_signer(&kps[0].public_key, 1);
+        m.signers = kps
+            .iter()
+            .map(|k| Manifest::single_signer(&k.public_key, 1).signers.remove(0))
+            .collect();
+        m.quorum = 2;
+        m.allow_patch = true;
+        let ctx = m.hash();
+        let sign = |kp: &KeyPair, n: usize| {
+            let t = tree_at(n);
+            let h = merkle::hash_roots(&t);
+            crypto::sign(&kp.secret_key, &tree_signable(&ctx, &h, n as u64, 0))
+        };
+
+        // (target length, signer 0's longer length, the patch nodes hypercore sends, nodes
+        // that would make the longer tree's hash without joining the shorter tree)
+        let cases: [(usize, usize, Vec<u64>, Vec<u64>); 3] = [
+            (4, 6, vec![9], vec![]),
+            (3, 4, vec![6], vec![3]),
+            (2, 6, vec![5, 9], vec![3, 9]),
+        ];
+        for (len, longer, nodes, shortcut) in cases {
+            let roots = tree_at(len);
+            let hash = merkle::hash_roots(&roots);
+            let tree = Tree::new(&hash, len as u64, 0).with_roots(&roots);
+            let sig = |patch: Vec<PatchNode>, p: u64| {
+                MultiSignature {
+                    proofs: vec![
+                        Proof {
+                            signer: 0,
+                            signature: sign(&kps[0], longer),
+                            patch: p,
+                        },
+                        Proof {
+                            signer: 1,
+                            signature: sign(&kps[1], len),
+                            patch: 0,
+                        },
+                    ],
+                    patch,
+                }
+                .encode()
+            };
+            let good: Vec<PatchNode> = nodes.iter().map(|&i| node_at(i)).collect();
+            let p = (longer - len) as u64;
+            assert!(
+                verify_tree(&m, &sig(good.clone(), p), tree),
+                "{len} -> {longer}"
+            );
+            // without the roots, or without patching allowed, it cannot be checked
+            assert!(!verify_tree(
+                &m,
+                &sig(good.clone(), p),
+                Tree::new(&hash, len as u64, 0)
+            ));
+            let mut strict = m.clone();
+            strict.allow_patch = false;
+            assert!(!verify_tree(&strict, &sig(good.clone(), p), tree));
+            // a wrong node, a missing node, a wrong patch length
+            let mut bad = good.clone();
+            bad[0].hash[0] ^= 1;
+            assert!(!verify_tree(&m, &sig(bad, p), tree));
+            assert!(!verify_tree(&m, &sig(good[1..].to_vec(), p), tree));
+            assert!(!verify_tree(&m, &sig(good.clone(), p + 1), tree));
+            // a patch node that spans blocks of the shorter tree is never taken as given
+            if !shortcut.is_empty() {
+                let over = shortcut.iter().map(|&i| node_at(i)).collect();
+                assert!(!verify_tree(&m, &sig(over, p), tree));
             }
         }
     }

@@ -16,6 +16,11 @@ mod signing;
 mod snapshot;
 mod staticify;
 mod stream_keys;
+mod verifier;
+pub use verifier::{
+    assemble_signature, sign_message, tree_hash_of_roots, tree_signable_compat, verify_message,
+    verify_tree_signature,
+};
 
 use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi::Env;
@@ -33,6 +38,8 @@ type Result<T> = napi::Result<T, Code>;
 pub struct StoreOptions {
     pub primary_key: Option<Buffer>,
     pub read_only: Option<bool>,
+    /// corestore's `allowBackup`: open a copied store without its device file
+    pub allow_backup: Option<bool>,
 }
 
 #[napi]
@@ -48,15 +55,19 @@ impl NativeStore {
         let opts = opts.unwrap_or(StoreOptions {
             primary_key: None,
             read_only: None,
+            allow_backup: None,
         });
         let primary_key = match &opts.primary_key {
             Some(b) => Some(bytes32(b, "primaryKey")?),
             None => None,
         };
-        let store = Store::open(
+        let store = Store::open_with(
             std::path::Path::new(&path),
             primary_key,
-            opts.read_only.unwrap_or(false),
+            &crate::storage::OpenOptions {
+                read_only: opts.read_only.unwrap_or(false),
+                allow_backup: opts.allow_backup.unwrap_or(false),
+            },
         )
         .map_err(js_error)?;
         Ok(NativeStore {

@@ -1,6 +1,6 @@
 //! Guest stores on a raw replication stream: a core of another Corestore given a stream
 //! this store runs (`a.replicate(b.replicate(true))`) replicates on it through channels
-//! that our Protomux carries for it (docs/DECISIONS.md §17). The guest's engine speaks the
+//! that our Protomux carries for it (docs/DECISIONS.md §19). The guest's engine speaks the
 //! protocol ("external mux" mode); these calls carry its channel commands, and relay
 //! events (`type: 'relay'`) carry the peer's side back.
 

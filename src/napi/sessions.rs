@@ -281,7 +281,8 @@ impl NativeStore {
         })
     }
 
-    /// hypercore's `state.moveTo(core, length)`; `truncated`: the session was cut to `length`.
+    /// hypercore's `state.moveTo(session, length)` onto `target` (the session's state handle, or
+    /// its core handle on the default state); `truncated`: the session was cut to `length`.
     #[napi]
     pub fn state_move_to(&mut self, state: u32, target: u32, length: i64) -> Result<MovedOut> {
         let length = uint_in(length, "length")?;

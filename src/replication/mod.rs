@@ -27,6 +27,8 @@ const BITFIELD_CHUNK: u64 = 32 * 1024;
 const INVALID_REQUEST: u64 = 2;
 /// Most wanted blocks one scheduling pass looks at (it runs after every block received).
 const MAX_SCAN: usize = 65536;
+/// hypercore's MAX_INVALID_REQUESTS: the invalid requests a peer may make on one channel.
+const MAX_INVALID_REQUESTS: u32 = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -579,12 +581,30 @@ impl Replicator {
                     // attach_to took its own reference; drop the one open_core added.
                     store.close_core(handle);
                 }
-                let paired = self
-                    .peers
-                    .get(&session)
-                    .is_some_and(|p| p.by_handle.contains_key(&handle));
-                if !paired {
+                // Unanswered: not attached (out of scope: a guest store may take it), or a
+                // second open of a core whose channel is already paired. protomux rejects
+                // those; left pending, the peer could make us buffer whatever it sends on it.
+                let (attached, pending) = self.peers.get(&session).map_or((false, false), |p| {
+                    (
+                        p.by_handle.contains_key(&handle),
+                        p.mux.is_pending(remote_id),
+                    )
+                });
+                if !attached {
                     self.reject_or_offer(session, remote_id, dkey);
+                } else if pending {
+                    self.reject(session, remote_id);
+                }
+                // Our open answered theirs and paired at once: handle what that queued (the
+                // pairing, then what the peer sent on the channel meanwhile) now. Left for the
+                // peer's next frame, a peer that waits for our sync (as hypercore does once
+                // paired) was never answered.
+                let queued = match self.peers.get_mut(&session) {
+                    Some(peer) => peer.mux.take_events(),
+                    None => Vec::new(),
+                };
+                for event in queued {
+                    self.on_mux_event(store, session, event)?;
                 }
             }
             None => self.reject_or_offer(session, remote_id, dkey),
@@ -819,6 +839,7 @@ impl Replicator {
                     ch.seek_refused = false;
                     apply_range(ch, &m);
                     remote_fork = Some(ch.remote.fork);
+                    check_remote_pages(ch)?;
                 }
                 if m.start == 0 && !m.drop {
                     let (core, _) = store.core_mut(handle)?;
@@ -836,14 +857,8 @@ impl Replicator {
             }
             Message::Bitfield(m) => {
                 if let Some(ch) = self.channel_mut(session, local_id) {
-                    for (w, word) in m.bitfield.iter().enumerate() {
-                        for bit in 0..32u64 {
-                            if word & (1 << bit) != 0 {
-                                let i = m.start + w as u64 * 32 + bit;
-                                ch.remote.bitfield.set_range(i, i + 1, true);
-                            }
-                        }
-                    }
+                    apply_bitfield(ch, &m);
+                    check_remote_pages(ch)?;
                 }
                 self.schedule(store, handle);
                 Ok(())
@@ -1381,6 +1396,21 @@ impl Replicator {
         let core = store.core(handle)?;
         let m = self.after_pushes(session, local_id, m);
         let reply = answer_request(core, store, &m);
+        if let Message::NoData(nd) = &reply {
+            if nd.reason == INVALID_REQUEST {
+                // As hypercore: a peer that keeps asking for proofs that cannot exist is
+                // hostile or broken, and its connection ends at the 64th.
+                if let Some(ch) = self.channel_mut(session, local_id) {
+                    ch.invalid_requests += 1;
+                    if ch.invalid_requests >= MAX_INVALID_REQUESTS {
+                        return Err(Error::new(
+                            "INVALID_OPERATION",
+                            format!("The peer made {MAX_INVALID_REQUESTS} invalid requests"),
+                        ));
+                    }
+                }
+            }
+        }
         if let Message::Data(data) = &reply {
             if let (Some(u), Some(ch)) = (&data.upgrade, self.channel_mut(session, local_id)) {
                 if ch.remote.allow_push {
@@ -2216,6 +2246,58 @@ fn forget_block(remote: &mut peer::Remote, index: u64) {
         remote.contiguous = index;
     }
     remote.bitfield.set_range(index, index + 1, false);
+}
+
+/// Bitfield pages one peer may make us keep for one core: 64 MB, what it takes to know
+/// which of 512 million blocks it holds when they are scattered. hypercore keeps whatever a
+/// peer announces; a peer announcing blocks far apart (each range or bitfield a new page)
+/// could then grow us until the process dies (200,000 such messages: 0.9 GB here, 4 GB in JS).
+const MAX_REMOTE_PAGES: usize = 16384;
+
+fn check_remote_pages(ch: &Channel) -> Result<()> {
+    if ch.remote.bitfield.page_count() > MAX_REMOTE_PAGES {
+        return Err(Error::new(
+            "INVALID_OPERATION",
+            "The peer announced more scattered blocks than a connection may make us track",
+        ));
+    }
+    Ok(())
+}
+
+/// A peer's bitfield message: runs of full words are set in one go (a 16 MiB message is
+/// 128 million bits; one call per bit stalled the event loop for seconds).
+fn apply_bitfield(ch: &mut Channel, m: &messages::Bitfield) {
+    let bits = &mut ch.remote.bitfield;
+    let mut run: Option<(u64, u64)> = None; // [start, end) of consecutive full words
+    for (w, &word) in m.bitfield.iter().enumerate() {
+        let Some(base) = (w as u64)
+            .checked_mul(32)
+            .and_then(|o| m.start.checked_add(o))
+            .filter(|b| b.checked_add(32).is_some())
+        else {
+            break; // past u64: nothing real lives there
+        };
+        if word == u32::MAX {
+            run = match run {
+                Some((start, end)) if end == base => Some((start, base + 32)),
+                other => {
+                    if let Some((start, end)) = other {
+                        bits.set_range(start, end, true);
+                    }
+                    Some((base, base + 32))
+                }
+            };
+            continue;
+        }
+        for bit in 0..32u64 {
+            if word & (1 << bit) != 0 {
+                bits.set_range(base + bit, base + bit + 1, true);
+            }
+        }
+    }
+    if let Some((start, end)) = run {
+        bits.set_range(start, end, true);
+    }
 }
 
 fn apply_range(ch: &mut Channel, m: &messages::Range) {

@@ -116,6 +116,9 @@ pub struct Channel {
     /// The length our pushed upgrades brought this peer to (hypercore's pushedLength):
     /// the next push continues from there.
     pub pushed_length: u64,
+    /// Requests of this peer we could not build a proof for (hypercore's
+    /// stats.invalidRequests): at MAX_INVALID_REQUESTS the connection ends.
+    pub invalid_requests: u32,
 }
 
 pub struct Peer {
@@ -308,6 +311,7 @@ impl Peer {
                 wants_sent: Default::default(),
                 paused: false,
                 pushed_length: 0,
+                invalid_requests: 0,
             },
         );
         self.by_handle.insert(handle, local_id);

@@ -55,6 +55,10 @@ pub struct OpenOptions {
     /// Open without the device file lock or validation, without writing anything; a
     /// missing store is an error. Writes fail with `INVALID_OPERATION`.
     pub read_only: bool,
+    /// corestore's `allowBackup`: a copy of a store (a backup, a test fixture) opens for
+    /// writing without the device file; hypercore-storage then neither checks nor locks
+    /// `CORESTORE` (RocksDB's own `db/LOCK` still keeps a second process out).
+    pub allow_backup: bool,
 }
 
 /// One write operation of a [`Batch`].
@@ -489,15 +493,17 @@ impl Storage {
         let has_db = check_layout(dir, read_only)?;
         let db_dir = dir.join(DB_DIR);
 
-        let device = if read_only {
-            None
-        } else {
+        if !read_only {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StorageError::io(
                     format!("cannot create the store directory {}", dir.display()),
                     e,
                 )
             })?;
+        }
+        let device = if read_only || opts.allow_backup {
+            None
+        } else {
             let path = dir.join(DEVICE_FILE);
             let res = match DeviceFile::open_existing(&path) {
                 Ok(Some(df)) => Ok(df),
@@ -1329,7 +1335,14 @@ mod tests {
         assert_eq!(err.code(), "STORAGE_CONFLICT", "{err}");
         assert!(err.to_string().contains("locked"));
         // read-only needs no lock and sees the WAL
-        let ro = Storage::open(&dir, &OpenOptions { read_only: true }).unwrap();
+        let ro = Storage::open(
+            &dir,
+            &OpenOptions {
+                read_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert!(ro.read_only());
         assert_eq!(ro.user_data(0, "hello").unwrap(), Some(b"world".to_vec()));
         let err = ro.write({
@@ -1381,7 +1394,14 @@ mod tests {
         assert!(err.to_string().contains("Corestore 6"), "{err}");
 
         let dir3 = tmp("missing");
-        let err = Storage::open(&dir3, &OpenOptions { read_only: true }).unwrap_err();
+        let err = Storage::open(
+            &dir3,
+            &OpenOptions {
+                read_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "STORAGE_EMPTY", "{err}");
         assert!(!dir3.exists());
 
@@ -1412,7 +1432,38 @@ mod tests {
         let err = Storage::open(&copy, &OpenOptions::default()).unwrap_err();
         assert_eq!(err.code(), "DEVICE_FILE", "{err}");
         // but a read-only open of the copy works
-        drop(Storage::open(&copy, &OpenOptions { read_only: true }).unwrap());
+        drop(
+            Storage::open(
+                &copy,
+                &OpenOptions {
+                    read_only: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        );
+        // and with allowBackup it opens for writing, leaving the device file as it was
+        let device = std::fs::read(copy.join("CORESTORE")).unwrap();
+        let backup = OpenOptions {
+            allow_backup: true,
+            ..Default::default()
+        };
+        {
+            let st = Storage::open(&copy, &backup).unwrap();
+            let mut b = Batch::new();
+            b.put_user_data(0, "k", b"v");
+            st.write(b).unwrap();
+        }
+        let st = Storage::open(&copy, &backup).unwrap();
+        assert_eq!(st.user_data(0, "k").unwrap(), Some(b"v".to_vec()));
+        drop(st);
+        assert_eq!(std::fs::read(copy.join("CORESTORE")).unwrap(), device);
+        assert_eq!(
+            Storage::open(&copy, &OpenOptions::default())
+                .unwrap_err()
+                .code(),
+            "DEVICE_FILE"
+        );
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&copy);
     }

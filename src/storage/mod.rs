@@ -81,9 +81,8 @@ impl StorageError {
             | StorageError::UnsupportedVersion { .. }
             | StorageError::ReadOnly { .. } => "INVALID_OPERATION",
             StorageError::NotFound { .. } => "STORAGE_EMPTY",
-            StorageError::Recovering { .. }
-            | StorageError::Io { .. }
-            | StorageError::RocksDb { .. } => "STORAGE_ERROR",
+            StorageError::RocksDb { source, .. } => rocks_code(source),
+            StorageError::Recovering { .. } | StorageError::Io { .. } => "STORAGE_ERROR",
         }
     }
 
@@ -106,6 +105,20 @@ impl StorageError {
             context: context.into(),
             source,
         }
+    }
+}
+
+/// The code JS corestore's RocksDB binding gives the same failure (a damaged or missing
+/// database file): a corruption is `EIO`, a file that is not there `ENOENT`, other I/O errors
+/// `EIO`; anything else keeps our `STORAGE_ERROR`.
+fn rocks_code(e: &rocksdb::Error) -> &'static str {
+    use rocksdb::ErrorKind;
+    match e.kind() {
+        ErrorKind::Corruption => "EIO",
+        ErrorKind::IOError if e.as_ref().contains("No such file or directory") => "ENOENT",
+        ErrorKind::IOError if e.as_ref().contains("No space left on device") => "ENOSPC",
+        ErrorKind::IOError => "EIO",
+        _ => "STORAGE_ERROR",
     }
 }
 

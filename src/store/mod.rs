@@ -63,7 +63,24 @@ pub struct Store {
 
 impl Store {
     pub fn open(dir: &Path, primary_key: Option<[u8; 32]>, read_only: bool) -> Result<Store> {
-        let storage = Storage::open(dir, &OpenOptions { read_only })?;
+        Self::open_with(
+            dir,
+            primary_key,
+            &OpenOptions {
+                read_only,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// `open` with every storage option (`allowBackup`).
+    pub fn open_with(
+        dir: &Path,
+        primary_key: Option<[u8; 32]>,
+        opts: &OpenOptions,
+    ) -> Result<Store> {
+        let read_only = opts.read_only;
+        let storage = Storage::open(dir, opts)?;
         let mut head = storage.head()?.unwrap_or(StoreHead {
             version: HEAD_VERSION,
             cores: 0,

@@ -355,11 +355,15 @@ impl Store {
         self.state_info(handle)
     }
 
-    /// hypercore's `state.moveTo(core, length)`: the named session continues on another
-    /// core (an Autobase fork), as that core's named session of the same name — resumed
-    /// when it has one, else made there depending on its data up to `length`. The session
-    /// is truncated to `length` first when it is longer. Returns the state and whether it
-    /// was truncated.
+    /// hypercore's `state.moveTo(session, length)`: the named session continues on another
+    /// core (an Autobase fork), as that core's named session of the same name. `target` is
+    /// the session's state handle, or its core handle when it works on the default state.
+    /// When the target's core has a session of that name (Autobase makes it first, with
+    /// `overwrite` and `checkout`, and appends the view's blocks to it), the state resumes
+    /// it — through `target`'s dependencies, as hypercore-storage's `resumeSession` — and
+    /// takes its tree at `length`; else it is made there from the target's tree at the
+    /// session's length. The session is truncated to `length` first when it is longer.
+    /// Returns the state and whether it was truncated.
     pub fn move_state(
         &mut self,
         handle: u32,
@@ -377,55 +381,78 @@ impl Store {
                 s.plan_truncate(r, length, fork, None, None)
             })?;
         }
+        let own_length = self.state_entry(handle)?.state.tree.length;
         let fork = self.state_entry(handle)?.state.tree.fork + u64::from(truncated);
-        let (_, p) = self.parent_view(target)?;
-        if length > p.tree.length {
-            return Err(Error::invalid_operation(format!(
-                "Cannot move a session of length {length} onto a core of length {}",
-                p.tree.length
-            )));
-        }
-        let parent = ParentView {
-            tree: if length == p.tree.length {
-                p.tree.clone()
+        let (target_core, p) = self.parent_view(target)?;
+        let core_pointer = self
+            .cores
+            .get(&target_core)
+            .ok_or_else(closed_handle)?
+            .core
+            .core_pointer;
+        let resumed = self
+            .storage
+            .sessions(core_pointer)?
+            .is_some_and(|s| s.0.iter().any(|s| s.name == name));
+        let mut state = if resumed {
+            self.named_state(target_core, p, name, false)?
+        } else {
+            // made from the target's tree at the session's length (hypercore's
+            // `_getTreeHeadAt(this.length)`), which the target must have
+            if own_length > p.tree.length {
+                return Err(Error::invalid_operation(format!(
+                    "Cannot move a session of length {own_length} onto a core of length {}",
+                    p.tree.length
+                )));
+            }
+            let parent = if own_length == p.tree.length {
+                p
             } else {
-                let core = &self.cores.get(&target).ok_or_else(closed_handle)?.core;
-                let roots = merkle::roots_at(&core.nodes(&self.storage), length)?;
-                MerkleTree {
-                    byte_length: roots.iter().map(|r| r.size).sum(),
-                    roots,
-                    length,
-                    fork: p.tree.fork,
+                let reader = via(&self.storage, &self.atoms, p.atom);
+                let nodes = crate::core::session_state::StateNodes {
+                    reader: &reader,
+                    data_pointer: p.data_pointer,
+                    deps: &p.deps,
+                };
+                let roots = merkle::roots_at(&nodes, own_length)?;
+                ParentView {
+                    tree: MerkleTree {
+                        byte_length: roots.iter().map(|r| r.size).sum(),
+                        roots,
+                        length: own_length,
+                        fork: p.tree.fork,
+                    },
+                    signature: None,
+                    ..p
                 }
-            },
-            signature: if length == p.tree.length {
-                p.signature.clone()
-            } else {
-                None
-            },
-            ..p
-        };
-        let mut state = self.named_state(target, parent, name, false)?;
-        if state.tree.length != length {
-            let reader = via(&self.storage, &self.atoms, None);
-            let roots = merkle::roots_at(&state.nodes(&reader), length)?;
-            state.tree = MerkleTree {
-                byte_length: roots.iter().map(|r| r.size).sum(),
-                roots,
-                length,
-                fork,
             };
+            self.named_state(target_core, parent, name, false)?
+        };
+        // hypercore takes the roots at `length` from the session's storage, always
+        let reader = via(&self.storage, &self.atoms, None);
+        let roots = merkle::roots_at(&state.nodes(&reader), length)?;
+        if state.tree.length != length || state.tree.roots != roots {
+            state.signature = None;
         }
-        state.tree.fork = fork;
+        state.tree = MerkleTree {
+            byte_length: roots.iter().map(|r| r.size).sum(),
+            roots,
+            length,
+            fork,
+        };
         let e = self.states.get_mut(&handle).ok_or_else(closed_handle)?;
-        e.core = target;
+        e.core = target_core;
         e.state = state;
         Ok((self.state_info(handle)?, truncated))
     }
 
     /// hypercore's `copyPrologue(src)`: a core whose manifest has a prologue (the tree hash
-    /// at a length) takes those blocks and their tree from another core's state, checked
-    /// against the hash, in one batch; unsigned, as the prologue vouches for them.
+    /// at a length) takes the blocks the source holds below that length, their tree nodes,
+    /// their bitfield bits and the source's user data, checked against the hash, in one
+    /// batch; unsigned, as the prologue vouches for them. As hypercore, this also runs when
+    /// the core is longer already (a sparse replica of the view fills in what the source
+    /// has); only a core without a head takes the prologue's tree as its head. Returns
+    /// whether the core's tree changed (it had no head).
     pub fn copy_prologue(&mut self, handle: u32, src: u32) -> Result<bool> {
         let open = self.cores.get(&handle).ok_or_else(closed_handle)?;
         let Some(prologue) = open.core.manifest.as_ref().and_then(|m| m.prologue.clone()) else {
@@ -440,7 +467,7 @@ impl Store {
         let src_length = src_state
             .as_ref()
             .map_or(source.tree().length, |s| s.tree.length);
-        if src_length < length || length == 0 || open.core.tree().length >= length {
+        if src_length < length || length == 0 {
             return Ok(false);
         }
         let reader = via(
@@ -460,6 +487,8 @@ impl Store {
         }
         let dp = open.core.data_pointer;
         let mut batch = Batch::new();
+        // the nodes of the prologue's tree the source has (a superset of hypercore's: it
+        // copies the roots and the paths down to the blocks it copies)
         let last = 2 * (length - 1);
         for index in 0..=last {
             if crate::core::flat_tree::right_span(index) > last {
@@ -469,7 +498,17 @@ impl Store {
                 batch.put_tree_node(dp, &n);
             }
         }
-        let mut bitfield = crate::core::bitfield::Bitfield::default();
+        // the blocks, with their bits set in the core's own bitfield pages (which may hold
+        // bits past the prologue already)
+        let pages = (length - 1) / crate::core::bitfield::PAGE_BITS;
+        let mut existing = Vec::new();
+        for page in 0..=pages {
+            if let Some(bytes) = self.storage.bitfield_page(dp, page)? {
+                existing.push((page, bytes));
+            }
+        }
+        let mut bitfield = crate::core::bitfield::Bitfield::from_pages(existing);
+        let mut copied = false;
         for i in 0..length {
             let block = match &src_state {
                 Some(s) => s.get(&reader, i)?,
@@ -478,32 +517,58 @@ impl Store {
             if let Some(b) = block {
                 batch.put_block(dp, i, &b);
                 bitfield.set_range(i, i + 1, true);
+                copied = true;
             }
         }
-        for page in 0..=(length - 1) / crate::core::bitfield::PAGE_BITS {
-            if let Some(bytes) = bitfield.page(page) {
-                batch.put_bitfield_page(dp, page, bytes);
+        if copied {
+            for page in 0..=pages {
+                if let Some(bytes) = bitfield.page(page) {
+                    batch.put_bitfield_page(dp, page, bytes);
+                }
             }
         }
+        let src_data = src_state
+            .as_ref()
+            .map_or(source.data_pointer, |s| s.data_pointer);
+        for (key, value) in self.storage.user_data_entries(src_data)? {
+            batch.put_user_data(dp, &key, &value);
+        }
+        let headless = self.storage.core_head(dp)?.is_none();
         let tree = MerkleTree {
             byte_length: roots.iter().map(|r| r.size).sum(),
             roots,
             length,
-            fork: open.core.tree().fork,
+            fork: 0,
         };
-        batch.put_core_head(dp, &crate::core::session_state::head_record(&tree, None));
+        if headless {
+            // hypercore's prologueToTree: fork 0, no signature
+            let mut head = crate::core::session_state::head_record(&tree, None);
+            head.timestamp = None;
+            batch.put_core_head(dp, &head);
+        }
         drop(nodes);
         self.storage.write(batch)?;
         let open = self.cores.get_mut(&handle).ok_or_else(closed_handle)?;
-        open.core.adopt_written(&self.storage, tree, None)?;
-        Ok(true)
+        let (tree, signature) = if headless {
+            (tree, None)
+        } else {
+            (
+                open.core.tree().clone(),
+                open.core.signature().map(|s| s.to_vec()),
+            )
+        };
+        open.core.adopt_written(&self.storage, tree, signature)?;
+        Ok(headless)
     }
 
-    /// hypercore's `state.catchup(length)` for a named session; returns the state and the
-    /// length it shared with the core before.
+    /// hypercore's `state.catchup(length)` for a named session or an atomic state of one
+    /// (Autobase catches up its views through its atom); returns the state and the length
+    /// it shared with the core before. An atomic state's writes go into its atom, and what
+    /// it dropped is noted for the parent to replay when the atom flushes.
     pub fn state_catchup(&mut self, handle: u32, length: u64) -> Result<(StateInfo, u64)> {
-        let e = self.states.get_mut(&handle).ok_or_else(closed_handle)?;
-        if e.state.name.is_none() || e.state.atom.is_some() {
+        let e = self.states.get(&handle).ok_or_else(closed_handle)?;
+        // hypercore refuses the default state and atomic states of it (`isDefault()`)
+        if e.state.name.is_none() || e.state.is_atomic_default() {
             return Err(Error::new("ERR_ASSERTION", "Cannot catchup signed state"));
         }
         let core = &self.cores.get(&e.core).ok_or_else(closed_handle)?.core;
@@ -516,7 +581,12 @@ impl Store {
             let nodes = core.nodes(&self.storage);
             e.state.plan_catchup(&nodes, core.data_pointer, length)?
         };
-        self.storage.write(std::mem::take(&mut planned.batch))?;
+        let batch = std::mem::take(&mut planned.batch);
+        let e = self.states.get_mut(&handle).ok_or_else(closed_handle)?;
+        match e.state.atom.and_then(|l| self.atoms.get_mut(&l.atom)) {
+            Some(a) => a.overlay.apply(batch),
+            None => self.storage.write(batch)?,
+        }
         e.state.adopt(planned);
         Ok((self.state_info(handle)?, shared))
     }

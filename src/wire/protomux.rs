@@ -403,6 +403,17 @@ impl Mux {
         Ok(events)
     }
 
+    /// Whether the peer's open `remote_id` still waits for our `open` or `reject`.
+    pub fn is_pending(&self, remote_id: u64) -> bool {
+        let Some(i) = remote_id
+            .checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
+        else {
+            return false;
+        };
+        matches!(self.remote.get(i), Some(Some(RemoteSlot::Pending { .. })))
+    }
+
     /// The events queued by `open` when it paired with a peer's earlier open.
     pub fn take_events(&mut self) -> Vec<MuxEvent> {
         std::mem::take(&mut self.events)
@@ -900,6 +911,29 @@ mod tests {
     }
 
     /// Delivers every frame and collects the events on the receiving side.
+    #[test]
+    fn a_second_open_of_a_paired_channel_stays_pending_until_rejected() {
+        let (mut a, mut b) = (Mux::new(), Mux::new());
+        let dk = [3u8; 32];
+        let (_, f1) = a.open("proto", Some(&dk), b"");
+        let (_, f2) = a.open("proto", Some(&dk), b"");
+        deliver(&mut b, &[f1]);
+        assert!(b.is_pending(1));
+        b.open("proto", Some(&dk), b"");
+        assert!(!b.is_pending(1), "answered by our open");
+        // the second open finds our channel paired already: it waits for an answer
+        assert!(matches!(
+            &deliver(&mut b, &[f2])[..],
+            [MuxEvent::Opened { .. }, MuxEvent::Open { remote_id: 2, .. }]
+        ));
+        assert!(b.is_pending(2));
+        deliver(&mut b, &[a.send(2, 9, &[1; 100])]);
+        assert_eq!(b.buffered_bytes(), 100);
+        assert_eq!(b.reject(2), vec![0, 2, 2]);
+        assert!(!b.is_pending(2) && !b.is_pending(0) && !b.is_pending(u64::MAX));
+        assert_eq!(b.buffered_bytes(), 0);
+    }
+
     fn deliver(to: &mut Mux, frames: &[Vec<u8>]) -> Vec<MuxEvent> {
         let mut out = Vec::new();
         for fr in frames.iter().filter(|f| !f.is_empty()) {
