@@ -612,6 +612,8 @@ declare namespace Corestore {
     readonly remoteContiguousLength: number
     readonly remoteCanUpgrade: boolean
     readonly remoteAllowPush: boolean
+    /** The [min, max] block requests kept in flight with this peer (the core's inflightRange). */
+    readonly inflightRange: [number, number]
   }
 
   /** The request a downloaded block answered: when it was sent and how long it took (ms). */

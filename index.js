@@ -232,6 +232,7 @@ class Corestore extends EventEmitter {
       isBlockKey: !!opts.isBlockKey,
       pushOnly: opts.pushOnly === true,
       allowPush: opts.allowPush === true,
+      inflightRange: opts.inflightRange || null,
       active: opts.active !== false
     }
 

@@ -246,3 +246,17 @@ forEachPairing('download().done() resolves false when its session closes', async
   await s.close()
   assert.equal(await within(5000, done, 'done()'), false)
 }, ['impl-impl', 'js-impl'])
+
+// corestore passes get({ inflightRange }) to the core it opens; its peers use it
+forEachPairing('get({ inflightRange }): the peers of the core use it, others the default', async (t, p, e) => {
+  const ws = e.store(p.Writer)
+  const w = ws.get({ name: 'w', inflightRange: [123, 123] })
+  await w.ready()
+  await w.append(b4a.from('x'))
+  const { store: rs, core: r } = await reader(e, p.Reader, w.key)
+  pipeStores(e, ws, rs)
+  await within(5000, r.get(0), 'get(0)')
+  await until(() => w.peers.length === 1, 5000, 'writer peer')
+  assert.deepEqual(w.peers[0].inflightRange, [123, 123])
+  assert.deepEqual(r.peers[0].inflightRange, [16, 512])
+})

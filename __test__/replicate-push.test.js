@@ -8,7 +8,15 @@
 // session's 'append' event.
 const assert = require('node:assert/strict')
 const b4a = require('b4a')
-const { forEachPairing, within, until, eventOnce, rejectsWith } = require('./helpers/replication.js')
+const {
+  forEachPairing,
+  within,
+  until,
+  eventOnce,
+  rejectsWith,
+  JSCorestore,
+  IMPL_IS_JS
+} = require('./helpers/replication.js')
 
 async function pair(e, p) {
   const ws = e.store(p.Writer)
@@ -99,9 +107,13 @@ forEachPairing('pushOnly: nothing is asked for but get({ force: true }); pushes 
   assert.equal(b4a.toString(await within(5000, r.get(10, { force: true }), 'forced get')), '10')
   await Promise.all(appends)
   await within(5000, full, 'pushed up to 30')
-  assert.equal(await r.has(29), true)
+  await until(() => r.has(29), 5000, 'the last pushed block') // pushes may still be on their way
   assert.equal(await r.has(5), false, 'nothing else was asked for')
-  assert.deepEqual(errors, [])
+  // Ours drops an answer whose upgrade a push overtook and asks again; a JS reader may
+  // report it as a verification-error (INVALID_OPERATION) before asking again, depending on
+  // the order the answer and the pushes arrive in.
+  if (p.Reader !== JSCorestore || IMPL_IS_JS) assert.deepEqual(errors, [])
+  else for (const m of errors) assert.match(m, /^INVALID_OPERATION/)
 })
 
 forEachPairing("append's postappend runs once the blocks are stored, before 'append'", async (t, p, e) => {

@@ -585,6 +585,12 @@ class Peer {
     return this._info().remoteLength
   }
 
+  // the [min, max] block requests kept in flight with this peer: the core's (hypercore
+  // peers take their replicator's)
+  get inflightRange() {
+    return this._state.replicator.inflightRange
+  }
+
   get remoteFork() {
     return this._info().remoteFork
   }

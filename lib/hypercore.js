@@ -219,8 +219,11 @@ class Hypercore extends EventEmitter {
       }
 
       if (opts.pushOnly === true) this.core.setPushOnly(true) // one session sets it for all
-      // as corestore, allowPush is the option of the get() that opened the core
+      // as corestore, allowPush and inflightRange are options of the get() that opened the core
       if (opts.allowPush === true && this.core.sessions.length === 1) this.core.setAllowPush(true)
+      if (Array.isArray(opts.inflightRange) && this.core.sessions.length === 1) {
+        this.core.replicator.setInflightRange(opts.inflightRange[0], opts.inflightRange[1])
+      }
 
       if (opts.exclusive && opts.writable !== false) {
         this.exclusive = true

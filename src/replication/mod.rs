@@ -592,10 +592,9 @@ impl Replicator {
                     // attach_to took its own reference; drop the one open_core added.
                     store.close_core(handle);
                 }
-                // Not attached here (out of scope, or a core a guest store may have): offered
-                // to the guests, else rejected. A second open of a core whose channel is
-                // already paired is rejected: protomux does, and left pending the peer could
-                // make us buffer whatever it sends on it.
+                // Unanswered: not attached (out of scope: a guest store may take it), or a
+                // second open of a core whose channel is already paired. protomux rejects
+                // those; left pending, the peer could make us buffer whatever it sends on it.
                 let (attached, pending) = self.peers.get(&session).map_or((false, false), |p| {
                     (
                         p.by_handle.contains_key(&handle),
@@ -1448,6 +1447,7 @@ impl Replicator {
         m: messages::Request,
     ) -> Result<()> {
         let core = store.core(handle)?;
+        let m = self.after_pushes(session, local_id, m);
         let reply = answer_request(core, store, &m);
         if let Message::NoData(nd) = &reply {
             if nd.reason == INVALID_REQUEST {
@@ -1465,6 +1465,11 @@ impl Replicator {
             }
         }
         if let Message::Data(data) = &reply {
+            if let (Some(u), Some(ch)) = (&data.upgrade, self.channel_mut(session, local_id)) {
+                if ch.remote.allow_push {
+                    ch.pushed_length = ch.pushed_length.max(u.start + u.length);
+                }
+            }
             if let Some(block) = &data.block {
                 self.out.events.push(Event::Upload {
                     handle,
@@ -1478,6 +1483,33 @@ impl Replicator {
             peer.send(local_id, &reply);
         }
         Ok(())
+    }
+
+    /// As hypercore, for a peer we push to: an upgrade it asks for past what we pushed it
+    /// continues from there (messages arrive in order, so it has that by then).
+    fn after_pushes(
+        &mut self,
+        session: u32,
+        local_id: u64,
+        mut m: messages::Request,
+    ) -> messages::Request {
+        let Some(ch) = self.channel_mut(session, local_id) else {
+            return m;
+        };
+        let pushed = ch.pushed_length;
+        if !ch.remote.allow_push || pushed == 0 {
+            return m;
+        }
+        if let Some(u) = m.upgrade.clone() {
+            let end = u.start.saturating_add(u.length);
+            if u.start < pushed && pushed < end {
+                m.upgrade = Some(messages::RequestUpgrade {
+                    start: pushed,
+                    length: end - pushed,
+                });
+            }
+        }
+        m
     }
 
     /// A requested block that did not arrive goes back to the wanted ones.
