@@ -96,6 +96,13 @@ declare class Corestore extends EventEmitter {
   getAuth(discoveryKey: Buffer): Promise<Corestore.CoreAuth | null>
 
   /**
+   * The core's data under a new key with no signers, whose prologue is the core's signed
+   * head: a core that can never change. Returns a session on it. The original key's record
+   * then holds the static core (reopening the original gives STORAGE_CONFLICT).
+   */
+  staticify(core: Corestore.Hypercore<any>, opts?: Corestore.GetOptions): Promise<Corestore.Hypercore>
+
+  /**
    * Replicate every core of the store over a stream. Pass `true`/`false` (initiator or not)
    * to get a new replication stream, or an existing stream (e.g. a Hyperswarm connection),
    * which is returned.
@@ -595,13 +602,18 @@ declare namespace Corestore {
     remotePublicKey: Buffer
     paused: boolean
     removed: boolean
+    /** The connection's noise stream (a raw replication stream's `noiseStream`). */
     stream: unknown
+    /** The Protomux of that stream (its `userData`). */
+    readonly protomux: any
     /** What the peer told us about the core (its last values once removed). */
     readonly remoteLength: number
     readonly remoteFork: number
     readonly remoteContiguousLength: number
     readonly remoteCanUpgrade: boolean
     readonly remoteAllowPush: boolean
+    /** The [min, max] block requests kept in flight with this peer (the core's inflightRange). */
+    readonly inflightRange: [number, number]
   }
 
   /** The request a downloaded block answered: when it was sent and how long it took (ms). */
@@ -629,6 +641,10 @@ declare namespace Corestore {
     ) => void
     'remote-contiguous-length': (length: number) => void
     manifest: () => void
+    /** Data from `peer` did not verify (err.code, e.g. INVALID_SIGNATURE); that peer is paused. */
+    'verification-error': (err: Error & { code?: string }, req: null, res: null, peer: HypercorePeer | null) => void
+    /** Two valid trees exist at `length` (forked writers of one key); the sessions close next. */
+    conflict: (length: number, fork: number, proof: { fork: number; upgrade: { start: number; length: number } }) => void
   }
 
   /**
@@ -961,16 +977,27 @@ declare namespace Corestore {
 
   /** A framed Noise stream carrying the hypercore protocol (streamx Duplex at runtime). */
   interface ReplicationStream extends EventEmitter {
+    /** Our Noise public key, and the peer's once the handshake is done (as noiseStream's). */
+    readonly publicKey: Buffer | null
+    readonly remotePublicKey: Buffer | null
     readonly readable: boolean
     readonly writable: boolean
     readonly destroyed: boolean
-    readonly noiseStream: {
+    /**
+     * hypercore's noise stream of a replication stream: the handshake's facts ('open' is
+     * emitted once it is done, 'close' when the stream ends) and, as `userData`, the stream's
+     * Protomux (`Hypercore.getProtocolMuxer(stream)`, `Protomux.from(stream.noiseStream)`):
+     * application protocols run on it next to hypercore's.
+     */
+    readonly noiseStream: EventEmitter & {
       readonly isInitiator: boolean
+      readonly connected: boolean
       readonly publicKey: Buffer | null
       readonly remotePublicKey: Buffer | null
       readonly handshakeHash: Buffer | null
       readonly opened: Promise<boolean>
-      userData: unknown
+      readonly rawStream: ReplicationStream
+      userData: any
     }
     write(data: Buffer | Uint8Array): boolean
     end(data?: Buffer | Uint8Array): this

@@ -9,13 +9,16 @@ const Storage = require('./lib/storage')
 const { CoreList, SessionList } = require('./lib/core-view')
 const { ReplicationStream, Replication, attachSecretStream, isSecretStream } = require('./lib/replication')
 const { toBuffer } = require('./lib/encodings')
-const { ASSERTION, BAD_ARGUMENT, STORAGE_EMPTY, z32Decode } = require('./lib/errors')
+const { ASSERTION, BAD_ARGUMENT, SESSION_CLOSED, STORAGE_EMPTY, z32Decode } = require('./lib/errors')
 
 const binding = require('./lib/native.js')
 const { manifestInput } = require('./lib/manifest')
 const { encryptionOption } = require('./lib/encryption')
 
 const DEFAULT_NAMESPACE = Buffer.alloc(32) // 32 zero bytes, as corestore
+
+const LINGER_TICK_MS = 2000
+const LINGER_STRIKES = 4
 
 class Corestore extends EventEmitter {
   constructor(storage, opts = {}) {
@@ -46,6 +49,10 @@ class Corestore extends EventEmitter {
     this._lists = new Map() // CoreState -> this store's sessions of that core
     this._findingCount = 0 // findingPeers() calls on this store not yet done
     this._cores = this.root ? null : new Map() // handle -> CoreState, on the root only
+    // on the root: cores whose last strong session closed. As corestore's, they stay open
+    // (replicating, in store.cores, taken again by the next get) for 6-8 s, then close.
+    this._lingering = this.root ? null : new Set()
+    this._lingerTimer = null
     this._states = this.root ? null : new Map() // state handle -> named/atomic SessionState
     this._replication = this.root ? null : new Replication()
     this._watching = this.root ? this.root._watching : [] // stores with watchers
@@ -168,6 +175,7 @@ class Corestore extends EventEmitter {
     for (const store of this.corestores) closing.push(store.close())
     await Promise.all(closing)
 
+    this._stopLinger()
     // whatever is left: weak sessions and sessions made from them
     const left = []
     for (const cs of [...this._cores.values()]) left.push(cs.closeAll())
@@ -222,7 +230,10 @@ class Corestore extends EventEmitter {
       encryption: opts.encryption || null,
       encryptionKey: opts.encryptionKey || null,
       isBlockKey: !!opts.isBlockKey,
-      pushOnly: opts.pushOnly === true
+      pushOnly: opts.pushOnly === true,
+      allowPush: opts.allowPush === true,
+      inflightRange: opts.inflightRange || null,
+      active: opts.active !== false
     }
 
 
@@ -400,6 +411,25 @@ class Corestore extends EventEmitter {
 
   // As corestore: the stored identity of a core (key, discoveryKey, manifest, keyPair,
   // encryptionKey), or null when this store does not have it
+  // As corestore: the core's data under a new key with no signers, whose prologue is the
+  // core's signed head (length, tree hash), so it can never change; returns a session on it.
+  // The original core's record now reads as the static core, as in corestore.
+  async staticify(core, opts) {
+    if (!this.opened) await this.ready()
+    if (!core.opened) await core.ready()
+    if (core.core === null) throw SESSION_CLOSED('Cannot staticify a closed session')
+    let key
+    try {
+      key = this._root.native.staticify(core.core.handle)
+    } catch (err) {
+      if (err.code !== 'BAD_ARGUMENT') throw err
+      throw new Error(err.message.replace(/^BAD_ARGUMENT: /, '')) // corestore's plain Error
+    }
+    const staticCore = this.get({ ...opts, key })
+    await staticCore.ready()
+    return staticCore
+  }
+
   async getAuth(discoveryKey) {
     this._maybeClosed()
     if (this._root.opened === false) await this._root.ready()
@@ -448,7 +478,8 @@ class Corestore extends EventEmitter {
       return this._replicate(isInitiator.stream, scoped) // corestore returns the stream here
     }
     if (isInitiator instanceof ReplicationStream) {
-      if (isInitiator.root !== this) throw BAD_ARGUMENT('That replication stream belongs to another Corestore')
+      // another store's stream: this store's cores join it as a guest (lib/relay.js)
+      if (isInitiator.root !== this) return { stream: isInitiator, target: isInitiator._guest(this, scoped) }
       if (!scoped) isInitiator._widen()
       return { stream: isInitiator, target: isInitiator }
     }
@@ -503,8 +534,10 @@ class Corestore extends EventEmitter {
           }
           const st = this.native.state(e.handle)
           if (!cs.manifest) cs.refresh(this.native.coreInfo(e.handle)) // learned from the peer
-          if (e.type === 'append') cs.onappend(st)
-          else cs.ondownload(st, e.blocks, e.session)
+          if (e.type === 'append') {
+            cs.onappend(st)
+            if (cs._view !== null) cs._view._onpeerupdate(st)
+          } else cs.ondownload(st, e.blocks, e.session)
           break
         }
         case 'upload': {
@@ -512,9 +545,23 @@ class Corestore extends EventEmitter {
           if (cs !== undefined) cs.onupload(e.blocks, e.session)
           break
         }
-        case 'open': // a stream finished its handshake: update() waiters look again
+        case 'open': {
+          // a stream finished its handshake: update() waiters look again, guests start
+          const t = targets.get(e.session)
+          if (t !== undefined && t._onopen !== undefined) t._onopen()
           for (const cs of this._cores.values()) cs.onsync()
           break
+        }
+        case 'relay': {
+          const t = targets.get(e.session)
+          if (t !== undefined && t._relay !== undefined) t._relay(e)
+          break
+        }
+        case 'mux-open': {
+          const t = targets.get(e.session)
+          if (t !== undefined && t._muxOpen !== undefined) t._muxOpen(e)
+          break
+        }
         case 'truncate': {
           const cs = this._cores.get(e.handle)
           if (cs !== undefined) cs.ontruncate(this.native.state(e.handle), e.index)
@@ -529,6 +576,16 @@ class Corestore extends EventEmitter {
         case 'sync': {
           const cs = this._cores.get(e.handle)
           if (cs !== undefined) cs.onsync()
+          break
+        }
+        case 'verification-error': {
+          const cs = this._cores.get(e.handle)
+          if (cs !== undefined) cs.onverificationerror(replicationError(e), e.session)
+          break
+        }
+        case 'conflict': {
+          const cs = this._cores.get(e.handle)
+          if (cs !== undefined) cs.onconflict(e.index, e.bytes)
           break
         }
         case 'manifest': {
@@ -547,7 +604,7 @@ class Corestore extends EventEmitter {
           if (cs !== undefined) {
             const t = targets.get(e.session)
             const key = e.remotePublicKey || (t && t.remotePublicKey) || null
-            cs.onpeer(e.type === 'peer-add', e.session, key, t && (t.conn || t))
+            cs.onpeer(e.type === 'peer-add', e.session, key, t && peerStream(t))
           }
           break
         }
@@ -636,9 +693,44 @@ class Corestore extends EventEmitter {
     } else {
       cs.refresh(info)
       if (o.group && cs.group === null) cs.group = o.group
+      // a lingering core taken again: its lingering reference goes (openCore added one)
+      if (this._lingering.delete(cs)) this.native.closeCore(info.handle)
     }
     this._pumpLocal()
     return cs
+  }
+
+  // root only. The last strong session of `cs` closed: it lingers, keeping that session's
+  // native reference (corestore's gc: a strike now, one every 2 s, closed at the fourth).
+  // False when the store is closing: the caller releases the reference.
+  _lingerCore(cs) {
+    if (this.closing !== null || this.native === null || this._nativeClosed) return false
+    cs.lingerStrikes = 1
+    this._lingering.add(cs)
+    if (this._lingerTimer === null) {
+      this._lingerTimer = setInterval(() => this._lingerCycle(), LINGER_TICK_MS)
+      this._lingerTimer.unref()
+    }
+    return true
+  }
+
+  _lingerCycle() {
+    for (const cs of this._lingering) {
+      if (++cs.lingerStrikes < LINGER_STRIKES) continue
+      this._lingering.delete(cs)
+      cs._gc()
+      this._closeCore(cs.handle)
+    }
+    if (this._lingering.size === 0) this._stopLinger()
+  }
+
+  // the timer stops; on close, the lingering cores go with the store's native references
+  _stopLinger() {
+    if (this._lingerTimer !== null) clearInterval(this._lingerTimer)
+    this._lingerTimer = null
+    if (this.closing === null) return
+    for (const cs of this._lingering) cs._gc()
+    this._lingering.clear()
   }
 
   _closeCore(handle) {
@@ -703,4 +795,11 @@ function replicationError(e) {
   const err = new Error(e.message || e.code)
   err.code = e.code
   return err
+}
+
+// hypercore's peer.stream: the noise stream of the connection (a secret-stream is its own;
+// a raw replication stream's is its NoiseView, also for guest stores on it)
+function peerStream(t) {
+  const s = t.conn || t
+  return s.noiseStream || s
 }

@@ -46,6 +46,9 @@ class CoreState {
     this.closed = false
     this.fresh = true // not yet announced to store watchers
     this.pushOnly = false // as hypercore's replicator: never ask peers for anything
+    this.allowPush = false // as hypercore's replicator: take blocks peers push unasked
+    this.activeCount = 0 // sessions that keep the core downloading (setActive)
+    this._pushAllowed = false // what the engine was last told
     this._view = null // the CoreView store.watch() and store.cores hand out
 
     this._exclusive = null
@@ -138,6 +141,40 @@ class CoreState {
     return this._view
   }
 
+  // hypercore's core.preupdate, as sessions' `core.core` (this) and watchers' core (the
+  // view) both reach it: one hook, kept on the view (CoreView._onpeerupdate runs it)
+  get preupdate() {
+    return this._view !== null ? this._view.preupdate : null
+  }
+
+  set preupdate(fn) {
+    this.view().preupdate = fn
+  }
+
+  // hypercore's allowPush: peers may push blocks to this core while it has active sessions
+  // (hypercore's replicator.isAllowingPush: allowPush and downloading)
+  setAllowPush(allowPush) {
+    this.allowPush = allowPush
+    this._signalPush()
+  }
+
+  activity(inc) {
+    this.activeCount += inc
+    this._signalPush()
+  }
+
+  _signalPush() {
+    const on = this.allowPush && this.activeCount > 0
+    if (on === this._pushAllowed || this.closed) return
+    this._pushAllowed = on
+    this.root._pump(this.native.replicationAllowPush(this.handle, on))
+  }
+
+  push(index) {
+    if (this.closed || !this.root._replication.active) return
+    this.root._pump(this.native.replicationPush(this.handle, index))
+  }
+
   setPushOnly(pushOnly) {
     if (pushOnly === this.pushOnly) return
     this.pushOnly = pushOnly
@@ -165,6 +202,7 @@ class CoreState {
     session._stateIndex = this.sessions.push(session) - 1
     if (session.weak === false) this.strong++
     this.findingPeers += finding(session)
+    if (session._active) this.activity(1)
   }
 
   remove(session) {
@@ -174,7 +212,12 @@ class CoreState {
     if (head !== session) this.sessions[(head._stateIndex = i)] = head
     session._stateIndex = -1
     this.foundPeers(finding(session))
-    if (session.weak === false && --this.strong === 0) this._gc()
+    if (session._active) this.activity(-1)
+    if (session.weak === false && --this.strong === 0) {
+      if (this.root._lingerCore(this)) return true // keeps the session's native reference
+      this._gc()
+    }
+    return false
   }
 
   // the last strong session left: the engine frees the core, so weak sessions go too
@@ -264,6 +307,30 @@ class CoreState {
     return this.peers.find((p) => p.session === session) || null
   }
 
+  // hypercore's 'verification-error' (err, req, res, from): data from the peer on `session`
+  // did not verify; that peer is paused. The request and response are not kept here (null).
+  onverificationerror(err, session) {
+    const from = this._peer(session)
+    const ss = this.sessions.slice()
+    for (let i = 0; i < ss.length; i++) ss[i].emit('verification-error', err, null, null, from)
+    if (this._view !== null) this._view._emit('verification-error', err, null, null, from)
+  }
+
+  // hypercore's 'conflict' (length, fork, proof): two valid trees of this core exist at
+  // `length` (two writers of one key forked). As hypercore, every session hears it and is
+  // then closed with that error. The proof is given as { fork, upgrade: { start, length } }
+  // (the engine keeps the proof itself).
+  onconflict(length, fork) {
+    const proof = { fork, upgrade: { start: 0, length } }
+    const ss = this.sessions.slice()
+    for (let i = ss.length - 1; i >= 0; i--) ss[i].emit('conflict', length, fork, proof)
+    if (this._view !== null) this._view._emit('conflict', length, fork, proof)
+    const err = new Error('Two conflicting signatures exist for length ' + length)
+    for (const s of this.sessions.slice()) {
+      if (s.closing === null) s.close({ error: err }).catch(noop)
+    }
+  }
+
   onextension(name, data, session) {
     const ext = this.extensions.get(name)
     if (ext !== undefined) ext._onmessage(data, this._peer(session))
@@ -304,8 +371,9 @@ class CoreState {
 
   // local readers wait for [start, end): the engine asks peers that have them
   // (registered even before any stream exists: a stream that connects later serves them)
-  want(start, end) {
-    this.root._pump(this.native.replicationWant(this.handle, start, end))
+  // `force`: asked for even in push-only mode (hypercore's get({ force: true }))
+  want(start, end, force = false) {
+    this.root._pump(this.native.replicationWant(this.handle, start, end, force))
   }
 
   // a seek lacks tree nodes this sparse replica does not hold: a peer's seek proof brings them
@@ -441,8 +509,34 @@ class ReplicatorView {
     this.core.setPushOnly(!!pushOnly)
   }
 
-  // what sessions attached through a CoreView (the hypercore package) call on it
-  updateActivity() {}
+  // hypercore's replicator.downloading: the core has active sessions (setActive)
+  get downloading() {
+    return this.core.activeCount > 0
+  }
+
+  isDownloading() {
+    return this.downloading
+  }
+
+  get allowPush() {
+    return this.core.allowPush
+  }
+
+  // as hypercore: peers may push blocks to this core (told in syncs while it downloads)
+  setAllowPush(allowPush) {
+    this.core.setAllowPush(!!allowPush)
+  }
+
+  // as hypercore: block `index` goes unasked to every peer that allows push and lacks it
+  async push(index) {
+    this.core.push(index)
+  }
+
+  // what sessions attached through a CoreView (the hypercore package) call on it: +1 / -1
+  // for an active session opening / closing (0 for the others)
+  updateActivity(inc) {
+    if (inc) this.core.activity(inc)
+  }
 
   clearRequests() {}
 
@@ -481,18 +575,20 @@ class Peer {
     this.removed = true
   }
 
-  // hypercore's peer.protomux: the stream's Protomux. A Hyperswarm connection has a JS
-  // one (the engine's channels are on it); a raw stream's Protomux runs in the engine, so
-  // the peer gets a view of its hypercore channels (what core-coupler asks it)
+  // hypercore's peer.protomux: the Protomux of the peer's stream (a Hyperswarm
+  // connection's, or a raw stream's EngineMux: lib/engine-mux.js)
   get protomux() {
-    const mux = this.stream && this.stream.userData
-    if (mux && typeof mux.getLastChannel === 'function') return mux
-    if (this._mux === undefined) this._mux = new EngineMuxView(this._state.root, this.session, this.stream)
-    return this._mux
+    return (this.stream && this.stream.userData) || null
   }
 
   get remoteLength() {
     return this._info().remoteLength
+  }
+
+  // the [min, max] block requests kept in flight with this peer: the core's (hypercore
+  // peers take their replicator's)
+  get inflightRange() {
+    return this._state.replicator.inflightRange
   }
 
   get remoteFork() {
@@ -509,35 +605,6 @@ class Peer {
 
   get remoteAllowPush() {
     return this._info().remoteAllowPush
-  }
-}
-
-// The hypercore channels the engine's Protomux has on one raw stream, as Protomux's
-// getLastChannel({ protocol, id }) answers: a channel of a core this store has open whose
-// peer is known (it opened on both sides), or null.
-class EngineMuxView {
-  constructor(root, session, stream) {
-    this.root = root
-    this.session = session
-    this.stream = stream || null
-  }
-
-  getLastChannel({ protocol, id }) {
-    if (protocol !== 'hypercore' || !id || this.root.native === null) return null
-    for (const cs of this.root._cores.values()) {
-      if (cs.closed || !cs.discoveryKey.equals(id)) continue
-      if (cs.native.replicationPeer(cs.handle, this.session) === null) return null
-      return OPENED_CHANNEL
-    }
-    return null
-  }
-}
-
-const OPENED_CHANNEL = {
-  protocol: 'hypercore',
-  opened: true,
-  fullyOpened() {
-    return Promise.resolve(true)
   }
 }
 

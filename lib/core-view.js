@@ -21,6 +21,20 @@ class CoreView {
     this._closing = null
     this.replicator = cs.replicator
     this.state = new StateView(this)
+    // hypercore's hook for data from peers (Autobase's wakeup sets it): see _onpeerupdate
+    this.preupdate = null
+  }
+
+  // A peer's data grew the core to `st`. hypercore awaits preupdate(batch, key) before it
+  // stores what it verified; the engine verifies and stores in one call, so the hook runs
+  // right after, with the new head as the batch (Autobase reads its length).
+  _onpeerupdate(st) {
+    if (this.preupdate === null) return
+    const batch = { length: st.length, byteLength: st.byteLength, fork: st.fork, upgraded: true }
+    try {
+      const p = this.preupdate(batch, this._cs.key)
+      if (p && typeof p.then === 'function') p.catch(noop)
+    } catch {}
   }
 
   get key() {

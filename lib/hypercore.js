@@ -89,7 +89,11 @@ class Download {
         return cursor >= e ? true : null
       }
       if (complete()) continue
-      await cs.wait(this.session, complete, 0)
+      try {
+        await cs.wait(this.session, complete, 0)
+      } catch {
+        return false // as hypercore's range requests: a cancelled download (session closed) is not done
+      }
     }
     return true
   }
@@ -138,6 +142,9 @@ class Hypercore extends EventEmitter {
     this.closed = false
     this.closing = null
     this.weak = !!ctx.weak
+    // hypercore: a session counts as active (the core is "downloading") unless made with
+    // active: false; a weak one only with active: true
+    this._active = this.weak ? !!opts.active : opts.active !== false
     this.snapshotted = !!opts.snapshot
     this.wait = opts.wait !== false
     this.timeout = opts.timeout || 0
@@ -166,6 +173,7 @@ class Hypercore extends EventEmitter {
     this._stateOpts = ctx.state || null // { name, atom, overwrite, checkout } to make one
     this._parentState = null // the state a new one is made from (the parent session's)
 
+    ctx.userData = opts.userData || null // written when the core is bound (_attach)
     this.opening = this._open(ctx, opts)
     this.opening.catch(noop)
   }
@@ -211,6 +219,11 @@ class Hypercore extends EventEmitter {
       }
 
       if (opts.pushOnly === true) this.core.setPushOnly(true) // one session sets it for all
+      // as corestore, allowPush and inflightRange are options of the get() that opened the core
+      if (opts.allowPush === true && this.core.sessions.length === 1) this.core.setAllowPush(true)
+      if (Array.isArray(opts.inflightRange) && this.core.sessions.length === 1) {
+        this.core.replicator.setInflightRange(opts.inflightRange[0], opts.inflightRange[1])
+      }
 
       if (opts.exclusive && opts.writable !== false) {
         this.exclusive = true
@@ -222,12 +235,6 @@ class Hypercore extends EventEmitter {
         const cs = this.core
         cs.native.setManifest(cs.handle, manifestInput(opts.manifest))
         cs.refresh(cs.native.coreInfo(cs.handle))
-      }
-
-      if (opts.userData) {
-        for (const [key, value] of Object.entries(opts.userData)) {
-          this.store._root.native.setUserData(this.core.handle, key, userDataValue(value))
-        }
       }
     } catch (err) {
       this._detach(null)
@@ -279,6 +286,13 @@ class Hypercore extends EventEmitter {
     const cs = root._openCore(o, this.store)
     this._bind(cs, this.store._sessionList(cs))
     if (this.keyPair === null) this.keyPair = cs.keyPair
+    // before watchers see the core, as hypercore writes it while the core opens (Autobase's
+    // wakeup reads the 'referrer' of every core a watcher is given)
+    if (ctx.userData) {
+      for (const [key, value] of Object.entries(ctx.userData)) {
+        root.native.setUserData(cs.handle, key, userDataValue(value))
+      }
+    }
     if (cs.fresh) {
       cs.fresh = false
       root._announce(cs)
@@ -413,8 +427,8 @@ class Hypercore extends EventEmitter {
     }
 
     const strong = this.weak === false
-    cs.remove(this)
-    if (strong) this.store._root._closeCore(cs.handle)
+    const lingers = cs.remove(this)
+    if (strong && !lingers) this.store._root._closeCore(cs.handle)
   }
 
   ready() {
@@ -568,7 +582,14 @@ class Hypercore extends EventEmitter {
     this.keyPair = keyPair
   }
 
-  setActive() {}
+  // hypercore's setActive: whether this session keeps its core downloading, which is what
+  // lets peers push to a core opened with allowPush
+  setActive(bool) {
+    const active = !!bool
+    if (active === this._active || this.closing !== null) return
+    this._active = active
+    if (this.core !== null && this._stateIndex !== -1) this.core.activity(active ? 1 : -1)
+  }
 
   // the core joins the group of `topic` (STORAGE_CONFLICT when it is in another one)
   async setGroup(topic) {
@@ -727,9 +748,14 @@ class Hypercore extends EventEmitter {
     if (e instanceof encryption.DefaultEncryption) e.encryptBatch(at, buffers, cs.fork, cs)
     else if (e) for (let i = 0; i < buffers.length; i++) await e.encrypt(at + i, buffers[i], cs.fork, cs)
 
+    // as hypercore: `postappend(blocks)` runs once the blocks are stored, before the
+    // session's 'append' event and before peers hear of the new length
+    const postappend = (opts && typeof opts.postappend === 'function' && opts.postappend) || null
+
     if (state !== null) {
       const info = cs.native.stateAppend(state.handle, buffers)
       state.update(info)
+      if (postappend !== null) await postappend(buffers)
       state.emit('append')
       return { length: info.length, byteLength: info.byteLength }
     }
@@ -738,6 +764,10 @@ class Hypercore extends EventEmitter {
     const st =
       sign === null ? cs.native.append(cs.handle, buffers) : signed(cs, () => cs.native.appendSigned(cs.handle, buffers, sign))
     if (sign !== null) refreshManifest(cs)
+    if (postappend !== null) {
+      cs.update(st)
+      await postappend(buffers)
+    }
     cs.onappend(st)
     cs.root._pumpLocal()
     return { length: st.length, byteLength: st.byteLength }
@@ -930,7 +960,7 @@ class Hypercore extends EventEmitter {
       const requests = (opts && opts.activeRequests) || this.activeRequests
       if (CoreState.isRequestsDestroyed(requests)) throw REQUEST_CANCELLED()
       const timeout = opts && opts.timeout !== undefined ? opts.timeout : this.timeout
-      cs.want(index, index + 1)
+      cs.want(index, index + 1, !!(opts && opts.force === true))
       // checked on every block that arrives: the bitfield first, the read only once it is there
       const ready = () => (cs.native.has(cs.handle, index, index + 1) ? read() : null)
       // as hypercore, a get is snapshotted at call time: a truncation below the block

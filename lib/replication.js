@@ -4,6 +4,9 @@
 
 const { Duplex } = require('streamx')
 const Protomux = require('protomux')
+const { addCore, widen, addQueued } = require('./targets')
+const { joinAsGuest, startGuests, relayEvent, endGuests, REMOTE_OPEN, OPENED, MESSAGE, CLOSE } = require('./relay')
+const { NoiseView } = require('./engine-mux')
 
 // replicate(true|false): a duplex carrying the raw Noise + secretstream bytes, which the
 // engine encrypts and decrypts itself.
@@ -19,13 +22,19 @@ class ReplicationStream extends Duplex {
     this.keyPair = keyPair // replicate(isInitiator, { keyPair }): our Noise identity
     this.session = 0
     this._adding = [] // cores added before the engine session started
-    this.noiseStream = this
+    // hypercore's stream.noiseStream: the handshake's facts and, as its userData, the
+    // stream's Protomux for JavaScript (lib/engine-mux.js)
+    this.noiseStream = new NoiseView(this)
     this.userData = null
+    this._muxInUse = false // the engine offers other protocols' channels to that mux
     this._congested = false
     this._resume = null
     this._keepAlive = null
     this._sent = false
     this._lastYield = Date.now()
+    this._lastKeys = null // the Noise keys, kept for after the stream ended
+    this._guests = null // other stores replicating on this stream: their root -> Guest
+    this._relays = new Map() // our relay channel -> the Guest it carries
     // As hypercore's raw protocol stream (secret-stream listens on it): an error here, such
     // as the PREMATURE_CLOSE of a pipe partner that was destroyed, never goes uncaught.
     this.on('error', noop)
@@ -50,6 +59,7 @@ class ReplicationStream extends Duplex {
     }
     this.session = out.session
     this.root._replication.add(this.session, this)
+    if (this._muxInUse) this.root.native.replicationUseMux(this.session)
     this.root._pump(out)
     addQueued(this)
     this._keepAlive = setInterval(keepAlive, KEEP_ALIVE_MS, this)
@@ -61,6 +71,24 @@ class ReplicationStream extends Duplex {
     cb(null)
   }
 
+  // hypercore's stream.publicKey / remotePublicKey: our Noise key (the keyPair given, or
+  // one the engine made), the peer's once the handshake is done
+  get publicKey() {
+    if (this.keyPair) return this.keyPair.publicKey
+    const k = this._keys()
+    return k === null ? null : k.publicKey
+  }
+
+  get remotePublicKey() {
+    const k = this._keys()
+    return k === null ? null : k.remotePublicKey || null
+  }
+
+  _keys() {
+    if (this.session !== 0) this._lastKeys = this.root.native.replicationKeys(this.session)
+    return this._lastKeys
+  }
+
   // core.replicate(stream): the core replicates here too
   _addCore(handle) {
     addCore(this, handle)
@@ -69,6 +97,64 @@ class ReplicationStream extends Duplex {
   // store.replicate(stream): every core replicates here
   _widen() {
     widen(this)
+  }
+
+  // another store's core.replicate(stream) / store.replicate(stream): lib/relay.js
+  _guest(root, scoped) {
+    return joinAsGuest(this, root, scoped)
+  }
+
+  _onopen() {
+    startGuests(this)
+    this.noiseStream._onopen()
+  }
+
+  _relay(e) {
+    relayEvent(this, e)
+  }
+
+  // ---- for the stream's Protomux (lib/engine-mux.js) ----
+
+  _useMux() {
+    this._muxInUse = true
+    if (this.session !== 0) this.root.native.replicationUseMux(this.session)
+  }
+
+  // whether a core of this stream's stores (ours, then the guests') has its channel open
+  // on both sides here
+  _hasHypercoreChannel(discoveryKey) {
+    if (hasChannel(this.root, this.session, discoveryKey)) return true
+    if (this._guests === null) return false
+    for (const g of this._guests.values()) if (hasChannel(g.root, g.session, discoveryKey)) return true
+    return false
+  }
+
+  // the peer opened a channel of another protocol
+  _muxOpen(e) {
+    const mux = this.noiseStream._mux
+    if (mux !== null) mux._offer(e.channel, e.name, e.data || null)
+    else this._relayReject(e.channel)
+  }
+
+  // a channel of the mux: the engine's id for it, null if the stream is gone
+  _relayOpen(protocol, id, handshake) {
+    if (this.session === 0) return null
+    const out = this.root.native.replicationRelayOpenProtocol(this.session, protocol, id || undefined, handshake)
+    this.root._pump(out)
+    return out.channel === undefined || out.channel === null ? null : out.channel
+  }
+
+  _relaySend(channel, type, data) {
+    if (this.session !== 0) this.root._pump(this.root.native.replicationRelaySend(this.session, channel, type, data))
+  }
+
+  _relayClose(channel) {
+    this._relays.delete(channel)
+    if (this.session !== 0) this.root._pump(this.root.native.replicationRelayClose(this.session, channel))
+  }
+
+  _relayReject(remoteId) {
+    if (this.session !== 0) this.root._pump(this.root.native.replicationRelayReject(this.session, remoteId))
   }
 
   // While what we send is not being read, stop taking input: the peer's requests are what
@@ -106,9 +192,11 @@ class ReplicationStream extends Duplex {
   _end() {
     if (this._keepAlive !== null) clearInterval(this._keepAlive)
     this._keepAlive = null
-    if (this.session === 0) return
+    this.noiseStream._onclose()
+    if (this.session === 0) return endGuests(this)
     const session = this.session
     this.session = 0
+    endGuests(this)
     if (this.root._replication.remove(session)) {
       this.root._pump(this.root.native.replicationClose(session))
     }
@@ -125,6 +213,8 @@ class ReplicationStream extends Duplex {
   // until the application ends it; whatever the peer sends meanwhile is dropped.
   _closed(err, detached = false) {
     this.session = 0
+    endGuests(this)
+    this.noiseStream._onclose()
     if (err) this.destroy(err)
     else if (!detached) this.push(null)
   }
@@ -148,6 +238,7 @@ function attachSecretStream(root, conn, scoped) {
     },
     _widen() {
       widen(target)
+      pairAll()
     },
     get remotePublicKey() {
       return conn.remotePublicKey || null
@@ -164,7 +255,7 @@ function attachSecretStream(root, conn, scoped) {
       target.session = 0
       for (const ch of channels.values()) ch.close()
       channels.clear()
-      mux.unpair({ protocol: PROTOCOL })
+      unpairAll()
       if (err) conn.destroy(err)
     }
   }
@@ -225,6 +316,22 @@ function attachSecretStream(root, conn, scoped) {
     ch.open(data)
   }
 
+  // The peer opened a channel for a core we have not: the engine opens it if stored. Only a
+  // store's target claims every discovery key; hypercore's core.replicate() (scoped) opens
+  // its own channels and leaves the rest to whoever else pairs on this Protomux (the
+  // ondiscoverykey of createProtocolStream, another store).
+  let paired = false
+  function pairAll() {
+    if (paired || target.scoped || target.session === 0) return
+    paired = true
+    mux.pair({ protocol: PROTOCOL }, (id) => event(REMOTE_OPEN, 0, 0, id))
+  }
+  function unpairAll() {
+    if (!paired) return
+    paired = false
+    mux.unpair({ protocol: PROTOCOL })
+  }
+
   let pending = true // counted until the engine session starts or the connection ends
   root._replication.pending++
   const settle = () => {
@@ -244,8 +351,7 @@ function attachSecretStream(root, conn, scoped) {
     const out = root.native.replicationOpen(conn.isInitiator, conn.handshakeHash, target.scoped)
     target.session = out.session
     root._replication.add(target.session, target)
-    // the peer opened a channel for a core we have not: the engine opens it if stored
-    mux.pair({ protocol: PROTOCOL }, (id) => event(REMOTE_OPEN, 0, 0, id))
+    pairAll()
     root._pump(out)
     addQueued(target)
     mux.uncork()
@@ -258,7 +364,7 @@ function attachSecretStream(root, conn, scoped) {
     const session = target.session
     target.session = 0
     channels.clear()
-    mux.unpair({ protocol: PROTOCOL })
+    unpairAll()
     if (root._replication.remove(session)) root._pump(root.native.replicationClose(session))
   }
   conn.on('close', end)
@@ -268,34 +374,9 @@ function attachSecretStream(root, conn, scoped) {
   return target
 }
 
-function addCore(target, handle) {
-  if (target.session !== 0) {
-    target.root._pump(target.root.native.replicationAddCore(target.session, handle))
-  } else {
-    target._adding.push(handle)
-  }
-}
-
-function widen(target) {
-  if (!target.scoped) return
-  target.scoped = false
-  if (target.session !== 0) target.root._pump(target.root.native.replicationWiden(target.session))
-}
-
-function addQueued(target) {
-  const adding = target._adding
-  target._adding = []
-  for (const handle of adding) addCore(target, handle)
-}
-
 const PROTOCOL = 'hypercore/alpha'
 const ALIASES = ['hypercore']
 const MESSAGE_TYPES = 10
-// channel event kinds of replicationChannelEvents
-const REMOTE_OPEN = 0
-const OPENED = 1
-const MESSAGE = 2
-const CLOSE = 3
 const EMPTY = Buffer.alloc(0)
 
 // Passes message bytes through protomux unchanged: the engine encodes and decodes them.
@@ -352,6 +433,15 @@ function keepAlive(stream) {
     return
   }
   if (stream.session !== 0) stream.root._pump(stream.root.native.replicationKeepAlive(stream.session))
+}
+
+function hasChannel(root, session, discoveryKey) {
+  if (session === 0 || root.native === null) return false
+  for (const cs of root._cores.values()) {
+    if (cs.closed || !cs.discoveryKey.equals(discoveryKey)) continue
+    return cs.native.replicationPeer(cs.handle, session) !== null
+  }
+  return false
 }
 
 function isSecretStream(s) {

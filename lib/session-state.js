@@ -341,8 +341,13 @@ class SessionState {
   }
 
   remove(session) {
+    // hypercore's order: the last session takes the removed one's place (Autobase closes
+    // `state.sessions[0]` until none is left, and sessions made meanwhile must still work)
     const i = this.sessions.indexOf(session)
-    if (i !== -1) this.sessions.splice(i, 1)
+    if (i !== -1) {
+      const last = this.sessions.pop()
+      if (last !== session) this.sessions[i] = last
+    }
     if (--this.refs > 0) return
     const root = this.core.root
     root._states.delete(this.handle)

@@ -11,8 +11,11 @@ mod storage_view;
 pub use manifest::{decode_manifest, encode_manifest};
 mod groups;
 mod push_only;
+mod relay;
 mod signing;
 mod snapshot;
+mod staticify;
+mod stream_keys;
 mod verifier;
 pub use verifier::{
     assemble_signature, sign_message, tree_hash_of_roots, tree_signable_compat, verify_message,
@@ -459,6 +462,7 @@ impl NativeStore {
         handle: u32,
         start: i64,
         end: i64,
+        force: Option<bool>,
     ) -> Result<ReplicationOut> {
         let start = uint_in(start, "start")?;
         let end = if end == -1 {
@@ -466,7 +470,8 @@ impl NativeStore {
         } else {
             Some(uint_in(end, "end")?)
         };
-        self.replicate_with(|r, store| r.want(store, handle, start, end))
+        let force = force.unwrap_or(false);
+        self.replicate_with(|r, store| r.want(store, handle, start, end, force))
     }
 
     /// A local seek of a sparse replica lacks tree nodes: ask a peer for a seek proof.
@@ -614,6 +619,10 @@ pub struct EventOut {
     pub code: Option<String>,
     pub message: Option<String>,
     pub remote_public_key: Option<Buffer>,
+    /// relay: 0 remote-open, 1 opened, 2 message, 3 close; the channel; the message type
+    pub kind: Option<u32>,
+    pub channel: Option<u32>,
+    pub message_type: Option<u32>,
 }
 
 /// A command for the JS Protomux of an external stream: `open` a hypercore channel
@@ -631,6 +640,8 @@ pub struct CommandOut {
 #[napi(object)]
 pub struct ReplicationOut {
     pub session: Option<u32>,
+    /// replicationRelayOpen: the relay channel's id
+    pub channel: Option<u32>,
     pub status: Option<u32>,
     pub sends: Vec<SendOut>,
     pub commands: Vec<CommandOut>,
@@ -659,6 +670,9 @@ fn replication_out(out: Output) -> ReplicationOut {
         code: None,
         message: None,
         remote_public_key: None,
+        kind: None,
+        channel: None,
+        message_type: None,
     };
     // Consecutive downloads of one core (uploads of one core to one peer) become one run.
     let mut items: Vec<Item> = Vec::with_capacity(out.events.len());
@@ -744,6 +758,7 @@ fn replication_out(out: Output) -> ReplicationOut {
         .collect();
     ReplicationOut {
         session: None,
+        channel: None,
         status: None,
         commands,
         sends: out
@@ -850,6 +865,54 @@ fn one_event(e: Event, event: &dyn Fn(&str) -> EventOut) -> EventOut {
             block_pair(index, bytes, requested_at),
             event,
         ),
+        Event::Relay {
+            session,
+            kind,
+            channel,
+            message_type,
+            data,
+        } => EventOut {
+            session: Some(session),
+            kind: Some(u32::from(kind)),
+            channel: u32::try_from(channel).ok(),
+            message_type: u32::try_from(message_type).ok(),
+            data: Some(data.into()),
+            ..event("relay")
+        },
+        Event::MuxOpen {
+            session,
+            remote_id,
+            protocol,
+            id,
+        } => EventOut {
+            session: Some(session),
+            channel: u32::try_from(remote_id).ok(),
+            name: Some(protocol),
+            data: id.map(Into::into),
+            ..event("mux-open")
+        },
+        Event::VerificationError {
+            handle,
+            session,
+            code,
+            message,
+        } => EventOut {
+            handle: Some(handle),
+            session: Some(session),
+            code: Some(code),
+            message: Some(message),
+            ..event("verification-error")
+        },
+        Event::Conflict {
+            handle,
+            length,
+            fork,
+        } => EventOut {
+            handle: Some(handle),
+            index: Some(length as i64),
+            bytes: Some(fork as i64),
+            ..event("conflict")
+        },
         Event::Manifest { handle } => EventOut {
             handle: Some(handle),
             ..event("manifest")

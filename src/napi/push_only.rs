@@ -1,4 +1,5 @@
-//! hypercore's push-only mode (`get({ pushOnly: true })`, `replicator.setPushOnly`).
+//! hypercore's push modes: push-only (`get({ pushOnly: true })`, `replicator.setPushOnly`)
+//! and allowPush (`get({ allowPush: true })`: peers may send blocks unasked), and push.
 
 use napi_derive::napi;
 
@@ -15,6 +16,25 @@ impl NativeStore {
     ) -> Result<ReplicationOut> {
         let store = self.store.as_mut().ok_or_else(store_closed)?;
         self.replicator.set_push_only(store, handle, push_only);
+        Ok(replication_out(self.replicator.take_output()))
+    }
+
+    /// hypercore's allowPush while the core has active sessions: the syncs we send say
+    /// so, and blocks a peer pushes unasked are verified and kept.
+    #[napi]
+    pub fn replication_allow_push(&mut self, handle: u32, allow: bool) -> Result<ReplicationOut> {
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        self.replicator.set_allow_push(store, handle, allow);
+        Ok(replication_out(self.replicator.take_output()))
+    }
+
+    /// hypercore's `replicator.push(index)`: the block goes unasked to the peers that allow
+    /// push and lack it.
+    #[napi]
+    pub fn replication_push(&mut self, handle: u32, index: i64) -> Result<ReplicationOut> {
+        let index = super::convert::uint_in(index, "index")?;
+        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        self.replicator.push(store, handle, index);
         Ok(replication_out(self.replicator.take_output()))
     }
 }

@@ -25,6 +25,8 @@ const WANT_BATCH: u64 = 65536 * 32;
 /// Blocks per bitfield message we send in answer to a want.
 const BITFIELD_CHUNK: u64 = 32 * 1024;
 const INVALID_REQUEST: u64 = 2;
+/// Most wanted blocks one scheduling pass looks at (it runs after every block received).
+const MAX_SCAN: usize = 65536;
 /// hypercore's MAX_INVALID_REQUESTS: the invalid requests a peer may make on one channel.
 const MAX_INVALID_REQUESTS: u32 = 64;
 
@@ -86,6 +88,41 @@ pub enum Event {
         name: String,
         message: Vec<u8>,
     },
+    /// A channel event for a guest store on a raw stream we carry (see `host_guests`):
+    /// `kind` 0 the peer opened `channel` (its remote id) for the discovery key in `data`,
+    /// which we lack; 1 our relay `channel` paired (`data`: the peer's handshake); 2 a
+    /// message; 3 the channel closed (or the peer rejected it).
+    Relay {
+        session: u32,
+        kind: u8,
+        channel: u64,
+        message_type: u64,
+        data: Vec<u8>,
+    },
+    /// The peer opened a channel of a protocol the engine does not speak, on a raw stream
+    /// whose JS Protomux view is in use (`use_mux`): `remote_id` waits for that view to
+    /// pair it (`relay_open_protocol`) or reject it (`relay_reject`).
+    MuxOpen {
+        session: u32,
+        remote_id: u64,
+        protocol: String,
+        id: Option<Vec<u8>>,
+    },
+    /// Data from the peer on `session` did not verify (hypercore's 'verification-error');
+    /// that peer is paused.
+    VerificationError {
+        handle: u32,
+        session: u32,
+        code: String,
+        message: String,
+    },
+    /// Two valid trees of the core exist at `length` (two writers of one key forked):
+    /// hypercore's 'conflict'. The core asks nothing more of anyone; its sessions close.
+    Conflict {
+        handle: u32,
+        length: u64,
+        fork: u64,
+    },
     /// The stream's handshake completed.
     Open {
         session: u32,
@@ -115,6 +152,8 @@ pub struct Output {
 #[derive(Default)]
 struct Wants {
     blocks: BTreeSet<u64>,
+    /// Wanted blocks asked for even in push-only mode (hypercore's get({ force: true })).
+    forced: BTreeSet<u64>,
     /// download() without a range: every block, now and as the core grows.
     all: bool,
     /// Where the next pass over "all" starts: blocks before it were asked for or held.
@@ -137,6 +176,14 @@ pub struct Replicator {
     inflight_ranges: HashMap<u32, (usize, usize)>,
     /// Cores in hypercore's push-only mode: they answer peers but never request.
     push_only: BTreeSet<u32>,
+    /// Cores that take blocks a peer sends unasked (hypercore's allowPush while the core
+    /// has active sessions); their syncs say so.
+    allowing_push: BTreeSet<u32>,
+    /// Cores with a conflict (two valid trees at one length): they replicate no more.
+    frozen: BTreeSet<u32>,
+    /// Cores that heard a peer's sync in this call: upgrades and block requests are made
+    /// for them when the call's messages are all read.
+    after_call: BTreeSet<u32>,
     /// Byte offsets (bytes, padding) local seeks wait on, not yet asked for, per core.
     seeks: HashMap<u32, Vec<(u64, u64)>>,
     /// When each block request in flight was sent (ms since the epoch), for the download
@@ -154,6 +201,99 @@ impl Replicator {
         } else if self.push_only.remove(&handle) {
             self.maybe_upgrade(store, handle);
             self.schedule(store, handle);
+        }
+    }
+
+    /// hypercore's `allowPush` while the core is downloading (has active sessions): peers
+    /// hear it in a sync at once, and blocks they push unasked are verified and kept.
+    pub fn set_allow_push(&mut self, store: &mut Store, handle: u32, allow: bool) {
+        let changed = if allow {
+            self.allowing_push.insert(handle)
+        } else {
+            self.allowing_push.remove(&handle)
+        };
+        if !changed {
+            return;
+        }
+        let Ok(core) = store.core(handle) else {
+            return;
+        };
+        let sessions: Vec<u32> = self.peers.keys().copied().collect();
+        for session in sessions {
+            let Some(peer) = self.peers.get_mut(&session) else {
+                continue;
+            };
+            let Some(&local_id) = peer.by_handle.get(&handle) else {
+                continue;
+            };
+            let Some(ch) = peer.channels.get(&local_id).filter(|c| c.paired) else {
+                continue;
+            };
+            let sync = sync_message(core, &ch.remote, allow);
+            peer.send(local_id, &Message::Sync(sync));
+            self.flush(session);
+        }
+    }
+
+    /// hypercore's `replicator.push(index)`: sends block `index` unasked, with an upgrade
+    /// when the peer's length (or what we pushed it before) does not reach it, to every
+    /// peer on our fork that allows push and lacks it.
+    pub fn push(&mut self, store: &mut Store, handle: u32, index: u64) {
+        let Ok(core) = store.core(handle) else {
+            return;
+        };
+        let state = core.state();
+        if index >= state.length {
+            return;
+        }
+        let sessions: Vec<u32> = self.peers.keys().copied().collect();
+        for session in sessions {
+            let Some(peer) = self.peers.get_mut(&session) else {
+                continue;
+            };
+            let Some(&local_id) = peer.by_handle.get(&handle) else {
+                continue;
+            };
+            let Some(ch) = peer.channels.get(&local_id) else {
+                continue;
+            };
+            let r = &ch.remote;
+            if !ch.paired || !r.synced || !r.allow_push || r.fork != state.fork || r.has(index) {
+                continue;
+            }
+            let remote_length = r.length.max(ch.pushed_length);
+            let request = messages::Request {
+                id: 0,
+                fork: state.fork,
+                block: Some(messages::RequestBlock {
+                    index,
+                    nodes: proof::max_missing_nodes(2 * index, remote_length),
+                }),
+                upgrade: (index >= remote_length).then(|| messages::RequestUpgrade {
+                    start: remote_length,
+                    length: state.length - remote_length,
+                }),
+                manifest: r.length == 0,
+                ..Default::default()
+            };
+            let Message::Data(data) = answer_request(core, store, &request) else {
+                continue;
+            };
+            if let Some(b) = &data.block {
+                self.out.events.push(Event::Upload {
+                    handle,
+                    index: b.index,
+                    bytes: b.value.len() as u64,
+                    session,
+                });
+            }
+            if data.upgrade.is_some() {
+                if let Some(ch) = peer.channels.get_mut(&local_id) {
+                    ch.pushed_length = state.length;
+                }
+            }
+            peer.send(local_id, &Message::Data(data));
+            self.flush(session);
         }
     }
 
@@ -284,7 +424,10 @@ impl Replicator {
         let Some(peer) = self.peers.get_mut(&session) else {
             return;
         };
-        if peer.by_handle.contains_key(&handle) || !peer.in_scope(handle) {
+        if peer.by_handle.contains_key(&handle)
+            || !peer.in_scope(handle)
+            || self.frozen.contains(&handle)
+        {
             return;
         }
         if !peer.is_open() {
@@ -326,6 +469,12 @@ impl Replicator {
     }
 
     fn finish(&mut self, store: &mut Store, session: u32, result: Result<()>) {
+        for handle in std::mem::take(&mut self.after_call) {
+            if store.core(handle).is_ok() {
+                self.maybe_upgrade(store, handle);
+                self.schedule(store, handle);
+            }
+        }
         // What one peer sent can make us write to the others (a relayed block's range, a
         // new length's sync), so every stream is flushed.
         let result = result.and(store.flush_pending());
@@ -362,6 +511,9 @@ impl Replicator {
     }
 
     fn on_mux_event(&mut self, store: &mut Store, session: u32, event: MuxEvent) -> Result<()> {
+        if self.relay_event(session, &event) {
+            return Ok(());
+        }
         match event {
             MuxEvent::Open {
                 remote_id,
@@ -412,6 +564,10 @@ impl Replicator {
         id: Option<Vec<u8>>,
     ) -> Result<()> {
         let is_hypercore = protocol == PROTOCOL || PROTOCOL_ALIASES.contains(&protocol);
+        if !is_hypercore {
+            self.offer_to_mux(session, remote_id, protocol, id);
+            return Ok(());
+        }
         let dkey = id.and_then(|id| <[u8; 32]>::try_from(id.as_slice()).ok());
         let scoped = self.peers.get(&session).is_some_and(|p| p.scope.is_some());
         let handle = match (is_hypercore, dkey) {
@@ -436,13 +592,18 @@ impl Replicator {
                     // attach_to took its own reference; drop the one open_core added.
                     store.close_core(handle);
                 }
-                // Unanswered: not attached (out of scope), or a second open of a core whose
-                // channel is already paired. protomux rejects those; left pending, the peer
-                // could make us buffer whatever it sends on it.
-                let unanswered = self.peers.get(&session).is_some_and(|p| {
-                    !p.by_handle.contains_key(&handle) || p.mux.is_pending(remote_id)
+                // Unanswered: not attached (out of scope: a guest store may take it), or a
+                // second open of a core whose channel is already paired. protomux rejects
+                // those; left pending, the peer could make us buffer whatever it sends on it.
+                let (attached, pending) = self.peers.get(&session).map_or((false, false), |p| {
+                    (
+                        p.by_handle.contains_key(&handle),
+                        p.mux.is_pending(remote_id),
+                    )
                 });
-                if unanswered {
+                if !attached {
+                    self.reject_or_offer(session, remote_id, dkey);
+                } else if pending {
                     self.reject(session, remote_id);
                 }
                 // Our open answered theirs and paired at once: handle what that queued (the
@@ -457,15 +618,168 @@ impl Replicator {
                     self.on_mux_event(store, session, event)?;
                 }
             }
-            None => self.reject(session, remote_id),
+            None => self.reject_or_offer(session, remote_id, dkey),
         }
         Ok(())
+    }
+
+    /// A channel of another protocol: the stream's JS Protomux view decides, if it has one
+    /// (applications' protocols, such as Autobase's wakeup); else it is rejected.
+    fn offer_to_mux(&mut self, session: u32, remote_id: u64, protocol: &str, id: Option<Vec<u8>>) {
+        let viewed = self.peers.get(&session).is_some_and(|p| p.js_mux);
+        if viewed && remote_id > 0 {
+            self.out.events.push(Event::MuxOpen {
+                session,
+                remote_id,
+                protocol: protocol.to_string(),
+                id,
+            });
+        } else {
+            self.reject(session, remote_id);
+        }
     }
 
     fn reject(&mut self, session: u32, remote_id: u64) {
         if let Some(peer) = self.peers.get_mut(&session) {
             peer.reject(remote_id);
         }
+    }
+
+    /// A peer's channel we do not take: offered to the guest stores of the stream (the
+    /// facade rejects it with `relay_reject` if none does), else rejected.
+    fn reject_or_offer(&mut self, session: u32, remote_id: u64, dkey: Option<[u8; 32]>) {
+        let hosts = self.peers.get(&session).is_some_and(|p| p.hosts_guests);
+        match dkey {
+            Some(dkey) if hosts && remote_id > 0 => self.out.events.push(Event::Relay {
+                session,
+                kind: 0,
+                channel: remote_id,
+                message_type: 0,
+                data: dkey.to_vec(),
+            }),
+            _ => self.reject(session, remote_id),
+        }
+    }
+
+    /// Passes an event of a relay channel to the guest store that owns it. True if it was
+    /// one (the guest's engine verifies and answers it, not us).
+    fn relay_event(&mut self, session: u32, event: &MuxEvent) -> bool {
+        let Some(peer) = self.peers.get_mut(&session) else {
+            return false;
+        };
+        let local_id = match event {
+            MuxEvent::Opened { local_id, .. }
+            | MuxEvent::Message { local_id, .. }
+            | MuxEvent::Close { local_id }
+            | MuxEvent::Reject { local_id } => *local_id,
+            _ => return false,
+        };
+        if !peer.relays.contains(&local_id) {
+            return false;
+        }
+        let (kind, message_type, data) = match event {
+            MuxEvent::Opened { handshake, .. } => (1, 0, handshake.clone()),
+            MuxEvent::Message {
+                message_type,
+                payload,
+                ..
+            } => (2, *message_type, payload.clone()),
+            _ => {
+                peer.relays.remove(&local_id);
+                (3, 0, Vec::new())
+            }
+        };
+        self.out.events.push(Event::Relay {
+            session,
+            kind,
+            channel: local_id,
+            message_type,
+            data,
+        });
+        true
+    }
+
+    /// A raw stream's handshake hash and the peer's Noise key, once the handshake is done.
+    pub fn handshake(&self, session: u32) -> Option<([u8; 64], Option<[u8; 32]>)> {
+        let peer = self.peers.get(&session)?;
+        Some((peer.handshake_hash?, peer.remote_public_key()))
+    }
+
+    /// Our Noise public key on a raw stream and, once the handshake is done, the peer's.
+    pub fn keys(&self, session: u32) -> Option<([u8; 32], Option<[u8; 32]>)> {
+        let peer = self.peers.get(&session)?;
+        Some((peer.public_key()?, peer.remote_public_key()))
+    }
+
+    /// Lets other stores replicate on the raw stream `session` (a core of another
+    /// Corestore given this stream): from now on a peer's channel for a core we lack is
+    /// offered to them (`Event::Relay` kind 0) before it is rejected.
+    pub fn host_guests(&mut self, session: u32) {
+        if let Some(peer) = self.peers.get_mut(&session) {
+            peer.hosts_guests = true;
+        }
+    }
+
+    /// The raw stream `session` has a JS Protomux view (`stream.noiseStream.userData`): from
+    /// now on the peer's channels of protocols other than hypercore's are offered to it
+    /// (`Event::MuxOpen`) instead of being rejected.
+    pub fn use_mux(&mut self, session: u32) {
+        if let Some(peer) = self.peers.get_mut(&session) {
+            peer.js_mux = true;
+        }
+    }
+
+    /// Opens a channel of the JS Protomux view on the raw stream `session`: its local id
+    /// (its events come back as `Event::Relay`), None if the stream is not open.
+    pub fn relay_open_protocol(
+        &mut self,
+        session: u32,
+        protocol: &str,
+        id: Option<&[u8]>,
+        handshake: &[u8],
+    ) -> Option<u64> {
+        let local_id = self
+            .peers
+            .get_mut(&session)?
+            .open_relay_protocol(protocol, id, handshake);
+        self.flush(session);
+        local_id
+    }
+
+    /// Opens a relay channel for a guest's core on the raw stream `session`; None if the
+    /// stream is not open or already has a channel for that core.
+    pub fn relay_open(
+        &mut self,
+        session: u32,
+        discovery_key: &[u8; 32],
+        handshake: &[u8],
+    ) -> Option<u64> {
+        let id = self
+            .peers
+            .get_mut(&session)?
+            .open_relay(discovery_key, handshake);
+        self.flush(session);
+        id
+    }
+
+    pub fn relay_send(&mut self, session: u32, channel: u64, message_type: u64, payload: &[u8]) {
+        if let Some(peer) = self.peers.get_mut(&session) {
+            peer.send_relay(channel, message_type, payload);
+            self.flush(session);
+        }
+    }
+
+    pub fn relay_close(&mut self, session: u32, channel: u64) {
+        if let Some(peer) = self.peers.get_mut(&session) {
+            peer.close_relay(channel);
+            self.flush(session);
+        }
+    }
+
+    /// No guest took the peer's channel `remote_id` offered with `Event::Relay` kind 0.
+    pub fn relay_reject(&mut self, session: u32, remote_id: u64) {
+        self.reject(session, remote_id);
+        self.flush(session);
     }
 
     fn on_paired(
@@ -503,7 +817,7 @@ impl Replicator {
         channel.paired = true;
         let handle = channel.handle;
         let core = store.core(handle)?;
-        let sync = sync_message(core, &channel.remote);
+        let sync = sync_message(core, &channel.remote, self.allowing_push.contains(&handle));
         let st = core.state();
         let contiguous = st.contiguous_length.min(st.length);
         if contiguous == st.length {
@@ -558,6 +872,8 @@ impl Replicator {
                         }
                         self.rewant(handle, i);
                     }
+                    // the block goes back to the wants, asked for again after the upgrade
+                    Some(Inflight::UpgradeBlock(i)) => self.rewant(handle, i),
                     Some(Inflight::Seek(bytes, padding)) => {
                         // ask the others; this one again once it tells us something new
                         if let Some(ch) = self.channel_mut(session, local_id) {
@@ -651,14 +967,15 @@ impl Replicator {
         ch.remote.can_upgrade = m.can_upgrade;
         ch.remote.has_manifest = m.has_manifest;
         ch.remote.allow_push = m.allow_push;
+        let paused = ch.paused;
         // The peer is behind us on our fork: tell it our length, so it can upgrade.
         if m.fork == state.fork && state.length > m.length {
-            let sync = sync_message(core, &ch.remote);
+            let sync = sync_message(core, &ch.remote, self.allowing_push.contains(&handle));
             peer.send(local_id, &Message::Sync(sync));
         }
         let newer_fork = m.fork > state.fork && m.length > 0;
         let needs_manifest = core.manifest.is_none() && m.has_manifest;
-        let may_request = !self.push_only.contains(&handle);
+        let may_request = !self.push_only.contains(&handle) && !paused;
         if newer_fork && may_request && !self.inflight_reorgs.contains(&handle) {
             // The writer truncated: ask for its new tree from the start, at its fork.
             let id = peer.next_request_id();
@@ -682,20 +999,33 @@ impl Replicator {
             self.inflight_reorgs.insert(handle);
         }
         self.out.events.push(Event::Sync { handle });
-        self.maybe_upgrade(store, handle);
-        self.schedule(store, handle);
+        // Asked for once the whole chunk is read: a peer sends its new length (sync) before
+        // the range of blocks it has, and a block we wait for past our length then rides
+        // on the upgrade request, as hypercore asks for it.
+        self.after_call.insert(handle);
         Ok(())
     }
 
     /// Eager upgrade, as corestore sets up its cores: when a peer on our fork is longer
     /// (or has the manifest we lack), ask it for the signed tree.
     fn maybe_upgrade(&mut self, store: &mut Store, handle: u32) {
-        if self.inflight_upgrades.contains(&handle) || self.push_only.contains(&handle) {
+        if self.inflight_upgrades.contains(&handle) {
             return;
         }
         let Ok(core) = store.core(handle) else {
             return;
         };
+        // push-only: no upgrade unless a forced block needs it
+        let push_only = self.push_only.contains(&handle);
+        let length = core.state().length;
+        if push_only
+            && self
+                .wants
+                .get(&handle)
+                .is_none_or(|w| w.forced.range(length..).next().is_none())
+        {
+            return;
+        }
         let state = core.state();
         let needs_manifest = core.manifest.is_none();
         for (session, peer) in self.peers.iter_mut() {
@@ -708,10 +1038,20 @@ impl Replicator {
             let r = &ch.remote;
             let longer = r.synced && r.fork == state.fork && r.length > state.length;
             let manifest_only = r.synced && needs_manifest && r.has_manifest;
-            if !(longer || manifest_only) || ch.inflight.len() >= MAX_INFLIGHT {
+            if !(longer || manifest_only) || ch.paused || ch.inflight.len() >= MAX_INFLIGHT {
                 continue;
             }
             let (remote_length, remote_has_manifest) = (r.length, r.has_manifest);
+            // the first block a local reader waits for in the part the upgrade brings
+            let block = match self.wants.get(&handle) {
+                Some(w) if longer => {
+                    let from = if push_only { &w.forced } else { &w.blocks };
+                    from.range(state.length..remote_length)
+                        .copied()
+                        .find(|&i| r.has(i) && !self.inflight_blocks.contains(&(handle, i)))
+                }
+                _ => None,
+            };
             let id = peer.next_request_id();
             let upgrade = longer.then(|| messages::RequestUpgrade {
                 start: state.length,
@@ -720,15 +1060,25 @@ impl Replicator {
             let request = messages::Request {
                 id,
                 fork: state.fork,
+                // every node below the block: our tree does not reach it yet
+                block: block.map(|index| messages::RequestBlock { index, nodes: 0 }),
                 upgrade,
                 manifest: needs_manifest && remote_has_manifest,
                 ..Default::default()
             };
             if let Some(ch) = peer.channels.get_mut(&local_id) {
-                ch.inflight.insert(id, Inflight::Upgrade);
+                let kind = block.map_or(Inflight::Upgrade, Inflight::UpgradeBlock);
+                ch.inflight.insert(id, kind);
             }
             peer.send(local_id, &Message::Request(request));
             self.inflight_upgrades.insert(handle);
+            if let Some(index) = block {
+                self.inflight_blocks.insert((handle, index));
+                self.requested_at.insert((handle, index), now_ms());
+                if let Some(w) = self.wants.get_mut(&handle) {
+                    w.blocks.remove(&index);
+                }
+            }
             let _ = session;
             return;
         }
@@ -736,7 +1086,9 @@ impl Replicator {
 
     /// Requests wanted blocks from peers that have them, one request per block.
     fn schedule(&mut self, store: &mut Store, handle: u32) {
-        if self.push_only.contains(&handle) {
+        // push-only: nothing is asked for but the blocks of get({ force: true })
+        let push_only = self.push_only.contains(&handle);
+        if push_only && self.wants.get(&handle).is_none_or(|w| w.forced.is_empty()) {
             return;
         }
         if self.seeks.contains_key(&handle) {
@@ -769,37 +1121,87 @@ impl Replicator {
             .peers
             .values()
             .filter_map(|p| p.by_handle.get(&handle).and_then(|id| p.channels.get(id)))
-            .filter(|ch| ch.paired && ch.remote.synced && ch.remote.fork == state.fork)
+            .filter(|ch| {
+                ch.paired && !ch.paused && ch.remote.synced && ch.remote.fork == state.fork
+            })
             .map(|ch| limit.saturating_sub(ch.inflight.len()))
             .sum();
         if free == 0 {
             return;
         }
         // Explicit wants first (a block is removed from them once asked for), then, for a
-        // live download(), the blocks from where the last pass stopped.
+        // live download(), the blocks from where the last pass stopped. Only blocks some
+        // peer can serve now take a request slot: a long run of blocks no peer holds (a
+        // sparse writer) must not keep the ones after it waiting forever. Those are asked
+        // about with wants instead, once per batch. A pass looks at a bounded number.
+        let servable = |i: u64| {
+            self.peers.values().any(|p| {
+                p.by_handle
+                    .get(&handle)
+                    .and_then(|id| p.channels.get(id))
+                    .is_some_and(|ch| {
+                        let r = &ch.remote;
+                        ch.paired
+                            && !ch.paused
+                            && r.synced
+                            && r.fork == state.fork
+                            && i < r.length
+                            && r.has(i)
+                    })
+            })
+        };
         let mut wanted = Vec::new();
         let mut done = Vec::new();
-        for &i in &wants.blocks {
+        let mut unservable: Vec<u64> = Vec::new();
+        let explicit = if push_only {
+            &wants.forced
+        } else {
+            &wants.blocks
+        };
+        for &i in explicit.iter().take(MAX_SCAN) {
             if wanted.len() >= free {
                 break;
             }
             if core.has_block(i) {
                 done.push(i);
-            } else if !self.inflight_blocks.contains(&(handle, i)) {
+            } else if self.inflight_blocks.contains(&(handle, i)) {
+                continue;
+            } else if i >= state.length || servable(i) {
                 wanted.push(i);
+            } else if unservable
+                .last()
+                .is_none_or(|&u| u / WANT_BATCH != i / WANT_BATCH)
+            {
+                unservable.push(i);
             }
         }
         let mut all_from = None;
-        if wants.all {
+        if wants.all && !push_only {
             let mut i = wants.next_all.max(state.contiguous_length);
-            all_from = Some(i);
-            while wanted.len() < free && i < state.length {
+            let mut first_unservable = None;
+            let mut looked = 0usize;
+            while wanted.len() < free && i < state.length && looked < MAX_SCAN {
+                looked += 1;
                 if !core.has_block(i) && !self.inflight_blocks.contains(&(handle, i)) {
-                    wanted.push(i);
+                    if servable(i) {
+                        wanted.push(i);
+                    } else {
+                        first_unservable.get_or_insert(i);
+                        if unservable
+                            .last()
+                            .is_none_or(|&u| u / WANT_BATCH != i / WANT_BATCH)
+                        {
+                            unservable.push(i);
+                        }
+                    }
                 }
                 i += 1;
             }
-            all_from = all_from.map(|_| i);
+            // the next pass starts at the first block nobody could serve yet
+            all_from = Some(first_unservable.map_or(i, |u| u.min(i)));
+        }
+        for &i in &unservable {
+            want_from_peers(&mut self.peers, handle, i, state.fork);
         }
         let mut unsent_from_all: Option<u64> = None;
         let mut sent_now = Vec::new();
@@ -813,7 +1215,7 @@ impl Replicator {
                     continue;
                 };
                 let r = &ch.remote;
-                if !ch.paired || !r.synced || r.fork != state.fork || !r.has(index) {
+                if !ch.paired || ch.paused || !r.synced || r.fork != state.fork || !r.has(index) {
                     continue;
                 }
                 // Blocks past our length wait for the upgrade (asked for below), so that
@@ -852,7 +1254,12 @@ impl Replicator {
             }
         }
         if let Some(w) = self.wants.get_mut(&handle) {
-            for i in done.into_iter().chain(sent_now) {
+            for i in done {
+                w.blocks.remove(&i);
+                w.forced.remove(&i);
+            }
+            // a forced block stays forced until it is stored: asked again if this fails
+            for i in sent_now {
                 w.blocks.remove(&i);
             }
             if let Some(stop) = all_from {
@@ -916,6 +1323,7 @@ impl Replicator {
                 };
                 let r = &ch.remote;
                 if !ch.paired
+                    || ch.paused
                     || ch.seek_refused
                     || !r.synced
                     || r.fork != state.fork
@@ -1039,6 +1447,7 @@ impl Replicator {
         m: messages::Request,
     ) -> Result<()> {
         let core = store.core(handle)?;
+        let m = self.after_pushes(session, local_id, m);
         let reply = answer_request(core, store, &m);
         if let Message::NoData(nd) = &reply {
             if nd.reason == INVALID_REQUEST {
@@ -1056,6 +1465,11 @@ impl Replicator {
             }
         }
         if let Message::Data(data) = &reply {
+            if let (Some(u), Some(ch)) = (&data.upgrade, self.channel_mut(session, local_id)) {
+                if ch.remote.allow_push {
+                    ch.pushed_length = ch.pushed_length.max(u.start + u.length);
+                }
+            }
             if let Some(block) = &data.block {
                 self.out.events.push(Event::Upload {
                     handle,
@@ -1069,6 +1483,33 @@ impl Replicator {
             peer.send(local_id, &reply);
         }
         Ok(())
+    }
+
+    /// As hypercore, for a peer we push to: an upgrade it asks for past what we pushed it
+    /// continues from there (messages arrive in order, so it has that by then).
+    fn after_pushes(
+        &mut self,
+        session: u32,
+        local_id: u64,
+        mut m: messages::Request,
+    ) -> messages::Request {
+        let Some(ch) = self.channel_mut(session, local_id) else {
+            return m;
+        };
+        let pushed = ch.pushed_length;
+        if !ch.remote.allow_push || pushed == 0 {
+            return m;
+        }
+        if let Some(u) = m.upgrade.clone() {
+            let end = u.start.saturating_add(u.length);
+            if u.start < pushed && pushed < end {
+                m.upgrade = Some(messages::RequestUpgrade {
+                    start: pushed,
+                    length: end - pushed,
+                });
+            }
+        }
+        m
     }
 
     /// A requested block that did not arrive goes back to the wanted ones.
@@ -1098,6 +1539,10 @@ impl Replicator {
             Some(Inflight::Upgrade) => {
                 self.inflight_upgrades.remove(&handle);
             }
+            Some(Inflight::UpgradeBlock(i)) => {
+                self.inflight_upgrades.remove(&handle);
+                self.inflight_blocks.remove(&(handle, *i));
+            }
             Some(Inflight::Reorg) => {
                 self.inflight_reorgs.remove(&handle);
             }
@@ -1114,10 +1559,44 @@ impl Replicator {
         handle: u32,
         m: messages::Data,
     ) -> Result<()> {
-        // Only answers to our own requests are taken; anything else is dropped unread.
-        let Some(kind) = self.clear_inflight(session, local_id, handle, m.request) else {
-            return Ok(());
+        // A peer's whole tree from 0 unasked: a conflict check (ours answered, or a peer that
+        // found a conflict telling us); always looked at, as hypercore does.
+        if m.request == 0 && m.upgrade.as_ref().is_some_and(|u| u.start == 0) {
+            if self.check_conflict(store, session, local_id, handle, &m)? {
+                return Ok(());
+            }
+            let was_paused = self
+                .channel_mut(session, local_id)
+                .is_some_and(|ch| std::mem::replace(&mut ch.paused, false));
+            if was_paused {
+                // asked of it again: what waited while it was paused
+                self.maybe_upgrade(store, handle);
+                self.schedule(store, handle);
+            }
+            // our tree agrees and it brings nothing past it (a check's answer): done. A
+            // push to a peer that had nothing also starts at 0, and goes on below.
+            let length = store.state(handle).map_or(0, |st| st.length);
+            if m.upgrade
+                .as_ref()
+                .is_some_and(|u| u.start + u.length <= length)
+            {
+                return Ok(());
+            }
+        }
+        // Only answers to our own requests are taken, and blocks pushed unasked (request 0)
+        // to a core that allows push; anything else is dropped unread.
+        let kind = match self.clear_inflight(session, local_id, handle, m.request) {
+            Some(kind) => kind,
+            None if m.request == 0 && self.allowing_push.contains(&handle) => match &m.block {
+                Some(b) => Inflight::Block(b.index),
+                None => Inflight::Upgrade,
+            },
+            None => return Ok(()),
         };
+        if let Inflight::UpgradeBlock(i) = kind {
+            // wanted until it is stored: the answer may carry the upgrade alone
+            self.rewant(handle, i);
+        }
         let proof = proof_from_data(&m);
         if let Inflight::Reorg = kind {
             return self.on_reorg_data(store, session, local_id, handle, &proof);
@@ -1136,7 +1615,34 @@ impl Replicator {
             // A different fork: truncation on the writer. Not handled yet; ignore.
             return Ok(());
         }
-        let verified = proof::verify_proof(core.tree(), &core.nodes(storage), &manifest, &proof)?;
+        let checked = proof::verify_proof(core.tree(), &core.nodes(storage), &manifest, &proof);
+        let pushed = m.request == 0;
+        let stale = proof
+            .upgrade
+            .as_ref()
+            .is_some_and(|u| u.start < core.tree().length);
+        let verified = match checked {
+            Ok(v) => v,
+            // An answer or a push that raced another upgrade (a push, or another peer's):
+            // its upgrade starts below our length now, which this verifier does not take.
+            // Nothing wrong with the peer: dropped, and what was asked is asked again.
+            Err(_) if stale => {
+                match kind {
+                    Inflight::Block(i) if !pushed => self.rewant(handle, i),
+                    Inflight::Seek(bytes, padding) => {
+                        self.seeks.entry(handle).or_default().push((bytes, padding))
+                    }
+                    _ => {}
+                }
+                self.maybe_upgrade(store, handle);
+                self.schedule(store, handle);
+                return Ok(());
+            }
+            Err(e) => {
+                let length = core.tree().length;
+                return self.on_invalid_data(store, session, local_id, handle, kind, length, e);
+            }
+        };
         let learned = learned.is_some();
         if learned {
             core.adopt_manifest(storage, manifest)?;
@@ -1168,11 +1674,162 @@ impl Replicator {
             self.announce(store, handle, Some((session, index)));
             if let Some(w) = self.wants.get_mut(&handle) {
                 w.blocks.remove(&index);
+                w.forced.remove(&index);
             }
         }
         self.maybe_upgrade(store, handle);
         self.schedule(store, handle);
         Ok(())
+    }
+
+    /// Data that did not verify: as hypercore, the stream stays and the peer is paused
+    /// (asked nothing more), the core's sessions hear a 'verification-error', what was
+    /// asked of it is asked of others, and, in case the peer's tree forked from ours (two
+    /// writers of one key), we ask for its whole tree to check for a conflict.
+    #[allow(clippy::too_many_arguments)]
+    fn on_invalid_data(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        kind: Inflight,
+        local_length: u64,
+        e: Error,
+    ) -> Result<()> {
+        match kind {
+            Inflight::Block(i) => self.rewant(handle, i),
+            Inflight::Seek(bytes, padding) => {
+                self.seeks.entry(handle).or_default().push((bytes, padding))
+            }
+            Inflight::Upgrade | Inflight::UpgradeBlock(_) | Inflight::Reorg => {}
+        }
+        self.out.events.push(Event::VerificationError {
+            handle,
+            session,
+            code: e.code.to_string(),
+            message: e.to_string(),
+        });
+        let Some(peer) = self.peers.get_mut(&session) else {
+            return Ok(());
+        };
+        let Some(ch) = peer.channels.get_mut(&local_id) else {
+            return Ok(());
+        };
+        ch.paused = true;
+        let (length, fork) = (local_length.min(ch.remote.length), ch.remote.fork);
+        if e.code != "INVALID_OPERATION" && length > 0 {
+            peer.send(
+                local_id,
+                &Message::Request(messages::Request {
+                    id: 0,
+                    fork,
+                    upgrade: Some(messages::RequestUpgrade { start: 0, length }),
+                    ..Default::default()
+                }),
+            );
+        }
+        self.schedule(store, handle);
+        Ok(())
+    }
+
+    /// hypercore's checkConflict: a peer's tree from 0 to `length` (a data message with
+    /// request 0). True when it is handled here (a conflict, or a proof that does not
+    /// verify); false when it agrees with ours or cannot be compared (then the peer is
+    /// unpaused and the message is treated as any other).
+    fn check_conflict(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        m: &messages::Data,
+    ) -> Result<bool> {
+        let Some(length) = m.upgrade.as_ref().map(|u| u.length) else {
+            return Ok(false);
+        };
+        let (core, storage) = store.core_mut(handle)?;
+        let state = core.state();
+        if state.length < length || m.fork != state.fork || length == 0 {
+            return Ok(false); // out of date: ignored for now, as hypercore
+        }
+        let Some(manifest) = core.manifest.clone() else {
+            return Ok(false);
+        };
+        // the peer's tree verified on its own, from nothing
+        let empty = crate::core::merkle::MerkleTree {
+            roots: Vec::new(),
+            length: 0,
+            byte_length: 0,
+            fork: m.fork,
+        };
+        let proof = proof_from_data(m);
+        let remote = match proof::verify_proof(&empty, &core.nodes(storage), &manifest, &proof) {
+            Ok(v) => v.tree.map(|t| t.hash()),
+            Err(_) => return Ok(true),
+        };
+        let Some(remote) = remote else {
+            return Ok(true);
+        };
+        if core.tree_hash(storage, length)? == remote {
+            return Ok(false);
+        }
+        self.on_conflict(store, handle, length, m.fork);
+        let _ = (session, local_id);
+        Ok(true)
+    }
+
+    /// Two valid trees at `length`: the core stops asking peers for anything, tells each
+    /// peer on its fork what its own tree is (so they find the conflict too) and closes its
+    /// channels; the facade emits 'conflict' and closes the core's sessions.
+    fn on_conflict(&mut self, store: &mut Store, handle: u32, length: u64, fork: u64) {
+        if !self.frozen.insert(handle) {
+            return;
+        }
+        self.out.events.push(Event::Conflict {
+            handle,
+            length,
+            fork,
+        });
+        let Ok(core) = store.core(handle) else {
+            return;
+        };
+        let state = core.state();
+        let sessions: Vec<u32> = self.peers.keys().copied().collect();
+        for session in sessions {
+            let Some(peer) = self.peers.get_mut(&session) else {
+                continue;
+            };
+            let Some(&local_id) = peer.by_handle.get(&handle) else {
+                continue;
+            };
+            let Some(ch) = peer.channels.get(&local_id) else {
+                continue;
+            };
+            let r = &ch.remote;
+            if ch.paired && r.length > 0 && r.fork == state.fork {
+                let ours = messages::Request {
+                    id: 0,
+                    fork: state.fork,
+                    upgrade: Some(messages::RequestUpgrade {
+                        start: 0,
+                        length: state.length.min(r.length),
+                    }),
+                    ..Default::default()
+                };
+                let reply = answer_request(core, store, &ours);
+                peer.send(local_id, &reply);
+            }
+            peer.close_channel(local_id);
+        }
+        let ids: Vec<(u32, u64)> = self
+            .peers
+            .iter()
+            .filter_map(|(s, p)| p.by_handle.get(&handle).map(|id| (*s, *id)))
+            .collect();
+        for (session, local_id) in ids {
+            self.drop_channel(store, session, local_id);
+        }
     }
 
     /// A step of adopting the peer's newer fork: the first proof gives its tree, hash
@@ -1284,7 +1941,7 @@ impl Replicator {
             let ch = &*ch;
             match block {
                 None => {
-                    let sync = sync_message(core, &ch.remote);
+                    let sync = sync_message(core, &ch.remote, self.allowing_push.contains(&handle));
                     peer.send(local_id, &Message::Sync(sync));
                     if full {
                         if let Some(ch) = peer.channels.get_mut(&local_id) {
@@ -1348,13 +2005,24 @@ impl Replicator {
 
     /// Local readers want blocks [start, end): request them from peers that have them.
     /// `end` None: every block from `start` on, including those appended later.
-    pub fn want(&mut self, store: &mut Store, handle: u32, start: u64, end: Option<u64>) {
+    /// `force`: asked for even in push-only mode (hypercore's get({ force: true })).
+    pub fn want(
+        &mut self,
+        store: &mut Store,
+        handle: u32,
+        start: u64,
+        end: Option<u64>,
+        force: bool,
+    ) {
         let wants = self.wants.entry(handle).or_default();
         match end {
             None => wants.all = true,
             Some(end) => {
                 for i in start..end.min(start.saturating_add(1 << 24)) {
                     wants.blocks.insert(i);
+                    if force {
+                        wants.forced.insert(i);
+                    }
                 }
             }
         }
@@ -1367,6 +2035,7 @@ impl Replicator {
             let remove: Vec<u64> = w.blocks.range(start..end).copied().collect();
             for i in remove {
                 w.blocks.remove(&i);
+                w.forced.remove(&i);
             }
         }
     }
@@ -1440,6 +2109,11 @@ impl Replicator {
                 }
                 Inflight::Upgrade => {
                     self.inflight_upgrades.remove(&ch.handle);
+                }
+                Inflight::UpgradeBlock(i) => {
+                    self.inflight_upgrades.remove(&ch.handle);
+                    self.inflight_blocks.remove(&(ch.handle, i));
+                    self.rewant(ch.handle, i);
                 }
                 Inflight::Reorg => {
                     self.inflight_reorgs.remove(&ch.handle);
@@ -1567,7 +2241,7 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn sync_message(core: &Hypercore, remote: &peer::Remote) -> messages::Sync {
+fn sync_message(core: &Hypercore, remote: &peer::Remote, allow_push: bool) -> messages::Sync {
     let state = core.state();
     let same_fork = remote.synced && remote.fork == state.fork;
     messages::Sync {
@@ -1579,7 +2253,7 @@ fn sync_message(core: &Hypercore, remote: &peer::Remote) -> messages::Sync {
         uploading: true,
         downloading: true,
         has_manifest: core.manifest.is_some(),
-        allow_push: false,
+        allow_push,
     }
 }
 
@@ -1595,7 +2269,13 @@ fn want_from_peers(peers: &mut HashMap<u32, Peer>, handle: u32, index: u64, fork
             continue;
         };
         let r = &ch.remote;
-        if !ch.paired || !r.synced || r.fork != fork || index < r.contiguous || index >= r.length {
+        if !ch.paired
+            || ch.paused
+            || !r.synced
+            || r.fork != fork
+            || index < r.contiguous
+            || index >= r.length
+        {
             continue;
         }
         if !ch.wants_sent.insert(batch) {

@@ -80,6 +80,9 @@ impl Remote {
 pub enum Inflight {
     Block(u64),
     Upgrade,
+    /// An upgrade that also asks for a wanted block past our length (hypercore asks for
+    /// such a block together with the upgrade: one round trip).
+    UpgradeBlock(u64),
     /// A proof of the peer's newer fork (upgrade from 0), or a hash proof that narrows the
     /// common ancestors of a reorg in progress.
     Reorg,
@@ -107,6 +110,12 @@ pub struct Channel {
     /// Want batches (index / WANT_BATCH) we asked this peer about: it answers with what
     /// it holds there (bitfield or range), as hypercore's peers do.
     pub wants_sent: std::collections::BTreeSet<u64>,
+    /// The peer sent data that did not verify: nothing more is asked of it (hypercore's
+    /// paused peer) until a conflict check clears it.
+    pub paused: bool,
+    /// The length our pushed upgrades brought this peer to (hypercore's pushedLength):
+    /// the next push continues from there.
+    pub pushed_length: u64,
     /// Requests of this peer we could not build a proof for (hypercore's
     /// stats.invalidRequests): at MAX_INVALID_REQUESTS the connection ends.
     pub invalid_requests: u32,
@@ -134,6 +143,15 @@ pub struct Peer {
     next_external_channel: u64,
     pub next_request: u64,
     pub closed: bool,
+    /// Other stores replicate on this raw stream too (`core.replicate(stream)` of a core in
+    /// another Corestore): a peer's channel for a core we lack goes to them (an
+    /// `Event::Relay`) instead of being rejected.
+    pub hosts_guests: bool,
+    /// Our channels that carry a guest store's core: their events go out as
+    /// `Event::Relay` untouched, the guest's engine speaks the protocol on them.
+    pub relays: std::collections::HashSet<u64>,
+    /// The stream's JS Protomux view is in use: channels of other protocols go to it.
+    pub js_mux: bool,
 }
 
 impl Peer {
@@ -153,6 +171,9 @@ impl Peer {
             next_external_channel: 1,
             next_request: 1,
             closed: false,
+            hosts_guests: false,
+            relays: Default::default(),
+            js_mux: false,
         }
     }
 
@@ -190,6 +211,14 @@ impl Peer {
             }
         }
         Ok(())
+    }
+
+    /// Our Noise public key, where we run the handshake (known from the start).
+    pub fn public_key(&self) -> Option<[u8; 32]> {
+        match &self.transport {
+            Transport::Raw(stream) => Some(*stream.public_key()),
+            Transport::External => None,
+        }
     }
 
     /// The peer's Noise public key, where we ran the handshake.
@@ -283,11 +312,65 @@ impl Peer {
                 full_signaled: 0,
                 seek_refused: false,
                 wants_sent: Default::default(),
+                paused: false,
+                pushed_length: 0,
                 invalid_requests: 0,
             },
         );
         self.by_handle.insert(handle, local_id);
         Some(local_id)
+    }
+
+    /// Opens a channel on our Protomux for a guest store's core (raw transport only), with
+    /// the handshake the guest's engine made: its local id.
+    pub fn open_relay(&mut self, discovery_key: &[u8; 32], handshake: &[u8]) -> Option<u64> {
+        if !matches!(self.transport, Transport::Raw(_)) || !self.is_open() {
+            return None;
+        }
+        if self.mux.is_opened(PROTOCOL, Some(discovery_key)) {
+            return None; // one channel per core and stream, as hypercore's unique channels
+        }
+        let (local_id, frame) =
+            self.mux
+                .open_with_aliases(PROTOCOL, PROTOCOL_ALIASES, Some(discovery_key), handshake);
+        self.frames.push(frame);
+        self.relays.insert(local_id);
+        Some(local_id)
+    }
+
+    /// Opens a channel of the JS Protomux view (raw transport only): any protocol, as
+    /// protomux's createChannel, whose unique check the view makes. Its local id.
+    pub fn open_relay_protocol(
+        &mut self,
+        protocol: &str,
+        id: Option<&[u8]>,
+        handshake: &[u8],
+    ) -> Option<u64> {
+        if !matches!(self.transport, Transport::Raw(_)) || !self.is_open() {
+            return None;
+        }
+        let (local_id, frame) = self.mux.open(protocol, id, handshake);
+        self.frames.push(frame);
+        self.relays.insert(local_id);
+        Some(local_id)
+    }
+
+    /// A guest's message on its relay channel, bytes as its engine encoded them.
+    pub fn send_relay(&mut self, local_id: u64, message_type: u64, payload: &[u8]) {
+        if !self.relays.contains(&local_id) {
+            return;
+        }
+        let frame = self.mux.send(local_id, message_type, payload);
+        if !frame.is_empty() {
+            self.frames.push(frame);
+        }
+    }
+
+    /// A guest closed its channel (its core or store closed).
+    pub fn close_relay(&mut self, local_id: u64) {
+        if self.relays.remove(&local_id) {
+            self.close_channel(local_id);
+        }
     }
 
     pub fn send(&mut self, local_id: u64, message: &Message) {

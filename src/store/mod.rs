@@ -8,6 +8,7 @@ mod state_storage;
 pub use sessions::{Flushed, StateEntry, StateInfo};
 pub use state_storage::StorageOp;
 mod groups;
+mod staticify;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -200,6 +201,13 @@ impl Store {
         let mut core = match self.storage.core_by_dkey(&discovery_key)? {
             Some(record) => {
                 let mut core = Hypercore::load(&self.storage, &record)?;
+                if core.discovery_key != discovery_key {
+                    // the record's core pointer now holds another core (staticify)
+                    return Err(Error::new(
+                        "STORAGE_CONFLICT",
+                        "Another Hypercore is stored here",
+                    ));
+                }
                 learn(&mut core, &self.storage, req.manifest, None)?;
                 core
             }
