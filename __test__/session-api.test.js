@@ -404,25 +404,3 @@ same(
       ownAfter: 0
     })
 )
-
-// hypercore opens a core that was not open by reading its storage: code that awaits
-// something after get() and then listens for 'ready' (or reads the length) sees it opening
-same(
-  'a session of a core that was not open is still opening after the caller awaits',
-  async (C, dir) => {
-    const first = new C(dir, OPTS)
-    const w = first.get({ name: 'a' })
-    await w.append(['x', 'y'])
-    await first.close()
-
-    const store = new C(dir, OPTS)
-    await store.ready()
-    const open = async () => store.get({ name: 'a' })
-    const core = await open()
-    const out = { opened: core.opened, length: core.length }
-    out.lengthAtReady = await new Promise((resolve) => core.once('ready', () => resolve(core.length)))
-    await store.close()
-    return out
-  },
-  (r) => assert.deepEqual(r, { opened: false, length: 0, lengthAtReady: 2 })
-)

@@ -212,10 +212,7 @@ class Hypercore extends EventEmitter {
         await null // fail after the caller had a chance to listen, as hypercore does
         throw err
       }
-      // hypercore opens a core that was not open by reading its storage asynchronously:
-      // such a session is never ready before the caller's next await (code that listens for
-      // 'ready' or reads a length after one sees it still opening, as there)
-      if (attached) await (ctx.fresh ? new Promise(setImmediate) : null)
+      if (attached) await null
       else {
         await this._attachLater(ctx)
         if (this._stateOpts !== null) this._openState(this._stateOpts)
@@ -298,7 +295,6 @@ class Hypercore extends EventEmitter {
     }
     if (cs.fresh) {
       cs.fresh = false
-      ctx.fresh = true
       root._announce(cs)
     }
     return true
@@ -484,10 +480,9 @@ class Hypercore extends EventEmitter {
     return this._identityKnown ? this.core.manifest : null
   }
 
-  // as hypercore's, the lengths are 0 until the session is open
   get length() {
     if (this._snapshot !== null) return this._snapshot.length
-    if (this.opened === false || this.readable === false || this.core === null) return 0
+    if (this.readable === false || this.core === null) return 0
     return this._state !== null ? this._state.length : this.core.length
   }
 
@@ -499,14 +494,14 @@ class Hypercore extends EventEmitter {
 
   // without the padding of encrypted blocks (a snapshot's, as hypercore's, with it)
   get byteLength() {
-    if (this.opened === false || this.readable === false || this.core === null) return 0
+    if (this.readable === false || this.core === null) return 0
     if (this._snapshot !== null) return this._snapshot.byteLength
     const src = this._state !== null ? this._state : this.core
     return src.byteLength - src.length * this.padding
   }
 
   get contiguousLength() {
-    if (this.opened === false || this.readable === false || this.core === null) return 0
+    if (this.readable === false || this.core === null) return 0
     return Math.min(this.core.length, this.core.contiguousLength)
   }
 
@@ -520,13 +515,13 @@ class Hypercore extends EventEmitter {
   }
 
   get fork() {
-    if (this.opened === false || this.readable === false || this.core === null) return 0
+    if (this.readable === false || this.core === null) return 0
     if (this._snapshot !== null) return this._snapshot.fork
     return this._state !== null ? this._state.fork : this.core.fork
   }
 
   get signedLength() {
-    if (this.opened === false || this.readable === false || this.core === null) return 0
+    if (this.readable === false || this.core === null) return 0
     const l = this._state !== null ? this._state.signedLength : this.core.signedLength
     return this._snapshot !== null && l > this._snapshot.compat ? this._snapshot.compat : l
   }
