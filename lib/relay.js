@@ -7,7 +7,7 @@
 // the guest's channel commands become the host's relay calls, and the host's relay events
 // (the peer's side of those channels) come back to the guest as channel events.
 
-const { addCore, widen, addQueued } = require('./targets')
+const { addCore, widen, addQueued, packChannelEvents } = require('./targets')
 
 // channel event kinds of replicationChannelEvents (and of relay events)
 const REMOTE_OPEN = 0
@@ -110,15 +110,7 @@ class Guest {
     const q = this._queued
     this._queued = []
     if (this.session === 0 || q.length === 0) return
-    const n = q.length / 4
-    const meta = Buffer.allocUnsafe(6 * n)
-    const data = new Array(n)
-    for (let i = 0; i < n; i++) {
-      meta[6 * i] = q[4 * i]
-      meta[6 * i + 1] = q[4 * i + 2]
-      meta.writeUInt32LE(q[4 * i + 1], 6 * i + 2)
-      data[i] = q[4 * i + 3]
-    }
+    const { meta, data } = packChannelEvents(q)
     try {
       this.root._pump(this.root.native.replicationChannelEvents(this.session, meta, data))
     } catch (err) {

@@ -4,7 +4,7 @@
 
 const { Duplex } = require('streamx')
 const Protomux = require('protomux')
-const { addCore, widen, addQueued } = require('./targets')
+const { addCore, widen, addQueued, packChannelEvents } = require('./targets')
 const { joinAsGuest, startGuests, relayEvent, endGuests, REMOTE_OPEN, OPENED, MESSAGE, CLOSE } = require('./relay')
 const { NoiseView } = require('./engine-mux')
 
@@ -272,15 +272,7 @@ function attachSecretStream(root, conn, scoped) {
     const q = queued
     queued = []
     if (target.session === 0 || q.length === 0) return
-    const n = q.length / 4
-    const meta = Buffer.allocUnsafe(6 * n)
-    const data = new Array(n)
-    for (let i = 0; i < n; i++) {
-      meta[6 * i] = q[4 * i]
-      meta[6 * i + 1] = q[4 * i + 2]
-      meta.writeUInt32LE(q[4 * i + 1], 6 * i + 2)
-      data[i] = q[4 * i + 3]
-    }
+    const { meta, data } = packChannelEvents(q)
     mux.cork()
     try {
       root._pump(root.native.replicationChannelEvents(target.session, meta, data))

@@ -24,4 +24,19 @@ function addQueued(target) {
   for (const handle of adding) addCore(target, handle)
 }
 
-module.exports = { addCore, widen, addQueued }
+// The queued channel events (kind, channel, type, data, ...) as replicationChannelEvents
+// takes them: 6 bytes of meta per event (kind, type, channel u32le) and the data apart.
+function packChannelEvents(q) {
+  const n = q.length / 4
+  const meta = Buffer.allocUnsafe(6 * n)
+  const data = new Array(n)
+  for (let i = 0; i < n; i++) {
+    meta[6 * i] = q[4 * i]
+    meta[6 * i + 1] = q[4 * i + 2]
+    meta.writeUInt32LE(q[4 * i + 1], 6 * i + 2)
+    data[i] = q[4 * i + 3]
+  }
+  return { meta, data }
+}
+
+module.exports = { addCore, widen, addQueued, packChannelEvents }

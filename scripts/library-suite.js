@@ -19,7 +19,7 @@
 // - corestore-native stands in for corestore through a preload (scripts/library-suite/
 //   hook.js) that resolves every `require('corestore')`, from the tests and from any
 //   package, to this checkout. --js runs without it.
-// - Files: those test/all.js imports (else test/*.js), plus test/fixtures/tests/*.js when
+// - Files: those test/all.js imports (else test/*.js, else a root test.js), plus test/fixtures/tests/*.js when
 //   present; --files picks some (paths under test/). Each file runs in its own process;
 //   a file's tests are listed first (scripts/library-suite/select.js registers them all as
 //   skipped), so tests a crash or timeout never reached count as failed. --isolate runs
@@ -109,9 +109,11 @@ function install(name, pkg) {
   return dir
 }
 
+// test files, as paths under the repository (test/x.js, or a root test.js as Hyperdrive has)
 function testFiles(pkgDir, only) {
   const testDir = path.join(pkgDir, 'test')
-  if (only) return only.map((f) => f.replace(/^test\//, ''))
+  if (only) return only.map((f) => (fs.existsSync(path.join(pkgDir, f)) ? f : path.join('test', f)))
+  if (!fs.existsSync(testDir)) return fs.existsSync(path.join(pkgDir, 'test.js')) ? ['test.js'] : []
   let files
   const all = path.join(testDir, 'all.js')
   if (fs.existsSync(all)) {
@@ -124,7 +126,7 @@ function testFiles(pkgDir, only) {
   if (fs.existsSync(fixtures)) {
     for (const f of fs.readdirSync(fixtures).sort()) if (f.endsWith('.js')) files.push('fixtures/tests/' + f)
   }
-  return files
+  return files.map((f) => path.join('test', f))
 }
 
 function nodeArgs(opts, file, extra = []) {
@@ -207,8 +209,8 @@ async function runSuite(opts) {
   let passed = 0
   let total = 0
   const started = Date.now()
-  for (const file of testFiles(pkgDir, opts.files)) {
-    const rel = path.join('test', file)
+  for (const rel of testFiles(pkgDir, opts.files)) {
+    const file = rel.replace(/^test\//, '')
     const { names, error } = listTests(opts, pkgDir, rel)
     const entry = { file, total: 0, passed: 0, skipped: 0, failed: [], note: null }
     if (names === null) {
