@@ -223,10 +223,7 @@ impl Replicator {
             let Some(peer) = self.peers.get_mut(&session) else {
                 continue;
             };
-            let Some(&local_id) = peer.by_handle.get(&handle) else {
-                continue;
-            };
-            let Some(ch) = peer.channels.get(&local_id).filter(|c| c.paired) else {
+            let Some((local_id, ch)) = peer.channel_of(handle).filter(|(_, c)| c.paired) else {
                 continue;
             };
             let sync = sync_message(core, &ch.remote, allow);
@@ -251,10 +248,7 @@ impl Replicator {
             let Some(peer) = self.peers.get_mut(&session) else {
                 continue;
             };
-            let Some(&local_id) = peer.by_handle.get(&handle) else {
-                continue;
-            };
-            let Some(ch) = peer.channels.get(&local_id) else {
+            let Some((local_id, ch)) = peer.channel_of(handle) else {
                 continue;
             };
             let r = &ch.remote;
@@ -1029,10 +1023,7 @@ impl Replicator {
         let state = core.state();
         let needs_manifest = core.manifest.is_none();
         for (session, peer) in self.peers.iter_mut() {
-            let Some(&local_id) = peer.by_handle.get(&handle) else {
-                continue;
-            };
-            let Some(ch) = peer.channels.get(&local_id) else {
+            let Some((local_id, ch)) = peer.channel_of(handle) else {
                 continue;
             };
             let r = &ch.remote;
@@ -1120,7 +1111,7 @@ impl Replicator {
         let free: usize = self
             .peers
             .values()
-            .filter_map(|p| p.by_handle.get(&handle).and_then(|id| p.channels.get(id)))
+            .filter_map(|p| p.channel_of(handle).map(|(_, ch)| ch))
             .filter(|ch| {
                 ch.paired && !ch.paused && ch.remote.synced && ch.remote.fork == state.fork
             })
@@ -1136,18 +1127,15 @@ impl Replicator {
         // about with wants instead, once per batch. A pass looks at a bounded number.
         let servable = |i: u64| {
             self.peers.values().any(|p| {
-                p.by_handle
-                    .get(&handle)
-                    .and_then(|id| p.channels.get(id))
-                    .is_some_and(|ch| {
-                        let r = &ch.remote;
-                        ch.paired
-                            && !ch.paused
-                            && r.synced
-                            && r.fork == state.fork
-                            && i < r.length
-                            && r.has(i)
-                    })
+                p.channel_of(handle).map(|(_, ch)| ch).is_some_and(|ch| {
+                    let r = &ch.remote;
+                    ch.paired
+                        && !ch.paused
+                        && r.synced
+                        && r.fork == state.fork
+                        && i < r.length
+                        && r.has(i)
+                })
             })
         };
         let mut wanted = Vec::new();
@@ -1208,10 +1196,7 @@ impl Replicator {
         for index in wanted {
             let mut sent = false;
             for peer in self.peers.values_mut() {
-                let Some(&local_id) = peer.by_handle.get(&handle) else {
-                    continue;
-                };
-                let Some(ch) = peer.channels.get(&local_id) else {
+                let Some((local_id, ch)) = peer.channel_of(handle) else {
                     continue;
                 };
                 let r = &ch.remote;
@@ -1274,14 +1259,11 @@ impl Replicator {
     /// hypercore serves: a seek proof rides on a block, hash or upgrade).
     pub fn want_seek(&mut self, store: &mut Store, handle: u32, bytes: u64, padding: u64) {
         let asked = self.peers.values().any(|p| {
-            p.by_handle
-                .get(&handle)
-                .and_then(|id| p.channels.get(id))
-                .is_some_and(|ch| {
-                    ch.inflight.values().any(
-                        |f| matches!(f, Inflight::Seek(b, pad) if *b == bytes && *pad == padding),
-                    )
-                })
+            p.channel_of(handle).map(|(_, ch)| ch).is_some_and(|ch| {
+                ch.inflight
+                    .values()
+                    .any(|f| matches!(f, Inflight::Seek(b, pad) if *b == bytes && *pad == padding))
+            })
         });
         if asked {
             return;
@@ -1315,10 +1297,7 @@ impl Replicator {
             let (first, last) = crate::core::flat_tree::span(node);
             let mut sent = false;
             for peer in self.peers.values_mut() {
-                let Some(&local_id) = peer.by_handle.get(&handle) else {
-                    continue;
-                };
-                let Some(ch) = peer.channels.get(&local_id) else {
+                let Some((local_id, ch)) = peer.channel_of(handle) else {
                     continue;
                 };
                 let r = &ch.remote;
@@ -1800,10 +1779,7 @@ impl Replicator {
             let Some(peer) = self.peers.get_mut(&session) else {
                 continue;
             };
-            let Some(&local_id) = peer.by_handle.get(&handle) else {
-                continue;
-            };
-            let Some(ch) = peer.channels.get(&local_id) else {
+            let Some((local_id, ch)) = peer.channel_of(handle) else {
                 continue;
             };
             let r = &ch.remote;
@@ -1927,10 +1903,7 @@ impl Replicator {
         let state = core.state();
         let full = state.length > 0 && state.contiguous_length == state.length;
         for (&session, peer) in self.peers.iter_mut() {
-            let Some(&local_id) = peer.by_handle.get(&handle) else {
-                continue;
-            };
-            let Some(ch) = peer.channels.get_mut(&local_id) else {
+            let Some((local_id, ch)) = peer.channel_of_mut(handle) else {
                 continue;
             };
             if !ch.paired {
@@ -2049,9 +2022,8 @@ impl Replicator {
             return 1;
         }
         let unsynced = self.peers.values().any(|p| {
-            p.by_handle
-                .get(&handle)
-                .and_then(|id| p.channels.get(id))
+            p.channel_of(handle)
+                .map(|(_, ch)| ch)
                 .is_some_and(|ch| !ch.remote.synced)
                 || (!p.is_open())
         });
@@ -2067,7 +2039,7 @@ impl Replicator {
     /// us and accepts pushes. None when that peer has no paired channel for the core.
     pub fn peer_info(&self, handle: u32, session: u32) -> Option<PeerInfo> {
         let peer = self.peers.get(&session)?;
-        let ch = peer.channels.get(peer.by_handle.get(&handle)?)?;
+        let (_, ch) = peer.channel_of(handle)?;
         if !ch.paired {
             return None;
         }
@@ -2085,9 +2057,8 @@ impl Replicator {
         self.peers
             .values()
             .filter(|p| {
-                p.by_handle
-                    .get(&handle)
-                    .and_then(|id| p.channels.get(id))
+                p.channel_of(handle)
+                    .map(|(_, ch)| ch)
                     .is_some_and(|ch| ch.paired)
             })
             .count() as u32
@@ -2262,10 +2233,7 @@ fn sync_message(core: &Hypercore, remote: &peer::Remote, allow_push: bool) -> me
 fn want_from_peers(peers: &mut HashMap<u32, Peer>, handle: u32, index: u64, fork: u64) {
     let batch = index / WANT_BATCH;
     for peer in peers.values_mut() {
-        let Some(&local_id) = peer.by_handle.get(&handle) else {
-            continue;
-        };
-        let Some(ch) = peer.channels.get_mut(&local_id) else {
+        let Some((local_id, ch)) = peer.channel_of_mut(handle) else {
             continue;
         };
         let r = &ch.remote;

@@ -412,6 +412,17 @@ impl Peer {
         }
     }
 
+    /// Our channel for the core `handle` on this stream, with its local id.
+    pub fn channel_of(&self, handle: u32) -> Option<(u64, &Channel)> {
+        let id = *self.by_handle.get(&handle)?;
+        Some((id, self.channels.get(&id)?))
+    }
+
+    pub fn channel_of_mut(&mut self, handle: u32) -> Option<(u64, &mut Channel)> {
+        let id = *self.by_handle.get(&handle)?;
+        Some((id, self.channels.get_mut(&id)?))
+    }
+
     pub fn next_request_id(&mut self) -> u64 {
         let id = self.next_request;
         self.next_request = self.next_request.wrapping_add(1).max(1);
