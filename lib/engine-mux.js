@@ -227,11 +227,6 @@ class EngineMux {
     this._gc(info)
   }
 
-  // A pair handler for hypercore's channels (createProtocolStream's ondiscoverykey).
-  _wantsProtocol(protocol, id) {
-    return this._notify.has(toKey(protocol, id)) || this._notify.has(toKey(protocol, null))
-  }
-
   _open(ch) {
     if (!this.stream.connected) {
       this._waiting.push(ch)
