@@ -132,6 +132,26 @@ class Corestore extends EventEmitter {
 
     this.native = native
     this.primaryKey = primaryKey
+    if (!process.env.CORESTORE_NATIVE_SYNC_REPLICATION) native.replicationWorker(() => this._onworker())
+  }
+
+  // The replication worker has output or progress for us (src/napi/worker.rs).
+  _onworker() {
+    if (this.native === null || this._nativeClosed) return
+    const out = this.native.replicationPoll()
+    try {
+      this._pump(out)
+    } catch (err) {
+      // an application's listener threw: the streams this output came from end, not the
+      // process (as when their input was processed in their own write)
+      const sessions = new Set()
+      for (const c of out.consumed) sessions.add(c.session)
+      for (const e of out.events) if (typeof e.session === 'number') sessions.add(e.session)
+      for (const session of sessions) {
+        const t = this._replication.targets.get(session)
+        if (t !== undefined) failTarget(t, err)
+      }
+    }
   }
 
   close() {
@@ -515,6 +535,10 @@ class Corestore extends EventEmitter {
   // Routes the replication engine's output: bytes to the streams, events to the cores.
   _pump(out) {
     const targets = this._replication.targets
+    for (const c of out.consumed) {
+      const t = targets.get(c.session)
+      if (t !== undefined && t._consumed !== undefined) t._consumed(c.bytes)
+    }
     for (const s of out.sends) {
       const t = targets.get(s.session)
       if (t !== undefined) t._send(s.data)
@@ -785,6 +809,14 @@ function storageEmptyWithKey(err, o) {
 }
 
 function noop() {}
+
+// ends a replication target (a raw stream, a Hyperswarm connection, a guest on a host's
+// stream) with an error
+function failTarget(t, err) {
+  if (typeof t.destroy === 'function') t.destroy(err)
+  else if (t.conn) t.conn.destroy(err)
+  else if (t.host) t.host.destroy(err)
+}
 
 module.exports = Corestore
 module.exports.default = Corestore

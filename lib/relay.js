@@ -72,6 +72,12 @@ class Guest {
 
   _send() {}
 
+  // our worker processed this much relayed input: the host stream holds its input while
+  // the guests' backlog counts too
+  _consumed(bytes) {
+    this.host._consumed(bytes)
+  }
+
   // the guest engine's channel commands, carried out on the host's Protomux
   _command(cmd) {
     const host = this.host
@@ -105,14 +111,18 @@ class Guest {
   }
 
   // What one host call relayed reaches the guest's engine in one call, so its blocks are
-  // verified and written as one batch (as on a Hyperswarm connection).
-  _deliver() {
+  // verified and written as one batch (as on a Hyperswarm connection). `here`: processed
+  // on this thread now, not by the worker (a peer's open, which the host rejects right
+  // after unless a guest paired it).
+  _deliver(here = false) {
     const q = this._queued
     this._queued = []
     if (this.session === 0 || q.length === 0) return
     const { meta, data } = packChannelEvents(q)
     try {
-      this.root._pump(this.root.native.replicationChannelEvents(this.session, meta, data))
+      const out = this.root.native.replicationChannelEvents(this.session, meta, data, here)
+      if (out !== null) this.root._pump(out) // no worker: processed in that call
+      else for (const d of data) this.host._unconsumed += d.byteLength
     } catch (err) {
       this.host.destroy(err) // an application's listener threw: this stream ends, not the process
     }
@@ -183,7 +193,7 @@ function relayEvent(host, e) {
     if (host._guests !== null) {
       for (const g of host._guests.values()) {
         g._event(REMOTE_OPEN, 0, 0, e.data)
-        g._deliver()
+        g._deliver(true)
       }
     }
     if (host.session !== 0) host.root._pump(host.root.native.replicationRelayReject(host.session, e.channel))

@@ -28,7 +28,8 @@ class ReplicationStream extends Duplex {
     this.userData = null
     this._muxInUse = false // the engine offers other protocols' channels to that mux
     this._congested = false
-    this._resume = null
+    this._unconsumed = 0 // bytes handed to the replication worker, not yet processed
+    this._resume = null // the write callback held while we stop taking input
     this._keepAlive = null
     this._sent = false
     this._lastYield = Date.now()
@@ -157,26 +158,43 @@ class ReplicationStream extends Duplex {
     if (this.session !== 0) this.root._pump(this.root.native.replicationRelayReject(this.session, remoteId))
   }
 
-  // While what we send is not being read, stop taking input: the peer's requests are what
-  // make us send, so this bounds what a slow or hostile reader can make us buffer.
+  // The replication worker processes what we receive (src/napi/worker.rs). While what we
+  // send is not being read, or the worker has much of our input still to process, stop
+  // taking input: the peer's requests are what make us send, so this bounds what a slow or
+  // hostile reader (or a fast sender) can make us buffer.
   _write(data, cb) {
-    if (this.session !== 0) this.root._pump(this.root.native.replicationRecv(this.session, data))
-    if (this._congested) this._resume = cb
+    if (this.session !== 0) {
+      const out = this.root.native.replicationRecv(this.session, data)
+      if (out === null) this._unconsumed += data.byteLength
+      else this.root._pump(out) // no worker: processed in that call
+    }
+    if (this._congested || this._unconsumed > INPUT_HIGH_WATER_MARK) this._resume = cb
     else if (Date.now() - this._lastYield < YIELD_MS) cb(null)
     else {
-      // Two of these streams piped to each other hand data back and forth synchronously;
-      // give the event loop (timers, I/O, the application) a turn every few milliseconds.
+      // Two of these streams piped to each other can hand data back and forth without
+      // end; give the event loop (timers, I/O, the application) a turn every few ms.
       this._lastYield = Date.now()
       setImmediate(cb, null)
     }
   }
 
+  // the worker processed this much of our input
+  _consumed(bytes) {
+    this._unconsumed -= bytes
+    this._continue()
+  }
+
   _read(cb) {
     this._congested = false
+    this._continue()
+    cb(null)
+  }
+
+  _continue() {
+    if (this._resume === null || this._congested || this._unconsumed > INPUT_HIGH_WATER_MARK) return
     const resume = this._resume
     this._resume = null
-    if (resume !== null) resume(null)
-    cb(null)
+    resume(null)
   }
 
   _final(cb) {
@@ -251,8 +269,21 @@ function attachSecretStream(root, conn, scoped) {
         if (ch !== undefined) ch.messages[cmd.messageType].send(cmd.data)
       }
     },
+    // the worker processed this much of what we handed it: below the mark, read again
+    _unconsumed: 0,
+    _consumed(bytes) {
+      processed += bytes
+      target._unconsumed = handed - processed
+      // the engine has answered these opens (its commands run before the promises settle)
+      while (answering.length > 0 && answering[0].mark <= processed) answering.shift().resolve()
+      if (paused && target._unconsumed <= INPUT_HIGH_WATER_MARK) {
+        paused = false
+        conn.resume()
+      }
+    },
     _closed(err) {
       target.session = 0
+      settleOpens()
       for (const ch of channels.values()) ch.close()
       channels.clear()
       unpairAll()
@@ -263,6 +294,21 @@ function attachSecretStream(root, conn, scoped) {
   // Protomux raises the events of one received chunk one by one; they reach the engine
   // together once the chunk is done, so its blocks are verified and written as one batch.
   let queued = [] // kind, channel, type, data, ...
+  let paused = false // conn, while the worker has much of its input still to process
+  // Protomux rejects a peer's channel unless it is paired once the pair handler's promise
+  // settles; the engine pairs it when the worker has processed the open. So each handler
+  // call waits for that: `opening` until handed to the worker, then `answering` until the
+  // worker processed input up to `mark`.
+  let handed = 0
+  let processed = 0
+  let opening = []
+  const answering = [] // { mark, resolve }
+  const settleOpens = () => {
+    for (const resolve of opening) resolve()
+    for (const a of answering) a.resolve()
+    opening = []
+    answering.length = 0
+  }
   const event = (kind, channel, type, data) => {
     if (target.session === 0) return
     if (queued.length === 0) queueMicrotask(deliver)
@@ -271,11 +317,25 @@ function attachSecretStream(root, conn, scoped) {
   const deliver = () => {
     const q = queued
     queued = []
-    if (target.session === 0 || q.length === 0) return
+    if (target.session === 0) return settleOpens()
+    if (q.length === 0) return
     const { meta, data } = packChannelEvents(q)
     mux.cork()
     try {
-      root._pump(root.native.replicationChannelEvents(target.session, meta, data))
+      const out = root.native.replicationChannelEvents(target.session, meta, data)
+      if (out !== null) {
+        root._pump(out) // no worker: processed in that call
+        settleOpens()
+      } else {
+        for (const d of data) handed += d.byteLength
+        target._unconsumed = handed - processed
+        for (const resolve of opening) answering.push({ mark: handed, resolve })
+        opening = []
+        if (!paused && target._unconsumed > INPUT_HIGH_WATER_MARK) {
+          paused = true
+          conn.pause()
+        }
+      }
     } catch (err) {
       // outside protomux's call stack now: what throws (an application's event listener)
       // ends this connection instead of the process
@@ -316,7 +376,11 @@ function attachSecretStream(root, conn, scoped) {
   function pairAll() {
     if (paired || target.scoped || target.session === 0) return
     paired = true
-    mux.pair({ protocol: PROTOCOL }, (id) => event(REMOTE_OPEN, 0, 0, id))
+    mux.pair({ protocol: PROTOCOL }, (id) => {
+      if (target.session === 0) return
+      event(REMOTE_OPEN, 0, 0, id)
+      return new Promise((resolve) => opening.push(resolve))
+    })
   }
   function unpairAll() {
     if (!paired) return
@@ -414,6 +478,9 @@ class Replication {
 }
 
 const OUTPUT_HIGH_WATER_MARK = 8 * 1024 * 1024
+// Input handed to the worker and not yet processed: enough for it to always have the next
+// chunk (a pipe's chunks are up to 64 KiB), little enough to bound memory.
+const INPUT_HIGH_WATER_MARK = 1024 * 1024
 const YIELD_MS = 10
 
 // hypercore's protocol streams send an empty message after 5 s without traffic

@@ -22,8 +22,10 @@ impl NativeStore {
     /// Checks the core's stored tree, blocks and bitfield against each other and, unless
     /// `dryRun`, drops what does not verify (one batch).
     #[napi]
-    pub fn audit(&mut self, handle: u32, dry_run: bool) -> Result<AuditOut> {
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
+    pub fn audit(&self, handle: u32, dry_run: bool) -> Result<AuditOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let store = e.store.as_mut().ok_or_else(store_closed)?;
         let (core, storage) = store.core_mut(handle).map_err(js_error)?;
         let s = core.audit(storage, dry_run).map_err(js_error)?;
         let n = |v: u64| v as i64;

@@ -12,17 +12,19 @@ impl NativeStore {
     /// The core joins the group of `topic` (created on first use); a core already in
     /// another group is `STORAGE_CONFLICT`.
     #[napi]
-    pub fn set_group(&mut self, handle: u32, topic: Buffer) -> Result<()> {
+    pub fn set_group(&self, handle: u32, topic: Buffer) -> Result<()> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let topic = bytes32(&topic, "group")?;
-        self.store_mut()?
-            .set_group(handle, &topic)
-            .map_err(js_error)
+        e.store_mut()?.set_group(handle, &topic).map_err(js_error)
     }
 
     /// The topic of the group the core is in, or null.
     #[napi]
     pub fn core_group(&self, handle: u32) -> Result<Option<Buffer>> {
-        let group = self.store()?.group_of(handle).map_err(js_error)?;
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let group = e.store()?.group_of(handle).map_err(js_error)?;
         Ok(group.map(|g| g.to_vec().into()))
     }
 
@@ -41,6 +43,7 @@ impl NativeStore {
             None => 0,
         };
         let keys = self
+            .engine()
             .store()?
             .group_updates(&topic, since, reverse.unwrap_or(true))
             .map_err(js_error)?;

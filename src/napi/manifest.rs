@@ -34,9 +34,11 @@ impl NativeStore {
     /// Gives a core stored without a manifest the one that hashes to its key (nothing for
     /// a core that has one). INVALID_CHECKSUM when it does not hash to the key.
     #[napi]
-    pub fn set_manifest(&mut self, handle: u32, manifest: ManifestIn) -> Result<()> {
+    pub fn set_manifest(&self, handle: u32, manifest: ManifestIn) -> Result<()> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let m = manifest_in(&manifest, None)?;
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        let store = e.store.as_mut().ok_or_else(store_closed)?;
         let (core, storage) = store.core_mut(handle).map_err(js_error)?;
         if core.manifest.is_some() {
             return Ok(());

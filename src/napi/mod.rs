@@ -5,9 +5,11 @@
 mod audit;
 mod convert;
 mod encryption;
+mod engine;
 mod manifest;
 mod sessions;
 mod storage_view;
+mod worker;
 pub use manifest::{decode_manifest, encode_manifest};
 mod groups;
 mod push_only;
@@ -22,17 +24,25 @@ pub use verifier::{
     verify_tree_signature,
 };
 
-use napi::bindgen_prelude::{Buffer, BufferSlice};
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{Buffer, BufferSlice, Function};
 use napi::Env;
 use napi_derive::napi;
 
 use crate::error::Error as EngineError;
-use crate::replication::{Command, Event, Output, Replicator};
+use crate::replication::{Command, Event, Output};
 use crate::store::{OpenRequest, Store, DEFAULT_NAMESPACE};
+use crate::wire::protomux::MuxEvent;
 use convert::*;
+use engine::Engine;
+use worker::{Job, Shared, Worker};
 
 pub use convert::Code;
 type Result<T> = napi::Result<T, Code>;
+
+/// Peer input reaches the worker in pieces of at most this many bytes.
+const WORKER_PIECE: usize = 256 * 1024;
 
 #[napi(object)]
 pub struct StoreOptions {
@@ -44,8 +54,11 @@ pub struct StoreOptions {
 
 #[napi]
 pub struct NativeStore {
-    store: Option<Store>,
-    replicator: Replicator,
+    shared: Arc<Shared>,
+    /// the replication worker, once a stream received something
+    worker: Option<Worker>,
+    /// what the worker calls to wake JS (`replicationWorker`)
+    wakeup: Option<Arc<worker::Wakeup>>,
 }
 
 #[napi]
@@ -71,36 +84,60 @@ impl NativeStore {
         )
         .map_err(js_error)?;
         Ok(NativeStore {
-            store: Some(store),
-            replicator: Replicator::default(),
+            shared: Shared::new(Engine::new(store)),
+            worker: None,
+            wakeup: None,
         })
     }
 
-    /// Runs one replicator call on the open store and hands back what it output.
-    fn replicate_with(
-        &mut self,
-        f: impl FnOnce(&mut Replicator, &mut Store),
-    ) -> Result<ReplicationOut> {
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
-        f(&mut self.replicator, store);
-        Ok(replication_out(self.replicator.take_output()))
+    /// The engine, for one call. Held for the whole call: the worker waits meanwhile.
+    fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
+        self.shared.lock()
     }
 
-    fn store(&self) -> Result<&Store> {
-        self.store.as_ref().ok_or_else(store_closed)
+    /// `callback` is called (with no arguments) when the replication worker has output or
+    /// progress for JS to take with `replicationPoll`.
+    #[napi]
+    pub fn replication_worker(&mut self, callback: Function<'_, (), ()>) -> Result<()> {
+        let wakeup = callback
+            .build_threadsafe_function::<()>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build()
+            .map_err(napi_failure)?;
+        self.wakeup = Some(Arc::new(wakeup));
+        Ok(())
     }
 
-    fn store_mut(&mut self) -> Result<&mut Store> {
-        self.store.as_mut().ok_or_else(store_closed)
+    /// Hands a job to the worker (started on first use). False when there is no worker
+    /// callback or the thread could not start: the caller runs the job itself.
+    fn submit(&mut self, env: &Env, job: Job) -> std::result::Result<(), Job> {
+        if self.worker.is_none() {
+            let Some(wakeup) = self.wakeup.clone() else {
+                return Err(job);
+            };
+            match Worker::start(&self.shared, wakeup) {
+                Ok(w) => self.worker = Some(w),
+                Err(_) => return Err(job),
+            }
+        }
+        match self.worker.as_mut() {
+            Some(w) => w.submit(env, &self.shared, job),
+            None => Err(job),
+        }
     }
 
     #[napi(getter)]
     pub fn primary_key(&self) -> Result<Buffer> {
-        Ok(self.store()?.primary_key().to_vec().into())
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        Ok(e.store()?.primary_key().to_vec().into())
     }
 
     #[napi]
-    pub fn open_core(&mut self, opts: OpenOptions) -> Result<CoreInfo> {
+    pub fn open_core(&self, opts: OpenOptions) -> Result<CoreInfo> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let req = OpenRequest {
             key: opt_bytes32(&opts.key, "key")?,
             discovery_key: opt_bytes32(&opts.discovery_key, "discoveryKey")?,
@@ -117,18 +154,20 @@ impl NativeStore {
             manifest_version: version_in(opts.manifest_version)?,
             create_if_missing: opts.create_if_missing.unwrap_or(true),
         };
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        let store = e.store.as_mut().ok_or_else(store_closed)?;
         let handle = store.open_core(req).map_err(js_error)?;
-        if self.replicator.is_active() {
-            self.replicator.attach(store, handle);
+        if e.replicator.is_active() {
+            e.replicator.attach(store, handle);
         }
         let core = store.core(handle).map_err(js_error)?;
         Ok(core_info(handle, core))
     }
 
     #[napi]
-    pub fn close_core(&mut self, handle: u32) -> Result<()> {
-        if let Some(store) = self.store.as_mut() {
+    pub fn close_core(&self, handle: u32) -> Result<()> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        if let Some(store) = e.store.as_mut() {
             store.close_core(handle);
         }
         Ok(())
@@ -136,15 +175,19 @@ impl NativeStore {
 
     #[napi]
     pub fn has_core(&self, discovery_key: Buffer) -> Result<bool> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let dkey = bytes32(&discovery_key, "discoveryKey")?;
-        self.store()?.has_core(&dkey).map_err(js_error)
+        e.store()?.has_core(&dkey).map_err(js_error)
     }
 
     /// corestore `getAuth(discoveryKey)`: the stored identity of a core, or null.
     #[napi]
     pub fn get_auth(&self, discovery_key: Buffer) -> Result<Option<AuthOut>> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let dkey = bytes32(&discovery_key, "discoveryKey")?;
-        let found = self.store()?.auth(&dkey).map_err(js_error)?;
+        let found = e.store()?.auth(&dkey).map_err(js_error)?;
         Ok(found.map(|(auth, manifest)| auth_out(&auth, manifest.as_ref())))
     }
 
@@ -158,8 +201,10 @@ impl NativeStore {
         name: String,
         namespace: BufferSlice,
     ) -> Result<BufferSlice<'e>> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let ns = bytes32(&namespace, "namespace")?;
-        let kp = self.store()?.create_key_pair(&name, &ns);
+        let kp = e.store()?.create_key_pair(&name, &ns);
         let mut out = [0u8; 96];
         out[..32].copy_from_slice(&kp.public_key);
         out[32..].copy_from_slice(&kp.secret_key);
@@ -168,49 +213,64 @@ impl NativeStore {
 
     #[napi]
     pub fn list(&self, namespace: Option<Buffer>) -> Result<Vec<Buffer>> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let ns = opt_bytes32(&namespace, "namespace")?;
-        let keys = self.store()?.list(ns.as_ref()).map_err(js_error)?;
+        let keys = e.store()?.list(ns.as_ref()).map_err(js_error)?;
         Ok(keys.into_iter().map(|k| k.to_vec().into()).collect())
     }
 
     #[napi]
     pub fn suspend(&self) -> Result<()> {
-        self.store()?
-            .storage()
-            .flush()
-            .map_err(|e| js_error(e.into()))
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.store()?.storage().flush().map_err(|e| js_error(e.into()))
     }
 
     #[napi]
     pub fn resume(&self) -> Result<()> {
-        self.store().map(|_| ())
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.store().map(|_| ())
     }
 
     /// Releases every core, RocksDB and the directory lock. Idempotent.
     #[napi]
     pub fn close(&mut self) {
-        if let Some(store) = self.store.as_mut() {
-            self.replicator.close_all(store);
+        {
+            let mut engine = self.engine();
+            let e = &mut *engine;
+            if let Some(store) = e.store.as_mut() {
+                e.replicator.close_all(store);
+            }
+            e.store = None;
         }
-        self.store = None;
+        // the worker's thread ends once its queue is closed; what it still holds finds
+        // no store
+        self.worker = None;
+        self.wakeup = None;
     }
 
     #[napi]
-    pub fn append(&mut self, handle: u32, blocks: Vec<Buffer>) -> Result<CoreStateOut> {
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
+    pub fn append(&self, handle: u32, blocks: Vec<Buffer>) -> Result<CoreStateOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let store = e.store.as_mut().ok_or_else(store_closed)?;
         let (core, storage) = store.core_mut(handle).map_err(js_error)?;
         let slices: Vec<&[u8]> = blocks.iter().map(|b| b.as_ref()).collect();
         let state = core.append(storage, &slices).map_err(js_error)?;
-        if self.replicator.is_active() {
-            self.replicator.on_local_change(store, handle);
+        if e.replicator.is_active() {
+            e.replicator.on_local_change(store, handle);
         }
         Ok(state_out(state))
     }
 
     #[napi]
     pub fn get(&self, handle: u32, index: i64) -> Result<Option<Buffer>> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let index = uint_in(index, "index")?;
-        let store = self.store()?;
+        let store = e.store()?;
         let core = store.core(handle).map_err(js_error)?;
         let block = core.get(store.storage(), index).map_err(js_error)?;
         Ok(block.map(Buffer::from))
@@ -220,6 +280,7 @@ impl NativeStore {
     pub fn has(&self, handle: u32, start: i64, end: i64) -> Result<bool> {
         let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
         Ok(self
+            .engine()
             .store()?
             .core(handle)
             .map_err(js_error)?
@@ -233,8 +294,10 @@ impl NativeStore {
         byte_offset: i64,
         padding: Option<u32>,
     ) -> Result<Option<Vec<i64>>> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let bytes = uint_in(byte_offset, "byteOffset")?;
-        let store = self.store()?;
+        let store = e.store()?;
         let core = store.core(handle).map_err(js_error)?;
         let padding = u64::from(padding.unwrap_or(0));
         let found = core
@@ -244,21 +307,25 @@ impl NativeStore {
     }
 
     #[napi]
-    pub fn truncate(&mut self, handle: u32, new_length: i64, fork: i64) -> Result<CoreStateOut> {
+    pub fn truncate(&self, handle: u32, new_length: i64, fork: i64) -> Result<CoreStateOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let (length, fork) = (uint_in(new_length, "newLength")?, uint_in(fork, "fork")?);
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        let store = e.store.as_mut().ok_or_else(store_closed)?;
         let (core, storage) = store.core_mut(handle).map_err(js_error)?;
         let state = core.truncate(storage, length, fork).map_err(js_error)?;
-        if self.replicator.is_active() {
-            self.replicator.on_local_change(store, handle);
+        if e.replicator.is_active() {
+            e.replicator.on_local_change(store, handle);
         }
         Ok(state_out(state))
     }
 
     #[napi]
-    pub fn clear(&mut self, handle: u32, start: i64, end: i64) -> Result<CoreStateOut> {
+    pub fn clear(&self, handle: u32, start: i64, end: i64) -> Result<CoreStateOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
-        let (core, storage) = self.store_mut()?.core_mut(handle).map_err(js_error)?;
+        let (core, storage) = e.store_mut()?.core_mut(handle).map_err(js_error)?;
         core.clear(storage, start, end)
             .map(state_out)
             .map_err(js_error)
@@ -266,29 +333,37 @@ impl NativeStore {
 
     /// hypercore `markBlock(start, end)`: the blocks stay through the next `sweep`.
     #[napi]
-    pub fn mark_blocks(&mut self, handle: u32, start: i64, end: i64) -> Result<()> {
+    pub fn mark_blocks(&self, handle: u32, start: i64, end: i64) -> Result<()> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
-        let (core, storage) = self.store_mut()?.core_mut(handle).map_err(js_error)?;
+        let (core, storage) = e.store_mut()?.core_mut(handle).map_err(js_error)?;
         core.mark(storage, start, end).map_err(js_error)
     }
 
     #[napi]
-    pub fn clear_markings(&mut self, handle: u32) -> Result<()> {
-        let (core, storage) = self.store_mut()?.core_mut(handle).map_err(js_error)?;
+    pub fn clear_markings(&self, handle: u32) -> Result<()> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let (core, storage) = e.store_mut()?.core_mut(handle).map_err(js_error)?;
         core.clear_marks(storage).map_err(js_error)
     }
 
     /// hypercore `sweep()`: clears every block no mark covers, and the marks.
     #[napi]
-    pub fn sweep(&mut self, handle: u32) -> Result<CoreStateOut> {
-        let (core, storage) = self.store_mut()?.core_mut(handle).map_err(js_error)?;
+    pub fn sweep(&self, handle: u32) -> Result<CoreStateOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let (core, storage) = e.store_mut()?.core_mut(handle).map_err(js_error)?;
         core.sweep(storage).map(state_out).map_err(js_error)
     }
 
     #[napi]
     pub fn tree_hash(&self, handle: u32, length: i64) -> Result<Buffer> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let length = uint_in(length, "length")?;
-        let store = self.store()?;
+        let store = e.store()?;
         let core = store.core(handle).map_err(js_error)?;
         let hash = core.tree_hash(store.storage(), length).map_err(js_error)?;
         Ok(hash.to_vec().into())
@@ -296,7 +371,9 @@ impl NativeStore {
 
     #[napi]
     pub fn get_user_data(&self, handle: u32, key: String) -> Result<Option<Buffer>> {
-        let store = self.store()?;
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let store = e.store()?;
         let core = store.core(handle).map_err(js_error)?;
         let value = core.user_data(store.storage(), &key).map_err(js_error)?;
         Ok(value.map(Buffer::from))
@@ -304,7 +381,9 @@ impl NativeStore {
 
     #[napi]
     pub fn set_user_data(&self, handle: u32, key: String, value: Option<Buffer>) -> Result<()> {
-        let store = self.store()?;
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let store = e.store()?;
         let core = store.core(handle).map_err(js_error)?;
         core.set_user_data(store.storage(), &key, value.as_deref())
             .map_err(js_error)
@@ -317,12 +396,14 @@ impl NativeStore {
     /// carries only the cores given to `replicationAddCore`.
     #[napi]
     pub fn replication_open(
-        &mut self,
+        &self,
         is_initiator: bool,
         handshake_hash: Option<Buffer>,
         scoped: Option<bool>,
         key_pair: Option<convert::KeyPairIn>,
     ) -> Result<ReplicationOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let hash = match &handshake_hash {
             Some(h) => Some(<[u8; 64]>::try_from(h.as_ref()).map_err(|_| {
                 js_error(EngineError::bad_argument("handshakeHash must be 64 bytes"))
@@ -346,11 +427,11 @@ impl NativeStore {
             }
             None => None,
         };
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        let store = e.store.as_mut().ok_or_else(store_closed)?;
         let session =
-            self.replicator
+            e.replicator
                 .open(store, is_initiator, hash, scoped.unwrap_or(false), key_pair);
-        let mut out = replication_out(self.replicator.take_output());
+        let mut out = replication_out(e.replicator.take_output());
         out.session = Some(session);
         Ok(out)
     }
@@ -358,57 +439,110 @@ impl NativeStore {
     /// A session extension message for the core, to the peer on `session` or to all.
     #[napi]
     pub fn replication_extension(
-        &mut self,
+        &self,
         handle: u32,
         session: Option<u32>,
         name: String,
         message: BufferSlice,
     ) -> Result<ReplicationOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         if name.is_empty() {
             return Err(js_error(EngineError::bad_argument(
                 "An extension needs a name",
             )));
         }
-        self.replicator
+        e.replicator
             .send_extension(handle, session, &name, &message);
-        Ok(replication_out(self.replicator.take_output()))
+        Ok(replication_out(e.replicator.take_output()))
     }
 
     /// `store.replicate(stream)` on a `core.replicate()` stream: every core replicates on it.
     #[napi]
-    pub fn replication_widen(&mut self, session: u32) -> Result<ReplicationOut> {
-        self.replicate_with(|r, store| r.widen(store, session))
+    pub fn replication_widen(&self, session: u32) -> Result<ReplicationOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.replicate_with(|r, store| r.widen(store, session))
     }
 
     /// `core.replicate(stream)`: the core replicates on this stream too.
     #[napi]
-    pub fn replication_add_core(&mut self, session: u32, handle: u32) -> Result<ReplicationOut> {
-        self.replicate_with(|r, store| r.add_to_scope(store, session, handle))
+    pub fn replication_add_core(&self, session: u32, handle: u32) -> Result<ReplicationOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.replicate_with(|r, store| r.add_to_scope(store, session, handle))
     }
 
-    /// Raw transport bytes from the peer.
+    /// Raw transport bytes from the peer, for the worker: null, and the worker's output
+    /// comes through `replicationPoll`. Without a worker, processed here: the output.
     #[napi]
-    pub fn replication_recv(&mut self, session: u32, data: BufferSlice) -> Result<ReplicationOut> {
-        self.replicate_with(|r, store| r.recv(store, session, &data))
+    pub fn replication_recv(
+        &mut self,
+        env: &Env,
+        session: u32,
+        data: BufferSlice,
+    ) -> Result<Option<ReplicationOut>> {
+        // in pieces: what the worker makes of the first (requests, answers) goes out while
+        // it works on the next, so both ends of a transfer keep busy
+        let mut pieces = data.chunks(WORKER_PIECE);
+        while let Some(piece) = pieces.next() {
+            let job = Job::Recv {
+                session,
+                data: piece.to_vec(),
+            };
+            if let Err(job) = self.submit(env, job) {
+                // no worker: the rest is processed here
+                let mut rest = match job {
+                    Job::Recv { data, .. } => data,
+                    Job::Events { .. } => Vec::new(),
+                };
+                for p in pieces {
+                    rest.extend_from_slice(p);
+                }
+                return self
+                    .run_here(Job::Recv {
+                        session,
+                        data: rest,
+                    })
+                    .map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// A job run on the JS thread (no worker).
+    fn run_here(&self, job: Job) -> Result<ReplicationOut> {
+        let mut engine = self.engine();
+        match job {
+            Job::Recv { session, data } => {
+                engine.replicate_with(|r, store| r.recv(store, session, &data))
+            }
+            Job::Events {
+                session, events, ..
+            } => engine.replicate_with(|r, store| r.external(store, session, events)),
+        }
     }
 
     /// Channel events of an external stream's JS Protomux, batched: `meta` holds 6 bytes
     /// per event (kind: 0 `remote-open` (data = the discovery key the peer opened),
     /// 1 `opened` (data = the peer's handshake), 2 `message`, 3 `close`; the message type;
-    /// the channel as a little-endian u32), `data` the event's bytes.
+    /// the channel as a little-endian u32), `data` the event's bytes. Handed to the
+    /// worker (null) unless `here`, or without a worker: then processed now (the output).
     #[napi]
     pub fn replication_channel_events(
         &mut self,
+        env: &Env,
         session: u32,
         meta: BufferSlice,
         data: Vec<Buffer>,
-    ) -> Result<ReplicationOut> {
-        use crate::wire::protomux::MuxEvent;
+        here: Option<bool>,
+    ) -> Result<Option<ReplicationOut>> {
         if meta.len() != 6 * data.len() {
             return Err(js_error(EngineError::bad_argument(
                 "channel events: meta must hold 6 bytes per event",
             )));
         }
+        let bytes = data.iter().map(|d| d.len() as u64).sum();
         let mut events = Vec::with_capacity(data.len());
         for (m, data) in meta.chunks_exact(6).zip(data) {
             let local_id = u64::from(u32::from_le_bytes([m[2], m[3], m[4], m[5]]));
@@ -437,33 +571,50 @@ impl NativeStore {
                 }
             });
         }
-        self.replicate_with(|r, store| r.external(store, session, events))
+        let job = Job::Events {
+            session,
+            events,
+            bytes,
+        };
+        if here == Some(true) {
+            return self.run_here(job).map(Some);
+        }
+        match self.submit(env, job) {
+            Ok(()) => Ok(None),
+            Err(job) => self.run_here(job).map(Some),
+        }
     }
 
     /// An empty message on an idle raw stream, as hypercore's 5-second keep-alive.
     #[napi]
-    pub fn replication_keep_alive(&mut self, session: u32) -> Result<ReplicationOut> {
-        self.replicate_with(|r, store| r.keep_alive(store, session))
+    pub fn replication_keep_alive(&self, session: u32) -> Result<ReplicationOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.replicate_with(|r, store| r.keep_alive(store, session))
     }
 
     #[napi]
-    pub fn replication_close(&mut self, session: u32) -> Result<ReplicationOut> {
-        if let Some(store) = self.store.as_mut() {
-            self.replicator.close(store, session, None);
+    pub fn replication_close(&self, session: u32) -> Result<ReplicationOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        if let Some(store) = e.store.as_mut() {
+            e.replicator.close(store, session, None);
         }
-        Ok(replication_out(self.replicator.take_output()))
+        Ok(replication_out(e.replicator.take_output()))
     }
 
     /// Local readers wait for blocks [start, end): ask peers for them. `end` -1: every
     /// block, now and as the core grows (download() without a range).
     #[napi]
     pub fn replication_want(
-        &mut self,
+        &self,
         handle: u32,
         start: i64,
         end: i64,
         force: Option<bool>,
     ) -> Result<ReplicationOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let start = uint_in(start, "start")?;
         let end = if end == -1 {
             None
@@ -471,26 +622,30 @@ impl NativeStore {
             Some(uint_in(end, "end")?)
         };
         let force = force.unwrap_or(false);
-        self.replicate_with(|r, store| r.want(store, handle, start, end, force))
+        e.replicate_with(|r, store| r.want(store, handle, start, end, force))
     }
 
     /// A local seek of a sparse replica lacks tree nodes: ask a peer for a seek proof.
     #[napi]
     pub fn replication_seek(
-        &mut self,
+        &self,
         handle: u32,
         bytes: i64,
         padding: i64,
     ) -> Result<ReplicationOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let (bytes, padding) = (uint_in(bytes, "bytes")?, uint_in(padding, "padding")?);
-        self.replicate_with(|r, store| r.want_seek(store, handle, bytes, padding))
+        e.replicate_with(|r, store| r.want_seek(store, handle, bytes, padding))
     }
 
     /// What the peer on `session` told us about the core, or null when it has no channel
     /// for it (hypercore's Peer remoteLength, remoteFork, ...).
     #[napi]
     pub fn replication_peer(&self, handle: u32, session: u32) -> Option<PeerInfoOut> {
-        self.replicator
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.replicator
             .peer_info(handle, session)
             .map(|p| PeerInfoOut {
                 remote_length: p.length as i64,
@@ -502,44 +657,57 @@ impl NativeStore {
     }
 
     #[napi]
-    pub fn replication_unwant(&mut self, handle: u32, start: i64, end: i64) -> Result<()> {
+    pub fn replication_unwant(&self, handle: u32, start: i64, end: i64) -> Result<()> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
-        self.replicator.unwant(handle, start, end);
+        e.replicator.unwant(handle, start, end);
         Ok(())
     }
 
     /// 0: no peer knows more; 1: an upgrade is on its way; 2: peers have not synced yet.
     #[napi]
-    pub fn replication_update(&mut self, handle: u32) -> Result<ReplicationOut> {
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
-        let status = self.replicator.update(store, handle);
-        let mut out = replication_out(self.replicator.take_output());
+    pub fn replication_update(&self, handle: u32) -> Result<ReplicationOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let store = e.store.as_mut().ok_or_else(store_closed)?;
+        let status = e.replicator.update(store, handle);
+        let mut out = replication_out(e.replicator.take_output());
         out.status = Some(status);
         Ok(out)
     }
 
     /// What local changes (append, truncate, cores opened) queued for the streams.
     #[napi]
-    pub fn replication_poll(&mut self) -> ReplicationOut {
-        replication_out(self.replicator.take_output())
+    pub fn replication_poll(&mut self, env: &Env) -> ReplicationOut {
+        if let Some(w) = self.worker.as_mut() {
+            w.polled(env, &self.shared);
+        }
+        self.engine().take_output()
     }
 
     #[napi]
     pub fn peer_count(&self, handle: u32) -> u32 {
-        self.replicator.peer_count(handle)
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.replicator.peer_count(handle)
     }
 
     /// What `openCore` returns, for a core already open (no reference added): the facade
     /// refreshes a core whose manifest was learned from a peer.
     #[napi]
     pub fn core_info(&self, handle: u32) -> Result<CoreInfo> {
-        let core = self.store()?.core(handle).map_err(js_error)?;
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let core = e.store()?.core(handle).map_err(js_error)?;
         Ok(core_info(handle, core))
     }
 
     #[napi]
     pub fn state(&self, handle: u32) -> Result<CoreStateOut> {
-        self.store()?.state(handle).map(state_out).map_err(js_error)
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.store()?.state(handle).map(state_out).map_err(js_error)
     }
 }
 
@@ -646,6 +814,14 @@ pub struct ReplicationOut {
     pub sends: Vec<SendOut>,
     pub commands: Vec<CommandOut>,
     pub events: Vec<EventOut>,
+    /// peer input the replication worker processed, per session, since the last poll
+    pub consumed: Vec<ConsumedOut>,
+}
+
+#[napi(object)]
+pub struct ConsumedOut {
+    pub session: u32,
+    pub bytes: f64,
 }
 
 #[napi(object)]
@@ -770,6 +946,7 @@ fn replication_out(out: Output) -> ReplicationOut {
             })
             .collect(),
         events,
+        consumed: Vec::new(),
     }
 }
 

@@ -22,7 +22,9 @@ impl NativeStore {
     /// guest's engine session runs on that hash. Null while the handshake runs.
     #[napi]
     pub fn replication_handshake(&self, session: u32) -> Option<StreamHandshake> {
-        let (hash, key) = self.replicator.handshake(session)?;
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let (hash, key) = e.replicator.handshake(session)?;
         Some(StreamHandshake {
             handshake_hash: hash.to_vec().into(),
             remote_public_key: key.map(|k| k.to_vec().into()),
@@ -31,23 +33,27 @@ impl NativeStore {
 
     /// Offer the peer's channels for cores we lack to guest stores from now on.
     #[napi]
-    pub fn replication_host_guests(&mut self, session: u32) -> Result<ReplicationOut> {
-        self.replicate_with(|r, _| r.host_guests(session))
+    pub fn replication_host_guests(&self, session: u32) -> Result<ReplicationOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.replicate_with(|r, _| r.host_guests(session))
     }
 
     /// Opens a channel for a guest's core (its engine's `open` command): the channel id
     /// (`channel`), absent when the stream is not open or has that core's channel already.
     #[napi]
     pub fn replication_relay_open(
-        &mut self,
+        &self,
         session: u32,
         discovery_key: BufferSlice,
         handshake: BufferSlice,
     ) -> Result<ReplicationOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let dkey = convert::bytes32(&discovery_key, "discoveryKey")?;
         let mut channel = None;
         let mut out =
-            self.replicate_with(|r, _| channel = r.relay_open(session, &dkey, &handshake))?;
+            e.replicate_with(|r, _| channel = r.relay_open(session, &dkey, &handshake))?;
         out.channel = channel.and_then(|c| u32::try_from(c).ok());
         Ok(out)
     }
@@ -55,8 +61,10 @@ impl NativeStore {
     /// The stream's JS Protomux view is in use: the peer's channels of other protocols are
     /// offered to it (`mux-open` events).
     #[napi]
-    pub fn replication_use_mux(&mut self, session: u32) -> Result<()> {
-        self.replicator.use_mux(session);
+    pub fn replication_use_mux(&self, session: u32) -> Result<()> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.replicator.use_mux(session);
         Ok(())
     }
 
@@ -64,14 +72,16 @@ impl NativeStore {
     /// made it): the channel id (`channel`), absent when the stream is not open.
     #[napi]
     pub fn replication_relay_open_protocol(
-        &mut self,
+        &self,
         session: u32,
         protocol: String,
         id: Option<BufferSlice>,
         handshake: BufferSlice,
     ) -> Result<ReplicationOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let mut channel = None;
-        let mut out = self.replicate_with(|r, _| {
+        let mut out = e.replicate_with(|r, _| {
             channel = r.relay_open_protocol(session, &protocol, id.as_deref(), &handshake)
         })?;
         out.channel = channel.and_then(|c| u32::try_from(c).ok());
@@ -81,39 +91,37 @@ impl NativeStore {
     /// A guest's message (its engine's `send` command) on its relay channel.
     #[napi]
     pub fn replication_relay_send(
-        &mut self,
+        &self,
         session: u32,
         channel: u32,
         message_type: u32,
         data: BufferSlice,
     ) -> Result<ReplicationOut> {
-        self.replicate_with(|r, _| {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.replicate_with(|r, _| {
             r.relay_send(session, u64::from(channel), u64::from(message_type), &data)
         })
     }
 
     /// A guest's channel goes (its core or its store closed).
     #[napi]
-    pub fn replication_relay_close(
-        &mut self,
-        session: u32,
-        channel: u32,
-    ) -> Result<ReplicationOut> {
-        self.replicate_with(|r, _| r.relay_close(session, u64::from(channel)))
+    pub fn replication_relay_close(&self, session: u32, channel: u32) -> Result<ReplicationOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.replicate_with(|r, _| r.relay_close(session, u64::from(channel)))
     }
 
     /// No guest took a peer's channel offered by a relay event of kind 0.
     #[napi]
-    pub fn replication_relay_reject(
-        &mut self,
-        session: u32,
-        channel: u32,
-    ) -> Result<ReplicationOut> {
+    pub fn replication_relay_reject(&self, session: u32, channel: u32) -> Result<ReplicationOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         if channel == 0 {
             return Err(js_error(EngineError::bad_argument(
                 "channel 0 is not a peer's channel",
             )));
         }
-        self.replicate_with(|r, _| r.relay_reject(session, u64::from(channel)))
+        e.replicate_with(|r, _| r.relay_reject(session, u64::from(channel)))
     }
 }

@@ -102,26 +102,32 @@ fn flushed_out(f: Flushed) -> FlushedOut {
 #[napi]
 impl NativeStore {
     #[napi]
-    pub fn atom_create(&mut self) -> Result<u32> {
-        Ok(self.store_mut()?.create_atom())
+    pub fn atom_create(&self) -> Result<u32> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        Ok(e.store_mut()?.create_atom())
     }
 
     /// Writes the atom's changes as one batch; returns what each parent state adopted.
     #[napi]
-    pub fn atom_flush(&mut self, atom: u32) -> Result<Vec<FlushedOut>> {
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
+    pub fn atom_flush(&self, atom: u32) -> Result<Vec<FlushedOut>> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let store = e.store.as_mut().ok_or_else(store_closed)?;
         let flushed = store.flush_atom(atom).map_err(js_error)?;
-        if self.replicator.is_active() {
+        if e.replicator.is_active() {
             for f in flushed.iter().filter(|f| f.state.is_none()) {
-                self.replicator.on_local_change(store, f.core);
+                e.replicator.on_local_change(store, f.core);
             }
         }
         Ok(flushed.into_iter().map(flushed_out).collect())
     }
 
     #[napi]
-    pub fn atom_release(&mut self, atom: u32) {
-        if let Some(store) = self.store.as_mut() {
+    pub fn atom_release(&self, atom: u32) {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        if let Some(store) = e.store.as_mut() {
             store.release_atom(atom);
         }
     }
@@ -130,36 +136,44 @@ impl NativeStore {
     /// atomic when `atom` is given, else the named session `name`.
     #[napi]
     pub fn state_create(
-        &mut self,
+        &self,
         parent: u32,
         name: Option<String>,
         overwrite: Option<bool>,
         atom: Option<u32>,
     ) -> Result<u32> {
-        self.store_mut()?
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.store_mut()?
             .create_state(parent, name, overwrite.unwrap_or(false), atom)
             .map_err(js_error)
     }
 
     #[napi]
-    pub fn state_close(&mut self, state: u32) {
-        if let Some(store) = self.store.as_mut() {
+    pub fn state_close(&self, state: u32) {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        if let Some(store) = e.store.as_mut() {
             store.close_state(state);
         }
     }
 
     #[napi]
     pub fn state_info(&self, state: u32) -> Result<StateOut> {
-        self.store()?
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.store()?
             .state_info(state)
             .map(state_info_out)
             .map_err(js_error)
     }
 
     #[napi]
-    pub fn state_append(&mut self, state: u32, blocks: Vec<Buffer>) -> Result<StateOut> {
+    pub fn state_append(&self, state: u32, blocks: Vec<Buffer>) -> Result<StateOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let slices: Vec<&[u8]> = blocks.iter().map(|b| b.as_ref()).collect();
-        let store = self.store_mut()?;
+        let store = e.store_mut()?;
         // only a state standing in for the default one signs what it appends
         let sign = store
             .state_entry(state)
@@ -175,9 +189,11 @@ impl NativeStore {
     }
 
     #[napi]
-    pub fn state_truncate(&mut self, state: u32, length: i64, fork: i64) -> Result<StateOut> {
+    pub fn state_truncate(&self, state: u32, length: i64, fork: i64) -> Result<StateOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let (length, fork) = (uint_in(length, "length")?, uint_in(fork, "fork")?);
-        self.store_mut()?
+        e.store_mut()?
             .state_change(state, true, |s, r, signer, default| {
                 s.plan_truncate(r, length, fork, signer, default)
             })
@@ -186,9 +202,11 @@ impl NativeStore {
     }
 
     #[napi]
-    pub fn state_clear(&mut self, state: u32, start: i64, end: i64) -> Result<StateOut> {
+    pub fn state_clear(&self, state: u32, start: i64, end: i64) -> Result<StateOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
-        self.store_mut()?
+        e.store_mut()?
             .state_change(state, false, |s, _, _, _| Ok(s.plan_clear(start, end)))
             .map(state_info_out)
             .map_err(js_error)
@@ -196,8 +214,10 @@ impl NativeStore {
 
     #[napi]
     pub fn state_get(&self, state: u32, index: i64) -> Result<Option<Buffer>> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let index = uint_in(index, "index")?;
-        self.store()?
+        e.store()?
             .state_read(state, |s, r| s.get(r, index))
             .map(|b| b.map(Buffer::from))
             .map_err(js_error)
@@ -205,8 +225,10 @@ impl NativeStore {
 
     #[napi]
     pub fn state_has(&self, state: u32, start: i64, end: i64) -> Result<bool> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
-        self.store()?
+        e.store()?
             .state_read(state, |s, r| s.has(r, start, end))
             .map_err(js_error)
     }
@@ -221,6 +243,7 @@ impl NativeStore {
         let bytes = uint_in(byte_offset, "byteOffset")?;
         let padding = u64::from(padding.unwrap_or(0));
         let found = self
+            .engine()
             .store()?
             .state_read(state, |s, r| s.tree.seek(&s.nodes(r), bytes, padding))
             .map_err(js_error)?;
@@ -231,6 +254,7 @@ impl NativeStore {
     pub fn state_tree_hash(&self, state: u32, length: i64) -> Result<Buffer> {
         let length = uint_in(length, "length")?;
         let hash = self
+            .engine()
             .store()?
             .state_read(state, |s, r| s.tree_hash(r, length))
             .map_err(js_error)?;
@@ -239,7 +263,9 @@ impl NativeStore {
 
     #[napi]
     pub fn state_get_user_data(&self, state: u32, key: String) -> Result<Option<Buffer>> {
-        self.store()?
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.store()?
             .state_read(state, |s, r| s.user_data(r, &key))
             .map(|v| v.map(Buffer::from))
             .map_err(js_error)
@@ -247,12 +273,14 @@ impl NativeStore {
 
     #[napi]
     pub fn state_set_user_data(
-        &mut self,
+        &self,
         state: u32,
         key: String,
         value: Option<Buffer>,
     ) -> Result<()> {
-        self.store_mut()?
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.store_mut()?
             .state_change(state, false, |s, _, _, _| {
                 Ok(crate::core::session_state::Planned {
                     batch: s.plan_user_data(&key, value.as_deref()),
@@ -272,6 +300,7 @@ impl NativeStore {
     pub fn state_catchup(&mut self, state: u32, length: i64) -> Result<CatchupOut> {
         let length = uint_in(length, "length")?;
         let (info, shared) = self
+            .engine()
             .store_mut()?
             .state_catchup(state, length)
             .map_err(js_error)?;
@@ -287,6 +316,7 @@ impl NativeStore {
     pub fn state_move_to(&mut self, state: u32, target: u32, length: i64) -> Result<MovedOut> {
         let length = uint_in(length, "length")?;
         let (info, truncated) = self
+            .engine()
             .store_mut()?
             .move_state(state, target, length)
             .map_err(js_error)?;
@@ -298,11 +328,13 @@ impl NativeStore {
 
     /// hypercore's `copyPrologue(src)` into core `handle` from a core or state handle.
     #[napi]
-    pub fn copy_prologue(&mut self, handle: u32, src: u32) -> Result<bool> {
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
+    pub fn copy_prologue(&self, handle: u32, src: u32) -> Result<bool> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let store = e.store.as_mut().ok_or_else(store_closed)?;
         let copied = store.copy_prologue(handle, src).map_err(js_error)?;
-        if copied && self.replicator.is_active() {
-            self.replicator.on_local_change(store, handle);
+        if copied && e.replicator.is_active() {
+            e.replicator.on_local_change(store, handle);
         }
         Ok(copied)
     }
@@ -311,8 +343,10 @@ impl NativeStore {
     /// dependencies }` (a core handle gives its default state's).
     #[napi]
     pub fn storage_info(&self, handle: u32) -> Result<StorageInfoOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let (core_pointer, data_pointer, deps) =
-            self.store()?.storage_pointers(handle).map_err(js_error)?;
+            e.store()?.storage_pointers(handle).map_err(js_error)?;
         Ok(StorageInfoOut {
             core_pointer: core_pointer as i64,
             data_pointer: data_pointer as i64,
@@ -329,7 +363,9 @@ impl NativeStore {
     /// A transaction of hypercore-storage's `state.storage.write()`: local records and user
     /// data of the state's own data, one batch (into its atom when it has one).
     #[napi]
-    pub fn storage_write(&mut self, handle: u32, ops: Vec<StorageOpIn>) -> Result<()> {
+    pub fn storage_write(&self, handle: u32, ops: Vec<StorageOpIn>) -> Result<()> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let mut parsed = Vec::with_capacity(ops.len());
         for op in ops {
             let key = op.key.to_vec();
@@ -349,7 +385,7 @@ impl NativeStore {
                 other => return Err(bad(&format!("unknown storage write operation {other}"))),
             });
         }
-        self.store_mut()?
+        e.store_mut()?
             .storage_write(handle, parsed)
             .map_err(js_error)
     }
@@ -363,6 +399,7 @@ impl NativeStore {
         lt: Option<Buffer>,
     ) -> Result<Vec<LocalEntryOut>> {
         let entries = self
+            .engine()
             .store()?
             .local_range(handle, &gte, lt.as_deref())
             .map_err(js_error)?;
@@ -376,14 +413,18 @@ impl NativeStore {
     }
 
     #[napi]
-    pub fn storage_delete_sessions(&mut self, handle: u32) -> Result<()> {
-        self.store_mut()?.delete_sessions(handle).map_err(js_error)
+    pub fn storage_delete_sessions(&self, handle: u32) -> Result<()> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.store_mut()?.delete_sessions(handle).map_err(js_error)
     }
 
     /// The signed head of a core's default state (hypercore's `core.header.tree`).
     #[napi]
     pub fn core_head(&self, handle: u32) -> Result<HeadOut> {
-        let store = self.store()?;
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let store = e.store()?;
         let core = store.core(handle).map_err(js_error)?;
         let tree = core.tree();
         Ok(HeadOut {
@@ -397,21 +438,27 @@ impl NativeStore {
     /// The store is closing: every core's channels close on every stream (the peers hear
     /// it) and the streams stay open, as corestore's.
     #[napi]
-    pub fn replication_close_cores(&mut self) -> Result<super::ReplicationOut> {
-        self.replicate_with(|r, store| r.close_channels(store))
+    pub fn replication_close_cores(&self) -> Result<super::ReplicationOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.replicate_with(|r, store| r.close_channels(store))
     }
 
     /// hypercore's `replicator.setInflightRange(min, max)` for one core.
     #[napi]
-    pub fn replication_set_inflight_range(&mut self, handle: u32, min: u32, max: u32) {
-        self.replicator
+    pub fn replication_set_inflight_range(&self, handle: u32, min: u32, max: u32) {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.replicator
             .set_inflight_range(handle, min as usize, max as usize);
     }
 
     /// hypercore's `core.compact()`: RocksDB compacts the core's records.
     #[napi]
     pub fn compact(&self, handle: u32) -> Result<()> {
-        let store = self.store()?;
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let store = e.store()?;
         let (core_pointer, data_pointer, _) = store.storage_pointers(handle).map_err(js_error)?;
         store
             .storage()
@@ -423,16 +470,18 @@ impl NativeStore {
     /// on in a way the session does not contain.
     #[napi]
     pub fn commit(
-        &mut self,
+        &self,
         handle: u32,
         state: u32,
         length: Option<i64>,
         tree_length: Option<i64>,
         signature: Option<Buffer>,
     ) -> Result<Option<StateOut>> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let length = length.map(|l| uint_in(l, "length")).transpose()?;
         let tree_length = tree_length.map(|l| uint_in(l, "treeLength")).transpose()?;
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        let store = e.store.as_mut().ok_or_else(store_closed)?;
         let done = store
             .commit(
                 handle,
@@ -442,8 +491,8 @@ impl NativeStore {
                 signature.map(|s| s.to_vec()),
             )
             .map_err(js_error)?;
-        if done.is_some() && self.replicator.is_active() && store.core(handle).is_ok() {
-            self.replicator.on_local_change(store, handle);
+        if done.is_some() && e.replicator.is_active() && store.core(handle).is_ok() {
+            e.replicator.on_local_change(store, handle);
         }
         Ok(done.map(state_info_out))
     }

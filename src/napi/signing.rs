@@ -54,18 +54,20 @@ impl NativeStore {
     /// `append`, signed as `opts` says.
     #[napi]
     pub fn append_signed(
-        &mut self,
+        &self,
         handle: u32,
         blocks: Vec<Buffer>,
         opts: SignOptions,
     ) -> Result<CoreStateOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let with = sign_with(&opts)?;
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        let store = e.store.as_mut().ok_or_else(store_closed)?;
         let (core, storage) = store.core_mut(handle).map_err(js_error)?;
         let slices: Vec<&[u8]> = blocks.iter().map(|b| b.as_ref()).collect();
         let state = core.append_as(storage, &slices, &with).map_err(js_error)?;
-        if self.replicator.is_active() {
-            self.replicator.on_local_change(store, handle);
+        if e.replicator.is_active() {
+            e.replicator.on_local_change(store, handle);
         }
         Ok(state_out(state))
     }
@@ -73,21 +75,23 @@ impl NativeStore {
     /// `truncate`, signed as `opts` says.
     #[napi]
     pub fn truncate_signed(
-        &mut self,
+        &self,
         handle: u32,
         new_length: i64,
         fork: i64,
         opts: SignOptions,
     ) -> Result<CoreStateOut> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let (length, fork) = (uint_in(new_length, "newLength")?, uint_in(fork, "fork")?);
         let with = sign_with(&opts)?;
-        let store = self.store.as_mut().ok_or_else(store_closed)?;
+        let store = e.store.as_mut().ok_or_else(store_closed)?;
         let (core, storage) = store.core_mut(handle).map_err(js_error)?;
         let state = core
             .truncate_as(storage, length, fork, &with)
             .map_err(js_error)?;
-        if self.replicator.is_active() {
-            self.replicator.on_local_change(store, handle);
+        if e.replicator.is_active() {
+            e.replicator.on_local_change(store, handle);
         }
         Ok(state_out(state))
     }

@@ -16,13 +16,17 @@ impl NativeStore {
     /// A point-in-time view of the store's database: its id.
     #[napi]
     pub fn storage_snapshot(&self) -> Result<i64> {
-        let id = self.store()?.storage().snapshot();
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let id = e.store()?.storage().snapshot();
         i64::try_from(id).map_err(|_| js_error(EngineError::bad_argument("too many snapshots")))
     }
 
     #[napi]
     pub fn release_storage_snapshot(&self, id: i64) -> Result<()> {
-        if let (Some(store), Ok(id)) = (self.store.as_ref(), u64::try_from(id)) {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        if let (Some(store), Ok(id)) = (e.store.as_ref(), u64::try_from(id)) {
             store.storage().release_snapshot(id);
         }
         Ok(())
@@ -31,8 +35,10 @@ impl NativeStore {
     /// Block `index` of core `handle` as snapshot `id` saw it; null when it had none.
     #[napi]
     pub fn snapshot_get(&self, id: i64, handle: u32, index: i64) -> Result<Option<Buffer>> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
         let (id, index) = (uint_in(id, "id")?, uint_in(index, "index")?);
-        let store = self.store()?;
+        let store = e.store()?;
         let core = store.core(handle).map_err(js_error)?;
         let block = store
             .storage()

@@ -12,8 +12,10 @@ impl NativeStore {
     /// head; returns that key (the facade opens it). A core without blocks is BAD_ARGUMENT
     /// "Core must have data".
     #[napi]
-    pub fn staticify(&mut self, handle: u32) -> Result<Buffer> {
-        let key = self.store_mut()?.staticify(handle).map_err(js_error)?;
+    pub fn staticify(&self, handle: u32) -> Result<Buffer> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let key = e.store_mut()?.staticify(handle).map_err(js_error)?;
         Ok(key.to_vec().into())
     }
 }

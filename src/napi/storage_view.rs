@@ -35,6 +35,7 @@ impl NativeStore {
     pub fn storage_block(&self, handle: u32, index: i64) -> Result<Option<Buffer>> {
         let index = uint_in(index, "index")?;
         let block = self
+            .engine()
             .store()?
             .storage_block(handle, index)
             .map_err(js_error)?;
@@ -51,6 +52,7 @@ impl NativeStore {
             Some(uint_in(lt, "lt")?)
         };
         let blocks = self
+            .engine()
             .store()?
             .storage_blocks(handle, start, end)
             .map_err(js_error)?;
@@ -67,6 +69,7 @@ impl NativeStore {
     pub fn storage_tree_node(&self, handle: u32, index: i64) -> Result<Option<TreeNodeOut>> {
         let index = uint_in(index, "index")?;
         let node = self
+            .engine()
             .store()?
             .storage_tree_node(handle, index)
             .map_err(js_error)?;
@@ -79,7 +82,9 @@ impl NativeStore {
 
     #[napi]
     pub fn storage_head(&self, handle: u32) -> Result<Option<HeadOut>> {
-        let head = self.store()?.storage_head(handle).map_err(js_error)?;
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let head = e.store()?.storage_head(handle).map_err(js_error)?;
         Ok(head.map(|h| HeadOut {
             fork: h.fork as i64,
             length: h.length as i64,
@@ -90,7 +95,9 @@ impl NativeStore {
 
     #[napi]
     pub fn storage_hints(&self, handle: u32) -> Result<Option<HintsOut>> {
-        let hints = self.store()?.storage_hints(handle).map_err(js_error)?;
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let hints = e.store()?.storage_hints(handle).map_err(js_error)?;
         Ok(hints.map(|h| HintsOut {
             contiguous_length: h.contiguous_length.unwrap_or(0) as i64,
             remote_contiguous_length: h.remote_contiguous_length.unwrap_or(0) as i64,
@@ -102,6 +109,7 @@ impl NativeStore {
     pub fn storage_bitfield_page(&self, handle: u32, page: i64) -> Result<Option<Buffer>> {
         let page = uint_in(page, "page")?;
         let bytes = self
+            .engine()
             .store()?
             .storage_bitfield_page(handle, page)
             .map_err(js_error)?;
@@ -111,7 +119,9 @@ impl NativeStore {
     /// hypercore-storage's `createMarkStream()`: (page index, page bytes) of the marks.
     #[napi]
     pub fn storage_marks(&self, handle: u32) -> Result<Vec<BlockOut>> {
-        let pages = self.store()?.storage_marks(handle).map_err(js_error)?;
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let pages = e.store()?.storage_marks(handle).map_err(js_error)?;
         Ok(pages
             .into_iter()
             .map(|(i, v)| BlockOut {

@@ -18,7 +18,9 @@ impl NativeStore {
     /// from the start, the peer's once the handshake is done. Null for other streams.
     #[napi]
     pub fn replication_keys(&self, session: u32) -> Option<StreamKeys> {
-        let (public_key, remote) = self.replicator.keys(session)?;
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let (public_key, remote) = e.replicator.keys(session)?;
         Some(StreamKeys {
             public_key: public_key.to_vec().into(),
             remote_public_key: remote.map(|k| k.to_vec().into()),

@@ -14,6 +14,11 @@ use crate::wire::secretstream::{SecretStream, StreamEvent};
 /// Most requests in flight on one channel: bounds what a slow peer makes us hold.
 pub const MAX_INFLIGHT: usize = 1024;
 
+/// Our batch frames (one secretstream message each) stop growing past this size. The peer
+/// can decrypt and process nothing of a message before all of it arrived, so a transfer's
+/// answers go out in pieces the receiver works on while the next are made.
+const RAW_BATCH: usize = 256 * 1024;
+
 /// About how many bytes of blocks one channel asks for at once. A raw stream stops taking
 /// input while more than 8 MB of its output is unread, so two of our streams that both
 /// answer more than that at once would each wait for the other; asking for less than
@@ -433,7 +438,7 @@ impl Peer {
     pub fn flush(&mut self) -> Result<Vec<Vec<u8>>> {
         let frames = std::mem::take(&mut self.frames);
         let merged = if frames.len() > 1 {
-            self.mux.batches(&frames)
+            self.mux.batches(&frames, RAW_BATCH)
         } else {
             frames
         };

@@ -366,14 +366,15 @@ impl Mux {
         encode_batch(&items)
     }
 
-    /// Like `batch`, but starts a new batch frame whenever one has reached `MAX_BATCH`
-    /// bytes, as protomux does while corked.
-    pub fn batches<B: AsRef<[u8]>>(&self, frames: &[B]) -> Vec<Vec<u8>> {
+    /// Like `batch`, but starts a new batch frame whenever one has reached `limit` bytes
+    /// (protomux does so at `MAX_BATCH` while corked).
+    pub fn batches<B: AsRef<[u8]>>(&self, frames: &[B], limit: usize) -> Vec<Vec<u8>> {
+        let limit = limit.min(MAX_BATCH);
         let mut out = Vec::new();
         let mut items: Vec<(u64, &[u8])> = Vec::new();
         let mut size = 1;
         for (channel, item) in frames.iter().filter_map(|f| batch_item(f.as_ref())) {
-            if size >= MAX_BATCH {
+            if size >= limit && !items.is_empty() {
                 out.push(encode_batch(&items));
                 items.clear();
                 size = 1;
@@ -824,7 +825,7 @@ mod tests {
         frames.push(open1);
         frames.push(a.send(a0, t::REQUEST, &req0));
         assert_eq!(hex(&a.batch(&frames)), hex(&frame(f, "a_batch")));
-        assert_eq!(a.batches(&frames), vec![frame(f, "a_batch")]);
+        assert_eq!(a.batches(&frames, MAX_BATCH), vec![frame(f, "a_batch")]);
 
         // 4. B: the batch's events; B answers with data and the reject of core 1, corked
         let ev = b.recv(&frame(f, "a_batch")).unwrap();
@@ -1025,7 +1026,7 @@ mod tests {
         b.open("p", None, b"");
         let big = vec![0u8; MAX_BATCH / 3];
         let frames: Vec<Vec<u8>> = (0..7).map(|_| a.send(la, 3, &big)).collect();
-        let batches = a.batches(&frames);
+        let batches = a.batches(&frames, MAX_BATCH);
         assert_eq!(batches.len(), 3);
         let mut n = 0;
         for fr in &batches {

@@ -1,0 +1,164 @@
+//! A store's replication worker: one Rust thread that verifies, answers and stores what
+//! peers send, so the JS thread only moves bytes (docs/DECISIONS.md §23).
+//!
+//! JS hands each received chunk over (`Job`) and returns at once. The worker takes the
+//! engine lock per job, runs the replicator on it, records the bytes it consumed, and wakes
+//! JS through a threadsafe function when something waits there. JS then takes the output
+//! (`Engine::take_output`) in the order the engine made it. While jobs are outstanding the
+//! threadsafe function is referenced, so a process whose only pending work is replication
+//! stays alive, as it would with JS streams; when none are, it is not.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, Status};
+
+use super::engine::Engine;
+use crate::wire::protomux::MuxEvent;
+
+/// A call into JS with no arguments, created unreferenced (it does not keep the process
+/// alive by itself).
+pub(crate) type Wakeup = ThreadsafeFunction<(), (), (), Status, false, true, 0>;
+
+pub(crate) enum Job {
+    /// raw transport bytes of a stream whose Noise and Protomux run in the engine
+    Recv { session: u32, data: Vec<u8> },
+    /// channel events of a stream whose Protomux runs in JS; `bytes` counts their payloads
+    Events {
+        session: u32,
+        events: Vec<MuxEvent>,
+        bytes: u64,
+    },
+}
+
+/// What the JS thread and the worker share.
+pub(crate) struct Shared {
+    pub engine: Mutex<Engine>,
+    /// JS has been woken and has not polled since
+    woken: AtomicBool,
+    /// jobs handed over and not yet processed
+    outstanding: AtomicUsize,
+    /// the JS thread waits for the engine: the worker lets it go first
+    js_waiting: AtomicUsize,
+}
+
+impl Shared {
+    pub fn new(engine: Engine) -> Arc<Self> {
+        Arc::new(Shared {
+            engine: Mutex::new(engine),
+            woken: AtomicBool::new(false),
+            outstanding: AtomicUsize::new(0),
+            js_waiting: AtomicUsize::new(0),
+        })
+    }
+
+    /// The engine, for a call from JS. A panic cannot leave it half-changed in a way a
+    /// later call trips on more than the panic did, so a poisoned lock is still taken.
+    pub fn lock(&self) -> MutexGuard<'_, Engine> {
+        self.js_waiting.fetch_add(1, Ordering::SeqCst);
+        let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
+        self.js_waiting.fetch_sub(1, Ordering::SeqCst);
+        engine
+    }
+
+    /// The engine, for the worker's next job: after any JS call waiting for it, so the
+    /// event loop never waits more than one job.
+    fn lock_for_worker(&self) -> MutexGuard<'_, Engine> {
+        while self.js_waiting.load(Ordering::SeqCst) > 0 {
+            std::thread::yield_now();
+        }
+        self.engine.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The JS thread's end of a worker.
+pub(crate) struct Worker {
+    jobs: mpsc::Sender<Job>,
+    wakeup: Arc<Wakeup>,
+    referenced: bool,
+}
+
+impl Worker {
+    pub fn start(shared: &Arc<Shared>, wakeup: Arc<Wakeup>) -> std::io::Result<Self> {
+        let (jobs, queue) = mpsc::channel();
+        let shared = Arc::clone(shared);
+        let wake = Arc::clone(&wakeup);
+        std::thread::Builder::new()
+            .name("corestore-replication".into())
+            .spawn(move || run(&shared, &queue, &wake))?;
+        Ok(Worker {
+            jobs,
+            wakeup,
+            referenced: false,
+        })
+    }
+
+    /// Hands a job to the worker; back when the worker is gone (its thread ended).
+    pub fn submit(&mut self, env: &Env, shared: &Shared, job: Job) -> Result<(), Job> {
+        shared.outstanding.fetch_add(1, Ordering::SeqCst);
+        if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+            shared.outstanding.fetch_sub(1, Ordering::SeqCst);
+            return Err(job);
+        }
+        self.reference(env, true);
+        Ok(())
+    }
+
+    /// Called on the JS thread before it takes the output: the next job done wakes JS
+    /// again, and with nothing outstanding the process may exit.
+    pub fn polled(&mut self, env: &Env, shared: &Shared) {
+        shared.woken.store(false, Ordering::SeqCst);
+        if shared.outstanding.load(Ordering::SeqCst) == 0 {
+            self.reference(env, false);
+        }
+    }
+
+    fn reference(&mut self, env: &Env, on: bool) {
+        if self.referenced == on {
+            return;
+        }
+        let raw = self.wakeup.raw();
+        // SAFETY: called on the JS thread of `env`, on a threadsafe function this worker
+        // keeps alive (it is released only when the last Arc of it drops)
+        let status = unsafe {
+            if on {
+                napi::sys::napi_ref_threadsafe_function(env.raw(), raw)
+            } else {
+                napi::sys::napi_unref_threadsafe_function(env.raw(), raw)
+            }
+        };
+        if status == napi::sys::Status::napi_ok {
+            self.referenced = on;
+        }
+    }
+}
+
+fn run(shared: &Shared, queue: &mpsc::Receiver<Job>, wakeup: &Wakeup) {
+    while let Ok(job) = queue.recv() {
+        let mut engine = shared.lock_for_worker();
+        let e = &mut *engine;
+        if let Some(store) = e.store.as_mut() {
+            let (session, bytes) = match job {
+                Job::Recv { session, data } => {
+                    e.replicator.recv(store, session, &data);
+                    (session, data.len() as u64)
+                }
+                Job::Events {
+                    session,
+                    events,
+                    bytes,
+                } => {
+                    e.replicator.external(store, session, events);
+                    (session, bytes)
+                }
+            };
+            *e.consumed.entry(session).or_insert(0) += bytes;
+        }
+        drop(engine);
+        shared.outstanding.fetch_sub(1, Ordering::SeqCst);
+        if !shared.woken.swap(true, Ordering::SeqCst) {
+            wakeup.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+}
