@@ -10,6 +10,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
@@ -134,31 +135,55 @@ impl Worker {
     }
 }
 
+/// How long the worker holds the engine at a time. A JS call waits at most about this
+/// long, and what the worker made by then goes out while it continues.
+const SLICE: Duration = Duration::from_millis(2);
+
 fn run(shared: &Shared, queue: &mpsc::Receiver<Job>, wakeup: &Wakeup) {
-    while let Ok(job) = queue.recv() {
-        let mut engine = shared.lock_for_worker();
-        let e = &mut *engine;
-        if let Some(store) = e.store.as_mut() {
-            let (session, bytes) = match job {
-                Job::Recv { session, data } => {
-                    e.replicator.recv(store, session, &data);
-                    (session, data.len() as u64)
-                }
-                Job::Events {
-                    session,
-                    events,
-                    bytes,
-                } => {
-                    e.replicator.external(store, session, events);
-                    (session, bytes)
-                }
-            };
-            *e.consumed.entry(session).or_insert(0) += bytes;
-        }
-        drop(engine);
-        shared.outstanding.fetch_sub(1, Ordering::SeqCst);
+    let wake = || {
         if !shared.woken.swap(true, Ordering::SeqCst) {
             wakeup.call((), ThreadsafeFunctionCallMode::NonBlocking);
         }
+    };
+    while let Ok(job) = queue.recv() {
+        let mut left = {
+            let mut engine = shared.lock_for_worker();
+            let e = &mut *engine;
+            match e.store.as_mut() {
+                Some(store) => {
+                    let deadline = Some(Instant::now() + SLICE);
+                    let (session, bytes) = match job {
+                        Job::Recv { session, data } => {
+                            e.replicator.recv_until(store, session, &data, deadline);
+                            (session, data.len() as u64)
+                        }
+                        Job::Events {
+                            session,
+                            events,
+                            bytes,
+                        } => {
+                            e.replicator
+                                .external_until(store, session, events, deadline);
+                            (session, bytes)
+                        }
+                    };
+                    *e.consumed.entry(session).or_insert(0) += bytes;
+                    e.replicator.has_backlog()
+                }
+                None => false,
+            }
+        };
+        // the rest of the job, a slice at a time, JS calls in between
+        while left {
+            wake();
+            let mut engine = shared.lock_for_worker();
+            let e = &mut *engine;
+            left = match e.store.as_mut() {
+                Some(store) => e.replicator.resume(store, Instant::now() + SLICE),
+                None => false,
+            };
+        }
+        shared.outstanding.fetch_sub(1, Ordering::SeqCst);
+        wake();
     }
 }

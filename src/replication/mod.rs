@@ -7,6 +7,7 @@
 pub mod peer;
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
 
 use crate::core::hypercore::Hypercore;
 use crate::core::proof::{self, Proof, ProofRequest};
@@ -441,25 +442,87 @@ impl Replicator {
 
     /// Raw transport bytes from the peer.
     pub fn recv(&mut self, store: &mut Store, session: u32, data: &[u8]) {
-        let result = self.recv_inner(store, session, data);
+        self.recv_until(store, session, data, None);
+    }
+
+    /// `recv`, with the messages handled until `deadline`: the rest waits in the peer's
+    /// backlog for `resume`, so a call never holds the engine long (the replication worker
+    /// lets the JS thread in between).
+    pub fn recv_until(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        data: &[u8],
+        deadline: Option<Instant>,
+    ) {
+        let result = self
+            .recv_inner(store, session, data)
+            .and_then(|()| self.drain(store, session, deadline));
         self.finish(store, session, result);
     }
 
-    /// A channel event from the JS Protomux of an external-mux stream.
     /// Channel events from a JS Protomux, in the order it raised them: everything one
     /// received chunk carried, so its blocks are written in one batch.
     pub fn external(&mut self, store: &mut Store, session: u32, events: Vec<MuxEvent>) {
-        let mut result = Ok(());
-        for event in events {
-            if !self.peers.contains_key(&session) {
-                break;
-            }
-            result = self.on_mux_event(store, session, event);
-            if result.is_err() {
+        self.external_until(store, session, events, None);
+    }
+
+    /// `external`, handled until `deadline` (see `recv_until`).
+    pub fn external_until(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        events: Vec<MuxEvent>,
+        deadline: Option<Instant>,
+    ) {
+        if let Some(peer) = self.peers.get_mut(&session) {
+            peer.backlog_events.extend(events);
+        }
+        let result = self.drain(store, session, deadline);
+        self.finish(store, session, result);
+    }
+
+    /// Handles what waits in the streams' backlogs until `deadline`. True while some is left.
+    pub fn resume(&mut self, store: &mut Store, deadline: Instant) -> bool {
+        let sessions: Vec<u32> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.has_backlog())
+            .map(|(s, _)| *s)
+            .collect();
+        for session in sessions {
+            let result = self.drain(store, session, Some(deadline));
+            self.finish(store, session, result);
+            if Instant::now() >= deadline {
                 break;
             }
         }
-        self.finish(store, session, result);
+        self.has_backlog()
+    }
+
+    pub fn has_backlog(&self) -> bool {
+        self.peers.values().any(Peer::has_backlog)
+    }
+
+    /// Handles the session's backlog in order, until `deadline` if there is one.
+    fn drain(&mut self, store: &mut Store, session: u32, deadline: Option<Instant>) -> Result<()> {
+        loop {
+            let Some(peer) = self.peers.get_mut(&session) else {
+                return Ok(());
+            };
+            if let Some(event) = peer.backlog_events.pop_front() {
+                self.on_mux_event(store, session, event)?;
+            } else if let Some(frame) = peer.backlog_frames.pop_front() {
+                let events = peer.recv_frame(&frame)?;
+                peer.backlog_events.extend(events);
+                continue;
+            } else {
+                return Ok(());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(());
+            }
+        }
     }
 
     fn finish(&mut self, store: &mut Store, session: u32, result: Result<()>) {
@@ -492,14 +555,8 @@ impl Replicator {
                 self.attach_to(store, session, handle);
             }
         }
-        for frame in frames {
-            let events = match self.peers.get_mut(&session) {
-                Some(peer) => peer.recv_frame(&frame)?,
-                None => return Ok(()),
-            };
-            for event in events {
-                self.on_mux_event(store, session, event)?;
-            }
+        if let Some(peer) = self.peers.get_mut(&session) {
+            peer.backlog_frames.extend(frames);
         }
         Ok(())
     }

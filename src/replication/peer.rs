@@ -2,7 +2,7 @@
 //! frames already decrypted by a JS secret-stream), its Protomux, and the state of each
 //! hypercore channel on it. No protocol decisions here; `Replicator` makes them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use crate::core::bitfield::Bitfield;
 use crate::crypto::KeyPair;
@@ -157,6 +157,10 @@ pub struct Peer {
     pub relays: std::collections::HashSet<u64>,
     /// The stream's JS Protomux view is in use: channels of other protocols go to it.
     pub js_mux: bool,
+    /// What the peer sent and a time-bounded call left unprocessed: decrypted frames, and
+    /// the events of a frame partly handled, in the order they came.
+    pub backlog_frames: VecDeque<Vec<u8>>,
+    pub backlog_events: VecDeque<MuxEvent>,
 }
 
 impl Peer {
@@ -179,7 +183,13 @@ impl Peer {
             hosts_guests: false,
             relays: Default::default(),
             js_mux: false,
+            backlog_frames: VecDeque::new(),
+            backlog_events: VecDeque::new(),
         }
+    }
+
+    pub fn has_backlog(&self) -> bool {
+        !self.backlog_frames.is_empty() || !self.backlog_events.is_empty()
     }
 
     pub fn raw(is_initiator: bool, key_pair: KeyPair) -> Peer {
