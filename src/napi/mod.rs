@@ -44,6 +44,12 @@ type Result<T> = napi::Result<T, Code>;
 /// Peer input reaches the worker in pieces of at most this many bytes.
 const WORKER_PIECE: usize = 256 * 1024;
 
+/// Peer input this small is processed in the receiving call when the worker is idle: a
+/// peer's syncs, ranges and extension messages (and the handshake) take effect at once, as
+/// in JS, where the application may look one event-loop turn later; a thread hop would
+/// make it wait for the worker's turn too. Their work is small (at most ~100 requests).
+const INLINE_MAX: usize = 2 * 1024;
+
 #[napi(object)]
 pub struct StoreOptions {
     pub primary_key: Option<Buffer>,
@@ -482,6 +488,13 @@ impl NativeStore {
         session: u32,
         data: BufferSlice,
     ) -> Result<Option<ReplicationOut>> {
+        if data.len() <= INLINE_MAX && self.shared.idle() {
+            let job = Job::Recv {
+                session,
+                data: data.to_vec(),
+            };
+            return self.run_here(job).map(Some);
+        }
         // in pieces: what the worker makes of the first (requests, answers) goes out while
         // it works on the next, so both ends of a transfer keep busy
         let mut pieces = data.chunks(WORKER_PIECE);
@@ -576,7 +589,7 @@ impl NativeStore {
             events,
             bytes,
         };
-        if here == Some(true) {
+        if here == Some(true) || (bytes as usize <= INLINE_MAX && self.shared.idle()) {
             return self.run_here(job).map(Some);
         }
         match self.submit(env, job) {

@@ -54,6 +54,11 @@ impl Shared {
         })
     }
 
+    /// No job handed over is still being processed.
+    pub fn idle(&self) -> bool {
+        self.outstanding.load(Ordering::SeqCst) == 0
+    }
+
     /// The engine, for a call from JS. A panic cannot leave it half-changed in a way a
     /// later call trips on more than the panic did, so a poisoned lock is still taken.
     pub fn lock(&self) -> MutexGuard<'_, Engine> {

@@ -28,6 +28,10 @@ const BITFIELD_CHUNK: u64 = 32 * 1024;
 const INVALID_REQUEST: u64 = 2;
 /// Most wanted blocks one scheduling pass looks at (it runs after every block received).
 const MAX_SCAN: usize = 65536;
+/// Wanted blocks one pass looks at: a pass runs after every call that received blocks, so
+/// a long run of blocks no peer holds must not be walked each time (the next pass goes on
+/// where this one stopped).
+const EXPLICIT_SCAN: usize = 4096;
 /// hypercore's MAX_INVALID_REQUESTS: the invalid requests a peer may make on one channel.
 const MAX_INVALID_REQUESTS: u32 = 64;
 
@@ -159,6 +163,9 @@ struct Wants {
     all: bool,
     /// Where the next pass over "all" starts: blocks before it were asked for or held.
     next_all: u64,
+    /// Where the next pass over `blocks` starts: past blocks no peer could serve last time
+    /// (they are looked at again when a pass wraps around).
+    next_explicit: u64,
 }
 
 #[derive(Default)]
@@ -1165,13 +1172,17 @@ impl Replicator {
         }
         // Free request slots on the peers that can serve this core: never look at more
         // wanted blocks than can be asked for now (this runs after every block received).
-        let free: usize = self
+        // the channels that can serve this core now, looked up once for the whole pass
+        let serving: Vec<&Channel> = self
             .peers
             .values()
             .filter_map(|p| p.channel_of(handle).map(|(_, ch)| ch))
             .filter(|ch| {
                 ch.paired && !ch.paused && ch.remote.synced && ch.remote.fork == state.fork
             })
+            .collect();
+        let free: usize = serving
+            .iter()
             .map(|ch| limit.saturating_sub(ch.inflight.len()))
             .sum();
         if free == 0 {
@@ -1183,17 +1194,9 @@ impl Replicator {
         // sparse writer) must not keep the ones after it waiting forever. Those are asked
         // about with wants instead, once per batch. A pass looks at a bounded number.
         let servable = |i: u64| {
-            self.peers.values().any(|p| {
-                p.channel_of(handle).map(|(_, ch)| ch).is_some_and(|ch| {
-                    let r = &ch.remote;
-                    ch.paired
-                        && !ch.paused
-                        && r.synced
-                        && r.fork == state.fork
-                        && i < r.length
-                        && r.has(i)
-                })
-            })
+            serving
+                .iter()
+                .any(|ch| i < ch.remote.length && ch.remote.has(i))
         };
         let mut wanted = Vec::new();
         let mut done = Vec::new();
@@ -1203,15 +1206,26 @@ impl Replicator {
         } else {
             &wants.blocks
         };
-        for &i in explicit.iter().take(MAX_SCAN) {
+        let from = wants.next_explicit;
+        let mut next_explicit = None;
+        let mut looked_last = None;
+        for &i in explicit
+            .range(from..)
+            .chain(explicit.range(..from))
+            .take(EXPLICIT_SCAN)
+        {
             if wanted.len() >= free {
                 break;
             }
+            looked_last = Some(i);
             if core.has_block(i) {
                 done.push(i);
             } else if self.inflight_blocks.contains(&(handle, i)) {
                 continue;
-            } else if i >= state.length || servable(i) {
+            } else if i >= state.length {
+                wanted.push(i);
+            } else if servable(i) {
+                next_explicit.get_or_insert(i);
                 wanted.push(i);
             } else if unservable
                 .last()
@@ -1308,6 +1322,9 @@ impl Replicator {
                 // The next pass resumes at the first block no peer could serve yet.
                 w.next_all = unsent_from_all.map_or(stop, |u| u.min(stop));
             }
+            w.next_explicit = next_explicit
+                .or(looked_last.map(|i| i.saturating_add(1)))
+                .unwrap_or(0);
         }
     }
 
