@@ -625,8 +625,11 @@ class Corestore extends EventEmitter {
         case 'peer-add':
         case 'peer-remove': {
           const cs = this._cores.get(e.handle)
+          const t = targets.get(e.session)
+          // a stream that ended before its peer was announced (the worker's output comes
+          // a turn later) is no peer: there is no stream left to reach it by
+          if (t === undefined && e.type === 'peer-add') break
           if (cs !== undefined) {
-            const t = targets.get(e.session)
             const key = e.remotePublicKey || (t && t.remotePublicKey) || null
             cs.onpeer(e.type === 'peer-add', e.session, key, t && peerStream(t))
           }
