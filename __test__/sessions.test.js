@@ -441,6 +441,36 @@ same('moveTo onto a named session of the target core, longer than that core (Aut
   }
 )
 
+// hypercore counts the default state's whole tree as signed (signedLength === length),
+// also a tree taken from the manifest's prologue, which has no signature: Autobase compares
+// its views' signedLength across peers after a reindex moved them to such cores
+same('a tree copied from the prologue counts as signed, before and after a reopen', async (C, dir) => {
+  let store = new C(dir, OPTS)
+  const core = store.get({ name: 'main' })
+  await core.ready()
+  await core.append(['p1', 'p2', 'p3'])
+  const keyPair = await store.createKeyPair('view')
+  const manifest = { prologue: { length: 3, hash: await core.treeHash() }, signers: [{ publicKey: keyPair.publicKey }] }
+  const view = store.get({ manifest, keyPair })
+  await view.ready()
+  const before = [view.length, view.signedLength]
+  await view.core.copyPrologue(core.state)
+  const reader = store.get({ key: view.key })
+  await reader.ready()
+  const copied = [view.length, view.signedLength, reader.length, reader.signedLength, view.state.signature]
+  const key = view.key
+  await store.close()
+  store = new C(dir, OPTS)
+  const again = store.get({ key })
+  await again.ready()
+  const reopened = [again.length, again.signedLength]
+  await store.close()
+  return { before, copied, reopened }
+}, (r) => {
+  assert.deepEqual(r.copied, [3, 3, 3, 3, null])
+  assert.deepEqual(r.reopened, [3, 3])
+})
+
 // hypercore's copyPrologue copies what the source has even when the core is longer
 // already (a sparse replica of a view fills in), keeps the core's own head, and copies the
 // source's user data
