@@ -45,6 +45,13 @@ async function blocks(core, n = core.length) {
   return out
 }
 
+// blocks, or the error code of the read that failed
+async function blocksOrCode(core, n = core.length) {
+  const out = []
+  for (let i = 0; i < n; i++) out.push(await core.get(i, { wait: false }).then(str, (e) => e.code))
+  return out
+}
+
 same('named session: appends stay in the session until commit', (C, dir) =>
   withCore(C, dir, async (core) => {
     const events = []
@@ -325,6 +332,72 @@ same('catchup through an atomic session of a named session (Autobase views)', (C
   }
 )
 
+// Autobase's views are sessions of a named 'batch' session that a rebase truncates and
+// rewrites (directly, or through an atom); a snapshot of one keeps reading what it saw,
+// through a storage snapshot of that named (or atomic) state, as hypercore's do
+same('a snapshot of a named or atomic session keeps its blocks when the session is rewritten', (C, dir) =>
+  withCore(C, dir, async (core) => {
+    const shape = (s) => [s.length, s.fork, s.signedLength, s.byteLength]
+    const read = (s) => blocksOrCode(s)
+    await core.append(['a', 'b'])
+    const batch = core.session({ name: 'batch' })
+    await batch.append(['c', 'd', 'e'])
+    const view = batch.session({ writable: false })
+    const snap = view.snapshot()
+    await snap.ready()
+    const snapOfSnap = snap.snapshot()
+    await snapOfSnap.ready()
+    const events = []
+    snap.on('truncate', () => events.push('snap-truncate'))
+    snap.on('append', () => events.push('snap-append'))
+    const flags = [snap.snapshotted, snap.state.isSnapshot(), snap.state.storage.snapshotted, batch.state.isSnapshot()]
+    const before = { snap: shape(snap), blocks: await read(snap), flags }
+
+    await batch.truncate(3)
+    await batch.append(['X', 'Y'])
+    const resnap = snap.snapshot()
+    await resnap.ready()
+    const mid = {
+      snap: shape(snap),
+      blocks: await read(snap),
+      snapOfSnap: await read(snapOfSnap),
+      resnap: await read(resnap),
+      batch: await read(batch)
+    }
+
+    const snap2 = view.snapshot()
+    await snap2.ready()
+    const atom = core.state.storage.createAtom()
+    const atomic = batch.session({ atom })
+    await atomic.ready()
+    await atomic.truncate(2)
+    await atomic.append(['P'])
+    const asnap = atomic.snapshot() // the atom's pending writes as they are now
+    await asnap.ready()
+    await atomic.append(['Q'])
+    const pending = { asnap: [shape(asnap), await read(asnap)], snap2: await read(snap2) }
+    await atom.flush()
+    const after = {
+      snap: [shape(snap), await read(snap)],
+      snap2: [shape(snap2), await read(snap2)],
+      asnap: [shape(asnap), await read(asnap)],
+      batch: [shape(batch), await read(batch)],
+      past: await snap.get(5, { wait: false }).catch((e) => e.code)
+    }
+    const write = await snap.append('no').then(() => 'written', (e) => e.code)
+    await Promise.all([snap, snapOfSnap, resnap, snap2, asnap, atomic, view, batch].map((s) => s.close()))
+    return { before, mid, pending, after, write, events }
+  }),
+  (r) => {
+    assert.deepEqual(r.mid.blocks, ['a', 'b', 'c', 'd', 'e'])
+    assert.deepEqual(r.mid.resnap, ['a', 'b', 'c', 'd', 'e'])
+    assert.deepEqual(r.after.snap[1], ['a', 'b', 'c', 'd', 'e'])
+    assert.deepEqual(r.after.snap2[1], ['a', 'b', 'c', 'X', 'Y'])
+    assert.deepEqual(r.after.asnap[1], ['a', 'b', 'P'])
+    assert.deepEqual(r.after.batch[1], ['a', 'b', 'P', 'Q'])
+  }
+)
+
 // Autobase's migration: the view's batch moves onto the new view core's 'batch' session,
 // made there with `overwrite` and `checkout` at the prologue and filled with the blocks the
 // old batch holds past it, so it is longer than the new core itself
@@ -367,6 +440,36 @@ same('moveTo onto a named session of the target core, longer than that core (Aut
     assert.deepEqual(r.next, [6, ['1', '2', '3', '4', '5', '6']])
   }
 )
+
+// hypercore counts the default state's whole tree as signed (signedLength === length),
+// also a tree taken from the manifest's prologue, which has no signature: Autobase compares
+// its views' signedLength across peers after a reindex moved them to such cores
+same('a tree copied from the prologue counts as signed, before and after a reopen', async (C, dir) => {
+  let store = new C(dir, OPTS)
+  const core = store.get({ name: 'main' })
+  await core.ready()
+  await core.append(['p1', 'p2', 'p3'])
+  const keyPair = await store.createKeyPair('view')
+  const manifest = { prologue: { length: 3, hash: await core.treeHash() }, signers: [{ publicKey: keyPair.publicKey }] }
+  const view = store.get({ manifest, keyPair })
+  await view.ready()
+  const before = [view.length, view.signedLength]
+  await view.core.copyPrologue(core.state)
+  const reader = store.get({ key: view.key })
+  await reader.ready()
+  const copied = [view.length, view.signedLength, reader.length, reader.signedLength, view.state.signature]
+  const key = view.key
+  await store.close()
+  store = new C(dir, OPTS)
+  const again = store.get({ key })
+  await again.ready()
+  const reopened = [again.length, again.signedLength]
+  await store.close()
+  return { before, copied, reopened }
+}, (r) => {
+  assert.deepEqual(r.copied, [3, 3, 3, 3, null])
+  assert.deepEqual(r.reopened, [3, 3])
+})
 
 // hypercore's copyPrologue copies what the source has even when the core is longer
 // already (a sparse replica of a view fills in), keeps the core's own head, and copies the

@@ -327,18 +327,27 @@ class Hypercore extends EventEmitter {
     if (parent !== null && parent._state !== null) {
       this._parentState = parent._state
       if (this._stateOpts === null) {
-        this._state = parent._state
+        // as hypercore: a snapshot of a session on a named or atomic state works on a
+        // snapshot of that state (sessions made from a snapshot share it)
+        const ps = parent._state
+        this._state = this.snapshotted && !ps.isSnapshot() ? ps.snapshot() : ps
         this._state.add(this)
       }
     }
     if (this.snapshotted && this._snapshot === null) {
       const src = this._state || cs
+      const ofState = this._state !== null && this._state.isSnapshot()
       this._snapshot = {
         length: src.length,
         byteLength: src.byteLength,
         fork: src.fork,
-        compat: src.length,
-        storage: cs.native.storageSnapshot(), // released with the last session sharing it
+        // what may still be read from the live core (hypercore's snapshotCompatLength)
+        compat: ofState ? Math.min(src.length, cs.length) : src.length,
+        // a snapshot state reads through its own storage snapshot (the engine's); the
+        // default state's snapshot through this one, released with the last session
+        // sharing it
+        storage: ofState ? undefined : cs.native.storageSnapshot(),
+        ofState,
         refs: 1
       }
     }
@@ -522,8 +531,11 @@ class Hypercore extends EventEmitter {
 
   get signedLength() {
     if (this.readable === false || this.core === null) return 0
+    const snap = this._snapshot
+    // hypercore: a snapshot of a state counts all it holds as flushed, up to the core's length
+    if (snap !== null && snap.ofState) return Math.min(snap.length, this.core.length, snap.compat)
     const l = this._state !== null ? this._state.signedLength : this.core.signedLength
-    return this._snapshot !== null && l > this._snapshot.compat ? this._snapshot.compat : l
+    return snap !== null && l > snap.compat ? snap.compat : l
   }
 
   // as hypercore: false until the session is open; then whether its key pair can sign
@@ -929,9 +941,17 @@ class Hypercore extends EventEmitter {
     const snap = this._snapshot
     const state = this._state
     const read =
-      state === null ? () => cs.native.get(cs.handle, index) : () => cs.native.stateGet(state.handle, index)
+      state === null
+        ? () => cs.native.get(cs.handle, index)
+        : snap !== null && snap.ofState
+          ? () => snapshotStateGet(this, snap, state, index)
+          : () => cs.native.stateGet(state.handle, index)
     let block
-    if (snap !== null && index >= snap.compat) {
+    if (snap !== null && snap.ofState) {
+      // hypercore: what the snapshot's storage holds, else the live core below compat
+      block = read()
+      if (block === null && index >= snap.compat) throw snapshotError(this, index)
+    } else if (snap !== null && index >= snap.compat) {
       // truncated or cleared below this block since the snapshot: what the storage
       // snapshot holds (hypercore reads snapshots through one too)
       block = index < snap.length ? cs.native.snapshotGet(snap.storage, cs.handle, index) : null
@@ -962,7 +982,12 @@ class Hypercore extends EventEmitter {
       const timeout = opts && opts.timeout !== undefined ? opts.timeout : this.timeout
       cs.want(index, index + 1, !!(opts && opts.force === true))
       // checked on every block that arrives: the bitfield first, the read only once it is there
-      const ready = () => (cs.native.has(cs.handle, index, index + 1) ? read() : null)
+      const ready = () => {
+        if (!cs.native.has(cs.handle, index, index + 1)) return null
+        // a snapshot's compat length may have dropped below the block meanwhile
+        if (snap !== null && index >= snap.compat) throw snapshotError(this, index)
+        return read()
+      }
       // as hypercore, a get is snapshotted at call time: a truncation below the block
       // while it waits fails it (a snapshot session checks its own length below)
       const truncated = snap !== null ? null : (to) => (index >= to ? implicitSnapshotError(this, index, to) : null)
@@ -1268,6 +1293,15 @@ function signed(cs, fn) {
 // a compat core stored without a manifest gets one with its first signed write
 function refreshManifest(cs) {
   if (cs.manifest === null) cs.refresh(cs.native.coreInfo(cs.handle))
+}
+
+// a block of a snapshot of a named or atomic state: what its storage snapshot holds, else
+// (a sparse core's block that arrived since) the live core's, below the compat length
+function snapshotStateGet(session, snap, state, index) {
+  const cs = session.core
+  const block = cs.native.stateGet(state.handle, index)
+  if (block !== null || index >= snap.compat) return block
+  return cs.native.get(cs.handle, index)
 }
 
 function snapshotError(session, index) {

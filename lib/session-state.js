@@ -12,10 +12,11 @@ const { TreeBatch, readRoots } = require('./verifier')
 
 // `state.storage` of hypercore: where atoms come from
 class StateStorage {
-  constructor(root, atom, handle) {
+  constructor(root, atom, handle, snapshotted = false) {
     this.root = root
     this.atom = atom || null
     this.handle = handle // the engine handle of the state (a core handle for the default)
+    this._snapshotted = snapshotted
   }
 
   // hypercore-storage's pointers: { corePointer, dataPointer, dependencies }
@@ -62,7 +63,7 @@ class StateStorage {
   }
 
   get snapshotted() {
-    return false
+    return this._snapshotted
   }
 
   createAtom() {
@@ -226,17 +227,18 @@ class Atom {
   }
 }
 
-// A named or atomic state. `handle` is the engine's state handle.
+// A named or atomic state, or a snapshot of one. `handle` is the engine's state handle.
 class SessionState {
-  constructor(core, handle, { name, atom, parentDefault }) {
+  constructor(core, handle, { name, atom, parentDefault, snapshot = false }) {
     this.core = core
     this.handle = handle
     this.name = name || null
     this.atom = atom || null
     this.sessions = []
     this.refs = 0
-    this.storage = new StateStorage(core.root, this.atom, handle)
+    this.storage = new StateStorage(core.root, this.atom, handle, snapshot)
     this._parentDefault = !!parentDefault
+    this._snapshot = snapshot
     this._info = core.native.stateInfo(handle)
   }
 
@@ -246,7 +248,30 @@ class SessionState {
   }
 
   isSnapshot() {
-    return false
+    return this._snapshot
+  }
+
+  // hypercore's state.snapshot(): a state that reads this one's tree and data as they are
+  // now (the engine holds a storage snapshot for it), whatever this one does later; its
+  // sessions are snapshot sessions and hear no events
+  snapshot() {
+    const root = this.core.root
+    const handle = root.native.stateSnapshot(this.handle)
+    const state = new SessionState(this.core, handle, { name: this.name, atom: null, parentDefault: false, snapshot: true })
+    root._states.set(handle, state)
+    return state
+  }
+
+  // as hypercore: a state of this name truncated to `to` lowers the compat length of the
+  // snapshots of that name on its core (what they may still read from the live core)
+  _snapshotsTruncated(to) {
+    for (const st of this.core.root._states.values()) {
+      if (st._snapshot === false || st.core !== this.core || st.name !== this.name) continue
+      for (const s of st.sessions) {
+        const snap = s._snapshot
+        if (snap !== null && to < snap.compat) snap.compat = to
+      }
+    }
   }
 
   get length() {
@@ -302,11 +327,19 @@ class SessionState {
     // the target session's own state when it has one (Autobase moves its view's batch
     // onto the new core's 'batch' session), else its core's default state
     const into = session._state !== null ? session._state.handle : target.handle
+    const source = this.core
     const out = this.core.native.stateMoveTo(this.handle, into, length)
     this.update(out.state)
     this.core = target
     this.storage = new StateStorage(target.root, this.atom, this.handle)
     for (const s of this.sessions.slice()) s._transferTo(target)
+    // as hypercore, the snapshots of this name move with it (the engine moved them too):
+    // they keep reading what they saw, and the new core is what they read past that
+    for (const st of source.root._states.values()) {
+      if (st._snapshot === false || st.core !== source || st.name !== this.name) continue
+      st.core = target
+      for (const s of st.sessions.slice()) s._transferTo(target)
+    }
     const fork = this.fork
     for (const s of this.sessions.slice()) {
       if (out.truncated) s.emit('truncate', before, fork)
@@ -329,6 +362,7 @@ class SessionState {
   }
 
   emit(name, a, b) {
+    if (name === 'truncate') this._snapshotsTruncated(a)
     const ss = this.sessions
     for (let i = ss.length - 1; i >= 0; i--) {
       if (ss[i]._snapshot === null) ss[i].emit(name, a, b)

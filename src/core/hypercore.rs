@@ -191,11 +191,9 @@ impl Hypercore {
             contiguous_length: self.contiguous_length,
             byte_length: self.tree.byte_length,
             fork: self.tree.fork,
-            signed_length: if self.signature.is_some() {
-                self.tree.length
-            } else {
-                0
-            },
+            // hypercore's default state counts its whole tree as signed, signature or not
+            // (a tree taken from the manifest's prologue has none)
+            signed_length: self.tree.length,
             remote_contiguous_length: self.remote_contiguous_length.min(self.tree.length),
         }
     }

@@ -149,6 +149,15 @@ impl NativeStore {
             .map_err(js_error)
     }
 
+    /// hypercore's `state.snapshot()`: a state of its own that reads `state`'s tree and data
+    /// as they are now, through a storage snapshot (closed with `stateClose`).
+    #[napi]
+    pub fn state_snapshot(&self, state: u32) -> Result<u32> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        e.store_mut()?.snapshot_state(state).map_err(js_error)
+    }
+
     #[napi]
     pub fn state_close(&self, state: u32) {
         let mut engine = self.engine();

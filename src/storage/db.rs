@@ -681,12 +681,18 @@ impl Storage {
         data_pointer: u64,
         index: u64,
     ) -> Result<Option<Vec<u8>>> {
+        self.snapshot_get_raw(id, &keys::block(data_pointer, index))
+    }
+
+    /// A raw read from the `corestore` column family as snapshot `id` saw it (None once
+    /// released).
+    pub fn snapshot_get_raw(&self, id: u64, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let snaps = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
         // a released snapshot has nothing to give
         let Some(snap) = snaps.open.get(&id) else {
             return Ok(None);
         };
-        snap.get_cf(self.cf()?, keys::block(data_pointer, index))
+        snap.get_cf(self.cf()?, key)
             .map_err(|e| StorageError::rocks("RocksDB read failed", e))
     }
 

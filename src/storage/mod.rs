@@ -18,7 +18,7 @@ pub mod schema;
 mod interop_tests;
 
 pub use db::{AliasEntry, Batch, BatchOp, OpenOptions, Storage};
-pub use overlay::{Overlaid, Overlay, Reader};
+pub use overlay::{Overlaid, Overlay, Pending, Reader, SnapshotRead};
 pub use schema::*;
 
 use crate::encoding::compact::DecodeError;

@@ -9,16 +9,28 @@ use crate::core::session_state::{
 };
 use crate::error::{Error, Result};
 use crate::storage::{
-    Batch, CoreHead, Dependency, Overlaid, Overlay, Reader, Session, Sessions, Storage,
+    Batch, CoreHead, Dependency, Overlaid, Overlay, Pending, Reader, Session, Sessions,
+    SnapshotRead, Storage,
 };
 
 use super::{closed_handle, Store};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub struct StateEntry {
     /// The handle of the core the state belongs to.
     pub core: u32,
     pub state: SessionState,
+    /// A snapshot state reads everything as it was when it was taken; None for others.
+    pub snapshot: Option<StateSnapshot>,
+}
+
+/// What a snapshot state reads through (hypercore's snapshotted state storage): a RocksDB
+/// snapshot, and the pending writes of the atom the state wrote into, as they were.
+pub struct StateSnapshot {
+    /// The storage snapshot's id (`Storage::snapshot`), released with the state.
+    pub storage: u64,
+    pub pending: Option<Arc<Pending>>,
 }
 
 #[derive(Default)]
@@ -50,6 +62,7 @@ pub struct Flushed {
 pub(super) enum Via<'a> {
     Db(&'a Storage),
     Atom(Overlaid<'a>),
+    Snapshot(SnapshotRead<'a>),
 }
 
 impl Reader for Via<'_> {
@@ -57,8 +70,29 @@ impl Reader for Via<'_> {
         match self {
             Via::Db(s) => s.get_raw(key),
             Via::Atom(o) => o.get(key),
+            Via::Snapshot(r) => r.get(key),
         }
     }
+}
+
+/// How a state reads: through its snapshot when it is one, else as `via` says.
+pub(super) fn entry_via<'a>(
+    storage: &'a Storage,
+    atoms: &'a HashMap<u32, AtomEntry>,
+    e: &'a StateEntry,
+) -> Via<'a> {
+    match &e.snapshot {
+        Some(snap) => Via::Snapshot(SnapshotRead {
+            storage,
+            id: snap.storage,
+            pending: snap.pending.as_deref(),
+        }),
+        None => via(storage, atoms, e.state.atom),
+    }
+}
+
+fn snapshot_refused() -> Error {
+    Error::new("ERR_ASSERTION", "Cannot change a snapshot")
 }
 
 pub(super) fn via<'a>(
@@ -179,6 +213,7 @@ impl Store {
             StateEntry {
                 core: core_handle,
                 state,
+                snapshot: None,
             },
         );
         Ok(handle)
@@ -287,10 +322,46 @@ impl Store {
         Ok(state)
     }
 
+    /// hypercore's `state.snapshot()`: a state that keeps reading `handle`'s tree and
+    /// data as they are now (its dependencies, its atom's pending writes) through a
+    /// storage snapshot, whatever the state does later (truncate, catchup, moveTo).
+    pub fn snapshot_state(&mut self, handle: u32) -> Result<u32> {
+        let e = self.state_entry(handle)?;
+        if e.snapshot.is_some() {
+            return Err(Error::bad_argument(
+                "A snapshot state is shared, not snapshotted again",
+            ));
+        }
+        let pending = e
+            .state
+            .atom
+            .and_then(|l| self.atoms.get(&l.atom))
+            .map(|a| a.overlay.frozen());
+        let mut state = e.state.clone();
+        // it writes nowhere: no atom to flush into
+        state.atom = None;
+        state.pending = None;
+        let core = e.core;
+        let storage = self.storage.snapshot();
+        let snap = self.take_handle();
+        self.states.insert(
+            snap,
+            StateEntry {
+                core,
+                state,
+                snapshot: Some(StateSnapshot { storage, pending }),
+            },
+        );
+        Ok(snap)
+    }
+
     pub fn close_state(&mut self, handle: u32) {
         if let Some(e) = self.states.remove(&handle) {
             if let Some(a) = e.state.atom.and_then(|l| self.atoms.get_mut(&l.atom)) {
                 a.states.retain(|&h| h != handle);
+            }
+            if let Some(snap) = e.snapshot {
+                self.storage.release_snapshot(snap.storage);
             }
         }
     }
@@ -302,11 +373,16 @@ impl Store {
     pub fn state_info(&self, handle: u32) -> Result<StateInfo> {
         let e = self.state_entry(handle)?;
         let core_length = self.cores.get(&e.core).map_or(0, |o| o.core.tree().length);
+        // a snapshot counts all it holds as flushed (hypercore's flushedLength)
+        let flushed = match e.snapshot {
+            Some(_) => e.state.tree.length,
+            None => e.state.flushed_length(),
+        };
         Ok(StateInfo {
             length: e.state.tree.length,
             byte_length: e.state.tree.byte_length,
             fork: e.state.tree.fork,
-            signed_length: e.state.flushed_length().min(core_length),
+            signed_length: flushed.min(core_length),
         })
     }
 
@@ -317,7 +393,7 @@ impl Store {
         f: impl FnOnce(&SessionState, &dyn Reader) -> Result<T>,
     ) -> Result<T> {
         let e = self.state_entry(handle)?;
-        let reader = via(&self.storage, &self.atoms, e.state.atom);
+        let reader = entry_via(&self.storage, &self.atoms, e);
         f(&e.state, &reader)
     }
 
@@ -336,6 +412,9 @@ impl Store {
         ) -> Result<Planned>,
     ) -> Result<StateInfo> {
         let e = self.states.get_mut(&handle).ok_or_else(closed_handle)?;
+        if e.snapshot.is_some() {
+            return Err(snapshot_refused());
+        }
         let core = &self.cores.get(&e.core).ok_or_else(closed_handle)?.core;
         let signer = if sign { core.signing_key() } else { None };
         let default = e.state.is_atomic_default().then(|| DefaultView {
@@ -371,6 +450,9 @@ impl Store {
         length: u64,
     ) -> Result<(StateInfo, bool)> {
         let e = self.states.get(&handle).ok_or_else(closed_handle)?;
+        if e.snapshot.is_some() {
+            return Err(snapshot_refused());
+        }
         let Some(name) = e.state.name.clone().filter(|_| e.state.atom.is_none()) else {
             return Err(Error::new("ERR_ASSERTION", "Only named sessions can move"));
         };
@@ -441,8 +523,16 @@ impl Store {
             fork,
         };
         let e = self.states.get_mut(&handle).ok_or_else(closed_handle)?;
-        e.core = target_core;
+        let source_core = std::mem::replace(&mut e.core, target_core);
+        let name = e.state.name.clone();
         e.state = state;
+        // as hypercore, the snapshots of this name move to the core too (they keep reading
+        // what they hold; the core is what they count as signed)
+        for e in self.states.values_mut() {
+            if e.snapshot.is_some() && e.core == source_core && e.state.name == name {
+                e.core = target_core;
+            }
+        }
         Ok((self.state_info(handle)?, truncated))
     }
 
@@ -567,6 +657,9 @@ impl Store {
     /// it dropped is noted for the parent to replay when the atom flushes.
     pub fn state_catchup(&mut self, handle: u32, length: u64) -> Result<(StateInfo, u64)> {
         let e = self.states.get(&handle).ok_or_else(closed_handle)?;
+        if e.snapshot.is_some() {
+            return Err(snapshot_refused());
+        }
         // hypercore refuses the default state and atomic states of it (`isDefault()`)
         if e.state.name.is_none() || e.state.is_atomic_default() {
             return Err(Error::new("ERR_ASSERTION", "Cannot catchup signed state"));
@@ -618,6 +711,9 @@ impl Store {
             .states
             .get(&src)
             .ok_or_else(|| Error::new("SESSION_CLOSED", "Cannot commit a closed session"))?;
+        if source.snapshot.is_some() {
+            return Err(snapshot_refused());
+        }
         let source_state = source.state.clone();
         let core_handle = if self.cores.contains_key(&target) {
             target
@@ -875,6 +971,73 @@ mod tests {
         let mut store = Store::open(&dir, None, false).expect("reopen");
         let h = open(&mut store);
         assert_eq!(store.core(h).expect("core").state().length, 3);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_snapshot_state_keeps_reading_what_its_state_had() {
+        let dir = tmp("snapshot");
+        let mut store = Store::open(&dir, None, false).expect("store");
+        let h = open(&mut store);
+        append(&mut store, h, &[b"a", b"b"]);
+        let s = store
+            .create_state(h, Some("batch".into()), false, None)
+            .expect("state");
+        state_append(&mut store, s, &[b"c", b"d"], false);
+        let snap = store.snapshot_state(s).expect("snapshot");
+        let read = |store: &Store, st, i| store.state_read(st, |x, r| x.get(r, i)).expect("get");
+
+        // the named session is rewritten from block 2 (a rebase)
+        let fork = store.state_info(s).expect("info").fork;
+        store
+            .state_change(s, false, |x, r, _, _| {
+                x.plan_truncate(r, 2, fork, None, None)
+            })
+            .expect("truncate");
+        state_append(&mut store, s, &[b"X"], false);
+        assert_eq!(read(&store, s, 2).as_deref(), Some(&b"X"[..]));
+        assert_eq!(read(&store, snap, 2).as_deref(), Some(&b"c"[..]));
+        assert_eq!(read(&store, snap, 3).as_deref(), Some(&b"d"[..]));
+        assert_eq!(read(&store, snap, 0).as_deref(), Some(&b"a"[..])); // through its deps
+        let info = store.state_info(snap).expect("info");
+        assert_eq!((info.length, info.signed_length), (4, 2));
+
+        // a snapshot of an atomic state holds the atom's writes as they were
+        let atom = store.create_atom();
+        let a = store
+            .create_state(s, None, false, Some(atom))
+            .expect("atomic state");
+        state_append(&mut store, a, &[b"P"], false);
+        let asnap = store.snapshot_state(a).expect("snapshot");
+        state_append(&mut store, a, &[b"Q"], false);
+        assert_eq!(store.state_info(asnap).expect("info").length, 4);
+        assert_eq!(read(&store, asnap, 3).as_deref(), Some(&b"P"[..]));
+        assert_eq!(read(&store, asnap, 4), None);
+        store.flush_atom(atom).expect("flush");
+        assert_eq!(read(&store, asnap, 3).as_deref(), Some(&b"P"[..]));
+        assert_eq!(read(&store, s, 4).as_deref(), Some(&b"Q"[..]));
+
+        // nothing changes a snapshot, and none is snapshotted again
+        let refused = store.state_change(snap, false, |x, r, _, _| {
+            x.plan_append(r, &[b"no"], None, None)
+        });
+        assert!(refused.is_err());
+        assert!(store.state_catchup(snap, 2).is_err());
+        assert!(store.snapshot_state(snap).is_err());
+        assert!(store
+            .storage_write(
+                snap,
+                vec![crate::store::state_storage::StorageOp::PutUserData(
+                    "k".into(),
+                    b"v".to_vec()
+                )]
+            )
+            .is_err());
+
+        store.close_state(snap);
+        assert!(store.state_read(snap, |x, r| x.get(r, 0)).is_err());
+        store.close_state(asnap);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -8,7 +8,7 @@ use crate::core::session_state::AtomLink;
 use crate::error::{Error, Result};
 use crate::storage::{keys, Batch, CoreHead, Hints, Reader, Sessions, TreeNode};
 
-use super::sessions::via;
+use super::sessions::entry_via;
 use super::{closed_handle, Store};
 
 /// One operation of a write transaction, as the facade hands it over.
@@ -38,6 +38,13 @@ impl Store {
 
     /// Applies a transaction of local-record and user-data writes as one batch.
     pub fn storage_write(&mut self, handle: u32, ops: Vec<StorageOp>) -> Result<()> {
+        if self
+            .states
+            .get(&handle)
+            .is_some_and(|e| e.snapshot.is_some())
+        {
+            return Err(Error::new("ERR_ASSERTION", "Cannot write to a snapshot"));
+        }
         let (dp, atom) = self.data_of(handle)?;
         let mut batch = Batch::new();
         for op in ops {
@@ -124,8 +131,12 @@ impl Store {
 
     /// A raw record of the handle's own data (head, hints, bitfield page) as it reads it.
     fn own_record(&self, handle: u32, key: impl FnOnce(u64) -> Vec<u8>) -> Result<Option<Vec<u8>>> {
-        let (dp, atom) = self.data_of(handle)?;
-        Ok(via(&self.storage, &self.atoms, atom).get(&key(dp))?)
+        if let Some(open) = self.cores.get(&handle) {
+            return Ok(self.storage.get_raw(&key(open.core.data_pointer))?);
+        }
+        let e = self.states.get(&handle).ok_or_else(closed_handle)?;
+        let reader = entry_via(&self.storage, &self.atoms, e);
+        Ok(reader.get(&key(e.state.data_pointer))?)
     }
 
     pub fn storage_head(&self, handle: u32) -> Result<Option<CoreHead>> {
