@@ -569,6 +569,11 @@ class Corestore extends EventEmitter {
           if (cs !== undefined) cs.onupload(e.blocks, e.session)
           break
         }
+        case 'block': {
+          const cs = this._cores.get(e.handle)
+          if (cs !== undefined) cs.onblock(e.data)
+          break
+        }
         case 'open': {
           // a stream finished its handshake: update() waiters look again, guests start
           const t = targets.get(e.session)

@@ -260,3 +260,41 @@ forEachPairing('get({ inflightRange }): the peers of the core use it, others the
   assert.deepEqual(w.peers[0].inflightRange, [123, 123])
   assert.deepEqual(r.peers[0].inflightRange, [16, 512])
 })
+
+// hypercore hands a get the block it waited for as a view of the message it came in, and
+// copies out (unslabs) one that fills less than half of that buffer: a small block has an
+// ArrayBuffer of its own, a big one (more than half of Buffer.poolSize) stays a view. Both
+// must not be read from storage: the reader's length is still 0 when the get is made.
+forEachPairing('a downloaded block a get waits for: small ones unslabbed, big ones a view', async (t, p, e) => {
+  const big = b4a.alloc(33000, 7)
+  const { store: ws, core: w } = await writer(e, p.Writer, [b4a.from([1]), big])
+  const { store: rs, core: r } = await reader(e, p.Reader, w.key)
+  assert.equal(r.contiguousLength, 0, 'nothing held yet')
+  pipeStores(e, ws, rs)
+  const small = await within(5000, r.get(0), 'get(0)')
+  assert.equal(small.byteLength, 1)
+  assert.equal(small.buffer.byteLength, 1, 'a small block has its own buffer')
+  const block = await within(5000, r.get(1), 'get(1)')
+  assert.equal(b4a.equals(block, big), true, 'the big block arrives intact')
+  assert.notEqual(block.buffer.byteLength, block.byteLength, 'a big block is a view of a larger buffer')
+  // read again from storage, it is whole either way
+  assert.equal(b4a.equals(await r.get(1), big), true)
+})
+
+// gets decrypt in place: two sessions waiting for one encrypted block each get it decrypted
+// once, whichever buffer the block came in
+forEachPairing('two gets waiting for one encrypted block both read it', async (t, p, e) => {
+  const encryptionKey = b4a.alloc(32, 9)
+  const ws = e.store(p.Writer)
+  const w = ws.get({ name: 'secret', encryptionKey })
+  await w.append([b4a.alloc(33000, 3), b4a.from('small')])
+  const rs = e.store(p.Reader)
+  const r = rs.get({ key: w.key, encryptionKey })
+  const r2 = r.session()
+  await Promise.all([r.ready(), r2.ready()])
+  const gets = [r.get(0), r2.get(0), r.get(1), r2.get(1)]
+  pipeStores(e, ws, rs)
+  const [a, b, c, d] = await within(5000, Promise.all(gets), 'gets')
+  assert.equal(b4a.equals(a, b4a.alloc(33000, 3)) && b4a.equals(b, a), true, 'the big block, twice')
+  assert.deepEqual([b4a.toString(c), b4a.toString(d)], ['small', 'small'])
+})

@@ -264,6 +264,23 @@ class CoreState {
     if (this.waiters.size > 0) this._drain()
   }
 
+  // A block gets wait for, as the engine verified and stored it (before its 'download'):
+  // `data` is the block and then its index as a little-endian double, one buffer, so the
+  // gets take it instead of reading it back. As hypercore's, a block that fills less than
+  // half of its buffer is copied out (unslabbed) and a larger one stays a view; a second
+  // get of the same block gets its own copy, as gets decrypt in place.
+  onblock(data) {
+    if (this.waiters.size === 0) return
+    const index = data.readDoubleLE(data.byteLength - 8)
+    const block = data.subarray(0, data.byteLength - 8)
+    let shared = false
+    for (const w of this.waiters) {
+      if (w.index !== index) continue
+      settle(w, null, shared ? copyOut(block) : maybeUnslab(block))
+      shared = true
+    }
+  }
+
   // a peer on our fork holds [0, length) in full, more than any peer before it
   onremotecontiguous(st, length) {
     this.update(st)
@@ -372,8 +389,9 @@ class CoreState {
   // local readers wait for [start, end): the engine asks peers that have them
   // (registered even before any stream exists: a stream that connects later serves them)
   // `force`: asked for even in push-only mode (hypercore's get({ force: true }))
-  want(start, end, force = false) {
-    this.root._pump(this.native.replicationWant(this.handle, start, end, force))
+  // read: a get waits for the blocks (they come to it in a 'block' event, see onblock)
+  want(start, end, force = false, read = false) {
+    this.root._pump(this.native.replicationWant(this.handle, start, end, force, read))
   }
 
   // a seek lacks tree nodes this sparse replica does not hold: a peer's seek proof brings them
@@ -447,9 +465,10 @@ class CoreState {
   // ontruncate(to): an Error to fail the wait with when the core is truncated to `to`.
   // requests: the activeRequests array the wait is listed in (hypercore's), so that
   // Hypercore.destroyRequests(requests) cancels it as it cancels hypercore's requests.
-  wait(session, fn, timeout, ontruncate = null, requests = null) {
+  // index: the block of the core's default state the wait is for, which onblock may bring
+  wait(session, fn, timeout, ontruncate = null, requests = null, index = -1) {
     return new Promise((resolve, reject) => {
-      const w = { state: this, session, fn, ontruncate, resolve, reject, timer: null }
+      const w = { state: this, session, fn, ontruncate, resolve, reject, timer: null, index }
       if (timeout) w.timer = setTimeout(ontimeout, timeout, w)
       this.waiters.add(w)
       if (session._waiters === null) session._waiters = new Set()
@@ -662,6 +681,17 @@ function ontimeout(w) {
 }
 
 function noop() {}
+
+function maybeUnslab(block) {
+  return 2 * block.byteLength < block.buffer.byteLength ? copyOut(block) : block
+}
+
+// a copy with an ArrayBuffer of its own (not a slice of Buffer's pool)
+function copyOut(block) {
+  const out = Buffer.allocUnsafeSlow(block.byteLength)
+  block.copy(out)
+  return out
+}
 
 CoreState.settle = settle
 CoreState.isRequestsDestroyed = isRequestsDestroyed

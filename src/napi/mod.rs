@@ -625,6 +625,7 @@ impl NativeStore {
         start: i64,
         end: i64,
         force: Option<bool>,
+        read: Option<bool>,
     ) -> Result<ReplicationOut> {
         let mut engine = self.engine();
         let e = &mut *engine;
@@ -634,8 +635,8 @@ impl NativeStore {
         } else {
             Some(uint_in(end, "end")?)
         };
-        let force = force.unwrap_or(false);
-        e.replicate_with(|r, store| r.want(store, handle, start, end, force))
+        let (force, read) = (force.unwrap_or(false), read.unwrap_or(false));
+        e.replicate_with(|r, store| r.want(store, handle, start, end, force, read))
     }
 
     /// A local seek of a sparse replica lacks tree nodes: ask a peer for a seek proof.
@@ -1107,6 +1108,20 @@ fn one_event(e: Event, event: &dyn Fn(&str) -> EventOut) -> EventOut {
             handle: Some(handle),
             ..event("manifest")
         },
+        // the block, then its index (a little-endian double) in the same allocation: the
+        // reader gets a view of it, as hypercore's gets a view of the message it came in
+        Event::Block {
+            handle,
+            index,
+            mut value,
+        } => {
+            value.extend_from_slice(&(index as f64).to_le_bytes());
+            EventOut {
+                handle: Some(handle),
+                data: Some(value.into()),
+                ..event("block")
+            }
+        }
         Event::Upload {
             handle,
             index,

@@ -46,6 +46,14 @@ pub enum Event {
         handle: u32,
         ancestors: u64,
     },
+    /// A block a local read waits for (`want` with `read`) arrived and was stored; comes
+    /// right before its `Download`. `value` is the stored bytes, with capacity for 8 more
+    /// (the N-API layer appends the index without reallocating: one buffer crosses).
+    Block {
+        handle: u32,
+        index: u64,
+        value: Vec<u8>,
+    },
     /// A block arrived from the peer on `session` and was stored.
     Download {
         handle: u32,
@@ -159,6 +167,9 @@ struct Wants {
     blocks: BTreeSet<u64>,
     /// Wanted blocks asked for even in push-only mode (hypercore's get({ force: true })).
     forced: BTreeSet<u64>,
+    /// Wanted blocks a local read waits for: they go to it with the download (`Event::Block`)
+    /// instead of being read back from storage. Kept until stored or unwanted.
+    reads: BTreeSet<u64>,
     /// download() without a range: every block, now and as the core grows.
     all: bool,
     /// Where the next pass over "all" starts: blocks before it were asked for or held.
@@ -1313,6 +1324,7 @@ impl Replicator {
             for i in done {
                 w.blocks.remove(&i);
                 w.forced.remove(&i);
+                w.reads.remove(&i);
             }
             // a forced block stays forced until it is stored: asked again if this fails
             for i in sent_now {
@@ -1706,6 +1718,15 @@ impl Replicator {
             self.out.events.push(Event::Sync { handle });
         }
         let block_len = verified.block.as_ref().map(|(_, v)| v.len() as u64);
+        // a block a read waits for goes to it from here: this copy replaces reading it back
+        let read_value = verified.block.as_ref().and_then(|(index, value)| {
+            let w = self.wants.get(&handle)?;
+            w.reads.contains(index).then(|| {
+                let mut v = Vec::with_capacity(value.len() + 8);
+                v.extend_from_slice(value);
+                v
+            })
+        });
         let applied = core.apply_verified(verified);
         if learned && applied.upgraded_to.is_none() {
             // other peers hear we have it now (their next sync), and may ask for it
@@ -1717,6 +1738,13 @@ impl Replicator {
         }
         if let Some(index) = applied.block {
             let requested_at = self.requested_at.remove(&(handle, index)).unwrap_or(0);
+            if let Some(value) = read_value {
+                self.out.events.push(Event::Block {
+                    handle,
+                    index,
+                    value,
+                });
+            }
             self.out.events.push(Event::Download {
                 handle,
                 index,
@@ -1728,6 +1756,7 @@ impl Replicator {
             if let Some(w) = self.wants.get_mut(&handle) {
                 w.blocks.remove(&index);
                 w.forced.remove(&index);
+                w.reads.remove(&index);
             }
         }
         self.maybe_upgrade(store, handle);
@@ -2053,6 +2082,7 @@ impl Replicator {
     /// Local readers want blocks [start, end): request them from peers that have them.
     /// `end` None: every block from `start` on, including those appended later.
     /// `force`: asked for even in push-only mode (hypercore's get({ force: true })).
+    /// `read`: a local read waits for them (`Event::Block` brings each).
     pub fn want(
         &mut self,
         store: &mut Store,
@@ -2060,6 +2090,7 @@ impl Replicator {
         start: u64,
         end: Option<u64>,
         force: bool,
+        read: bool,
     ) {
         let wants = self.wants.entry(handle).or_default();
         match end {
@@ -2069,6 +2100,9 @@ impl Replicator {
                     wants.blocks.insert(i);
                     if force {
                         wants.forced.insert(i);
+                    }
+                    if read {
+                        wants.reads.insert(i);
                     }
                 }
             }
@@ -2083,6 +2117,10 @@ impl Replicator {
             for i in remove {
                 w.blocks.remove(&i);
                 w.forced.remove(&i);
+            }
+            let unread: Vec<u64> = w.reads.range(start..end).copied().collect();
+            for i in unread {
+                w.reads.remove(&i);
             }
         }
     }
