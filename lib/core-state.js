@@ -450,6 +450,7 @@ class CoreState {
   }
 
   _drain() {
+    let refreshed = false
     for (const w of this.waiters) {
       let value
       try {
@@ -458,7 +459,14 @@ class CoreState {
         settle(w, err, null)
         continue
       }
-      if (value !== null) settle(w, null, value)
+      if (value === null) continue
+      // The engine may be ahead of the events delivered so far (the replication worker
+      // stored more since): what a waiter found there shows in contiguousLength too.
+      if (!refreshed && !this.closed) {
+        refreshed = true
+        this.contiguousLength = this.native.state(this.handle).contiguousLength
+      }
+      settle(w, null, value)
     }
   }
 
