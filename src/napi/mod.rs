@@ -47,8 +47,9 @@ const WORKER_PIECE: usize = 256 * 1024;
 /// Peer input this small is processed in the receiving call when the worker is idle: a
 /// peer's syncs, ranges and extension messages (and the handshake) take effect at once, as
 /// in JS, where the application may look one event-loop turn later; a thread hop would
-/// make it wait for the worker's turn too. Their work is small (at most ~100 requests).
-const INLINE_MAX: usize = 2 * 1024;
+/// make it wait for the worker's turn too. Kept small: a few bytes of requests can ask
+/// for much work (512 bytes: ~40 block requests).
+const INLINE_MAX: usize = 512;
 
 #[napi(object)]
 pub struct StoreOptions {
@@ -253,6 +254,7 @@ impl NativeStore {
         }
         // the worker's thread ends once its queue is closed; what it still holds finds
         // no store
+        self.shared.close();
         self.worker = None;
         self.wakeup = None;
     }

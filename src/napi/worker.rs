@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     outstanding: AtomicUsize,
     /// the JS thread waits for the engine: the worker lets it go first
     js_waiting: AtomicUsize,
+    /// the store closed: the worker waits for JS no more
+    closed: AtomicBool,
 }
 
 impl Shared {
@@ -51,7 +53,20 @@ impl Shared {
             woken: AtomicBool::new(false),
             outstanding: AtomicUsize::new(0),
             js_waiting: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
         })
+    }
+
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Until JS took what the worker made last (or the store closed): the worker runs at
+    /// most one slice ahead of the JS thread, so what JS handles per turn stays small.
+    fn wait_for_js(&self) {
+        while self.woken.load(Ordering::SeqCst) && !self.closed.load(Ordering::SeqCst) {
+            std::thread::park_timeout(Duration::from_millis(5));
+        }
     }
 
     /// No job handed over is still being processed.
@@ -81,6 +96,7 @@ impl Shared {
 /// The JS thread's end of a worker.
 pub(crate) struct Worker {
     jobs: mpsc::Sender<Job>,
+    thread: std::thread::Thread,
     wakeup: Arc<Wakeup>,
     referenced: bool,
 }
@@ -90,11 +106,12 @@ impl Worker {
         let (jobs, queue) = mpsc::channel();
         let shared = Arc::clone(shared);
         let wake = Arc::clone(&wakeup);
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("corestore-replication".into())
             .spawn(move || run(&shared, &queue, &wake))?;
         Ok(Worker {
             jobs,
+            thread: handle.thread().clone(),
             wakeup,
             referenced: false,
         })
@@ -115,6 +132,7 @@ impl Worker {
     /// again, and with nothing outstanding the process may exit.
     pub fn polled(&mut self, env: &Env, shared: &Shared) {
         shared.woken.store(false, Ordering::SeqCst);
+        self.thread.unpark();
         if shared.outstanding.load(Ordering::SeqCst) == 0 {
             self.reference(env, false);
         }
@@ -151,6 +169,7 @@ fn run(shared: &Shared, queue: &mpsc::Receiver<Job>, wakeup: &Wakeup) {
         }
     };
     while let Ok(job) = queue.recv() {
+        shared.wait_for_js();
         let mut left = {
             let mut engine = shared.lock_for_worker();
             let e = &mut *engine;
@@ -181,6 +200,7 @@ fn run(shared: &Shared, queue: &mpsc::Receiver<Job>, wakeup: &Wakeup) {
         // the rest of the job, a slice at a time, JS calls in between
         while left {
             wake();
+            shared.wait_for_js();
             let mut engine = shared.lock_for_worker();
             let e = &mut *engine;
             left = match e.store.as_mut() {
