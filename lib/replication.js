@@ -192,9 +192,19 @@ class ReplicationStream extends Duplex {
 
   _continue() {
     if (this._resume === null || this._congested || this._unconsumed > INPUT_HIGH_WATER_MARK) return
+    this._release()
+  }
+
+  // lets the held write finish: streamx destroys a stream only once its write is done, and
+  // an ended engine session reports no more progress
+  _release() {
     const resume = this._resume
     this._resume = null
-    resume(null)
+    if (resume !== null) resume(null)
+  }
+
+  _predestroy() {
+    this._release()
   }
 
   _final(cb) {
@@ -231,6 +241,7 @@ class ReplicationStream extends Duplex {
   // until the application ends it; whatever the peer sends meanwhile is dropped.
   _closed(err, detached = false) {
     this.session = 0
+    this._release()
     endGuests(this)
     this.noiseStream._onclose()
     if (err) this.destroy(err)
