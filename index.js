@@ -132,7 +132,8 @@ class Corestore extends EventEmitter {
 
     this.native = native
     this.primaryKey = primaryKey
-    if (!process.env.CORESTORE_NATIVE_SYNC_REPLICATION) native.replicationWorker(() => this._onworker())
+    // opt-in until Autobase runs the same with it (docs/DECISIONS.md §23)
+    if (process.env.CORESTORE_NATIVE_REPLICATION_THREAD === '1') native.replicationWorker(() => this._onworker())
   }
 
   // The replication worker has output or progress for us (src/napi/worker.rs).
