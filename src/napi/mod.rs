@@ -116,22 +116,34 @@ impl NativeStore {
         Ok(())
     }
 
-    /// Hands a job to the worker (started on first use). False when there is no worker
-    /// callback or the thread could not start: the caller runs the job itself.
-    fn submit(&mut self, env: &Env, job: Job) -> std::result::Result<(), Job> {
+    /// Whether `bytes` of peer input go to the worker (started on first use): not without
+    /// a worker callback or when the thread cannot start, and not when they are few and
+    /// the worker is idle (see INLINE_MAX).
+    fn hand_over(&mut self, bytes: usize) -> bool {
+        if bytes <= INLINE_MAX && self.shared.idle() {
+            return false;
+        }
         if self.worker.is_none() {
             let Some(wakeup) = self.wakeup.clone() else {
-                return Err(job);
+                return false;
             };
-            match Worker::start(&self.shared, wakeup) {
-                Ok(w) => self.worker = Some(w),
-                Err(_) => return Err(job),
-            }
+            self.worker = Worker::start(&self.shared, wakeup).ok();
         }
-        match self.worker.as_mut() {
-            Some(w) => w.submit(env, &self.shared, job),
-            None => Err(job),
+        self.worker.is_some()
+    }
+
+    /// Hands a job to the worker; back when its thread has ended (then the caller runs it,
+    /// and the next input does not try the worker again).
+    fn submit(&mut self, env: &Env, job: Job) -> std::result::Result<(), Job> {
+        let Some(w) = self.worker.as_mut() else {
+            return Err(job);
+        };
+        let submitted = w.submit(env, &self.shared, job);
+        if submitted.is_err() {
+            self.worker = None;
+            self.wakeup = None;
         }
+        submitted
     }
 
     #[napi(getter)]
@@ -439,7 +451,7 @@ impl NativeStore {
         let session =
             e.replicator
                 .open(store, is_initiator, hash, scoped.unwrap_or(false), key_pair);
-        let mut out = replication_out(e.replicator.take_output());
+        let mut out = e.take_output();
         out.session = Some(session);
         Ok(out)
     }
@@ -462,7 +474,7 @@ impl NativeStore {
         }
         e.replicator
             .send_extension(handle, session, &name, &message);
-        Ok(replication_out(e.replicator.take_output()))
+        Ok(e.take_output())
     }
 
     /// `store.replicate(stream)` on a `core.replicate()` stream: every core replicates on it.
@@ -490,52 +502,28 @@ impl NativeStore {
         session: u32,
         data: BufferSlice,
     ) -> Result<Option<ReplicationOut>> {
-        if data.len() <= INLINE_MAX && self.shared.idle() {
-            let job = Job::Recv {
-                session,
-                data: data.to_vec(),
-            };
-            return self.run_here(job).map(Some);
-        }
-        // in pieces: what the worker makes of the first (requests, answers) goes out while
-        // it works on the next, so both ends of a transfer keep busy
-        let mut pieces = data.chunks(WORKER_PIECE);
-        while let Some(piece) = pieces.next() {
-            let job = Job::Recv {
-                session,
-                data: piece.to_vec(),
-            };
-            if let Err(job) = self.submit(env, job) {
-                // no worker: the rest is processed here
-                let mut rest = match job {
-                    Job::Recv { data, .. } => data,
-                    Job::Events { .. } => Vec::new(),
+        let mut rest: &[u8] = &data;
+        if self.hand_over(data.len()) {
+            // in pieces: what the worker makes of the first (requests, answers) goes out
+            // while it works on the next, so both ends of a transfer keep busy
+            while !rest.is_empty() {
+                let (piece, after) = rest.split_at(rest.len().min(WORKER_PIECE));
+                let job = Job::Recv {
+                    session,
+                    data: piece.to_vec(),
                 };
-                for p in pieces {
-                    rest.extend_from_slice(p);
+                if self.submit(env, job).is_err() {
+                    break; // the worker is gone: this piece and the rest are processed here
                 }
-                return self
-                    .run_here(Job::Recv {
-                        session,
-                        data: rest,
-                    })
-                    .map(Some);
+                rest = after;
+            }
+            if rest.is_empty() {
+                return Ok(None);
             }
         }
-        Ok(None)
-    }
-
-    /// A job run on the JS thread (no worker).
-    fn run_here(&self, job: Job) -> Result<ReplicationOut> {
-        let mut engine = self.engine();
-        match job {
-            Job::Recv { session, data } => {
-                engine.replicate_with(|r, store| r.recv(store, session, &data))
-            }
-            Job::Events {
-                session, events, ..
-            } => engine.replicate_with(|r, store| r.external(store, session, events)),
-        }
+        self.engine()
+            .replicate_with(|r, store| r.recv(store, session, rest))
+            .map(Some)
     }
 
     /// Channel events of an external stream's JS Protomux, batched: `meta` holds 6 bytes
@@ -586,18 +574,23 @@ impl NativeStore {
                 }
             });
         }
-        let job = Job::Events {
-            session,
-            events,
-            bytes,
+        let events = if here != Some(true) && self.hand_over(bytes as usize) {
+            let job = Job::Events {
+                session,
+                events,
+                bytes,
+            };
+            // back only when the worker is gone: then processed here
+            let Err(Job::Events { events, .. }) = self.submit(env, job) else {
+                return Ok(None);
+            };
+            events
+        } else {
+            events
         };
-        if here == Some(true) || (bytes as usize <= INLINE_MAX && self.shared.idle()) {
-            return self.run_here(job).map(Some);
-        }
-        match self.submit(env, job) {
-            Ok(()) => Ok(None),
-            Err(job) => self.run_here(job).map(Some),
-        }
+        self.engine()
+            .replicate_with(|r, store| r.external(store, session, events))
+            .map(Some)
     }
 
     /// An empty message on an idle raw stream, as hypercore's 5-second keep-alive.
@@ -615,7 +608,7 @@ impl NativeStore {
         if let Some(store) = e.store.as_mut() {
             e.replicator.close(store, session, None);
         }
-        Ok(replication_out(e.replicator.take_output()))
+        Ok(e.take_output())
     }
 
     /// Local readers wait for blocks [start, end): ask peers for them. `end` -1: every
@@ -688,7 +681,7 @@ impl NativeStore {
         let e = &mut *engine;
         let store = e.store.as_mut().ok_or_else(store_closed)?;
         let status = e.replicator.update(store, handle);
-        let mut out = replication_out(e.replicator.take_output());
+        let mut out = e.take_output();
         out.status = Some(status);
         Ok(out)
     }

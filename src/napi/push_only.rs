@@ -3,40 +3,31 @@
 
 use napi_derive::napi;
 
-use super::{replication_out, store_closed, NativeStore, ReplicationOut, Result};
+use super::{NativeStore, ReplicationOut, Result};
 
 #[napi]
 impl NativeStore {
     /// While on, the core answers peers but requests nothing from them.
     #[napi]
     pub fn replication_push_only(&self, handle: u32, push_only: bool) -> Result<ReplicationOut> {
-        let mut engine = self.engine();
-        let e = &mut *engine;
-        let store = e.store.as_mut().ok_or_else(store_closed)?;
-        e.replicator.set_push_only(store, handle, push_only);
-        Ok(replication_out(e.replicator.take_output()))
+        self.engine()
+            .replicate_with(|r, store| r.set_push_only(store, handle, push_only))
     }
 
     /// hypercore's allowPush while the core has active sessions: the syncs we send say
     /// so, and blocks a peer pushes unasked are verified and kept.
     #[napi]
     pub fn replication_allow_push(&self, handle: u32, allow: bool) -> Result<ReplicationOut> {
-        let mut engine = self.engine();
-        let e = &mut *engine;
-        let store = e.store.as_mut().ok_or_else(store_closed)?;
-        e.replicator.set_allow_push(store, handle, allow);
-        Ok(replication_out(e.replicator.take_output()))
+        self.engine()
+            .replicate_with(|r, store| r.set_allow_push(store, handle, allow))
     }
 
     /// hypercore's `replicator.push(index)`: the block goes unasked to the peers that allow
     /// push and lack it.
     #[napi]
     pub fn replication_push(&self, handle: u32, index: i64) -> Result<ReplicationOut> {
-        let mut engine = self.engine();
-        let e = &mut *engine;
         let index = super::convert::uint_in(index, "index")?;
-        let store = e.store.as_mut().ok_or_else(store_closed)?;
-        e.replicator.push(store, handle, index);
-        Ok(replication_out(e.replicator.take_output()))
+        self.engine()
+            .replicate_with(|r, store| r.push(store, handle, index))
     }
 }
