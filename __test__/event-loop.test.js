@@ -6,23 +6,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const b4a = require('b4a')
 const Corestore = require('./helpers/impl.js')
-const { tmpdir } = require('./helpers/util.js')
-
-// the longest time a 1 ms timer waited while fn ran, and how long fn ran
-async function stalls(fn) {
-  const started = performance.now()
-  let last = started
-  let worst = 0
-  const timer = setInterval(() => {
-    const now = performance.now()
-    worst = Math.max(worst, now - last)
-    last = now
-  }, 1)
-  await fn()
-  clearInterval(timer)
-  const end = performance.now()
-  return { worst: Math.max(worst, end - last), total: end - started }
-}
+const { tmpdir, stalls } = require('./helpers/util.js')
 
 test('loops of awaited appends and gets let the event loop run', async (t) => {
   const store = new Corestore(tmpdir(t))

@@ -10,6 +10,22 @@ const c = require('compact-encoding')
 const DEFAULT_NAMESPACE = b4a.alloc(32)
 
 // A fresh temp dir, removed when the test ends.
+// the longest time a 1 ms timer waited while fn ran, and how long fn ran
+async function stalls(fn) {
+  const started = performance.now()
+  let last = started
+  let worst = 0
+  const timer = setInterval(() => {
+    const now = performance.now()
+    worst = Math.max(worst, now - last)
+    last = now
+  }, 1)
+  await fn()
+  clearInterval(timer)
+  const end = performance.now()
+  return { worst: Math.max(worst, end - last), total: end - started }
+}
+
 function tmpdir(t) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'csn-test-'))
   if (t) t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -120,6 +136,7 @@ function delay(ms) {
 }
 
 module.exports = {
+  stalls,
   DEFAULT_NAMESPACE,
   tmpdir,
   hex,
