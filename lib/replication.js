@@ -281,13 +281,11 @@ function attachSecretStream(root, conn, scoped) {
       }
     },
     // the worker processed this much of what we handed it: below the mark, read again
-    _unconsumed: 0,
     _consumed(bytes) {
       processed += bytes
-      target._unconsumed = handed - processed
       // the engine has answered these opens (its commands run before the promises settle)
       while (answering.length > 0 && answering[0].mark <= processed) answering.shift().resolve()
-      if (paused && target._unconsumed <= INPUT_HIGH_WATER_MARK) {
+      if (paused && handed - processed <= INPUT_HIGH_WATER_MARK) {
         paused = false
         conn.resume()
       }
@@ -339,10 +337,9 @@ function attachSecretStream(root, conn, scoped) {
         settleOpens()
       } else {
         for (const d of data) handed += d.byteLength
-        target._unconsumed = handed - processed
         for (const resolve of opening) answering.push({ mark: handed, resolve })
         opening = []
-        if (!paused && target._unconsumed > INPUT_HIGH_WATER_MARK) {
+        if (!paused && handed - processed > INPUT_HIGH_WATER_MARK) {
           paused = true
           conn.pause()
         }
