@@ -224,6 +224,36 @@ declare namespace Corestore {
     readonly inflightRange: [number, number]
     /** Block requests each channel of this core keeps in flight: at least min, at most max. */
     setInflightRange(min: number | [number, number], max?: number): void
+    /** Messages of every channel this core had, by kind (live: the numbers grow). */
+    readonly stats: ReplicationStats
+  }
+
+  interface WireCount {
+    /** Messages sent. */
+    readonly tx: number
+    /** Messages received. */
+    readonly rx: number
+  }
+
+  /** hypercore's replication stats; each number is read when it is read. */
+  interface ReplicationStats {
+    readonly wireSync: WireCount
+    readonly wireRequest: WireCount
+    readonly wireCancel: WireCount
+    readonly wireData: WireCount
+    readonly wireWant: WireCount
+    readonly wireUnwant: WireCount
+    readonly wireBitfield: WireCount
+    readonly wireRange: WireCount
+    readonly wireExtension: WireCount
+    /** Always 0: the engine does not race a block to a second peer. */
+    readonly hotswaps: number
+    readonly invalidData: number
+    readonly invalidRequests: number
+    /** No-data answers to our requests, reason INVALID_REQUEST. */
+    readonly backoffs: number
+    /** No-data answers to our requests, reason NOT_AVAILABLE. */
+    readonly notAvailableBackoffs: number
   }
 
   interface StorageInfo {
@@ -614,6 +644,8 @@ declare namespace Corestore {
     readonly remoteAllowPush: boolean
     /** The [min, max] block requests kept in flight with this peer (the core's inflightRange). */
     readonly inflightRange: [number, number]
+    /** Messages on this peer's channel for the core, by kind (its last counts once removed). */
+    readonly stats: ReplicationStats
   }
 
   /** The request a downloaded block answered: when it was sent and how long it took (ms). */

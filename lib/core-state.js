@@ -521,10 +521,24 @@ class ReplicatorView {
     this.core = core
     this.inflightRange = DEFAULT_INFLIGHT_RANGE
     this.findingPeers = 0 // sessions of the hypercore package count here
+    this._stats = undefined
   }
 
   get peers() {
     return this.core.peers
+  }
+
+  // hypercore's replicator.stats: the messages of every channel this core had, by kind
+  get stats() {
+    if (this._stats === undefined) {
+      const core = this.core
+      let last = null // a closed core keeps its last counts
+      this._stats = liveStats(() => {
+        if (!core.closed) last = core.native.replicationStats(core.handle, null)
+        return last
+      })
+    }
+    return this._stats
   }
 
   get pushOnly() {
@@ -588,6 +602,8 @@ class Peer {
     this.removed = false
     this._state = state
     this._last = null
+    this._stats = undefined
+    this._lastStats = null
   }
 
   _info() {
@@ -599,7 +615,21 @@ class Peer {
 
   _remove() {
     this._info()
+    if (this._stats !== undefined) this._readStats()
     this.removed = true
+  }
+
+  // hypercore's peer.stats: the messages of this peer's channel for the core, by kind
+  get stats() {
+    if (this._stats === undefined) this._stats = liveStats(() => this._readStats())
+    return this._stats
+  }
+
+  _readStats() {
+    if (this.removed || this._state.closed) return this._lastStats
+    const flat = this._state.native.replicationStats(this._state.handle, this.session)
+    if (flat !== null) this._lastStats = flat
+    return this._lastStats
   }
 
   // hypercore's peer.protomux: the Protomux of the peer's stream (a Hyperswarm
@@ -633,6 +663,45 @@ class Peer {
   get remoteAllowPush() {
     return this._info().remoteAllowPush
   }
+}
+
+// hypercore's stats keys for the message kinds, with their wire type (the index of its
+// count in the engine's flat stats: sent at type, received at 10 + type)
+const WIRE_STATS = [
+  ['wireSync', 0],
+  ['wireRequest', 1],
+  ['wireCancel', 2],
+  ['wireData', 3],
+  ['wireWant', 5],
+  ['wireUnwant', 6],
+  ['wireBitfield', 7],
+  ['wireRange', 8],
+  ['wireExtension', 9]
+]
+const COUNTER_STATS = ['hotswaps', 'invalidData', 'invalidRequests', 'backoffs', 'notAvailableBackoffs']
+
+// An object shaped as hypercore's stats whose every number is read from the engine when
+// it is read (`read()` gives the flat counts, or null for none yet): holders of it see
+// the counts grow, as with hypercore's.
+function liveStats(read) {
+  const at = (i) => {
+    const flat = read()
+    return flat === null ? 0 : flat[i]
+  }
+  const stats = {}
+  for (const [name, type] of WIRE_STATS) {
+    stats[name] = Object.defineProperties(
+      {},
+      {
+        tx: { enumerable: true, get: () => at(type) },
+        rx: { enumerable: true, get: () => at(10 + type) }
+      }
+    )
+  }
+  COUNTER_STATS.forEach((name, i) => {
+    Object.defineProperty(stats, name, { enumerable: true, get: () => at(20 + i) })
+  })
+  return stats
 }
 
 const NO_INFO = {

@@ -864,6 +864,7 @@ class Hypercore extends EventEmitter {
     cs.native.clear(cs.handle, start, end)
     cs.update(cs.native.state(cs.handle))
     cs.onclear(start)
+    cs.root._pumpLocal() // peers hear the blocks are gone
     return cleared
   }
 

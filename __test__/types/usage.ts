@@ -168,6 +168,8 @@ export async function usage(): Promise<void> {
   bin.on('peer-add', (peer) => {
     const remote: Buffer = peer.remotePublicKey
     void remote
+    const sent: number = peer.stats.wireData.tx
+    void sent
   })
   bin.on('peer-remove', () => {})
   bin.off('append', () => {})
@@ -197,6 +199,8 @@ export async function usage(): Promise<void> {
     weak.on('append', () => void weak.length)
     void core.key
     void core.replicator.pushOnly
+    const received: number = core.replicator.stats.wireRequest.rx + core.replicator.stats.backoffs
+    void received
   }
   store.watch(onCore)
   store.unwatch(onCore)

@@ -188,6 +188,9 @@ impl NativeStore {
         let e = &mut *engine;
         if let Some(store) = e.store.as_mut() {
             store.close_core(handle);
+            if store.core(handle).is_err() {
+                e.replicator.forget_core(handle);
+            }
         }
         Ok(())
     }
@@ -345,10 +348,14 @@ impl NativeStore {
         let mut engine = self.engine();
         let e = &mut *engine;
         let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
-        let (core, storage) = e.store_mut()?.core_mut(handle).map_err(js_error)?;
-        core.clear(storage, start, end)
-            .map(state_out)
-            .map_err(js_error)
+        let store = e.store.as_mut().ok_or_else(store_closed)?;
+        let (core, storage) = store.core_mut(handle).map_err(js_error)?;
+        let end = end.min(core.tree().length);
+        let state = core.clear(storage, start, end).map_err(js_error)?;
+        if start < end && e.replicator.is_active() {
+            e.replicator.on_clear(handle, start, end);
+        }
+        Ok(state_out(state))
     }
 
     /// hypercore `markBlock(start, end)`: the blocks stay through the next `sweep`.
@@ -663,6 +670,36 @@ impl NativeStore {
                 remote_can_upgrade: p.can_upgrade,
                 remote_allow_push: p.allow_push,
             })
+    }
+
+    /// hypercore's `stats` of a core (`session` None: its replicator's) or of its channel
+    /// on one stream, flat: the 10 message kinds sent, the 10 received (wire type order),
+    /// then hotswaps, invalidData, invalidRequests, backoffs, notAvailableBackoffs. None
+    /// when that stream has no channel for the core.
+    #[napi]
+    pub fn replication_stats(&self, handle: u32, session: Option<u32>) -> Option<Vec<f64>> {
+        let engine = self.engine();
+        let stats = match session {
+            Some(session) => engine.replicator.peer_stats(handle, session)?,
+            None => engine.replicator.core_stats(handle),
+        };
+        let mut flat: Vec<f64> = stats
+            .tx
+            .iter()
+            .chain(stats.rx.iter())
+            .map(|&n| n as f64)
+            .collect();
+        flat.extend(
+            [
+                stats.hotswaps,
+                stats.invalid_data,
+                stats.invalid_requests,
+                stats.backoffs,
+                stats.not_available_backoffs,
+            ]
+            .map(|n| n as f64),
+        );
+        Some(flat)
     }
 
     #[napi]

@@ -18,6 +18,7 @@ use crate::store::{OpenRequest, Store};
 use crate::wire::messages::{self, Message, PROTOCOL, PROTOCOL_ALIASES};
 use crate::wire::protomux::MuxEvent;
 pub use peer::Command;
+pub use peer::WireStats;
 use peer::{inflight_limit, Channel, Inflight, Peer, Transport, MAX_INFLIGHT};
 
 const NOT_AVAILABLE: u64 = 1;
@@ -33,7 +34,7 @@ const MAX_SCAN: usize = 65536;
 /// where this one stopped).
 const EXPLICIT_SCAN: usize = 4096;
 /// hypercore's MAX_INVALID_REQUESTS: the invalid requests a peer may make on one channel.
-const MAX_INVALID_REQUESTS: u32 = 64;
+const MAX_INVALID_REQUESTS: u64 = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -208,6 +209,9 @@ pub struct Replicator {
     /// When each block request in flight was sent (ms since the epoch), for the download
     /// event's request timing.
     requested_at: HashMap<(u32, u64), u64>,
+    /// The stats of channels gone, per core: a core's stats are these plus its live
+    /// channels' (hypercore's replicator.stats count for as long as the core is open).
+    retired_stats: HashMap<u32, WireStats>,
     out: Output,
 }
 
@@ -919,20 +923,28 @@ impl Replicator {
         local_id: u64,
         message: Message,
     ) -> Result<()> {
-        let Some(handle) = self
+        let Some(ch) = self
             .peers
-            .get(&session)
-            .and_then(|p| p.channels.get(&local_id))
+            .get_mut(&session)
+            .and_then(|p| p.channels.get_mut(&local_id))
             .filter(|c| c.paired)
-            .map(|c| c.handle)
         else {
             return Ok(());
         };
+        ch.stats.received(message.message_type());
+        let handle = ch.handle;
         match message {
             Message::Sync(m) => self.on_sync(store, session, local_id, handle, m),
             Message::Request(m) => self.on_request(store, session, local_id, handle, m),
             Message::Data(m) => self.on_data(store, session, local_id, handle, *m),
             Message::NoData(m) => {
+                if let Some(ch) = self.channel_mut(session, local_id) {
+                    match m.reason {
+                        NOT_AVAILABLE => ch.stats.not_available_backoffs += 1,
+                        INVALID_REQUEST => ch.stats.backoffs += 1,
+                        _ => {}
+                    }
+                }
                 match self.clear_inflight(session, local_id, handle, m.request) {
                     Some(Inflight::Block(i)) => {
                         // The peer does not have it after all: stop asking it, ask others.
@@ -1482,22 +1494,20 @@ impl Replicator {
             let stop = (at + BITFIELD_CHUNK).min(end);
             let words = (stop - at).div_ceil(32);
             let mut bitfield = vec![0u32; words as usize];
-            let mut any = false;
             for i in at..stop {
                 if core.has_block(i) {
                     bitfield[((i - at) / 32) as usize] |= 1 << ((i - at) % 32);
-                    any = true;
                 }
             }
-            if any {
-                peer.send(
-                    local_id,
-                    &Message::Bitfield(messages::Bitfield {
-                        start: at,
-                        bitfield,
-                    }),
-                );
-            }
+            // Sent even when empty, as hypercore does: the peer learns we lack these
+            // blocks instead of waiting on us.
+            peer.send(
+                local_id,
+                &Message::Bitfield(messages::Bitfield {
+                    start: at,
+                    bitfield,
+                }),
+            );
             at = stop;
         }
         Ok(())
@@ -1519,8 +1529,8 @@ impl Replicator {
                 // As hypercore: a peer that keeps asking for proofs that cannot exist is
                 // hostile or broken, and its connection ends at the 64th.
                 if let Some(ch) = self.channel_mut(session, local_id) {
-                    ch.invalid_requests += 1;
-                    if ch.invalid_requests >= MAX_INVALID_REQUESTS {
+                    ch.stats.invalid_requests += 1;
+                    if ch.stats.invalid_requests >= MAX_INVALID_REQUESTS {
                         return Err(Error::new(
                             "INVALID_OPERATION",
                             format!("The peer made {MAX_INVALID_REQUESTS} invalid requests"),
@@ -1798,6 +1808,7 @@ impl Replicator {
         let Some(ch) = peer.channels.get_mut(&local_id) else {
             return Ok(());
         };
+        ch.stats.invalid_data += 1;
         ch.paused = true;
         let (length, fork) = (local_length.min(ch.remote.length), ch.remote.fork);
         if e.code != "INVALID_OPERATION" && length > 0 {
@@ -2079,6 +2090,25 @@ impl Replicator {
         self.flush_all();
     }
 
+    /// After a local clear: every peer hears that blocks [start, end) are gone (a range
+    /// with drop), as hypercore's peers do, so none asks us for them.
+    pub fn on_clear(&mut self, handle: u32, start: u64, end: u64) {
+        for peer in self.peers.values_mut() {
+            if let Some((_, ch)) = peer.channel_of_mut(handle) {
+                ch.full_signaled = ch.full_signaled.min(start);
+            }
+        }
+        self.broadcast_range(
+            handle,
+            messages::Range {
+                drop: true,
+                start,
+                length: end - start,
+            },
+        );
+        self.flush_all();
+    }
+
     /// Local readers want blocks [start, end): request them from peers that have them.
     /// `end` None: every block from `start` on, including those appended later.
     /// `force`: asked for even in push-only mode (hypercore's get({ force: true })).
@@ -2165,6 +2195,29 @@ impl Replicator {
         })
     }
 
+    /// hypercore's `replicator.stats` of a core: every channel's it had, live or gone.
+    pub fn core_stats(&self, handle: u32) -> WireStats {
+        let mut stats = self.retired_stats.get(&handle).copied().unwrap_or_default();
+        for peer in self.peers.values() {
+            if let Some((_, ch)) = peer.channel_of(handle) {
+                stats.add(&ch.stats);
+            }
+        }
+        stats
+    }
+
+    /// hypercore's `peer.stats`: the channel's for the core on the stream `session`.
+    pub fn peer_stats(&self, handle: u32, session: u32) -> Option<WireStats> {
+        let (_, ch) = self.peers.get(&session)?.channel_of(handle)?;
+        Some(ch.stats)
+    }
+
+    /// The core is closed: what the replicator kept for it goes (a reopened core starts
+    /// new counts, as a new hypercore replicator does).
+    pub fn forget_core(&mut self, handle: u32) {
+        self.retired_stats.remove(&handle);
+    }
+
     pub fn peer_count(&self, handle: u32) -> u32 {
         self.peers
             .values()
@@ -2184,6 +2237,10 @@ impl Replicator {
             return;
         };
         peer.by_handle.remove(&ch.handle);
+        self.retired_stats
+            .entry(ch.handle)
+            .or_default()
+            .add(&ch.stats);
         for (_, inflight) in ch.inflight {
             match inflight {
                 Inflight::Block(i) => {
@@ -2218,6 +2275,9 @@ impl Replicator {
         // Whoever waits in update() for this peer stops waiting.
         self.out.events.push(Event::Sync { handle: ch.handle });
         store.close_core(ch.handle);
+        if store.core(ch.handle).is_err() {
+            self.forget_core(ch.handle);
+        }
         self.schedule(store, ch.handle);
     }
 
@@ -2287,7 +2347,14 @@ impl Replicator {
                 }
             }
             Err(e) => {
-                self.peers.remove(&session);
+                if let Some(peer) = self.peers.remove(&session) {
+                    for ch in peer.channels.values() {
+                        self.retired_stats
+                            .entry(ch.handle)
+                            .or_default()
+                            .add(&ch.stats);
+                    }
+                }
                 self.out.events.push(Event::Close {
                     session,
                     error: Some(e),

@@ -121,9 +121,61 @@ pub struct Channel {
     /// The length our pushed upgrades brought this peer to (hypercore's pushedLength):
     /// the next push continues from there.
     pub pushed_length: u64,
-    /// Requests of this peer we could not build a proof for (hypercore's
-    /// stats.invalidRequests): at MAX_INVALID_REQUESTS the connection ends.
-    pub invalid_requests: u32,
+    /// Messages sent and received on this channel, and its trouble counters (hypercore's
+    /// `peer.stats`). `stats.invalid_requests` counts requests we could not build a proof
+    /// for: at MAX_INVALID_REQUESTS the connection ends.
+    pub stats: WireStats,
+}
+
+/// Message kinds counted by hypercore's stats, in wire type order (sync = 0 ... extension = 9).
+pub const MESSAGE_KINDS: usize = 10;
+
+/// hypercore's replicator and peer `stats`: messages by wire type sent (`tx`) and received
+/// (`rx`), and counters of requests and data that went wrong.
+#[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WireStats {
+    pub tx: [u64; MESSAGE_KINDS],
+    pub rx: [u64; MESSAGE_KINDS],
+    pub hotswaps: u64,
+    pub invalid_data: u64,
+    pub invalid_requests: u64,
+    pub backoffs: u64,
+    pub not_available_backoffs: u64,
+}
+
+impl WireStats {
+    pub fn add(&mut self, other: &WireStats) {
+        for i in 0..MESSAGE_KINDS {
+            self.tx[i] += other.tx[i];
+            self.rx[i] += other.rx[i];
+        }
+        self.hotswaps += other.hotswaps;
+        self.invalid_data += other.invalid_data;
+        self.invalid_requests += other.invalid_requests;
+        self.backoffs += other.backoffs;
+        self.not_available_backoffs += other.not_available_backoffs;
+    }
+
+    fn count(counts: &mut [u64; MESSAGE_KINDS], message_type: u64) {
+        if let Some(c) = usize::try_from(message_type)
+            .ok()
+            .and_then(|i| counts.get_mut(i))
+        {
+            *c += 1;
+        }
+    }
+
+    pub fn sent(&mut self, message_type: u64) {
+        Self::count(&mut self.tx, message_type);
+    }
+
+    /// hypercore counts every kind it receives but no-data and unwant.
+    pub fn received(&mut self, message_type: u64) {
+        use crate::wire::messages::message_type as t;
+        if message_type != t::NO_DATA && message_type != t::UNWANT {
+            Self::count(&mut self.rx, message_type);
+        }
+    }
 }
 
 pub struct Peer {
@@ -329,7 +381,7 @@ impl Peer {
                 wants_sent: Default::default(),
                 paused: false,
                 pushed_length: 0,
-                invalid_requests: 0,
+                stats: WireStats::default(),
             },
         );
         self.by_handle.insert(handle, local_id);
@@ -389,6 +441,9 @@ impl Peer {
     }
 
     pub fn send(&mut self, local_id: u64, message: &Message) {
+        if let Some(ch) = self.channels.get_mut(&local_id) {
+            ch.stats.sent(message.message_type());
+        }
         if let Transport::External = self.transport {
             self.commands.push(Command::Send {
                 channel: local_id,

@@ -1,0 +1,111 @@
+'use strict'
+// hypercore's replication stats (`core.replicator.stats`, `peer.stats`), read by
+// hypercore-stats and by applications that watch their peers: the same keys as hypercore,
+// counts that grow while a holder keeps the object, and what one side sent is what the
+// other received, in every writer→reader pairing. Also the messages those counts made
+// visible: a clear tells peers the blocks are gone (a range with drop), and a want for
+// blocks a peer lacks is answered with its bitfield even when empty, as hypercore does.
+const assert = require('node:assert/strict')
+const b4a = require('b4a')
+const { forEachPairing, within, until, pipeStores, delay } = require('./helpers/replication.js')
+
+const KEYS = [
+  'wireSync',
+  'wireRequest',
+  'wireCancel',
+  'wireData',
+  'wireWant',
+  'wireUnwant',
+  'wireBitfield',
+  'wireRange',
+  'wireExtension',
+  'hotswaps',
+  'invalidData',
+  'invalidRequests',
+  'backoffs',
+  'notAvailableBackoffs'
+]
+
+function plain(stats) {
+  return JSON.parse(JSON.stringify(stats))
+}
+
+async function pair(e, p, blocks) {
+  const ws = e.store(p.Writer)
+  const w = ws.get({ name: 'w' })
+  await w.ready()
+  if (blocks > 0) await w.append(Array.from({ length: blocks }, (_, i) => b4a.from('b' + i)))
+  const rs = e.store(p.Reader)
+  const r = rs.get({ key: w.key })
+  await r.ready()
+  return { ws, w, rs, r }
+}
+
+forEachPairing('replicator and peer stats count the messages each way', async (t, p, e) => {
+  const { ws, w, rs, r } = await pair(e, p, 3)
+  const wStats = w.replicator.stats
+  const rStats = r.replicator.stats
+  assert.deepEqual(Object.keys(rStats), KEYS, 'the keys of hypercore, in its order')
+  for (const key of KEYS.slice(0, 9)) assert.deepEqual(plain(rStats[key]), { tx: 0, rx: 0 }, key)
+
+  const { s1 } = pipeStores(e, ws, rs)
+  await within(5000, r.download({ start: 0, end: 3 }).done(), 'download')
+  await until(() => w.replicator.peers.length === 1, 5000, 'writer sees the peer')
+
+  // the objects held from before the transfer show its counts
+  assert.ok(rStats.wireData.rx >= 3, 'reader received the blocks')
+  assert.ok(rStats.wireRequest.tx >= 3, 'reader requested them')
+  await until(
+    () =>
+      wStats.wireSync.tx === rStats.wireSync.rx &&
+      wStats.wireData.tx === rStats.wireData.rx &&
+      rStats.wireRequest.tx === wStats.wireRequest.rx,
+    5000,
+    'what one side sent, the other received'
+  )
+  assert.equal(wStats.wireData.tx, rStats.wireData.rx)
+  assert.equal(wStats.wireRange.tx, rStats.wireRange.rx)
+  assert.deepEqual(
+    plain(r.replicator.peers[0].stats),
+    plain(rStats),
+    'one peer: its stats are the core stats'
+  )
+
+  // stats outlive the peer they came from
+  const before = plain(rStats)
+  s1.destroy()
+  await until(() => r.replicator.peers.length === 0, 5000, 'peer removed')
+  assert.deepEqual(plain(rStats), before, 'core stats keep the counts of a peer gone')
+})
+
+forEachPairing('a clear tells peers the blocks are gone', async (t, p, e) => {
+  const { ws, w, rs, r } = await pair(e, p, 3)
+  pipeStores(e, ws, rs)
+  await within(5000, r.download({ start: 0, end: 3 }).done(), 'download')
+  await until(() => r.replicator.peers.length === 1, 5000, 'reader sees the peer')
+  const peer = r.replicator.peers[0]
+  await until(() => peer.remoteContiguousLength === 3, 5000, 'writer announced 3 contiguous')
+  const sent = w.replicator.stats.wireRange.tx
+
+  await w.clear(1, 2)
+  await until(() => peer.remoteContiguousLength === 1, 5000, 'reader hears of the clear')
+  assert.equal(w.replicator.stats.wireRange.tx, sent + 1, 'one range (drop) sent')
+})
+
+forEachPairing('a want for blocks the peer lacks is answered with its bitfield', async (t, p, e) => {
+  // the writer has 5 blocks; a middle peer knows the length but holds none; the reader asks it
+  const { ws, w, rs: ms, r: m } = await pair(e, p, 5)
+  pipeStores(e, ws, ms)
+  await within(5000, m.update({ wait: true }), 'middle update')
+  assert.equal(m.length, 5)
+  const rs = e.store(p.Writer) // a third store, of the writer's implementation
+  const r = rs.get({ key: w.key })
+  await r.ready()
+  pipeStores(e, ms, rs)
+  await until(() => r.replicator.peers.length === 1 && r.length === 5, 5000, 'reader synced')
+  await delay(100)
+  const stats = r.replicator.peers[0].stats
+  assert.equal(stats.wireBitfield.rx, 0, 'nothing asked yet')
+  await assert.rejects(r.get(1, { timeout: 200 }), /REQUEST_TIMEOUT/)
+  await until(() => stats.wireBitfield.rx === 1, 5000, 'the bitfield came back')
+})
