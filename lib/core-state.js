@@ -103,6 +103,7 @@ class CoreState {
   async copyPrologue(src) {
     const handle = src.handle !== undefined ? src.handle : src.core.handle
     const grew = this.native.copyPrologue(this.handle, handle)
+    this.root._pumpLocal() // peers hear what the core holds now
     const st = this.native.state(this.handle)
     if (grew) return this.onappend(st)
     this.update(st)
