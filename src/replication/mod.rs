@@ -35,6 +35,8 @@ const MAX_SCAN: usize = 65536;
 const EXPLICIT_SCAN: usize = 4096;
 /// hypercore's MAX_INVALID_REQUESTS: the invalid requests a peer may make on one channel.
 const MAX_INVALID_REQUESTS: u64 = 64;
+/// hypercore's MAX_BACKOFFS: the invalid-request answers after which we stop asking a peer.
+const MAX_BACKOFFS: u64 = MAX_INVALID_REQUESTS / 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -249,7 +251,7 @@ impl Replicator {
             let Some((local_id, ch)) = peer.channel_of(handle).filter(|(_, c)| c.paired) else {
                 continue;
             };
-            let sync = sync_message(core, &ch.remote, allow);
+            let sync = sync_message(core, store.storage(), &ch.remote, allow);
             peer.send(local_id, &Message::Sync(sync));
             self.flush(session);
         }
@@ -890,7 +892,12 @@ impl Replicator {
         channel.paired = true;
         let handle = channel.handle;
         let core = store.core(handle)?;
-        let sync = sync_message(core, &channel.remote, self.allowing_push.contains(&handle));
+        let sync = sync_message(
+            core,
+            store.storage(),
+            &channel.remote,
+            self.allowing_push.contains(&handle),
+        );
         let st = core.state();
         let contiguous = st.contiguous_length.min(st.length);
         if contiguous == st.length {
@@ -941,7 +948,14 @@ impl Replicator {
                 if let Some(ch) = self.channel_mut(session, local_id) {
                     match m.reason {
                         NOT_AVAILABLE => ch.stats.not_available_backoffs += 1,
-                        INVALID_REQUEST => ch.stats.backoffs += 1,
+                        INVALID_REQUEST => {
+                            // as hypercore: a peer that keeps refusing our requests as
+                            // invalid is asked nothing more (before it ends the connection)
+                            ch.stats.backoffs += 1;
+                            if ch.stats.backoffs >= MAX_BACKOFFS {
+                                ch.paused = true;
+                            }
+                        }
                         _ => {}
                     }
                 }
@@ -1046,12 +1060,22 @@ impl Replicator {
         ch.remote.fork = m.fork;
         ch.remote.length = m.length;
         ch.remote.can_upgrade = m.can_upgrade;
+        ch.remote.length_acked = if m.fork == state.fork {
+            m.remote_length
+        } else {
+            0
+        };
         ch.remote.has_manifest = m.has_manifest;
         ch.remote.allow_push = m.allow_push;
         let paused = ch.paused;
         // The peer is behind us on our fork: tell it our length, so it can upgrade.
         if m.fork == state.fork && state.length > m.length {
-            let sync = sync_message(core, &ch.remote, self.allowing_push.contains(&handle));
+            let sync = sync_message(
+                core,
+                store.storage(),
+                &ch.remote,
+                self.allowing_push.contains(&handle),
+            );
             peer.send(local_id, &Message::Sync(sync));
         }
         let newer_fork = m.fork > state.fork && m.length > 0;
@@ -1114,7 +1138,13 @@ impl Replicator {
                 continue;
             };
             let r = &ch.remote;
-            let longer = r.synced && r.fork == state.fork && r.length > state.length;
+            // as hypercore: only a peer that says it can prove its tree to our length, and
+            // whose word is about our length now
+            let longer = r.synced
+                && r.fork == state.fork
+                && r.length > state.length
+                && r.can_upgrade
+                && r.length_acked == state.length;
             let manifest_only = r.synced && needs_manifest && r.has_manifest;
             if !(longer || manifest_only) || ch.paused || ch.inflight.len() >= MAX_INFLIGHT {
                 continue;
@@ -2028,7 +2058,12 @@ impl Replicator {
             let ch = &*ch;
             match block {
                 None => {
-                    let sync = sync_message(core, &ch.remote, self.allowing_push.contains(&handle));
+                    let sync = sync_message(
+                        core,
+                        store.storage(),
+                        &ch.remote,
+                        self.allowing_push.contains(&handle),
+                    );
                     peer.send(local_id, &Message::Sync(sync));
                     if full {
                         if let Some(ch) = peer.channels.get_mut(&local_id) {
@@ -2391,20 +2426,35 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn sync_message(core: &Hypercore, remote: &peer::Remote, allow_push: bool) -> messages::Sync {
+fn sync_message(
+    core: &Hypercore,
+    storage: &crate::storage::Storage,
+    remote: &peer::Remote,
+    allow_push: bool,
+) -> messages::Sync {
     let state = core.state();
     let same_fork = remote.synced && remote.fork == state.fork;
     messages::Sync {
         fork: state.fork,
         length: state.length,
         remote_length: if same_fork { remote.length } else { 0 },
-        // An honest peer on our fork holds a prefix of our tree, so we can upgrade it.
-        can_upgrade: same_fork && remote.length <= state.length,
+        can_upgrade: same_fork && can_upgrade(core, storage, remote.length),
         uploading: true,
         downloading: true,
         has_manifest: core.manifest.is_some(),
         allow_push,
     }
+}
+
+/// Whether we can prove our tree to a peer on our fork at `remote_length` (hypercore's
+/// canUpgrade in a sync): it is shorter and we hold the roots of its tree, which an upgrade
+/// proof starts from. A sparse core that was fast-forwarded (given a tree's roots only)
+/// may not; a peer asking it anyway would only get invalid-request answers.
+fn can_upgrade(core: &Hypercore, storage: &crate::storage::Storage, remote_length: u64) -> bool {
+    let length = core.state().length;
+    remote_length == 0
+        || (remote_length < length
+            && crate::core::merkle::roots_at(&core.nodes(storage), remote_length).is_ok())
 }
 
 /// No peer is known to hold `index`: ask the peers that might (synced on our fork, not

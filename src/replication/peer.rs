@@ -68,7 +68,10 @@ pub struct Remote {
     pub synced: bool,
     pub fork: u64,
     pub length: u64,
+    /// The peer can prove its tree to us from the length it acknowledged (`length_acked`,
+    /// its sync's remoteLength): upgrades are asked of it only then, as hypercore does.
     pub can_upgrade: bool,
+    pub length_acked: u64,
     pub has_manifest: bool,
     /// The peer accepts blocks it did not ask for (its sync's allowPush).
     pub allow_push: bool,
