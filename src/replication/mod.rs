@@ -2198,11 +2198,22 @@ impl Replicator {
         if self.inflight_upgrades.contains(&handle) {
             return 1;
         }
+        let Ok(core) = store.core(handle) else {
+            return 0;
+        };
+        let state = core.state();
+        // Waited for: a peer not synced yet, and (as hypercore) a longer peer on our fork
+        // whose last sync was about another length of ours: its answer to our sync says
+        // whether it can upgrade us.
         let unsynced = self.peers.values().any(|p| {
-            p.channel_of(handle)
-                .map(|(_, ch)| ch)
-                .is_some_and(|ch| !ch.remote.synced)
-                || (!p.is_open())
+            p.channel_of(handle).map(|(_, ch)| ch).is_some_and(|ch| {
+                let r = &ch.remote;
+                !r.synced
+                    || (!ch.paused
+                        && r.fork == state.fork
+                        && r.length > state.length
+                        && r.length_acked != state.length)
+            }) || (!p.is_open())
         });
         if unsynced {
             2
