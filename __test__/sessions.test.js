@@ -623,3 +623,41 @@ same('state.storage.createMarkStream shows the mark pages as JS', (C, dir) =>
     return { before, after }
   })
 )
+
+// hypercore's copyPrologue takes any core's state, also one of another store (hypercore's
+// storage): the blocks, tree and user data come over, and the core replicates them
+same('copyPrologue from a core of another store, then replicated to a reader', async (C, dir) => {
+  const a = new C(dir + '-a', OPTS)
+  const b = new C(dir + '-b', OPTS)
+  const c = new C(dir + '-c', OPTS)
+  const src = a.get({ name: 'src' })
+  await src.ready()
+  await src.append(['p1', 'p2', 'p3', 'p4'])
+  await src.setUserData('origin', 'a')
+  const keyPair = await b.createKeyPair('view')
+  const manifest = { prologue: { length: 4, hash: await src.treeHash() }, signers: [{ publicKey: keyPair.publicKey }] }
+  const view = b.get({ manifest, keyPair })
+  await view.ready()
+  const reader = c.get({ key: view.key })
+  await reader.ready()
+  const s1 = b.replicate(true)
+  const s2 = c.replicate(false)
+  s1.pipe(s2).pipe(s1)
+  const waiting = reader.get(2) // before the copy: the reader waits for the view to have it
+  await view.core.copyPrologue(src.state)
+  const out = {
+    length: view.length,
+    blocks: await blocks(view),
+    userData: str(await view.getUserData('origin')),
+    waited: str(await waiting),
+    hash: hex(await view.treeHash())
+  }
+  s1.destroy()
+  await Promise.all([a.close(), b.close(), c.close()])
+  return out
+}, (r) => {
+  assert.equal(r.length, 4)
+  assert.deepEqual(r.blocks, ['p1', 'p2', 'p3', 'p4'])
+  assert.equal(r.userData, 'a')
+  assert.equal(r.waited, 'p3')
+})

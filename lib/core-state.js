@@ -102,7 +102,16 @@ class CoreState {
   // blocks, which waiting gets may be after
   async copyPrologue(src) {
     const handle = src.handle !== undefined ? src.handle : src.core.handle
-    const grew = this.native.copyPrologue(this.handle, handle)
+    const from = src.core.root // the store the source is in
+    let grew
+    if (from === this.root) {
+      grew = this.native.copyPrologue(this.handle, handle)
+    } else {
+      // a core of another store: its engine gives the blocks and nodes, ours checks them
+      // against the prologue and writes them
+      const copy = from.native.exportPrologue(handle, this.native.prologueLength(this.handle))
+      grew = copy === null ? false : this.native.importPrologue(this.handle, copy)
+    }
     this.root._pumpLocal() // peers hear what the core holds now
     const st = this.native.state(this.handle)
     if (grew) return this.onappend(st)

@@ -17,6 +17,21 @@ pub struct StorageOpIn {
 }
 
 #[napi(object)]
+pub struct UserDataOut {
+    pub key: String,
+    pub value: Buffer,
+}
+
+/// A prologue copy (`exportPrologue` / `importPrologue`).
+#[napi(object)]
+pub struct PrologueCopyOut {
+    pub length: i64,
+    pub nodes: Vec<super::storage_view::TreeNodeOut>,
+    pub blocks: Vec<super::storage_view::BlockOut>,
+    pub user_data: Vec<UserDataOut>,
+}
+
+#[napi(object)]
 pub struct LocalEntryOut {
     pub key: Buffer,
     pub value: Buffer,
@@ -343,6 +358,92 @@ impl NativeStore {
         let store = e.store.as_mut().ok_or_else(store_closed)?;
         let copied = store.copy_prologue(handle, src).map_err(js_error)?;
         if copied && e.replicator.is_active() {
+            e.replicator.on_local_change(store, handle);
+        }
+        Ok(copied)
+    }
+
+    /// The first `length` blocks of `src` (a core or state handle) with their tree nodes
+    /// and user data, for `importPrologue` into a core of another store (hypercore's
+    /// copyPrologue across storages). Null when the source is shorter.
+    #[napi]
+    pub fn export_prologue(&self, src: u32, length: i64) -> Result<Option<PrologueCopyOut>> {
+        let engine = self.engine();
+        let length = uint_in(length, "length")?;
+        let store = engine.store.as_ref().ok_or_else(store_closed)?;
+        let Some(copy) = store.prologue_source(src, length).map_err(js_error)? else {
+            return Ok(None);
+        };
+        Ok(Some(PrologueCopyOut {
+            length: copy.length as i64,
+            nodes: copy
+                .nodes
+                .into_iter()
+                .map(|n| super::storage_view::TreeNodeOut {
+                    index: n.index as i64,
+                    size: n.size as i64,
+                    hash: n.hash.to_vec().into(),
+                })
+                .collect(),
+            blocks: copy
+                .blocks
+                .into_iter()
+                .map(|(i, b)| super::storage_view::BlockOut {
+                    index: i as i64,
+                    value: b.into(),
+                })
+                .collect(),
+            user_data: copy
+                .user_data
+                .into_iter()
+                .map(|(key, value)| UserDataOut {
+                    key,
+                    value: value.into(),
+                })
+                .collect(),
+        }))
+    }
+
+    /// The length of core `handle`'s prologue (what `exportPrologue` is asked for).
+    #[napi]
+    pub fn prologue_length(&self, handle: u32) -> Result<i64> {
+        let engine = self.engine();
+        let store = engine.store.as_ref().ok_or_else(store_closed)?;
+        Ok(store.prologue_length(handle).map_err(js_error)? as i64)
+    }
+
+    /// hypercore's copyPrologue from a core of another store: what its `exportPrologue`
+    /// gave, checked against this core's prologue hash; as `copyPrologue`.
+    #[napi]
+    pub fn import_prologue(&self, handle: u32, copy: PrologueCopyOut) -> Result<bool> {
+        let mut engine = self.engine();
+        let e = &mut *engine;
+        let mut nodes = Vec::with_capacity(copy.nodes.len());
+        for n in &copy.nodes {
+            nodes.push(crate::storage::TreeNode {
+                index: uint_in(n.index, "index")?,
+                size: uint_in(n.size, "size")?,
+                hash: <[u8; 32]>::try_from(&n.hash[..])
+                    .map_err(|_| bad("a tree node hash is 32 bytes"))?,
+            });
+        }
+        let mut blocks = Vec::with_capacity(copy.blocks.len());
+        for b in &copy.blocks {
+            blocks.push((uint_in(b.index, "index")?, b.value.to_vec()));
+        }
+        let copy = crate::store::PrologueCopy {
+            length: uint_in(copy.length, "length")?,
+            nodes,
+            blocks,
+            user_data: copy
+                .user_data
+                .iter()
+                .map(|u| (u.key.clone(), u.value.to_vec()))
+                .collect(),
+        };
+        let store = e.store.as_mut().ok_or_else(store_closed)?;
+        let copied = store.write_prologue(handle, copy).map_err(js_error)?;
+        if e.replicator.is_active() {
             e.replicator.on_local_change(store, handle);
         }
         Ok(copied)

@@ -5,7 +5,7 @@
 mod sessions;
 mod state_storage;
 
-pub use sessions::{Flushed, StateEntry, StateInfo};
+pub use sessions::{Flushed, PrologueCopy, StateEntry, StateInfo};
 pub use state_storage::StorageOp;
 mod groups;
 mod staticify;

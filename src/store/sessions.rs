@@ -14,6 +14,25 @@ use crate::storage::{
 };
 
 use super::{closed_handle, Store};
+
+/// What a prologue copy takes from its source (`Store::prologue_source`): the tree nodes
+/// below the prologue's length, the blocks held there (index, bytes) and the user data.
+#[derive(Default)]
+pub struct PrologueCopy {
+    pub length: u64,
+    pub nodes: Vec<crate::storage::TreeNode>,
+    pub blocks: Vec<(u64, Vec<u8>)>,
+    pub user_data: Vec<(String, Vec<u8>)>,
+}
+
+/// Tree nodes held in memory, as a node source.
+struct MemNodes<'a>(&'a HashMap<u64, crate::storage::TreeNode>);
+
+impl merkle::NodeSource for MemNodes<'_> {
+    fn node(&self, index: u64) -> Result<Option<crate::storage::TreeNode>> {
+        Ok(self.0.get(&index).cloned())
+    }
+}
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -544,11 +563,32 @@ impl Store {
     /// has); only a core without a head takes the prologue's tree as its head. Returns
     /// whether the core's tree changed (it had no head).
     pub fn copy_prologue(&mut self, handle: u32, src: u32) -> Result<bool> {
+        let length = self.prologue_length(handle)?;
+        match self.prologue_source(src, length)? {
+            Some(copy) => self.write_prologue(handle, copy),
+            None => Ok(false),
+        }
+    }
+
+    /// The length of the prologue of core `handle`'s manifest.
+    pub fn prologue_length(&self, handle: u32) -> Result<u64> {
         let open = self.cores.get(&handle).ok_or_else(closed_handle)?;
-        let Some(prologue) = open.core.manifest.as_ref().and_then(|m| m.prologue.clone()) else {
-            return Err(Error::bad_argument("The core's manifest has no prologue"));
-        };
-        let length = prologue.length;
+        match open
+            .core
+            .manifest
+            .as_ref()
+            .and_then(|m| m.prologue.as_ref())
+        {
+            Some(prologue) => Ok(prologue.length),
+            None => Err(Error::bad_argument("The core's manifest has no prologue")),
+        }
+    }
+
+    /// What a copy of the first `length` blocks of `src` (a core or state handle) takes
+    /// from it: the tree nodes below that length it has, the blocks it holds and its user
+    /// data. None when it is shorter (or `length` is 0): there is nothing to copy. Another
+    /// store's core gets it through `write_prologue` (a copy across stores).
+    pub fn prologue_source(&self, src: u32, length: u64) -> Result<Option<PrologueCopy>> {
         let (src_state, src_core) = match self.states.get(&src) {
             Some(e) => (Some(e.state.clone()), e.core),
             None => (None, src),
@@ -558,7 +598,7 @@ impl Store {
             .as_ref()
             .map_or(source.tree().length, |s| s.tree.length);
         if src_length < length || length == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         let reader = via(
             &self.storage,
@@ -569,7 +609,58 @@ impl Store {
             Some(s) => Box::new(s.nodes(&reader)),
             None => Box::new(source.nodes(&self.storage)),
         };
-        let roots = merkle::roots_at(nodes.as_ref(), length)?;
+        // the nodes of the prologue's tree the source has (a superset of hypercore's: it
+        // copies the roots and the paths down to the blocks it copies)
+        let mut copy = PrologueCopy {
+            length,
+            ..Default::default()
+        };
+        let last = 2 * (length - 1);
+        for index in 0..=last {
+            if crate::core::flat_tree::right_span(index) > last {
+                continue;
+            }
+            if let Some(n) = nodes.node(index)? {
+                copy.nodes.push(n);
+            }
+        }
+        for i in 0..length {
+            let block = match &src_state {
+                Some(s) => s.get(&reader, i)?,
+                None => source.get(&self.storage, i)?,
+            };
+            if let Some(b) = block {
+                copy.blocks.push((i, b));
+            }
+        }
+        let src_data = src_state
+            .as_ref()
+            .map_or(source.data_pointer, |s| s.data_pointer);
+        copy.user_data = self.storage.user_data_entries(src_data)?;
+        Ok(Some(copy))
+    }
+
+    /// Writes a prologue copy into core `handle` (see `copy_prologue`), after checking that
+    /// its nodes give the prologue's tree hash.
+    pub fn write_prologue(&mut self, handle: u32, copy: PrologueCopy) -> Result<bool> {
+        let open = self.cores.get(&handle).ok_or_else(closed_handle)?;
+        let Some(prologue) = open.core.manifest.as_ref().and_then(|m| m.prologue.clone()) else {
+            return Err(Error::bad_argument("The core's manifest has no prologue"));
+        };
+        let length = prologue.length;
+        if copy.length != length || length == 0 {
+            return Err(Error::bad_argument(
+                "The copy is not of the core's prologue length",
+            ));
+        }
+        let last = 2 * (length - 1);
+        let mut nodes: HashMap<u64, crate::storage::TreeNode> = HashMap::new();
+        for n in copy.nodes {
+            if crate::core::flat_tree::right_span(n.index) <= last {
+                nodes.insert(n.index, n);
+            }
+        }
+        let roots = merkle::roots_at(&MemNodes(&nodes), length)?;
         if merkle::hash_roots(&roots) != prologue.hash {
             return Err(Error::invalid_operation(
                 "The source does not match the prologue's tree hash",
@@ -577,16 +668,8 @@ impl Store {
         }
         let dp = open.core.data_pointer;
         let mut batch = Batch::new();
-        // the nodes of the prologue's tree the source has (a superset of hypercore's: it
-        // copies the roots and the paths down to the blocks it copies)
-        let last = 2 * (length - 1);
-        for index in 0..=last {
-            if crate::core::flat_tree::right_span(index) > last {
-                continue;
-            }
-            if let Some(n) = nodes.node(index)? {
-                batch.put_tree_node(dp, &n);
-            }
+        for n in nodes.values() {
+            batch.put_tree_node(dp, n);
         }
         // the blocks, with their bits set in the core's own bitfield pages (which may hold
         // bits past the prologue already)
@@ -599,16 +682,13 @@ impl Store {
         }
         let mut bitfield = crate::core::bitfield::Bitfield::from_pages(existing);
         let mut copied = false;
-        for i in 0..length {
-            let block = match &src_state {
-                Some(s) => s.get(&reader, i)?,
-                None => source.get(&self.storage, i)?,
-            };
-            if let Some(b) = block {
-                batch.put_block(dp, i, &b);
-                bitfield.set_range(i, i + 1, true);
-                copied = true;
+        for (i, b) in &copy.blocks {
+            if *i >= length {
+                continue;
             }
+            batch.put_block(dp, *i, b);
+            bitfield.set_range(*i, i + 1, true);
+            copied = true;
         }
         if copied {
             for page in 0..=pages {
@@ -617,11 +697,8 @@ impl Store {
                 }
             }
         }
-        let src_data = src_state
-            .as_ref()
-            .map_or(source.data_pointer, |s| s.data_pointer);
-        for (key, value) in self.storage.user_data_entries(src_data)? {
-            batch.put_user_data(dp, &key, &value);
+        for (key, value) in &copy.user_data {
+            batch.put_user_data(dp, key, value);
         }
         let headless = self.storage.core_head(dp)?.is_none();
         let tree = MerkleTree {
@@ -636,7 +713,6 @@ impl Store {
             head.timestamp = None;
             batch.put_core_head(dp, &head);
         }
-        drop(nodes);
         self.storage.write(batch)?;
         let open = self.cores.get_mut(&handle).ok_or_else(closed_handle)?;
         let (tree, signature) = if headless {
