@@ -1099,6 +1099,14 @@ fn one_event(e: Event, event: &dyn Fn(&str) -> EventOut) -> EventOut {
             bytes: Some(fork as i64),
             ..event("conflict")
         },
+        Event::CoreOpen {
+            handle,
+            discovery_key,
+        } => EventOut {
+            handle: Some(handle),
+            data: Some(discovery_key.to_vec().into()),
+            ..event("core-open")
+        },
         Event::Manifest { handle } => EventOut {
             handle: Some(handle),
             ..event("manifest")

@@ -90,6 +90,12 @@ pub enum Event {
         handle: u32,
         length: u64,
     },
+    /// A peer opened a channel for a stored core that no one had open, and the engine
+    /// opened it for that channel (corestore's watchers are told of such a core).
+    CoreOpen {
+        handle: u32,
+        discovery_key: [u8; 32],
+    },
     /// A peer told us its length (update() waits on these).
     Sync {
         handle: u32,
@@ -674,6 +680,14 @@ impl Replicator {
                     self.reject_or_offer(session, remote_id, dkey);
                 } else if pending {
                     self.reject(session, remote_id);
+                }
+                if attached && opened_now {
+                    if let Some(discovery_key) = dkey {
+                        self.out.events.push(Event::CoreOpen {
+                            handle,
+                            discovery_key,
+                        });
+                    }
                 }
                 // Our open answered theirs and paired at once: handle what that queued (the
                 // pairing, then what the peer sent on the channel meanwhile) now. Left for the
