@@ -266,3 +266,45 @@ same(
     assert.deepEqual(r.preupdate, [[3, true]])
   }
 )
+
+// hypercore members Autobase's tests read: replicator._blocks.has(index) (a block asked for
+// by a download or a get) and peer.inflight (requests to the peer not yet answered)
+same(
+  'replicator._blocks.has() and peer.inflight',
+  async (C, dir) => {
+    const a = new C(dir + '-w', OPTS)
+    const w = a.get({ name: 'w' })
+    for (let i = 0; i < 8; i++) await w.append(b4a.from('block-' + i))
+    const b = new C(dir, OPTS)
+    const r = b.get({ key: w.key })
+    await r.ready()
+    const out = {}
+    // a get's block is asked for at once (hypercore counts a download's block once a peer
+    // is asked for it, we as soon as it is wanted)
+    const get = r.get(5, { timeout: 10000 })
+    const dl = r.download({ blocks: [6] })
+    await delay(100)
+    out.asked = [r.replicator._blocks.has(5), r.replicator._blocks.has(4)]
+    const s1 = a.replicate(true)
+    const s2 = b.replicate(false)
+    s1.pipe(s2).pipe(s1)
+    out.got = (await get).toString()
+    await dl.done()
+    out.done = [await r.has(5), await r.has(6), r.replicator._blocks.has(5), r.replicator._blocks.has(6)]
+    await r.get(7, { timeout: 10000 })
+    out.inflight = r.peers.map((p) => p.inflight)
+    s1.destroy()
+    s2.destroy()
+    await b.close()
+    await a.close()
+    require('fs').rmSync(dir + '-w', { recursive: true, force: true })
+    return out
+  },
+  (r) =>
+    assert.deepEqual(r, {
+      asked: [true, false],
+      got: 'block-5',
+      done: [true, true, false, false],
+      inflight: [0]
+    })
+)

@@ -662,7 +662,15 @@ impl NativeStore {
                 remote_contiguous_length: p.contiguous_length as i64,
                 remote_can_upgrade: p.can_upgrade,
                 remote_allow_push: p.allow_push,
+                inflight: p.inflight,
             })
+    }
+
+    /// Whether block `index` of the core is wanted (a read, a download) or requested from a peer.
+    #[napi]
+    pub fn replication_block_requested(&self, handle: u32, index: i64) -> Result<bool> {
+        let index = uint_in(index, "index")?;
+        Ok(self.engine().replicator.block_requested(handle, index))
     }
 
     #[napi]
@@ -840,6 +848,7 @@ pub struct PeerInfoOut {
     pub remote_contiguous_length: i64,
     pub remote_can_upgrade: bool,
     pub remote_allow_push: bool,
+    pub inflight: u32,
 }
 
 fn replication_out(out: Output) -> ReplicationOut {

@@ -159,6 +159,9 @@ pub struct PeerInfo {
     pub contiguous_length: u64,
     pub can_upgrade: bool,
     pub allow_push: bool,
+    /// Our requests on the channel that the peer has not answered (hypercore's
+    /// `peer.inflight`).
+    pub inflight: u32,
 }
 
 #[derive(Default)]
@@ -2176,7 +2179,19 @@ impl Replicator {
             contiguous_length: r.contiguous.min(r.length),
             can_upgrade: r.can_upgrade,
             allow_push: r.allow_push,
+            inflight: u32::try_from(ch.inflight.len()).unwrap_or(u32::MAX),
         })
+    }
+
+    /// Whether block `index` of the core is asked for (hypercore's
+    /// `replicator._blocks.has(index)`): a local read or a download wants it, or a peer is
+    /// asked for it. hypercore counts a download's block only once a peer is asked for it.
+    pub fn block_requested(&self, handle: u32, index: u64) -> bool {
+        self.inflight_blocks.contains(&(handle, index))
+            || self
+                .wants
+                .get(&handle)
+                .is_some_and(|w| w.blocks.contains(&index) || w.reads.contains(&index))
     }
 
     pub fn peer_count(&self, handle: u32) -> u32 {
