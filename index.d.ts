@@ -642,6 +642,8 @@ declare namespace Corestore {
     readonly remoteContiguousLength: number
     readonly remoteCanUpgrade: boolean
     readonly remoteAllowPush: boolean
+    /** Our requests to the peer that it has not answered yet. */
+    readonly inflight: number
     /** The [min, max] block requests kept in flight with this peer (the core's inflightRange). */
     readonly inflightRange: [number, number]
     /** Messages on this peer's channel for the core, by kind (its last counts once removed). */

@@ -628,6 +628,9 @@ class Corestore extends EventEmitter {
           if (cs !== undefined) cs.onremotecontiguous(this.native.state(e.handle), e.index)
           break
         }
+        case 'core-open':
+          this._onRemoteOpen(e.data)
+          break
         case 'peer-add':
         case 'peer-remove': {
           const cs = this._cores.get(e.handle)
@@ -733,6 +736,34 @@ class Corestore extends EventEmitter {
     return cs
   }
 
+  // root only. The engine opened a stored core for a peer's channel (corestore's
+  // _attachMaybe): as corestore, the store lists it (store.cores) and its watchers get it,
+  // like any core newly opened. The store takes a reference of its own; with no session on
+  // it the core lingers, and goes once no peer has it (_lingerCycle).
+  _onRemoteOpen(discoveryKey) {
+    if (this.closing !== null || this.native === null || this._nativeClosed) return
+    let info
+    try {
+      info = this.native.openCore({ discoveryKey, createIfMissing: false })
+    } catch {
+      return // gone from disk since
+    }
+    let cs = this._cores.get(info.handle)
+    if (cs === undefined) {
+      cs = new CoreState(this, info)
+      this._cores.set(info.handle, cs)
+    } else {
+      cs.refresh(info)
+      // a lingering core: its lingering reference goes, ours takes its place
+      if (this._lingering.delete(cs)) this.native.closeCore(info.handle)
+    }
+    if (cs.strong > 0 || !this._lingerCore(cs)) this.native.closeCore(info.handle)
+    if (cs.fresh) {
+      cs.fresh = false
+      this._announce(cs)
+    }
+  }
+
   // root only. The last strong session of `cs` closed: it lingers, keeping that session's
   // native reference (corestore's gc: a strike now, one every 2 s, closed at the fourth).
   // False when the store is closing: the caller releases the reference.
@@ -749,6 +780,11 @@ class Corestore extends EventEmitter {
 
   _lingerCycle() {
     for (const cs of this._lingering) {
+      // as corestore's: a core is not idle while peers replicate it
+      if (cs.peers.length > 0) {
+        cs.lingerStrikes = 1
+        continue
+      }
       if (++cs.lingerStrikes < LINGER_STRIKES) continue
       this._lingering.delete(cs)
       cs._gc()

@@ -205,3 +205,106 @@ same(
   },
   (r) => assert.deepEqual(r, { openAfterStoreClose: true, closedWhenDestroyed: true })
 )
+
+// corestore opens a stored core on demand when a peer opens a channel for it, and its
+// watchers are told as of any core newly opened: they get the core (Autobase's wakeup sets
+// `core.preupdate` on it and hears the writer's appends through it)
+same(
+  'watch(): a stored core a peer opens a channel for is announced, and hears its preupdate',
+  async (C, dir) => {
+    const a = new C(path.join(dir, 'a'), OPTS)
+    const w = a.get({ name: 'w' })
+    await w.append([b4a.from('one'), b4a.from('two')])
+    const dk = hex(w.discoveryKey)
+    const pipe = (x, y) => {
+      const s1 = x.replicate(true)
+      const s2 = y.replicate(false)
+      s1.pipe(s2).pipe(s1)
+      return () => {
+        s1.destroy()
+        s2.destroy()
+      }
+    }
+    {
+      // b stores the core, then closes
+      const b = new C(path.join(dir, 'b'), OPTS)
+      const r = b.get({ key: w.key })
+      await r.ready()
+      const end = pipe(a, b)
+      await r.get(1, { timeout: 10000 })
+      end()
+      await r.close()
+      await b.close()
+    }
+    const b = new C(path.join(dir, 'b'), OPTS)
+    const out = { watched: [], preupdate: [] }
+    let got = null
+    b.watch((core) => {
+      out.watched.push(hex(core.discoveryKey))
+      if (hex(core.discoveryKey) !== dk) return
+      got = core
+      core.preupdate = async (batch, key) => {
+        out.preupdate.push([batch.length, hex(key) === hex(w.key)])
+      }
+    })
+    await b.ready()
+    out.before = [b.cores.map.has(dk), out.watched.length]
+    const end = pipe(a, b)
+    for (let i = 0; i < 200 && got === null; i++) await delay(25)
+    if (got !== null && got.opened === false) await got.ready()
+    out.opened = got !== null && [hex(got.key) === hex(w.key), b.cores.map.has(dk)]
+    await w.append(b4a.from('three'))
+    for (let i = 0; i < 200 && out.preupdate.length === 0; i++) await delay(25)
+    end()
+    await b.close()
+    await a.close()
+    return out
+  },
+  (r) => {
+    assert.deepEqual(r.before, [false, 0])
+    assert.deepEqual(r.opened, [true, true])
+    assert.deepEqual(r.preupdate, [[3, true]])
+  }
+)
+
+// hypercore members Autobase's tests read: replicator._blocks.has(index) (a block asked for
+// by a download or a get) and peer.inflight (requests to the peer not yet answered)
+same(
+  'replicator._blocks.has() and peer.inflight',
+  async (C, dir) => {
+    const a = new C(dir + '-w', OPTS)
+    const w = a.get({ name: 'w' })
+    for (let i = 0; i < 8; i++) await w.append(b4a.from('block-' + i))
+    const b = new C(dir, OPTS)
+    const r = b.get({ key: w.key })
+    await r.ready()
+    const out = {}
+    // a get's block is asked for at once (hypercore counts a download's block once a peer
+    // is asked for it, we as soon as it is wanted)
+    const get = r.get(5, { timeout: 10000 })
+    const dl = r.download({ blocks: [6] })
+    await delay(100)
+    out.asked = [r.replicator._blocks.has(5), r.replicator._blocks.has(4)]
+    const s1 = a.replicate(true)
+    const s2 = b.replicate(false)
+    s1.pipe(s2).pipe(s1)
+    out.got = (await get).toString()
+    await dl.done()
+    out.done = [await r.has(5), await r.has(6), r.replicator._blocks.has(5), r.replicator._blocks.has(6)]
+    await r.get(7, { timeout: 10000 })
+    out.inflight = r.peers.map((p) => p.inflight)
+    s1.destroy()
+    s2.destroy()
+    await b.close()
+    await a.close()
+    require('fs').rmSync(dir + '-w', { recursive: true, force: true })
+    return out
+  },
+  (r) =>
+    assert.deepEqual(r, {
+      asked: [true, false],
+      got: 'block-5',
+      done: [true, true, false, false],
+      inflight: [0]
+    })
+)

@@ -591,6 +591,17 @@ class ReplicatorView {
 
   clearRequests() {}
 
+  // hypercore's block requests: `_blocks.has(index)` tells whether block `index` is asked
+  // for (a get or a download wants it, or a peer is asked for it). hypercore counts a
+  // download's block only once a peer is asked for it; Autobase's tests read it to see that
+  // blocks an apply needs were asked for before it runs.
+  get _blocks() {
+    const core = this.core
+    return {
+      has: (index) => !core.closed && Number.isInteger(index) && index >= 0 && core.native.replicationBlockRequested(core.handle, index)
+    }
+  }
+
   // requests each channel of this core keeps in flight, at least `min`, at most `max`;
   // also takes the [min, max] pair that `inflightRange` gives back (mirror-drive restores it so)
   setInflightRange(min, max) {
@@ -673,6 +684,11 @@ class Peer {
   get remoteAllowPush() {
     return this._info().remoteAllowPush
   }
+
+  // our requests to this peer it has not answered yet (0 once the peer is removed)
+  get inflight() {
+    return this.removed ? 0 : this._info().inflight
+  }
 }
 
 // hypercore's stats keys for the message kinds, with their wire type (the index of its
@@ -719,7 +735,8 @@ const NO_INFO = {
   remoteFork: 0,
   remoteContiguousLength: 0,
   remoteCanUpgrade: false,
-  remoteAllowPush: false
+  remoteAllowPush: false,
+  inflight: 0
 }
 
 // hypercore's request refs: an entry of an activeRequests array is { context, session,

@@ -49,13 +49,21 @@ class Download {
     this.request = null
     this.opened = false
     this.destroyed = false
-    this.opening = session.ready().then(() => {
-      this.opened = true
-      const cs = session.core
-      if (cs === null) return
-      for (const [start, end] of this._ranges()) cs.want(start, end)
-    })
-    this.opening.catch(noop)
+    // as hypercore's: on an open session the blocks are asked for before download() returns
+    if (session.opened === true) {
+      this._want()
+      this.opening = Promise.resolve()
+    } else {
+      this.opening = session.ready().then(() => this._want())
+      this.opening.catch(noop)
+    }
+  }
+
+  _want() {
+    this.opened = true
+    const cs = this.session.core
+    if (cs === null || cs.closed) return
+    for (const [start, end] of this._ranges()) cs.want(start, end)
   }
 
   // [start, end) pairs; end -1 means open-ended (live: everything, as the core grows)

@@ -669,6 +669,7 @@ impl NativeStore {
                 remote_contiguous_length: p.contiguous_length as i64,
                 remote_can_upgrade: p.can_upgrade,
                 remote_allow_push: p.allow_push,
+                inflight: p.inflight,
             })
     }
 
@@ -700,6 +701,13 @@ impl NativeStore {
             .map(|n| n as f64),
         );
         Some(flat)
+    }
+
+    /// Whether block `index` of the core is wanted (a read, a download) or requested from a peer.
+    #[napi]
+    pub fn replication_block_requested(&self, handle: u32, index: i64) -> Result<bool> {
+        let index = uint_in(index, "index")?;
+        Ok(self.engine().replicator.block_requested(handle, index))
     }
 
     #[napi]
@@ -877,6 +885,7 @@ pub struct PeerInfoOut {
     pub remote_contiguous_length: i64,
     pub remote_can_upgrade: bool,
     pub remote_allow_push: bool,
+    pub inflight: u32,
 }
 
 fn replication_out(out: Output) -> ReplicationOut {
@@ -1135,6 +1144,14 @@ fn one_event(e: Event, event: &dyn Fn(&str) -> EventOut) -> EventOut {
             index: Some(length as i64),
             bytes: Some(fork as i64),
             ..event("conflict")
+        },
+        Event::CoreOpen {
+            handle,
+            discovery_key,
+        } => EventOut {
+            handle: Some(handle),
+            data: Some(discovery_key.to_vec().into()),
+            ..event("core-open")
         },
         Event::Manifest { handle } => EventOut {
             handle: Some(handle),

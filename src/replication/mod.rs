@@ -93,6 +93,12 @@ pub enum Event {
         handle: u32,
         length: u64,
     },
+    /// A peer opened a channel for a stored core that no one had open, and the engine
+    /// opened it for that channel (corestore's watchers are told of such a core).
+    CoreOpen {
+        handle: u32,
+        discovery_key: [u8; 32],
+    },
     /// A peer told us its length (update() waits on these).
     Sync {
         handle: u32,
@@ -156,6 +162,9 @@ pub struct PeerInfo {
     pub contiguous_length: u64,
     pub can_upgrade: bool,
     pub allow_push: bool,
+    /// Our requests on the channel that the peer has not answered (hypercore's
+    /// `peer.inflight`).
+    pub inflight: u32,
 }
 
 #[derive(Default)]
@@ -680,6 +689,14 @@ impl Replicator {
                     self.reject_or_offer(session, remote_id, dkey);
                 } else if pending {
                     self.reject(session, remote_id);
+                }
+                if attached && opened_now {
+                    if let Some(discovery_key) = dkey {
+                        self.out.events.push(Event::CoreOpen {
+                            handle,
+                            discovery_key,
+                        });
+                    }
                 }
                 // Our open answered theirs and paired at once: handle what that queued (the
                 // pairing, then what the peer sent on the channel meanwhile) now. Left for the
@@ -2238,6 +2255,7 @@ impl Replicator {
             contiguous_length: r.contiguous.min(r.length),
             can_upgrade: r.can_upgrade,
             allow_push: r.allow_push,
+            inflight: u32::try_from(ch.inflight.len()).unwrap_or(u32::MAX),
         })
     }
 
@@ -2262,6 +2280,17 @@ impl Replicator {
     /// new counts, as a new hypercore replicator does).
     pub fn forget_core(&mut self, handle: u32) {
         self.retired_stats.remove(&handle);
+    }
+
+    /// Whether block `index` of the core is asked for (hypercore's
+    /// `replicator._blocks.has(index)`): a local read or a download wants it, or a peer is
+    /// asked for it. hypercore counts a download's block only once a peer is asked for it.
+    pub fn block_requested(&self, handle: u32, index: u64) -> bool {
+        self.inflight_blocks.contains(&(handle, index))
+            || self
+                .wants
+                .get(&handle)
+                .is_some_and(|w| w.blocks.contains(&index) || w.reads.contains(&index))
     }
 
     pub fn peer_count(&self, handle: u32) -> u32 {
