@@ -132,8 +132,9 @@ class Corestore extends EventEmitter {
 
     this.native = native
     this.primaryKey = primaryKey
-    // opt-in until Autobase runs the same with it (docs/DECISIONS.md §23)
-    if (process.env.CORESTORE_NATIVE_REPLICATION_THREAD === '1') native.replicationWorker(() => this._onworker())
+    // what peers send is processed on a thread of the store's own (docs/DECISIONS.md §23);
+    // CORESTORE_NATIVE_REPLICATION_THREAD=0 processes it in the call that receives it
+    if (process.env.CORESTORE_NATIVE_REPLICATION_THREAD !== '0') native.replicationWorker(() => this._onworker())
   }
 
   // The replication worker has output or progress for us (src/napi/worker.rs).

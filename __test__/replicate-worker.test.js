@@ -13,7 +13,8 @@ const Corestore = require('./helpers/impl.js')
 const { tmpdir, stalls } = require('./helpers/util.js')
 
 const IMPL = process.env.CORESTORE_IMPL || path.join(__dirname, '..')
-// the worker is opt-in (docs/DECISIONS.md §23): these tests are about it
+// these tests are about the worker (docs/DECISIONS.md §23): on, whatever npm test's second
+// pass of the replication files says
 process.env.CORESTORE_NATIVE_REPLICATION_THREAD = '1'
 
 test('a process whose only work is a transfer finishes it, then exits by itself', (t) => {

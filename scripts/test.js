@@ -13,9 +13,9 @@ function run (cmd, args, env) {
 
 run(process.execPath, [path.join(__dirname, 'cargo.js'), 'test', '--release', '--no-default-features'])
 run(process.execPath, ['--test', '--test-concurrency=1', '__test__/'])
-// the replication tests again with the opt-in replication thread (docs/DECISIONS.md §23)
+// the replication tests again without the replication thread (docs/DECISIONS.md §23)
 const replicationTests = require('fs')
   .readdirSync(path.join(root, '__test__'))
   .filter((f) => /^replicate.*\.test\.js$/.test(f))
   .map((f) => path.join('__test__', f))
-run(process.execPath, ['--test', '--test-concurrency=1', ...replicationTests], { CORESTORE_NATIVE_REPLICATION_THREAD: '1' })
+run(process.execPath, ['--test', '--test-concurrency=1', ...replicationTests], { CORESTORE_NATIVE_REPLICATION_THREAD: '0' })

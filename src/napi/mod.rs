@@ -609,7 +609,11 @@ impl NativeStore {
     }
 
     #[napi]
-    pub fn replication_close(&self, session: u32) -> Result<ReplicationOut> {
+    pub fn replication_close(&mut self, env: &Env, session: u32) -> Result<ReplicationOut> {
+        // with input of this stream still at the worker, the worker closes it after that
+        if !self.shared.idle() && self.submit(env, Job::Close { session }).is_ok() {
+            return Ok(self.engine().take_output());
+        }
         let mut engine = self.engine();
         let e = &mut *engine;
         if let Some(store) = e.store.as_mut() {

@@ -31,6 +31,9 @@ pub(crate) enum Job {
         events: Vec<MuxEvent>,
         bytes: u64,
     },
+    /// the stream ended: what it handed over before is processed first (as it would have
+    /// been in its own write, without a worker), then its session closes
+    Close { session: u32 },
 }
 
 /// What the JS thread and the worker share.
@@ -169,6 +172,12 @@ fn run(shared: &Shared, queue: &mpsc::Receiver<Job>, wakeup: &Wakeup) {
         }
     };
     while let Ok(job) = queue.recv() {
+        if let Job::Close { session } = job {
+            close(shared, session, &wake);
+            shared.outstanding.fetch_sub(1, Ordering::SeqCst);
+            wake();
+            continue;
+        }
         shared.wait_for_js();
         let mut left = {
             let mut engine = shared.lock_for_worker();
@@ -190,6 +199,7 @@ fn run(shared: &Shared, queue: &mpsc::Receiver<Job>, wakeup: &Wakeup) {
                                 .external_until(store, session, events, deadline);
                             (session, bytes)
                         }
+                        Job::Close { session } => (session, 0), // taken above
                     };
                     *e.consumed.entry(session).or_insert(0) += bytes;
                     e.replicator.has_backlog()
@@ -209,6 +219,25 @@ fn run(shared: &Shared, queue: &mpsc::Receiver<Job>, wakeup: &Wakeup) {
             };
         }
         shared.outstanding.fetch_sub(1, Ordering::SeqCst);
+        wake();
+    }
+}
+
+/// Closes a session once the backlog it left is processed, a slice at a time.
+fn close(shared: &Shared, session: u32, wake: &dyn Fn()) {
+    loop {
+        shared.wait_for_js();
+        let mut engine = shared.lock_for_worker();
+        let e = &mut *engine;
+        let Some(store) = e.store.as_mut() else {
+            return;
+        };
+        if !e.replicator.session_has_backlog(session) {
+            e.replicator.close(store, session, None);
+            return;
+        }
+        e.replicator.resume(store, Instant::now() + SLICE);
+        drop(engine);
         wake();
     }
 }

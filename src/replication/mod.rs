@@ -537,6 +537,10 @@ impl Replicator {
         self.peers.values().any(Peer::has_backlog)
     }
 
+    pub fn session_has_backlog(&self, session: u32) -> bool {
+        self.peers.get(&session).is_some_and(Peer::has_backlog)
+    }
+
     /// Handles the session's backlog in order, until `deadline` if there is one.
     fn drain(&mut self, store: &mut Store, session: u32, deadline: Option<Instant>) -> Result<()> {
         loop {
