@@ -661,3 +661,33 @@ same('copyPrologue from a core of another store, then replicated to a reader', a
   assert.equal(r.userData, 'a')
   assert.equal(r.waited, 'p3')
 })
+
+// the blocks of a manifest's prologue are the core's for good: hypercore refuses a truncate
+// (INVALID_OPERATION) or a named session's checkout (ERR_ASSERTION from ready()) below the
+// prologue's length. JS corestore also raises that checkout's error as an uncaught exception
+// and an unhandled rejection (measured), which fails any test run; so this one runs on the
+// implementation only, with the codes JS gives.
+test('a truncate or a checkout below the prologue is refused', async (t) => {
+  const C = Corestore
+  const dir = tmpdir(t)
+  const store = new C(dir, OPTS)
+  const src = store.get({ name: 'src' })
+  await src.ready()
+  await src.append(['p1', 'p2', 'p3', 'p4'])
+  const keyPair = await store.createKeyPair('view')
+  const manifest = { prologue: { length: 4, hash: await src.treeHash() }, signers: [{ publicKey: keyPair.publicKey }] }
+  const view = store.get({ manifest, keyPair })
+  await view.ready()
+  await view.core.copyPrologue(src.state)
+  await view.append('v5')
+  const codes = []
+  const attempt = (p) => p.then(() => codes.push('ok'), (err) => codes.push(err.code))
+  await attempt(view.truncate(2))
+  const session = view.session({ name: 'draft', checkout: 3 })
+  await attempt(session.ready())
+  await session.close().catch(() => {})
+  await attempt(view.truncate(4)) // down to the prologue is allowed
+  assert.deepEqual(codes, ['INVALID_OPERATION', 'ERR_ASSERTION', 'ok'])
+  assert.equal(view.length, 4)
+  await store.close()
+})

@@ -411,6 +411,10 @@ class Hypercore extends EventEmitter {
     if (checkout > state.length) {
       throw ASSERTION(`Invalid checkout ${checkout} for ${o.name}, length is ${state.length}`, this.discoveryKey)
     }
+    const prologue = state.prologue
+    if (prologue && checkout < prologue.length) {
+      throw ASSERTION(`Invalid checkout ${checkout} for ${o.name}, prologue length is ${prologue.length}`, this.discoveryKey)
+    }
     if (checkout < state.length) state.update(root.native.stateTruncate(handle, checkout, state.fork))
   }
 
@@ -807,6 +811,11 @@ class Hypercore extends EventEmitter {
     const fork = o.fork === undefined ? src.fork + 1 : o.fork
     if (!isIndex(fork)) throw BAD_ARGUMENT('Fork must be a non-negative integer')
     checkWritableState(this)
+    // as hypercore: the blocks of the manifest's prologue are the core's for good
+    const prologue = this.state !== null ? this.state.prologue : null
+    if (prologue && newLength < prologue.length) {
+      throw INVALID_OPERATION('Truncation breaks prologue', cs.discoveryKey)
+    }
 
     if (state !== null) {
       if (newLength > state.length) {
