@@ -135,6 +135,10 @@ class Corestore extends EventEmitter {
     // what peers send is processed on a thread of the store's own (docs/DECISIONS.md §23);
     // CORESTORE_NATIVE_REPLICATION_THREAD=0 processes it in the call that receives it
     if (process.env.CORESTORE_NATIVE_REPLICATION_THREAD !== '0') native.replicationWorker(() => this._onworker())
+    // corestore opens its storage (RocksDB) on a thread: a store is never ready before a
+    // macrotask. Its sessions bind at once (key known), and are ready once it is: code that
+    // awaits something and then listens for 'ready' or reads a length sees them opening.
+    await new Promise(setImmediate)
   }
 
   // The replication worker has output or progress for us (src/napi/worker.rs).

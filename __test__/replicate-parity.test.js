@@ -88,6 +88,8 @@ forEachPairing('remoteContiguousLength: from the peer holding all, event, trunca
   await ws.close()
   const ws2 = e.store(p.Writer, dir)
   const w2 = ws2.get({ key })
+  await null
+  assert.equal(w2.remoteContiguousLength, 0, 'reads 0 until the reopened core is ready')
   await w2.ready()
   assert.equal(w2.remoteContiguousLength, 3, 'persisted in the hints')
 

@@ -404,3 +404,53 @@ same(
       ownAfter: 0
     })
 )
+
+// corestore opens its storage on a thread: a session made while its store opens is still
+// opening after the caller's next await (a 'ready' listener attached then fires; its lengths
+// read 0 until then), and a second session made meanwhile is ready after it
+same(
+  'a session made while its store opens is still opening after the caller awaits',
+  async (C, dir) => {
+    const first = new C(dir, OPTS)
+    const w = first.get({ name: 'a' })
+    await w.append(['x', 'y'])
+    const key = w.key
+    await first.close()
+
+    const out = {}
+    for (const [what, opts] of [['key', { key }], ['name', { name: 'a' }]]) {
+      const store = new C(dir, OPTS)
+      const open = async () => store.get(opts)
+      const core = await open()
+      const second = store.get({ key })
+      const order = []
+      const lengths = (s) => [s.length, s.byteLength, s.signedLength, s.contiguousLength, s.remoteContiguousLength]
+      const atReady = (s, who) =>
+        new Promise((resolve) =>
+          s.once('ready', () => {
+            order.push(who)
+            resolve(lengths(s))
+          })
+        )
+      const before = { opened: core.opened, lengths: lengths(core), key: hex(core.key) === hex(key) }
+      const ready = await Promise.all([atReady(core, 'first'), atReady(second, 'second')])
+      // (corestore opens a named core only after looking its name up: a get by key made
+      // meanwhile may be ready first there, so the order is compared for keys only)
+      out[what] = what === 'key' ? { before, ready, order } : { before: before.lengths, ready }
+      await store.close()
+    }
+    return out
+  },
+  (r) => {
+    const ready = [
+      [2, 2, 2, 2, 0],
+      [2, 2, 2, 2, 0]
+    ]
+    assert.deepEqual(r.key, {
+      before: { opened: false, lengths: [0, 0, 0, 0, 0], key: true },
+      ready,
+      order: ['first', 'second']
+    })
+    assert.deepEqual(r.name, { before: [0, 0, 0, 0, 0], ready })
+  }
+)

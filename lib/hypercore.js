@@ -149,6 +149,9 @@ class Hypercore extends EventEmitter {
     this.opened = false
     this.closed = false
     this.closing = null
+    // true while the session waits for its store to open: its lengths read 0 and it hears
+    // no 'append'/'truncate' yet, as hypercore's before its storage is read
+    this._loading = false
     this.weak = !!ctx.weak
     // hypercore: a session counts as active (the core is "downloading") unless made with
     // active: false; a weak one only with active: true
@@ -220,11 +223,17 @@ class Hypercore extends EventEmitter {
         await null // fail after the caller had a chance to listen, as hypercore does
         throw err
       }
-      if (attached) await null
-      else {
+      if (!attached) {
         await this._attachLater(ctx)
         if (this._stateOpts !== null) this._openState(this._stateOpts)
       }
+      const root = this.store._root
+      if (attached && root.opened === false) {
+        // bound while the store still opens (Corestore._open): ready once it is
+        this._loading = true
+        await root.ready()
+        this._loading = false
+      } else if (attached) await null
 
       if (opts.pushOnly === true) this.core.setPushOnly(true) // one session sets it for all
       // as corestore, allowPush and inflightRange are options of the get() that opened the core
@@ -503,7 +512,7 @@ class Hypercore extends EventEmitter {
 
   get length() {
     if (this._snapshot !== null) return this._snapshot.length
-    if (this.readable === false || this.core === null) return 0
+    if (this.readable === false || this._loading || this.core === null) return 0
     return this._state !== null ? this._state.length : this.core.length
   }
 
@@ -515,14 +524,14 @@ class Hypercore extends EventEmitter {
 
   // without the padding of encrypted blocks (a snapshot's, as hypercore's, with it)
   get byteLength() {
-    if (this.readable === false || this.core === null) return 0
+    if (this.readable === false || this._loading || this.core === null) return 0
     if (this._snapshot !== null) return this._snapshot.byteLength
     const src = this._state !== null ? this._state : this.core
     return src.byteLength - src.length * this.padding
   }
 
   get contiguousLength() {
-    if (this.readable === false || this.core === null) return 0
+    if (this.readable === false || this._loading || this.core === null) return 0
     return Math.min(this.core.length, this.core.contiguousLength)
   }
 
@@ -536,13 +545,13 @@ class Hypercore extends EventEmitter {
   }
 
   get fork() {
-    if (this.readable === false || this.core === null) return 0
+    if (this.readable === false || this._loading || this.core === null) return 0
     if (this._snapshot !== null) return this._snapshot.fork
     return this._state !== null ? this._state.fork : this.core.fork
   }
 
   get signedLength() {
-    if (this.readable === false || this.core === null) return 0
+    if (this.readable === false || this._loading || this.core === null) return 0
     const snap = this._snapshot
     // hypercore: a snapshot of a state counts all it holds as flushed, up to the core's length
     if (snap !== null && snap.ofState) return Math.min(snap.length, this.core.length, snap.compat)
