@@ -254,7 +254,7 @@ class CoreState {
     const ss = this.sessions
     for (let i = ss.length - 1; i >= 0; i--) {
       const s = ss[i]
-      if (s._snapshot === null && s._state === null && !s._loading) s.emit('append')
+      if (s._snapshot === null && s._state === null) s.emit('append')
     }
     if (this._view !== null) this._view._emit('append')
     if (this.group !== null) this._groupActive()
@@ -438,7 +438,7 @@ class CoreState {
         if (to < snap.compat) snap.compat = to
         continue
       }
-      if (s._state === null && !s._loading) s.emit('truncate', to, st.fork)
+      if (s._state === null) s.emit('truncate', to, st.fork)
     }
     if (this.waiters.size > 0) {
       for (const w of this.waiters) {

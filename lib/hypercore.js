@@ -149,8 +149,8 @@ class Hypercore extends EventEmitter {
     this.opened = false
     this.closed = false
     this.closing = null
-    // true while the session waits for its store to open: its lengths read 0 and it hears
-    // no 'append'/'truncate' yet, as hypercore's before its storage is read
+    // true while the session waits for its store to open: its lengths read 0, as hypercore's
+    // before its storage is read (what a stream brings meanwhile is still announced)
     this._loading = false
     this.weak = !!ctx.weak
     // hypercore: a session counts as active (the core is "downloading") unless made with
