@@ -150,6 +150,7 @@ async function readBack(Impl, dir) {
 async function main() {
   if (name === '--list') return console.log(JSON.stringify(Object.keys(CASES)))
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'csn-bad-disk-'))
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }))
   await write(dir)
   const undo = await CASES[name](dir)
   const result = await readBack(C, dir)

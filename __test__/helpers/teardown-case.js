@@ -103,8 +103,16 @@ function link(a, b, limits) {
   return [ga, gb]
 }
 
+// every store directory this case made goes when the process ends, however it ends
+const made = []
+process.on('exit', () => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true })
+})
+
 function tmp() {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'csn-teardown-'))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'csn-teardown-'))
+  made.push(dir)
+  return dir
 }
 
 async function connectTcp(ns, fs2, limits) {
