@@ -92,6 +92,21 @@ forEachPairing('a clear tells peers the blocks are gone', async (t, p, e) => {
   assert.equal(w.replicator.stats.wireRange.tx, sent + 1, 'one range (drop) sent')
 })
 
+forEachPairing('a sweep tells peers the blocks it cleared', async (t, p, e) => {
+  const { ws, w, rs, r } = await pair(e, p, 4)
+  pipeStores(e, ws, rs)
+  await within(5000, r.download({ start: 0, end: 4 }).done(), 'download')
+  await until(() => r.replicator.peers.length === 1, 5000, 'reader sees the peer')
+  const peer = r.replicator.peers[0]
+  await until(() => peer.remoteContiguousLength === 4, 5000, 'writer announced 4 contiguous')
+
+  await w.startMarking()
+  await w.markBlock(0, 2) // blocks 2 and 3 are not marked: the sweep clears them
+  await w.sweep()
+  assert.deepEqual([await w.has(1), await w.has(2)], [true, false], 'swept')
+  await until(() => peer.remoteContiguousLength === 2, 5000, 'reader hears of the sweep')
+})
+
 forEachPairing('a want for blocks the peer lacks is answered with its bitfield', async (t, p, e) => {
   // the writer has 5 blocks; a middle peer knows the length but holds none; the reader asks it
   const { ws, w, rs: ms, r: m } = await pair(e, p, 5)

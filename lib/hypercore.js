@@ -932,6 +932,7 @@ class Hypercore extends EventEmitter {
     const cs = this.core
     cs.update(cs.native.sweep(cs.handle))
     cs.onclear(0)
+    cs.root._pumpLocal() // peers hear the blocks are gone
     this._marking = false
   }
 

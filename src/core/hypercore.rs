@@ -581,7 +581,9 @@ impl Hypercore {
 
     /// Drops every block no mark covers and the marks, in one batch (hypercore's `sweep`
     /// clears range by range and then the marks).
-    pub fn sweep(&mut self, storage: &Storage) -> Result<CoreState> {
+    /// Clears every block no mark covers, then the marks, in one write: the state, and the
+    /// ranges cleared (peers are told of them).
+    pub fn sweep(&mut self, storage: &Storage) -> Result<(CoreState, Vec<(u64, u64)>)> {
         self.flush_pending(storage)?;
         let length = self.tree.length;
         let ranges = marks::unmarked(&storage.marks(self.data_pointer)?, length);
@@ -606,7 +608,7 @@ impl Hypercore {
         storage.write(batch)?;
         self.bitfield.merge_pages(bitfield);
         self.contiguous_length = contiguous;
-        Ok(self.state())
+        Ok((self.state(), ranges))
     }
 
     pub fn user_data(&self, storage: &Storage, key: &str) -> Result<Option<Vec<u8>>> {

@@ -381,8 +381,15 @@ impl NativeStore {
     pub fn sweep(&self, handle: u32) -> Result<CoreStateOut> {
         let mut engine = self.engine();
         let e = &mut *engine;
-        let (core, storage) = e.store_mut()?.core_mut(handle).map_err(js_error)?;
-        core.sweep(storage).map(state_out).map_err(js_error)
+        let store = e.store.as_mut().ok_or_else(store_closed)?;
+        let (core, storage) = store.core_mut(handle).map_err(js_error)?;
+        let (state, cleared) = core.sweep(storage).map_err(js_error)?;
+        if e.replicator.is_active() {
+            for (start, end) in cleared {
+                e.replicator.on_clear(handle, start, end);
+            }
+        }
+        Ok(state_out(state))
     }
 
     #[napi]
