@@ -78,13 +78,20 @@ forEachPairing('replicator and peer stats count the messages each way', async (t
   assert.deepEqual(plain(rStats), before, 'core stats keep the counts of a peer gone')
 })
 
-forEachPairing('a clear tells peers the blocks are gone', async (t, p, e) => {
-  const { ws, w, rs, r } = await pair(e, p, 3)
+// A writer of `blocks` blocks and a reader that downloaded them all and heard the writer
+// hold them all: the writer, and the writer as the reader's peer.
+async function heldInFull(e, p, blocks) {
+  const { ws, w, rs, r } = await pair(e, p, blocks)
   pipeStores(e, ws, rs)
-  await within(5000, r.download({ start: 0, end: 3 }).done(), 'download')
+  await within(5000, r.download({ start: 0, end: blocks }).done(), 'download')
   await until(() => r.replicator.peers.length === 1, 5000, 'reader sees the peer')
   const peer = r.replicator.peers[0]
-  await until(() => peer.remoteContiguousLength === 3, 5000, 'writer announced 3 contiguous')
+  await until(() => peer.remoteContiguousLength === blocks, 5000, `writer announced ${blocks} contiguous`)
+  return { w, peer }
+}
+
+forEachPairing('a clear tells peers the blocks are gone', async (t, p, e) => {
+  const { w, peer } = await heldInFull(e, p, 3)
   const sent = w.replicator.stats.wireRange.tx
 
   await w.clear(1, 2)
@@ -93,12 +100,7 @@ forEachPairing('a clear tells peers the blocks are gone', async (t, p, e) => {
 })
 
 forEachPairing('a sweep tells peers the blocks it cleared', async (t, p, e) => {
-  const { ws, w, rs, r } = await pair(e, p, 4)
-  pipeStores(e, ws, rs)
-  await within(5000, r.download({ start: 0, end: 4 }).done(), 'download')
-  await until(() => r.replicator.peers.length === 1, 5000, 'reader sees the peer')
-  const peer = r.replicator.peers[0]
-  await until(() => peer.remoteContiguousLength === 4, 5000, 'writer announced 4 contiguous')
+  const { w, peer } = await heldInFull(e, p, 4)
 
   await w.startMarking()
   await w.markBlock(0, 2) // blocks 2 and 3 are not marked: the sweep clears them

@@ -353,7 +353,7 @@ impl NativeStore {
         let end = end.min(core.tree().length);
         let state = core.clear(storage, start, end).map_err(js_error)?;
         if start < end && e.replicator.is_active() {
-            e.replicator.on_clear(handle, start, end);
+            e.replicator.on_clear(handle, &[(start, end)]);
         }
         Ok(state_out(state))
     }
@@ -385,9 +385,7 @@ impl NativeStore {
         let (core, storage) = store.core_mut(handle).map_err(js_error)?;
         let (state, cleared) = core.sweep(storage).map_err(js_error)?;
         if e.replicator.is_active() {
-            for (start, end) in cleared {
-                e.replicator.on_clear(handle, start, end);
-            }
+            e.replicator.on_clear(handle, &cleared);
         }
         Ok(state_out(state))
     }

@@ -2146,22 +2146,27 @@ impl Replicator {
         self.flush_all();
     }
 
-    /// After a local clear: every peer hears that blocks [start, end) are gone (a range
-    /// with drop), as hypercore's peers do, so none asks us for them.
-    pub fn on_clear(&mut self, handle: u32, start: u64, end: u64) {
+    /// After a local clear or sweep: every peer hears that the blocks of each [start, end)
+    /// are gone (a range with drop), as hypercore's peers do, so none asks us for them.
+    pub fn on_clear(&mut self, handle: u32, cleared: &[(u64, u64)]) {
+        let Some(first) = cleared.iter().map(|&(start, _)| start).min() else {
+            return;
+        };
         for peer in self.peers.values_mut() {
             if let Some((_, ch)) = peer.channel_of_mut(handle) {
-                ch.full_signaled = ch.full_signaled.min(start);
+                ch.full_signaled = ch.full_signaled.min(first);
             }
         }
-        self.broadcast_range(
-            handle,
-            messages::Range {
-                drop: true,
-                start,
-                length: end - start,
-            },
-        );
+        for &(start, end) in cleared {
+            self.broadcast_range(
+                handle,
+                messages::Range {
+                    drop: true,
+                    start,
+                    length: end - start,
+                },
+            );
+        }
         self.flush_all();
     }
 
@@ -2280,6 +2285,14 @@ impl Replicator {
         Some(ch.stats)
     }
 
+    /// A channel goes: its counts stay in its core's stats.
+    fn retire_stats(&mut self, ch: &Channel) {
+        self.retired_stats
+            .entry(ch.handle)
+            .or_default()
+            .add(&ch.stats);
+    }
+
     /// The core is closed: what the replicator kept for it goes (a reopened core starts
     /// new counts, as a new hypercore replicator does).
     pub fn forget_core(&mut self, handle: u32) {
@@ -2316,10 +2329,7 @@ impl Replicator {
             return;
         };
         peer.by_handle.remove(&ch.handle);
-        self.retired_stats
-            .entry(ch.handle)
-            .or_default()
-            .add(&ch.stats);
+        self.retire_stats(&ch);
         for (_, inflight) in ch.inflight {
             match inflight {
                 Inflight::Block(i) => {
@@ -2428,10 +2438,7 @@ impl Replicator {
             Err(e) => {
                 if let Some(peer) = self.peers.remove(&session) {
                     for ch in peer.channels.values() {
-                        self.retired_stats
-                            .entry(ch.handle)
-                            .or_default()
-                            .add(&ch.stats);
+                        self.retire_stats(ch);
                     }
                 }
                 self.out.events.push(Event::Close {

@@ -14,6 +14,8 @@ use crate::storage::{
 };
 
 use super::{closed_handle, Store};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// What a prologue copy takes from its source (`Store::prologue_source`): the tree nodes
 /// below the prologue's length, the blocks held there (index, bytes) and the user data.
@@ -33,8 +35,6 @@ impl merkle::NodeSource for MemNodes<'_> {
         Ok(self.0.get(&index).cloned())
     }
 }
-use std::collections::HashMap;
-use std::sync::Arc;
 
 pub struct StateEntry {
     /// The handle of the core the state belongs to.
