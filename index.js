@@ -55,6 +55,8 @@ class Corestore extends EventEmitter {
     this._lingerTimer = null
     this._states = this.root ? null : new Map() // state handle -> named/atomic SessionState
     this._replication = this.root ? null : new Replication()
+    this._pumped = 0 // on the root: engine outputs routed so far (see _stateFor)
+    this._eventState = null // on the root: the state of the engine event being routed
     this._watching = this.root ? this.root._watching : [] // stores with watchers
     this._groupNotifiers = this.root ? this.root._groupNotifiers : new Map() // topic hex -> handles
     this.cores = this.root ? this.root.cores : new CoreList(this) // open cores by discovery key
@@ -541,6 +543,7 @@ class Corestore extends EventEmitter {
   // Routes the replication engine's output: bytes to the streams, events to the cores.
   _pump(out) {
     const targets = this._replication.targets
+    const pumped = ++this._pumped
     for (const c of out.consumed) {
       const t = targets.get(c.session)
       if (t !== undefined && t._consumed !== undefined) t._consumed(c.bytes)
@@ -562,8 +565,8 @@ class Corestore extends EventEmitter {
             if (e.type === 'append') this._passiveHeadChange(e.handle)
             break
           }
-          const st = this.native.state(e.handle)
           if (!cs.manifest) cs.refresh(this.native.coreInfo(e.handle)) // learned from the peer
+          const st = this._stateFor(e, cs, pumped)
           if (e.type === 'append') {
             cs.onappend(st)
             if (cs._view !== null) cs._view._onpeerupdate(st)
@@ -599,7 +602,7 @@ class Corestore extends EventEmitter {
         }
         case 'truncate': {
           const cs = this._cores.get(e.handle)
-          if (cs !== undefined) cs.ontruncate(this.native.state(e.handle), e.index)
+          if (cs !== undefined) cs.ontruncate(this._stateFor(e, cs, pumped), e.index)
           else this._passiveHeadChange(e.handle)
           break
         }
@@ -630,7 +633,7 @@ class Corestore extends EventEmitter {
         }
         case 'remote-contiguous-length': {
           const cs = this._cores.get(e.handle)
-          if (cs !== undefined) cs.onremotecontiguous(this.native.state(e.handle), e.index)
+          if (cs !== undefined) cs.onremotecontiguous(this._stateFor(e, cs, pumped), e.index)
           break
         }
         case 'core-open':
@@ -657,6 +660,17 @@ class Corestore extends EventEmitter {
         }
       }
     }
+  }
+
+  // A core's state for an engine event of output number `pumped`: the state the event
+  // carries (as of when the output was taken), unless the core changed here since then (a
+  // listener of an earlier event appended): then it is read again (DECISIONS §29).
+  _stateFor(e, cs, pumped) {
+    if (e.state && cs._localAt < pumped) {
+      this._eventState = e.state
+      return e.state
+    }
+    return this.native.state(e.handle)
   }
 
   // An atom's flush changed a parent state: its sessions hear it as hypercore's do

@@ -74,3 +74,35 @@ test('timers keep firing while two stores replicate', async (t) => {
   // (a single stall is a small part of the run, even on a loaded machine)
   assert.ok(worst < total / 3, `${worst} ms stall in ${total} ms`)
 })
+
+// The worker's output carries each core's state with its events, taken without the engine
+// (docs/DECISIONS.md §29). A listener of an earlier event may change the core before a later
+// event of the same output is routed: that event's state is older and must not put the
+// core back. Routed here by hand, with the state the engine had before the listener acted.
+test('an event routed after a listener changed the core does not put the core back', { skip: !!process.env.CORESTORE_IMPL }, async (t) => {
+  const store = new Corestore(tmpdir(t))
+  const core = store.get({ name: 'w' })
+  await core.ready()
+  await core.append(['a', 'b'])
+  const cs = core.core
+  const before = cs.native.state(cs.handle)
+  let appended = false
+  core.on('append', () => {
+    if (appended) return
+    appended = true
+    core.append('c') // runs to the engine before it yields
+  })
+  const event = () => ({ type: 'append', handle: cs.handle, state: { ...before } })
+  // appends give the event loop a turn now and then (lib/turn.js): take it now, so the
+  // listener's append reaches the engine while the first event is routed
+  const turn = require('../lib/turn.js')()
+  if (turn !== null) await turn
+  store._pump({ consumed: [], sends: [], commands: [], events: [event(), event()] })
+  assert.equal(appended, true)
+  assert.equal(core.length, 3)
+  assert.equal(cs.native.state(cs.handle).length, 3)
+  // a later output's events carry a state taken after the append: they are used as given
+  store._pump({ consumed: [], sends: [], commands: [], events: [{ ...event(), state: { ...before, length: 3 } }] })
+  assert.equal(core.length, 3)
+  await store.close()
+})

@@ -34,6 +34,8 @@ class CoreState {
     this.signedLength = info.signedLength
     this.group = root.native.coreGroup(info.handle) // the topic of the core's group, or null
     this.remoteContiguousLength = info.remoteContiguousLength || 0
+    this._localAt = root._pumped // the engine output taken when the state was last read here
+    this._arrived = null // the run of downloaded blocks waiters are looking at (mayHold)
 
     this.sessions = [] // every attached session (strong, weak and snapshots)
     this.strong = 0 // sessions holding a native reference
@@ -200,6 +202,8 @@ class CoreState {
   }
 
   update(st) {
+    // a state read here, not carried by an engine event: events already taken are older
+    if (st !== this.root._eventState) this._localAt = this.root._pumped
     this.length = st.length
     this.contiguousLength = st.contiguousLength
     this.byteLength = st.byteLength
@@ -271,7 +275,25 @@ class CoreState {
   ondownload(st, blocks, session) {
     this.update(st)
     this._emitBlocks('download', blocks, session)
-    if (this.waiters.size > 0) this._drain()
+    if (this.waiters.size > 0) {
+      this._arrived = blocks
+      try {
+        this._drain()
+      } finally {
+        this._arrived = null
+      }
+    }
+  }
+
+  // While waiters look at a run of downloaded blocks: false when block `index` is sure to
+  // be still missing if it was before (it is not in the run); any other change may add it.
+  mayHold(index) {
+    const blocks = this._arrived
+    if (blocks === null) return true
+    for (let at = 0; at < blocks.byteLength; at += 24) {
+      if (blocks.readDoubleLE(at) === index) return true
+    }
+    return false
   }
 
   // A block gets wait for, as the engine verified and stored it (before its 'download'):

@@ -88,12 +88,18 @@ class Download {
       if (this.destroyed) return false
       // an open-ended download is done when what the core has now is all here
       const end = () => (range === -1 ? cs.length : range)
-      // checked on every block that arrives, so it moves a cursor instead of rescanning
+      // Checked on every run of blocks that arrives, so it moves a cursor (the first block
+      // not held when last asked) instead of rescanning; and asks the engine only when that
+      // block may have come: an engine call waits for the replication worker's slice.
       let cursor = start
+      let asked = false
       const complete = () => {
         const e = end()
         if (cursor < cs.contiguousLength) cursor = cs.contiguousLength
-        while (cursor < e && cs.native.has(cs.handle, cursor, cursor + 1)) cursor++
+        if (cursor < e && (!asked || cs.mayHold(cursor))) {
+          cursor = cs.native.firstMissing(cs.handle, cursor, e)
+          asked = true
+        }
         return cursor >= e ? true : null
       }
       if (complete()) continue

@@ -20,7 +20,7 @@ pub use audit::AuditStats;
 use crate::storage::{Auth, Batch, CoreGroup, CoreHead, CoreRecord, Hints, Storage, TreeNode};
 
 /// What JS sees of a core after each operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CoreState {
     pub length: u64,
     pub contiguous_length: u64,
@@ -446,6 +446,15 @@ impl Hypercore {
 
     pub fn has(&self, start: u64, end: u64) -> bool {
         end <= self.tree.length && self.bitfield.first_unset(start, end) >= end
+    }
+
+    /// The first block of [start, end) that is not here (`end` when all are).
+    pub fn first_missing(&self, start: u64, end: u64) -> u64 {
+        let held = end.min(self.tree.length);
+        if start >= held {
+            return start.min(end);
+        }
+        self.bitfield.first_unset(start, held)
     }
 
     pub fn seek(&self, storage: &Storage, bytes: u64, padding: u64) -> Result<Option<(u64, u64)>> {
@@ -898,6 +907,27 @@ mod tests {
         let mut store = Store::open(&dir, None, false).expect("reopen store");
         let handle = open(&mut store);
         assert_eq!(tree_view(&mut store, handle), expected);
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A download's completion: the first block not held, past cleared ones and the length.
+    #[test]
+    fn first_missing_skips_held_blocks_and_stops_at_the_length() {
+        let dir = tmp();
+        let mut store = Store::open(&dir, None, false).expect("open store");
+        let handle = open(&mut store);
+        let (core, storage) = store.core_mut(handle).expect("core");
+        let blocks: Vec<Vec<u8>> = (0..20).map(|i| vec![i as u8; 3]).collect();
+        let refs: Vec<&[u8]> = blocks.iter().map(|b| b.as_slice()).collect();
+        core.append(storage, &refs).expect("append");
+        core.clear(storage, 5, 7).expect("clear");
+        assert_eq!(core.first_missing(0, 20), 5);
+        assert_eq!(core.first_missing(5, 20), 5);
+        assert_eq!(core.first_missing(7, 20), 20);
+        assert_eq!(core.first_missing(7, 30), 20); // past the length nothing is held
+        assert_eq!(core.first_missing(25, 30), 25);
+        assert_eq!(core.first_missing(3, 3), 3);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

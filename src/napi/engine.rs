@@ -1,30 +1,45 @@
 //! The engine state a `NativeStore` shares with its replication worker (worker.rs): the
-//! store, the replicator, and what the worker consumed that JS has not been told yet. One
-//! mutex guards all of it; the JS thread takes it for every call, the worker for each chunk
-//! of peer input it processes. Every output (bytes for the streams, events for the cores)
-//! queues in the replicator in the order the engine made it, whichever thread made it, and
-//! leaves only through `take_output` on the JS thread: secretstream bytes must reach the
-//! wire in the order they were encrypted.
+//! store and the replicator, behind one mutex that the JS thread takes for every call and
+//! the worker for each slice of peer input it processes.
+//!
+//! What the engine makes for JS (bytes for the streams, events for the cores, input the
+//! worker consumed) moves, before the engine lock is released, into `Pending`, which has a
+//! mutex of its own: JS takes it there without waiting for a worker's slice to end. It
+//! queues in the order the engine made it, whichever thread made it (secretstream bytes
+//! must reach the wire in the order they were encrypted). The cores its events name carry
+//! their state as of the last release of the engine lock, so routing the events needs no
+//! engine call either (docs/DECISIONS.md §29).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{replication_out, store_closed, ReplicationOut, Result};
-use crate::replication::Replicator;
+use crate::core::hypercore::CoreState;
+use crate::replication::{Event, Output, Replicator};
 use crate::store::Store;
+
+/// Output made and not yet taken by JS.
+#[derive(Default)]
+pub(crate) struct Pending {
+    out: Output,
+    /// bytes of peer input the worker processed per session
+    consumed: HashMap<u32, u64>,
+    /// the state of each core an event in `out` names
+    states: HashMap<u32, CoreState>,
+}
 
 pub(crate) struct Engine {
     pub store: Option<Store>,
     pub replicator: Replicator,
-    /// bytes of peer input the worker processed per session, since JS last polled
-    pub consumed: HashMap<u32, u64>,
+    pending: Arc<Mutex<Pending>>,
 }
 
 impl Engine {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, pending: Arc<Mutex<Pending>>) -> Self {
         Engine {
             store: Some(store),
             replicator: Replicator::default(),
-            consumed: HashMap::new(),
+            pending,
         }
     }
 
@@ -46,16 +61,83 @@ impl Engine {
         Ok(self.take_output())
     }
 
-    /// Everything queued for JS: the replicator's output and the worker's progress.
-    pub fn take_output(&mut self) -> ReplicationOut {
-        let mut out = replication_out(self.replicator.take_output());
-        out.consumed = std::mem::take(&mut self.consumed)
-            .into_iter()
-            .map(|(session, bytes)| super::ConsumedOut {
-                session,
-                bytes: bytes as f64,
-            })
-            .collect();
-        out
+    /// The worker processed `bytes` of a session's input.
+    pub fn consumed(&mut self, session: u32, bytes: u64) {
+        *lock(&self.pending).consumed.entry(session).or_insert(0) += bytes;
     }
+
+    /// Moves the replicator's output to `Pending` and brings the states there up to date:
+    /// called whenever the engine lock is about to be released, so whatever JS takes from
+    /// `Pending` is never older than what an engine call has shown it.
+    pub fn flush(&mut self) {
+        let out = self.replicator.take_output();
+        let mut pending = lock(&self.pending);
+        if out.sends.is_empty()
+            && out.commands.is_empty()
+            && out.events.is_empty()
+            && pending.states.is_empty()
+        {
+            return;
+        }
+        let p = &mut *pending;
+        for e in &out.events {
+            if let Some(handle) = state_of(e) {
+                p.states.entry(handle).or_default();
+            }
+        }
+        p.out.sends.extend(out.sends);
+        p.out.commands.extend(out.commands);
+        p.out.events.extend(out.events);
+        match self.store.as_ref() {
+            Some(store) => p.states.retain(|&handle, state| match store.state(handle) {
+                Ok(now) => {
+                    *state = now;
+                    true
+                }
+                Err(_) => false, // closed: JS asks, and hears why
+            }),
+            None => p.states.clear(),
+        }
+    }
+
+    /// Everything queued for JS, this call's output included.
+    pub fn take_output(&mut self) -> ReplicationOut {
+        self.flush();
+        take_pending(&self.pending)
+    }
+}
+
+/// Everything queued for JS, without the engine lock.
+pub(crate) fn take_pending(pending: &Mutex<Pending>) -> ReplicationOut {
+    let Pending {
+        out,
+        consumed,
+        states,
+    } = std::mem::take(&mut *lock(pending));
+    let mut out = replication_out(out, &states);
+    out.consumed = consumed
+        .into_iter()
+        .map(|(session, bytes)| super::ConsumedOut {
+            session,
+            bytes: bytes as f64,
+        })
+        .collect();
+    out
+}
+
+/// The core whose state JS updates with this event.
+fn state_of(e: &Event) -> Option<u32> {
+    match e {
+        Event::Append { handle }
+        | Event::Truncate { handle, .. }
+        | Event::Download { handle, .. }
+        | Event::RemoteContiguousLength { handle, .. } => Some(*handle),
+        _ => None,
+    }
+}
+
+/// A panic while `Pending` was held cannot leave it half-moved in a way worse than the
+/// panic itself, so a poisoned lock is still taken.
+fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
+    pending.lock().unwrap_or_else(PoisonError::into_inner)
 }

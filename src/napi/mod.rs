@@ -35,7 +35,6 @@ use crate::replication::{Command, Event, Output};
 use crate::store::{OpenRequest, Store, DEFAULT_NAMESPACE};
 use crate::wire::protomux::MuxEvent;
 use convert::*;
-use engine::Engine;
 use worker::{Job, Shared, Worker};
 
 pub use convert::Code;
@@ -91,14 +90,14 @@ impl NativeStore {
         )
         .map_err(js_error)?;
         Ok(NativeStore {
-            shared: Shared::new(Engine::new(store)),
+            shared: Shared::new(store),
             worker: None,
             wakeup: None,
         })
     }
 
     /// The engine, for one call. Held for the whole call: the worker waits meanwhile.
-    fn engine(&self) -> std::sync::MutexGuard<'_, Engine> {
+    fn engine(&self) -> worker::EngineGuard<'_> {
         self.shared.lock()
     }
 
@@ -308,6 +307,16 @@ impl NativeStore {
             .core(handle)
             .map_err(js_error)?
             .has(start, end))
+    }
+
+    /// The first block of [start, end) the core does not hold (`end` when it holds all):
+    /// a download's completion in one call instead of one per block.
+    #[napi]
+    pub fn first_missing(&self, handle: u32, start: i64, end: i64) -> Result<i64> {
+        let (start, end) = (uint_in(start, "start")?, uint_in(end, "end")?);
+        let engine = self.engine();
+        let core = engine.store()?.core(handle).map_err(js_error)?;
+        Ok(core.first_missing(start, end) as i64)
     }
 
     #[napi]
@@ -746,7 +755,7 @@ impl NativeStore {
         if let Some(w) = self.worker.as_mut() {
             w.polled(env, &self.shared);
         }
-        self.engine().take_output()
+        self.shared.take_output()
     }
 
     #[napi]
@@ -854,6 +863,9 @@ pub struct EventOut {
     pub kind: Option<u32>,
     pub channel: Option<u32>,
     pub message_type: Option<u32>,
+    /// append / download / truncate / remote-contiguous-length: the core's state as of the
+    /// last release of the engine lock, so JS routes the event without an engine call
+    pub state: Option<CoreStateOut>,
 }
 
 /// A command for the JS Protomux of an external stream: `open` a hypercore channel
@@ -897,7 +909,10 @@ pub struct PeerInfoOut {
     pub inflight: u32,
 }
 
-fn replication_out(out: Output) -> ReplicationOut {
+fn replication_out(
+    out: Output,
+    states: &std::collections::HashMap<u32, crate::core::hypercore::CoreState>,
+) -> ReplicationOut {
     let event = |t: &str| EventOut {
         r#type: t.to_string(),
         session: None,
@@ -913,6 +928,7 @@ fn replication_out(out: Output) -> ReplicationOut {
         kind: None,
         channel: None,
         message_type: None,
+        state: None,
     };
     // Consecutive downloads of one core (uploads of one core to one peer) become one run.
     let mut items: Vec<Item> = Vec::with_capacity(out.events.len());
@@ -963,6 +979,20 @@ fn replication_out(out: Output) -> ReplicationOut {
                 pairs,
             } => block_event(kind, handle, session, pairs, &event),
             Item::One(e) => one_event(e, &event),
+        })
+        .map(|mut e: EventOut| {
+            let changes_state = matches!(
+                e.r#type.as_str(),
+                "append" | "download" | "truncate" | "remote-contiguous-length"
+            );
+            if let Some(st) = e
+                .handle
+                .and_then(|h| states.get(&h))
+                .filter(|_| changes_state)
+            {
+                e.state = Some(state_out(*st));
+            }
+            e
         })
         .collect();
 

@@ -4,10 +4,12 @@
 //! JS hands each received chunk over (`Job`) and returns at once. The worker takes the
 //! engine lock per job, runs the replicator on it, records the bytes it consumed, and wakes
 //! JS through a threadsafe function when something waits there. JS then takes the output
-//! (`Engine::take_output`) in the order the engine made it. While jobs are outstanding the
+//! from `Pending` (engine.rs) without the engine lock, in the order the engine made it
+//! (docs/DECISIONS.md §29). While jobs are outstanding the
 //! threadsafe function is referenced, so a process whose only pending work is replication
 //! stays alive, as it would with JS streams; when none are, it is not.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -15,7 +17,8 @@ use std::time::{Duration, Instant};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 
-use super::engine::Engine;
+use super::engine::{take_pending, Engine, Pending};
+use super::ReplicationOut;
 use crate::wire::protomux::MuxEvent;
 
 /// A call into JS with no arguments, created unreferenced (it does not keep the process
@@ -38,7 +41,9 @@ pub(crate) enum Job {
 
 /// What the JS thread and the worker share.
 pub(crate) struct Shared {
-    pub engine: Mutex<Engine>,
+    engine: Mutex<Engine>,
+    /// what the engine made for JS, taken without the engine lock
+    pending: Arc<Mutex<Pending>>,
     /// JS has been woken and has not polled since
     woken: AtomicBool,
     /// jobs handed over and not yet processed
@@ -50,9 +55,11 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(engine: Engine) -> Arc<Self> {
+    pub fn new(store: crate::store::Store) -> Arc<Self> {
+        let pending = Arc::new(Mutex::new(Pending::default()));
         Arc::new(Shared {
-            engine: Mutex::new(engine),
+            engine: Mutex::new(Engine::new(store, Arc::clone(&pending))),
+            pending,
             woken: AtomicBool::new(false),
             outstanding: AtomicUsize::new(0),
             js_waiting: AtomicUsize::new(0),
@@ -79,20 +86,47 @@ impl Shared {
 
     /// The engine, for a call from JS. A panic cannot leave it half-changed in a way a
     /// later call trips on more than the panic did, so a poisoned lock is still taken.
-    pub fn lock(&self) -> MutexGuard<'_, Engine> {
+    pub fn lock(&self) -> EngineGuard<'_> {
         self.js_waiting.fetch_add(1, Ordering::SeqCst);
         let engine = self.engine.lock().unwrap_or_else(PoisonError::into_inner);
         self.js_waiting.fetch_sub(1, Ordering::SeqCst);
-        engine
+        EngineGuard(engine)
+    }
+
+    /// What the engine made for JS since it last took it, without waiting for the engine.
+    pub fn take_output(&self) -> ReplicationOut {
+        take_pending(&self.pending)
     }
 
     /// The engine, for the worker's next job: after any JS call waiting for it, so the
     /// event loop never waits more than one job.
-    fn lock_for_worker(&self) -> MutexGuard<'_, Engine> {
+    fn lock_for_worker(&self) -> EngineGuard<'_> {
         while self.js_waiting.load(Ordering::SeqCst) > 0 {
             std::thread::yield_now();
         }
-        self.engine.lock().unwrap_or_else(PoisonError::into_inner)
+        EngineGuard(self.engine.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// The engine, held: what it made moves to `Pending` before the lock is released.
+pub(crate) struct EngineGuard<'a>(MutexGuard<'a, Engine>);
+
+impl Deref for EngineGuard<'_> {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.0
+    }
+}
+
+impl DerefMut for EngineGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Engine {
+        &mut self.0
+    }
+}
+
+impl Drop for EngineGuard<'_> {
+    fn drop(&mut self) {
+        self.0.flush();
     }
 }
 
@@ -162,7 +196,9 @@ impl Worker {
 }
 
 /// How long the worker holds the engine at a time. A JS call waits at most about this
-/// long, and what the worker made by then goes out while it continues.
+/// long, and what the worker made by then goes out while it continues. (Handing output
+/// over every 0.5 ms within a hold, for the other end of a transfer to start on sooner,
+/// made a transfer slower: 1.7 s against 1.1 s for 50 MB.)
 const SLICE: Duration = Duration::from_millis(2);
 
 fn run(shared: &Shared, queue: &mpsc::Receiver<Job>, wakeup: &Wakeup) {
@@ -179,48 +215,46 @@ fn run(shared: &Shared, queue: &mpsc::Receiver<Job>, wakeup: &Wakeup) {
             continue;
         }
         shared.wait_for_js();
-        let mut left = {
-            let mut engine = shared.lock_for_worker();
-            let e = &mut *engine;
-            match e.store.as_mut() {
-                Some(store) => {
-                    let deadline = Some(Instant::now() + SLICE);
-                    let (session, bytes) = match job {
-                        Job::Recv { session, data } => {
-                            e.replicator.recv_until(store, session, &data, deadline);
-                            (session, data.len() as u64)
-                        }
-                        Job::Events {
-                            session,
-                            events,
-                            bytes,
-                        } => {
-                            e.replicator
-                                .external_until(store, session, events, deadline);
-                            (session, bytes)
-                        }
-                        Job::Close { session } => (session, 0), // taken above
-                    };
-                    *e.consumed.entry(session).or_insert(0) += bytes;
-                    e.replicator.has_backlog()
-                }
-                None => false,
-            }
-        };
+        let mut left = hold(&mut shared.lock_for_worker(), Some(job));
         // the rest of the job, a slice at a time, JS calls in between
         while left {
             wake();
             shared.wait_for_js();
-            let mut engine = shared.lock_for_worker();
-            let e = &mut *engine;
-            left = match e.store.as_mut() {
-                Some(store) => e.replicator.resume(store, Instant::now() + SLICE),
-                None => false,
-            };
+            left = hold(&mut shared.lock_for_worker(), None);
         }
         shared.outstanding.fetch_sub(1, Ordering::SeqCst);
         wake();
     }
+}
+
+/// One hold of the engine: the job, or what waits in the streams' backlogs, until the
+/// slice ends. True while input is left.
+fn hold(engine: &mut Engine, job: Option<Job>) -> bool {
+    let deadline = Instant::now() + SLICE;
+    let Some(store) = engine.store.as_mut() else {
+        return false;
+    };
+    match job {
+        Some(Job::Recv { session, data }) => {
+            engine
+                .replicator
+                .recv_until(store, session, &data, Some(deadline));
+            engine.consumed(session, data.len() as u64);
+        }
+        Some(Job::Events {
+            session,
+            events,
+            bytes,
+        }) => {
+            engine
+                .replicator
+                .external_until(store, session, events, Some(deadline));
+            engine.consumed(session, bytes);
+        }
+        Some(Job::Close { .. }) => {} // run() closes sessions
+        None => return engine.replicator.resume(store, deadline),
+    }
+    engine.replicator.has_backlog()
 }
 
 /// Closes a session once the backlog it left is processed, a slice at a time.
