@@ -57,6 +57,7 @@ class Corestore extends EventEmitter {
     this._replication = this.root ? null : new Replication()
     this._pumped = 0 // on the root: engine outputs routed so far (see _stateFor)
     this._eventState = null // on the root: the state of the engine event being routed
+    this._offThreadEngine = null // on the root: see _offThread
     this._watching = this.root ? this.root._watching : [] // stores with watchers
     this._groupNotifiers = this.root ? this.root._groupNotifiers : new Map() // topic hex -> handles
     this.cores = this.root ? this.root.cores : new CoreList(this) // open cores by discovery key
@@ -660,6 +661,12 @@ class Corestore extends EventEmitter {
         }
       }
     }
+  }
+
+  // The engine for calls that settle on the thread pool (src/napi/append_task.rs).
+  _offThread() {
+    if (this._offThreadEngine === null) this._offThreadEngine = this.native.offThread()
+    return this._offThreadEngine
   }
 
   // A core's state for an engine event of output number `pumped`: the state the event

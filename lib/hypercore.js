@@ -27,6 +27,10 @@ const {
 // hypercore does not limit block sizes but enforces 15mb for smooth replication
 const MAX_SUGGESTED_BLOCK_SIZE = 15 * 1024 * 1024
 
+// Appends of this many bytes or more run on the thread pool (DECISIONS §30); smaller ones
+// take less time than the hop.
+const OFF_THREAD_APPEND = 64 * 1024
+
 class Info {
   constructor(opts) {
     this.key = opts.key
@@ -713,7 +717,21 @@ class Hypercore extends EventEmitter {
 
   // ---- writes ----
 
+  // Appends and truncations of a core's default state take effect in call order, as under
+  // hypercore's state mutex: a turn of the event loop (lib/turn.js) or a large append on
+  // the thread pool (DECISIONS §30) must not let a later call overtake.
   async append(blocks, opts) {
+    const turn = inOrder(this)
+    if (turn === null) return this._append(blocks, opts)
+    try {
+      if (turn.after !== null) await turn.after
+      return await this._append(blocks, opts)
+    } finally {
+      turn.done()
+    }
+  }
+
+  async _append(blocks, opts) {
     if (this.core === null) await this.opening
     const t = turn() // let the event loop run now and then: the engine answers at once
     if (t !== null) await t
@@ -800,9 +818,24 @@ class Hypercore extends EventEmitter {
     }
 
     const sign = signOptions(cs, keyPair, signature)
+    if (sign === null && byteLength(buffers) >= OFF_THREAD_APPEND) {
+      return this._appendOffThread(cs, buffers, postappend)
+    }
     const st =
       sign === null ? cs.native.append(cs.handle, buffers) : signed(cs, () => cs.native.appendSigned(cs.handle, buffers, sign))
     if (sign !== null) refreshManifest(cs)
+    return this._appended(cs, st, buffers, postappend)
+  }
+
+  // A large append runs on the thread pool while the event loop goes on (DECISIONS §30);
+  // later appends and truncations wait for it (append() keeps them in order).
+  async _appendOffThread(cs, buffers, postappend) {
+    const out = await cs.root._offThread().append(cs.handle, buffers)
+    if (!out.state) throw new HypercoreError(out.message, out.code)
+    return this._appended(cs, out.state, buffers, postappend)
+  }
+
+  async _appended(cs, st, buffers, postappend) {
     if (postappend !== null) {
       cs.update(st)
       await postappend(buffers)
@@ -813,6 +846,17 @@ class Hypercore extends EventEmitter {
   }
 
   async truncate(newLength = 0, opts = {}) {
+    const turn = inOrder(this)
+    if (turn === null) return this._truncate(newLength, opts)
+    try {
+      if (turn.after !== null) await turn.after
+      return await this._truncate(newLength, opts)
+    } finally {
+      turn.done()
+    }
+  }
+
+  async _truncate(newLength = 0, opts = {}) {
     if (this.core === null) await this.opening
     const cs = this.core
     if (this.closing !== null) {
@@ -1352,10 +1396,36 @@ function userDataValue(value) {
   throw BAD_ARGUMENT('User data value must be a Buffer, a string or null')
 }
 
+function byteLength(buffers) {
+  let n = 0
+  for (let i = 0; i < buffers.length; i++) n += buffers[i].byteLength
+  return n
+}
+
 function isIndex(n) {
   return typeof n === 'number' && Number.isInteger(n) && n >= 0
 }
 
+
+// A place in the order of a core's appends and truncations (see append()): `after` settles
+// when the previous one is done (null when none is pending), `done()` lets the next in.
+// Null for a session whose core is not open yet or that has a state of its own (named,
+// atomic, snapshot): those keep their own order.
+function inOrder(session) {
+  const cs = session.core
+  if (cs === null || session._state !== null || session._snapshot !== null) return null
+  const after = cs._ops
+  let release
+  const mine = new Promise((resolve) => (release = resolve))
+  cs._ops = mine
+  return {
+    after,
+    done() {
+      if (cs._ops === mine) cs._ops = null
+      release()
+    }
+  }
+}
 
 // One append at a time per state (a CoreState or SessionState), in call order; resolves
 // to the function that lets the next one in.

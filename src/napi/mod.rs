@@ -2,6 +2,7 @@
 //! Only this module knows N-API. It checks every argument, converts between JS values and
 //! engine types, and turns engine errors into JS `Error`s with a hypercore-style `code`.
 
+mod append_task;
 mod audit;
 mod convert;
 mod encryption;

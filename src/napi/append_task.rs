@@ -1,0 +1,127 @@
+//! A large append off the JS thread. Hashing and storing a batch of 1000 1 KiB blocks takes
+//! 5-7 ms, all of which the event loop waited for (docs/DECISIONS.md §30); the same append
+//! runs on libuv's thread pool instead and JS awaits it. Small appends stay synchronous:
+//! for them the hop costs more than the work.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{AsyncTask, Buffer};
+use napi::{Env, Task};
+use napi_derive::napi;
+
+use super::convert::{state_out, CoreStateOut};
+use super::worker::Shared;
+use super::NativeStore;
+use crate::core::hypercore::CoreState;
+use crate::error::Error as EngineError;
+
+/// What `appendAsync` resolves with: the core's state, or the error the append met (as an
+/// object: a thread-pool task cannot reject with a hypercore-style code).
+#[napi(object)]
+pub struct AppendOut {
+    pub state: Option<CoreStateOut>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+pub struct AppendTask {
+    shared: Arc<Shared>,
+    handle: u32,
+    /// the blocks, one after another, and where each ends
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Task for AppendTask {
+    type Output = std::result::Result<CoreState, EngineError>;
+    type JsValue = AppendOut;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        let mut engine = self.shared.lock();
+        let e = &mut *engine;
+        let Some(store) = e.store.as_mut() else {
+            return Ok(Err(EngineError::new(
+                "SESSION_CLOSED",
+                "The corestore is closed",
+            )));
+        };
+        let (core, storage) = match store.core_mut(self.handle) {
+            Ok(found) => found,
+            Err(err) => return Ok(Err(err)),
+        };
+        let mut start = 0;
+        let blocks: Vec<&[u8]> = self
+            .ends
+            .iter()
+            .map(|&end| {
+                let block = &self.bytes[start..end];
+                start = end;
+                block
+            })
+            .collect();
+        let state = match core.append(storage, &blocks) {
+            Ok(state) => state,
+            Err(err) => return Ok(Err(err)),
+        };
+        if e.replicator.is_active() {
+            e.replicator.on_local_change(store, self.handle);
+        }
+        Ok(Ok(state))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<AppendOut> {
+        Ok(match output {
+            Ok(state) => AppendOut {
+                state: Some(state_out(state)),
+                code: None,
+                message: None,
+            },
+            Err(err) => AppendOut {
+                state: None,
+                code: Some(err.code.to_string()),
+                message: Some(err.message),
+            },
+        })
+    }
+}
+
+/// The store's engine for calls that finish on the thread pool. A class of its own: N-API
+/// keeps the object a pending task came from borrowed until it settles, and the store's
+/// own methods (replication input among them) must not wait for that.
+#[napi]
+pub struct OffThread {
+    shared: Arc<Shared>,
+}
+
+#[napi]
+impl NativeStore {
+    #[napi]
+    pub fn off_thread(&self) -> OffThread {
+        OffThread {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+#[napi]
+impl OffThread {
+    /// `append` on the thread pool: the blocks are copied here, the JS thread goes on, and
+    /// the promise resolves once they are stored. The caller keeps appends to one core in
+    /// order (lib/hypercore.js waits for one before the next).
+    #[napi(ts_return_type = "Promise<AppendOut>")]
+    pub fn append(&self, handle: u32, blocks: Vec<Buffer>) -> AsyncTask<AppendTask> {
+        let total = blocks.iter().map(|b| b.len()).sum();
+        let mut bytes = Vec::with_capacity(total);
+        let mut ends = Vec::with_capacity(blocks.len());
+        for b in &blocks {
+            bytes.extend_from_slice(b);
+            ends.push(bytes.len());
+        }
+        AsyncTask::new(AppendTask {
+            shared: Arc::clone(&self.shared),
+            handle,
+            bytes,
+            ends,
+        })
+    }
+}
