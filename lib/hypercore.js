@@ -721,13 +721,18 @@ class Hypercore extends EventEmitter {
   // hypercore's state mutex: a turn of the event loop (lib/turn.js) or a large append on
   // the thread pool (DECISIONS §30) must not let a later call overtake.
   async append(blocks, opts) {
-    const turn = inOrder(this)
-    if (turn === null) return this._append(blocks, opts)
+    const place = inOrder(this)
     try {
-      if (turn.after !== null) await turn.after
+      if (place !== null) {
+        if (place.after !== null) await place.after
+        this.core._appending = place // appended() lets the next one in once the length changed
+      }
       return await this._append(blocks, opts)
     } finally {
-      turn.done()
+      if (place !== null) {
+        if (this.core._appending === place) this.core._appending = null
+        place.done()
+      }
     }
   }
 
@@ -824,7 +829,11 @@ class Hypercore extends EventEmitter {
     const st =
       sign === null ? cs.native.append(cs.handle, buffers) : signed(cs, () => cs.native.appendSigned(cs.handle, buffers, sign))
     if (sign !== null) refreshManifest(cs)
-    return this._appended(cs, st, buffers, postappend)
+    if (postappend !== null) {
+      cs.update(st)
+      await postappend(buffers)
+    }
+    return appended(cs, st)
   }
 
   // A large append runs on the thread pool while the event loop goes on (DECISIONS §30);
@@ -832,27 +841,20 @@ class Hypercore extends EventEmitter {
   async _appendOffThread(cs, buffers, postappend) {
     const out = await cs.root._offThread().append(cs.handle, buffers)
     if (!out.state) throw new HypercoreError(out.message, out.code)
-    return this._appended(cs, out.state, buffers, postappend)
-  }
-
-  async _appended(cs, st, buffers, postappend) {
     if (postappend !== null) {
-      cs.update(st)
+      cs.update(out.state)
       await postappend(buffers)
     }
-    cs.onappend(st)
-    cs.root._pumpLocal()
-    return { length: st.length, byteLength: st.byteLength }
+    return appended(cs, out.state)
   }
 
   async truncate(newLength = 0, opts = {}) {
-    const turn = inOrder(this)
-    if (turn === null) return this._truncate(newLength, opts)
+    const place = inOrder(this)
     try {
-      if (turn.after !== null) await turn.after
+      if (place !== null && place.after !== null) await place.after
       return await this._truncate(newLength, opts)
     } finally {
-      turn.done()
+      if (place !== null) place.done()
     }
   }
 
@@ -1406,6 +1408,21 @@ function isIndex(n) {
   return typeof n === 'number' && Number.isInteger(n) && n >= 0
 }
 
+
+// The default state grew by an append: its sessions and peers hear it, and the next append
+// or truncation called meanwhile may go (it need not wait for this one's promise to settle:
+// appends called in a loop then all reach the engine in that loop, as they did before order
+// was kept).
+function appended(cs, st) {
+  cs.onappend(st)
+  cs.root._pumpLocal()
+  const place = cs._appending
+  if (place !== null) {
+    cs._appending = null
+    place.done()
+  }
+  return { length: st.length, byteLength: st.byteLength }
+}
 
 // A place in the order of a core's appends and truncations (see append()): `after` settles
 // when the previous one is done (null when none is pending), `done()` lets the next in.
