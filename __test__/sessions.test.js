@@ -297,6 +297,53 @@ same('moveTo: a named session continues on a core whose prologue copied the firs
   })
 )
 
+// hypercore's state.commit(src): the default state takes a named session's blocks as
+// core.commit does. Into another core's default state it is nanoassert's AssertionError,
+// and an atom whose named parent moved to another core since refuses to flush (hypercore's
+// _precommit) and writes nothing: the moved session reads what it did (hypercore's
+// atomic.js 'atomic - flush to wrong parent')
+same('state.commit, and an atom whose named parent moved away', (C, dir) =>
+  withCore(C, dir, async (a, store) => {
+    const errName = (p) => p.then(() => 'ok', (e) => [e.name, e.code, e.message.includes('Atomic state must flush to parent')])
+    await a.append(['hello', 'world'])
+    const draft = a.session({ name: 'draft' })
+    await draft.append(['!'])
+    const committed = await a.state.commit(draft.state)
+    await a.truncate(2)
+    await draft.close()
+
+    const session = a.session({ name: 'session' })
+    await session.ready()
+    const atom = a.state.storage.createAtom()
+    const atomic = session.session({ atom })
+    await atomic.append('trigger')
+    const keyPair = await store.createKeyPair('b')
+    const manifest = { prologue: { hash: await a.treeHash(), length: a.length }, signers: [{ publicKey: keyPair.publicKey }] }
+    const b = store.get({ manifest, keyPair })
+    await b.ready()
+    await b.core.copyPrologue(a.state)
+    await session.state.moveTo(b, b.length)
+    const across = await errName(b.state.commit(atomic.state))
+    const flush = await errName(atom.flush())
+    const out = {
+      committed,
+      across,
+      flush,
+      session: [session.length, hex(session.key) === hex(b.key), await blocks(session)],
+      a: [a.length, await blocks(a)],
+      b: [b.length, await blocks(b)]
+    }
+    await Promise.all([atomic.close(), session.close(), b.close()])
+    return out
+  }),
+  (r) => {
+    assert.deepEqual(r.committed, { length: 3, byteLength: 11 })
+    assert.deepEqual(r.across, ['AssertionError', undefined, false])
+    assert.deepEqual(r.flush, ['AssertionError', undefined, true])
+    assert.deepEqual(r.session, [2, true, ['hello', 'world']])
+  }
+)
+
 // Autobase catches its views up to the signed core through an atomic session of the
 // view's 'batch' session: the catchup lands with the atom, and the batch takes it then
 same('catchup through an atomic session of a named session (Autobase views)', (C, dir) =>

@@ -13,6 +13,7 @@ const turn = require('./turn')
 const c = require('compact-encoding')
 const {
   HypercoreError,
+  AssertionError,
   ASSERTION,
   BAD_ARGUMENT,
   STORAGE_EMPTY,
@@ -667,35 +668,13 @@ class Hypercore extends EventEmitter {
   }
 
   // hypercore's commit: what the named session `session` added (up to `length`) becomes
-  // this core's signed default state. null when the core moved on in a way it does not
-  // contain.
+  // this core's signed default state (state.commit). null when the core moved on in a way it
+  // does not contain.
   async commit(session, opts = {}) {
     await this.ready()
     await session.ready()
-    const cs = this.core
-    const state = this._state
-    if (state !== null && !state.isDefault()) {
-      throw ASSERTION('Can only commit into default state', cs.discoveryKey)
-    }
-    if (session._state === null || session.core !== cs) {
-      throw ASSERTION('Cannot commit across cores', cs.discoveryKey)
-    }
-    if (session.closing !== null) throw SESSION_CLOSED('Cannot commit a closed session', cs.discoveryKey)
-    const length = typeof opts.length === 'number' ? opts.length : undefined
-    const treeLength = typeof opts.treeLength === 'number' && opts.treeLength >= 0 ? opts.treeLength : undefined
-    const target = state !== null ? state.handle : cs.handle
-    const signature = opts.signature ? encodings.toBuffer(opts.signature) : undefined
-    const info = cs.native.commit(target, session._state.handle, length, treeLength, signature)
-    if (info === null) return null
-    session._state.refresh()
-    if (state !== null) {
-      state.update(info)
-      state.emit('append')
-    } else {
-      cs.onappend(cs.native.state(cs.handle))
-      cs.root._pumpLocal()
-    }
-    return { length: info.length, byteLength: info.byteLength }
+    if (session.closing !== null) throw SESSION_CLOSED('Cannot commit a closed session', this.discoveryKey)
+    return this.state.commit(session.state, opts)
   }
 
   // as hypercore: RocksDB compacts this core's records
@@ -1287,12 +1266,6 @@ function canSign(keyPair) {
 // is not a snapshot: the same nameless AssertionError for every write on a snapshot
 function checkWritableState(session) {
   if (session.snapshotted) throw new AssertionError()
-}
-
-class AssertionError extends Error {
-  get name() {
-    return 'AssertionError'
-  }
 }
 
 // null: the core signs with its own key pair; else what appendSigned/truncateSigned take

@@ -2,6 +2,7 @@
 
 const { Readable } = require('streamx')
 const { TreeBatch, readRoots } = require('./verifier')
+const { AssertionError } = require('./errors')
 
 // hypercore 11's session states as the facade sees them. A session reads and writes its
 // core's default state unless it was made with `{ name }` (a named session: data of its
@@ -210,7 +211,15 @@ class Atom {
       const engines = [[this.root, this.id], ...(this._others || [])]
       for (const [root, id] of engines) {
         if (id === 0 || root.native === null || root._nativeClosed) continue
-        const changed = root.native.atomFlush(id)
+        let changed
+        try {
+          changed = root.native.atomFlush(id)
+        } catch (err) {
+          // the engine's refusal of an atomic state whose parent moved away is hypercore's
+          // nanoassert in `_precommit`
+          if (err.code !== 'ERR_ASSERTION') throw err
+          throw new AssertionError(err.message.replace(/^ERR_ASSERTION: /, ''))
+        }
         for (const f of changed) root._onAtomFlushed(f)
         root._pumpLocal()
       }
@@ -318,6 +327,11 @@ class SessionState {
     return treeBatch(this)
   }
 
+  // hypercore's state.commit(src, opts): into an atomic state of the default state
+  async commit(src, opts) {
+    return commitInto(this, src, opts)
+  }
+
   // hypercore's moveTo: this named session continues on `session`'s core (an Autobase
   // fork), as its named session of the same name; its sessions migrate with it
   async moveTo(session, length) {
@@ -419,6 +433,13 @@ class DefaultState {
     return treeBatch(this)
   }
 
+  // hypercore's state.commit(src, opts): what the named state `src` added (up to
+  // opts.length) becomes the core's signed tree; null when the core moved on in a way
+  // `src` does not contain
+  async commit(src, opts) {
+    return commitInto(this, src, opts)
+  }
+
   isDefault() {
     return true
   }
@@ -446,6 +467,29 @@ class DefaultState {
   get signedLength() {
     return this.core.signedLength
   }
+}
+
+// state.commit of the default state or of an atomic state of it (then it lands with the
+// atom). hypercore checks both with nanoassert (AssertionError); the engine checks again.
+function commitInto(target, src, opts = {}) {
+  if (!target.isDefault()) throw new AssertionError('Can only commit into default state')
+  if (!(src instanceof SessionState) || src.core !== target.core) throw new AssertionError('Cannot commit across cores')
+  const cs = target.core
+  const length = typeof opts.length === 'number' ? opts.length : undefined
+  const treeLength = typeof opts.treeLength === 'number' && opts.treeLength >= 0 ? opts.treeLength : undefined
+  const signature = opts.signature ? toBuffer(opts.signature) : undefined
+  const into = target instanceof SessionState ? target.handle : cs.handle
+  const info = cs.native.commit(into, src.handle, length, treeLength, signature)
+  if (info === null) return null
+  src.refresh()
+  if (target instanceof SessionState) {
+    target.update(info)
+    target.emit('append')
+  } else {
+    cs.onappend(cs.native.state(cs.handle))
+    cs.root._pumpLocal()
+  }
+  return { length: info.length, byteLength: info.byteLength }
 }
 
 function prologueOf(core) {

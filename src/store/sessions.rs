@@ -882,8 +882,34 @@ impl Store {
             .atoms
             .get_mut(&atom)
             .ok_or_else(|| Error::bad_argument("Unknown atom"))?;
-        let batch = a.overlay.take();
         let states = a.states.clone();
+        // hypercore's `_precommit`: an atomic state flushes into its parent's data only
+        // while the parent still writes there (a named parent moved to another core since
+        // does not). As hypercore-storage, the atom's writes are dropped then, not written.
+        let moved = states.iter().any(|sh| {
+            let Some(e) = self.states.get(sh) else {
+                return false;
+            };
+            let Some(link) = e.state.atom else {
+                return false;
+            };
+            let parent_data = match link.parent {
+                None => self.cores.get(&e.core).map(|o| o.core.data_pointer),
+                Some(ph) => self.states.get(&ph).map(|p| p.state.data_pointer),
+            };
+            parent_data.is_some_and(|d| d != e.state.data_pointer)
+        });
+        let a = self
+            .atoms
+            .get_mut(&atom)
+            .ok_or_else(|| Error::bad_argument("Unknown atom"))?;
+        let batch = a.overlay.take();
+        if moved {
+            return Err(Error::new(
+                "ERR_ASSERTION",
+                "Atomic state must flush to parent",
+            ));
+        }
         self.storage.write(batch)?;
         let mut out = Vec::new();
         for sh in states {
