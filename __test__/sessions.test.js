@@ -344,6 +344,53 @@ same('state.commit, and an atom whose named parent moved away', (C, dir) =>
   }
 )
 
+// hypercore's moveTo of a snapshot state: the snapshot keeps reading what it held and
+// belongs to the target core from then on, also a core of another store (hypercore's
+// move-to.js 'move - snapshots')
+for (const where of ['the same store', 'another store']) {
+  same(`moveTo of a snapshot of a named session, onto a core of ${where}`, async (C, dir) => {
+    const s1 = new C(dir + '-1', OPTS)
+    const s2 = where === 'the same store' ? s1 : new C(dir + '-2', OPTS)
+    const core = s1.get({ name: 'main' })
+    await core.append(['hello', 'world', 'again'])
+    const sess = core.session({ name: 'snapshot' })
+    const snap = sess.snapshot()
+    await snap.ready()
+    await sess.close()
+    await core.truncate(1)
+    await core.append('break')
+    const keyPair = await s2.createKeyPair('core2')
+    const manifest = { prologue: { length: core.length, hash: await core.treeHash() }, signers: [{ publicKey: keyPair.publicKey }] }
+    const core2 = s2.get({ manifest, keyPair })
+    await core2.ready()
+    await core2.core.copyPrologue(core.state)
+    const migrated = []
+    snap.on('migrate', (key) => migrated.push(hex(key) === hex(core2.key)))
+    await snap.state.moveTo(core2, core2.length)
+    const child = snap.session()
+    await child.ready()
+    const out = {
+      lengths: [snap.length, core.length, core2.length],
+      migrated,
+      key: hex(snap.key) === hex(core2.key),
+      blocks: await blocks(snap),
+      child: [child.length, hex(child.key) === hex(core2.key), await blocks(child)],
+      write: await snap.append('no').then(() => 'written', (e) => e.name)
+    }
+    await child.close()
+    await snap.close()
+    await core.close()
+    await core2.close()
+    await s1.close()
+    if (s2 !== s1) await s2.close()
+    return out
+  }, (r) => {
+    assert.deepEqual(r.lengths, [3, 2, 2])
+    assert.equal(r.key, true)
+    assert.deepEqual(r.blocks, ['hello', 'world', 'again'])
+  })
+}
+
 // Autobase catches its views up to the signed core through an atomic session of the
 // view's 'batch' session: the catchup lands with the atom, and the batch takes it then
 same('catchup through an atomic session of a named session (Autobase views)', (C, dir) =>

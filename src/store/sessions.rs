@@ -555,6 +555,26 @@ impl Store {
         Ok((self.state_info(handle)?, truncated))
     }
 
+    /// hypercore's `moveTo` of a snapshot state onto core `target`: it keeps reading what
+    /// it holds and counts the target core as its core from now on, with the other
+    /// snapshots of its name on its core.
+    pub fn move_snapshot(&mut self, handle: u32, target: u32) -> Result<()> {
+        let e = self.states.get(&handle).ok_or_else(closed_handle)?;
+        if e.snapshot.is_none() {
+            return Err(Error::new("ERR_ASSERTION", "Not a snapshot state"));
+        }
+        if !self.cores.contains_key(&target) {
+            return Err(closed_handle());
+        }
+        let (source_core, name) = (e.core, e.state.name.clone());
+        for e in self.states.values_mut() {
+            if e.snapshot.is_some() && e.core == source_core && e.state.name == name {
+                e.core = target;
+            }
+        }
+        Ok(())
+    }
+
     /// hypercore's `copyPrologue(src)`: a core whose manifest has a prologue (the tree hash
     /// at a length) takes the blocks the source holds below that length, their tree nodes,
     /// their bitfield bits and the source's user data, checked against the hash, in one
