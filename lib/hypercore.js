@@ -104,6 +104,9 @@ class Download {
         return false // as hypercore's range requests: a cancelled download (session closed) is not done
       }
     }
+    // has() reads what the replication worker stored, maybe before its 'download' events
+    // reached us: they come first, as hypercore emits them before a range resolves
+    cs.root._pumpLocal()
     return true
   }
 
