@@ -126,3 +126,36 @@ forEachPairing('a want for blocks the peer lacks is answered with its bitfield',
   await assert.rejects(r.get(1, { timeout: 200 }), /REQUEST_TIMEOUT/)
   await until(() => stats.wireBitfield.rx === 1, 5000, 'the bitfield came back')
 })
+
+// An empty reader without the manifest, facing a longer peer, asks once: the eager upgrade
+// brings the manifest with it (hypercore asks for the manifest alone only from an empty
+// peer). It asked twice (manifest, then upgrade): hypercore's replicate.js "messages
+// exchanged when empty core connects to non-sparse" / "... to sparse" count one request
+// and one data. The peer is the writer, then a sparse replica holding blocks 1 and 3.
+forEachPairing('an empty reader asks a longer peer once: the upgrade brings the manifest', async (t, p, e) => {
+  const { ws, w, rs: ss, r: sparse } = await pair(e, p, 5)
+  const r1 = e.store(p.Reader)
+  const reader = r1.get({ key: w.key })
+  await reader.ready()
+  const { s1 } = pipeStores(e, ws, r1)
+  await until(() => reader.length === 5 && reader.manifest !== null, 5000, 'reader upgraded')
+  await delay(300)
+  const stats = reader.replicator.peers[0].stats
+  assert.deepEqual([stats.wireRequest.tx, stats.wireData.rx], [1, 1], 'one request, one data (writer)')
+  s1.destroy()
+
+  // a sparse replica of the writer's implementation: blocks 1 and 3
+  const { s1: s2 } = pipeStores(e, ws, ss)
+  await within(5000, Promise.all([sparse.get(1), sparse.get(3)]), 'sparse gets')
+  s2.destroy()
+  await until(() => sparse.replicator.peers.length === 0, 5000, 'sparse unreplicated')
+  const r2 = e.store(p.Reader)
+  const fresh = r2.get({ key: w.key })
+  await fresh.ready()
+  pipeStores(e, ss, r2)
+  await until(() => fresh.length === 5 && fresh.manifest !== null, 5000, 'fresh reader upgraded')
+  await delay(300)
+  const st = fresh.replicator.peers[0].stats
+  assert.deepEqual([st.wireRequest.tx, st.wireData.rx], [1, 1], 'one request, one data (sparse peer)')
+  assert.equal(sparse.contiguousLength, 0)
+})

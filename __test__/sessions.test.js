@@ -297,6 +297,100 @@ same('moveTo: a named session continues on a core whose prologue copied the firs
   })
 )
 
+// hypercore's state.commit(src): the default state takes a named session's blocks as
+// core.commit does. Into another core's default state it is nanoassert's AssertionError,
+// and an atom whose named parent moved to another core since refuses to flush (hypercore's
+// _precommit) and writes nothing: the moved session reads what it did (hypercore's
+// atomic.js 'atomic - flush to wrong parent')
+same('state.commit, and an atom whose named parent moved away', (C, dir) =>
+  withCore(C, dir, async (a, store) => {
+    const errName = (p) => p.then(() => 'ok', (e) => [e.name, e.code, e.message.includes('Atomic state must flush to parent')])
+    await a.append(['hello', 'world'])
+    const draft = a.session({ name: 'draft' })
+    await draft.append(['!'])
+    const committed = await a.state.commit(draft.state)
+    await a.truncate(2)
+    await draft.close()
+
+    const session = a.session({ name: 'session' })
+    await session.ready()
+    const atom = a.state.storage.createAtom()
+    const atomic = session.session({ atom })
+    await atomic.append('trigger')
+    const keyPair = await store.createKeyPair('b')
+    const manifest = { prologue: { hash: await a.treeHash(), length: a.length }, signers: [{ publicKey: keyPair.publicKey }] }
+    const b = store.get({ manifest, keyPair })
+    await b.ready()
+    await b.core.copyPrologue(a.state)
+    await session.state.moveTo(b, b.length)
+    const across = await errName(b.state.commit(atomic.state))
+    const flush = await errName(atom.flush())
+    const out = {
+      committed,
+      across,
+      flush,
+      session: [session.length, hex(session.key) === hex(b.key), await blocks(session)],
+      a: [a.length, await blocks(a)],
+      b: [b.length, await blocks(b)]
+    }
+    await Promise.all([atomic.close(), session.close(), b.close()])
+    return out
+  }),
+  (r) => {
+    assert.deepEqual(r.committed, { length: 3, byteLength: 11 })
+    assert.deepEqual(r.across, ['AssertionError', undefined, false])
+    assert.deepEqual(r.flush, ['AssertionError', undefined, true])
+    assert.deepEqual(r.session, [2, true, ['hello', 'world']])
+  }
+)
+
+// hypercore's moveTo of a snapshot state: the snapshot keeps reading what it held and
+// belongs to the target core from then on, also a core of another store (hypercore's
+// move-to.js 'move - snapshots')
+for (const where of ['the same store', 'another store']) {
+  same(`moveTo of a snapshot of a named session, onto a core of ${where}`, async (C, dir) => {
+    const s1 = new C(dir + '-1', OPTS)
+    const s2 = where === 'the same store' ? s1 : new C(dir + '-2', OPTS)
+    const core = s1.get({ name: 'main' })
+    await core.append(['hello', 'world', 'again'])
+    const sess = core.session({ name: 'snapshot' })
+    const snap = sess.snapshot()
+    await snap.ready()
+    await sess.close()
+    await core.truncate(1)
+    await core.append('break')
+    const keyPair = await s2.createKeyPair('core2')
+    const manifest = { prologue: { length: core.length, hash: await core.treeHash() }, signers: [{ publicKey: keyPair.publicKey }] }
+    const core2 = s2.get({ manifest, keyPair })
+    await core2.ready()
+    await core2.core.copyPrologue(core.state)
+    const migrated = []
+    snap.on('migrate', (key) => migrated.push(hex(key) === hex(core2.key)))
+    await snap.state.moveTo(core2, core2.length)
+    const child = snap.session()
+    await child.ready()
+    const out = {
+      lengths: [snap.length, core.length, core2.length],
+      migrated,
+      key: hex(snap.key) === hex(core2.key),
+      blocks: await blocks(snap),
+      child: [child.length, hex(child.key) === hex(core2.key), await blocks(child)],
+      write: await snap.append('no').then(() => 'written', (e) => e.name)
+    }
+    await child.close()
+    await snap.close()
+    await core.close()
+    await core2.close()
+    await s1.close()
+    if (s2 !== s1) await s2.close()
+    return out
+  }, (r) => {
+    assert.deepEqual(r.lengths, [3, 2, 2])
+    assert.equal(r.key, true)
+    assert.deepEqual(r.blocks, ['hello', 'world', 'again'])
+  })
+}
+
 // Autobase catches its views up to the signed core through an atomic session of the
 // view's 'batch' session: the catchup lands with the atom, and the batch takes it then
 same('catchup through an atomic session of a named session (Autobase views)', (C, dir) =>

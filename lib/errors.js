@@ -55,6 +55,14 @@ class HypercoreError extends Error {
   }
 }
 
+// nanoassert's error, which hypercore throws where it asserts with nanoassert rather than
+// hypercore-errors (writes on a snapshot, commit's checks): no code, name AssertionError
+class AssertionError extends Error {
+  get name() {
+    return 'AssertionError'
+  }
+}
+
 function def(code, defaultMessage) {
   const fn = function (msg = defaultMessage, discoveryKey = null) {
     return new HypercoreError(msg, code, fn, discoveryKey)
@@ -64,6 +72,7 @@ function def(code, defaultMessage) {
 
 module.exports = {
   HypercoreError,
+  AssertionError,
   z32Encode,
   z32Decode,
   // hypercore-errors uses ERR_ASSERTION as the code of ASSERTION

@@ -13,6 +13,7 @@ const turn = require('./turn')
 const c = require('compact-encoding')
 const {
   HypercoreError,
+  AssertionError,
   ASSERTION,
   BAD_ARGUMENT,
   STORAGE_EMPTY,
@@ -113,6 +114,9 @@ class Download {
         return false // as hypercore's range requests: a cancelled download (session closed) is not done
       }
     }
+    // has() reads what the replication worker stored, maybe before its 'download' events
+    // reached us: they come first, as hypercore emits them before a range resolves
+    cs.root._pumpLocal()
     return true
   }
 
@@ -297,7 +301,7 @@ class Hypercore extends EventEmitter {
         this._snapshot.refs++
       }
       if (this.weak) this._bind(pc, parent.sessions)
-      else this._bind(root._openCore({ key: pc.key }), parent.sessions)
+      else this._bind(pc.root._openCore({ key: pc.key }), parent.sessions) // pc's store (a moved snapshot's core may be another's)
       return true
     }
 
@@ -386,7 +390,6 @@ class Hypercore extends EventEmitter {
   _transferTo(cs) {
     const old = this.core
     if (old === cs || old === null) return
-    const root = this.store._root
     const strong = this.weak === false
     const list = this.sessions
     if (this._sessionIndex !== -1) {
@@ -395,9 +398,11 @@ class Hypercore extends EventEmitter {
       this._sessionIndex = -1
       if (list.length === 0) this.store._gcSessionList(old, list)
     }
-    if (strong) root._openCore({ key: cs.key }) // the new core's reference first
+    // the new core's reference first; each in its own store (a snapshot of a named
+    // session may move to a core of another store)
+    if (strong) cs.root._openCore({ key: cs.key })
     old.remove(this)
-    if (strong) root._closeCore(old.handle)
+    if (strong) old.root._closeCore(old.handle)
     this.core = cs
     this.sessions = this.store._sessionList(cs)
     this._sessionIndex = this.sessions.push(this) - 1
@@ -468,7 +473,7 @@ class Hypercore extends EventEmitter {
 
     const strong = this.weak === false
     const lingers = cs.remove(this)
-    if (strong && !lingers) this.store._root._closeCore(cs.handle)
+    if (strong && !lingers) cs.root._closeCore(cs.handle)
   }
 
   ready() {
@@ -677,35 +682,13 @@ class Hypercore extends EventEmitter {
   }
 
   // hypercore's commit: what the named session `session` added (up to `length`) becomes
-  // this core's signed default state. null when the core moved on in a way it does not
-  // contain.
+  // this core's signed default state (state.commit). null when the core moved on in a way it
+  // does not contain.
   async commit(session, opts = {}) {
     await this.ready()
     await session.ready()
-    const cs = this.core
-    const state = this._state
-    if (state !== null && !state.isDefault()) {
-      throw ASSERTION('Can only commit into default state', cs.discoveryKey)
-    }
-    if (session._state === null || session.core !== cs) {
-      throw ASSERTION('Cannot commit across cores', cs.discoveryKey)
-    }
-    if (session.closing !== null) throw SESSION_CLOSED('Cannot commit a closed session', cs.discoveryKey)
-    const length = typeof opts.length === 'number' ? opts.length : undefined
-    const treeLength = typeof opts.treeLength === 'number' && opts.treeLength >= 0 ? opts.treeLength : undefined
-    const target = state !== null ? state.handle : cs.handle
-    const signature = opts.signature ? encodings.toBuffer(opts.signature) : undefined
-    const info = cs.native.commit(target, session._state.handle, length, treeLength, signature)
-    if (info === null) return null
-    session._state.refresh()
-    if (state !== null) {
-      state.update(info)
-      state.emit('append')
-    } else {
-      cs.onappend(cs.native.state(cs.handle))
-      cs.root._pumpLocal()
-    }
-    return { length: info.length, byteLength: info.byteLength }
+    if (session.closing !== null) throw SESSION_CLOSED('Cannot commit a closed session', this.discoveryKey)
+    return this.state.commit(session.state, opts)
   }
 
   // as hypercore: RocksDB compacts this core's records
@@ -815,7 +798,7 @@ class Hypercore extends EventEmitter {
     const postappend = (opts && typeof opts.postappend === 'function' && opts.postappend) || null
 
     if (state !== null) {
-      const info = cs.native.stateAppend(state.handle, buffers)
+      const info = state.native.stateAppend(state.handle, buffers)
       state.update(info)
       if (postappend !== null) await postappend(buffers)
       state.emit('append')
@@ -885,7 +868,7 @@ class Hypercore extends EventEmitter {
           cs.discoveryKey
         )
       }
-      const info = cs.native.stateTruncate(state.handle, newLength, fork)
+      const info = state.native.stateTruncate(state.handle, newLength, fork)
       state.update(info)
       state.emit('truncate', newLength, info.fork)
       return
@@ -936,7 +919,7 @@ class Hypercore extends EventEmitter {
     checkWritableState(this)
 
     if (this._state !== null) {
-      this._state.update(cs.native.stateClear(this._state.handle, start, end))
+      this._state.update(this._state.native.stateClear(this._state.handle, start, end))
       return cleared
     }
     cs.native.clear(cs.handle, start, end)
@@ -994,7 +977,7 @@ class Hypercore extends EventEmitter {
     if (typeof key !== 'string') throw BAD_ARGUMENT('User data key must be a string')
     checkWritableState(this)
     if (this._state !== null) {
-      this.core.native.stateSetUserData(this._state.handle, key, userDataValue(value))
+      this._state.native.stateSetUserData(this._state.handle, key, userDataValue(value))
       return
     }
     this.core.native.setUserData(this.core.handle, key, userDataValue(value))
@@ -1025,7 +1008,7 @@ class Hypercore extends EventEmitter {
         ? () => cs.native.get(cs.handle, index)
         : snap !== null && snap.ofState
           ? () => snapshotStateGet(this, snap, state, index)
-          : () => cs.native.stateGet(state.handle, index)
+          : () => state.native.stateGet(state.handle, index)
     let block
     if (snap !== null && snap.ofState) {
       // hypercore: what the snapshot's storage holds, else the live core below compat
@@ -1099,7 +1082,7 @@ class Hypercore extends EventEmitter {
     }
     this._checkReadable()
     if (this._state !== null && !this._state.isDefault()) {
-      return cs.native.stateHas(this._state.handle, start, end)
+      return this._state.native.stateHas(this._state.handle, start, end)
     }
     return cs.native.has(cs.handle, start, end)
   }
@@ -1120,7 +1103,7 @@ class Hypercore extends EventEmitter {
     const at =
       state === null
         ? () => cs.native.seek(cs.handle, bytes, padding)
-        : () => cs.native.stateSeek(state.handle, bytes, padding)
+        : () => state.native.stateSeek(state.handle, bytes, padding)
     const seek = snap === null ? at : () => (bytes > snap.byteLength ? null : at())
 
     const res = seek()
@@ -1148,7 +1131,7 @@ class Hypercore extends EventEmitter {
       if (!isIndex(length) || length > this._state.length) {
         throw BAD_ARGUMENT('Tree length must be an integer between 0 and the session length')
       }
-      return this.core.native.stateTreeHash(this._state.handle, length)
+      return this._state.native.stateTreeHash(this._state.handle, length)
     }
     // a writer's core grows only by its own appends: past its length there is nothing to
     // wait for (hypercore waits forever there)
@@ -1178,7 +1161,7 @@ class Hypercore extends EventEmitter {
     if (this.core === null) await this.opening
     this._checkReadable()
     if (typeof key !== 'string') throw BAD_ARGUMENT('User data key must be a string')
-    if (this._state !== null) return this.core.native.stateGetUserData(this._state.handle, key)
+    if (this._state !== null) return this._state.native.stateGetUserData(this._state.handle, key)
     return this.core.native.getUserData(this.core.handle, key)
   }
 
@@ -1341,12 +1324,6 @@ function checkWritableState(session) {
   if (session.snapshotted) throw new AssertionError()
 }
 
-class AssertionError extends Error {
-  get name() {
-    return 'AssertionError'
-  }
-}
-
 // null: the core signs with its own key pair; else what appendSigned/truncateSigned take
 function signOptions(cs, keyPair, signature) {
   if (signature) return { signature: encodings.toBuffer(signature) }
@@ -1379,7 +1356,7 @@ function refreshManifest(cs) {
 // (a sparse core's block that arrived since) the live core's, below the compat length
 function snapshotStateGet(session, snap, state, index) {
   const cs = session.core
-  const block = cs.native.stateGet(state.handle, index)
+  const block = state.native.stateGet(state.handle, index)
   if (block !== null || index >= snap.compat) return block
   return cs.native.get(cs.handle, index)
 }

@@ -2,6 +2,7 @@
 
 const { Readable } = require('streamx')
 const { TreeBatch, readRoots } = require('./verifier')
+const { AssertionError, INVALID_OPERATION } = require('./errors')
 
 // hypercore 11's session states as the facade sees them. A session reads and writes its
 // core's default state unless it was made with `{ name }` (a named session: data of its
@@ -210,7 +211,15 @@ class Atom {
       const engines = [[this.root, this.id], ...(this._others || [])]
       for (const [root, id] of engines) {
         if (id === 0 || root.native === null || root._nativeClosed) continue
-        const changed = root.native.atomFlush(id)
+        let changed
+        try {
+          changed = root.native.atomFlush(id)
+        } catch (err) {
+          // the engine's refusal of an atomic state whose parent moved away is hypercore's
+          // nanoassert in `_precommit`
+          if (err.code !== 'ERR_ASSERTION') throw err
+          throw new AssertionError(err.message.replace(/^ERR_ASSERTION: /, ''))
+        }
         for (const f of changed) root._onAtomFlushed(f)
         root._pumpLocal()
       }
@@ -236,10 +245,17 @@ class SessionState {
     this.atom = atom || null
     this.sessions = []
     this.refs = 0
+    // the store whose engine holds the state (a snapshot state keeps it when it moves to a
+    // core of another store)
+    this.root = core.root
     this.storage = new StateStorage(core.root, this.atom, handle, snapshot)
     this._parentDefault = !!parentDefault
     this._snapshot = snapshot
     this._info = core.native.stateInfo(handle)
+  }
+
+  get native() {
+    return this.root.native
   }
 
   // hypercore: an atomic state of the default state stands in for it
@@ -255,7 +271,7 @@ class SessionState {
   // now (the engine holds a storage snapshot for it), whatever this one does later; its
   // sessions are snapshot sessions and hear no events
   snapshot() {
-    const root = this.core.root
+    const root = this.root
     const handle = root.native.stateSnapshot(this.handle)
     const state = new SessionState(this.core, handle, { name: this.name, atom: null, parentDefault: false, snapshot: true })
     root._states.set(handle, state)
@@ -265,7 +281,7 @@ class SessionState {
   // as hypercore: a state of this name truncated to `to` lowers the compat length of the
   // snapshots of that name on its core (what they may still read from the live core)
   _snapshotsTruncated(to) {
-    for (const st of this.core.root._states.values()) {
+    for (const st of this.root._states.values()) {
       if (st._snapshot === false || st.core !== this.core || st.name !== this.name) continue
       for (const s of st.sessions) {
         const snap = s._snapshot
@@ -295,18 +311,18 @@ class SessionState {
   }
 
   hash() {
-    return this.core.native.stateTreeHash(this.handle, this.length)
+    return this.native.stateTreeHash(this.handle, this.length)
   }
 
   // hypercore's state.roots / signature / prologue: the tree this state holds, the
   // signature its own head carries (a named session's appends are unsigned: null), and
   // the core's prologue
   get roots() {
-    return readRoots(this.core.native, this.handle, this.length)
+    return readRoots(this.native, this.handle, this.length)
   }
 
   get signature() {
-    const head = this.core.native.storageHead(this.handle)
+    const head = this.native.storageHead(this.handle)
     return head !== null && head.length === this.length ? head.signature : null
   }
 
@@ -318,11 +334,20 @@ class SessionState {
     return treeBatch(this)
   }
 
+  // hypercore's state.commit(src, opts): into an atomic state of the default state
+  async commit(src, opts) {
+    return commitInto(this, src, opts)
+  }
+
   // hypercore's moveTo: this named session continues on `session`'s core (an Autobase
   // fork), as its named session of the same name; its sessions migrate with it
   async moveTo(session, length) {
     if (session.opened === false) await session.ready()
     const target = session.core
+    if (this._snapshot) return this._moveSnapshot(target)
+    if (target.root !== this.root) {
+      throw INVALID_OPERATION('A named session cannot move to a core of another store', this.core.discoveryKey)
+    }
     const before = this.length
     // the target session's own state when it has one (Autobase moves its view's batch
     // onto the new core's 'batch' session), else its core's default state
@@ -347,18 +372,33 @@ class SessionState {
     }
   }
 
+  // hypercore's moveTo of a snapshot state: it keeps reading what it holds (its storage
+  // does not change) and belongs to the target core from now on, with the other snapshots
+  // of its name on its core. A core of another store is fine: the state stays in this
+  // store's engine, which reads it as before.
+  _moveSnapshot(target) {
+    const source = this.core
+    if (target === source) return
+    if (target.root === this.root) this.native.stateMoveSnapshot(this.handle, target.handle)
+    for (const st of this.root._states.values()) {
+      if (st._snapshot === false || st.core !== source || st.name !== this.name) continue
+      st.core = target
+      for (const s of st.sessions.slice()) s._transferTo(target)
+    }
+  }
+
   // hypercore's catchup: a named session drops its own blocks and takes the core's tree
   // at `length`
   async catchup(length) {
     const before = this.length
-    const out = this.core.native.stateCatchup(this.handle, length)
+    const out = this.native.stateCatchup(this.handle, length)
     this.update(out.state)
     if (out.sharedLength < before) this.emit('truncate', out.sharedLength, this.fork)
     if (out.sharedLength < length) this.emit('append')
   }
 
   refresh() {
-    this._info = this.core.native.stateInfo(this.handle)
+    this._info = this.native.stateInfo(this.handle)
   }
 
   emit(name, a, b) {
@@ -383,7 +423,7 @@ class SessionState {
       if (last !== session) this.sessions[i] = last
     }
     if (--this.refs > 0) return
-    const root = this.core.root
+    const root = this.root
     root._states.delete(this.handle)
     if (root.native !== null && !root._nativeClosed) root.native.stateClose(this.handle)
   }
@@ -419,6 +459,13 @@ class DefaultState {
     return treeBatch(this)
   }
 
+  // hypercore's state.commit(src, opts): what the named state `src` added (up to
+  // opts.length) becomes the core's signed tree; null when the core moved on in a way
+  // `src` does not contain
+  async commit(src, opts) {
+    return commitInto(this, src, opts)
+  }
+
   isDefault() {
     return true
   }
@@ -446,6 +493,29 @@ class DefaultState {
   get signedLength() {
     return this.core.signedLength
   }
+}
+
+// state.commit of the default state or of an atomic state of it (then it lands with the
+// atom). hypercore checks both with nanoassert (AssertionError); the engine checks again.
+function commitInto(target, src, opts = {}) {
+  if (!target.isDefault()) throw new AssertionError('Can only commit into default state')
+  if (!(src instanceof SessionState) || src.core !== target.core) throw new AssertionError('Cannot commit across cores')
+  const cs = target.core
+  const length = typeof opts.length === 'number' ? opts.length : undefined
+  const treeLength = typeof opts.treeLength === 'number' && opts.treeLength >= 0 ? opts.treeLength : undefined
+  const signature = opts.signature ? toBuffer(opts.signature) : undefined
+  const into = target instanceof SessionState ? target.handle : cs.handle
+  const info = cs.native.commit(into, src.handle, length, treeLength, signature)
+  if (info === null) return null
+  src.refresh()
+  if (target instanceof SessionState) {
+    target.update(info)
+    target.emit('append')
+  } else {
+    cs.onappend(cs.native.state(cs.handle))
+    cs.root._pumpLocal()
+  }
+  return { length: info.length, byteLength: info.byteLength }
 }
 
 function prologueOf(core) {

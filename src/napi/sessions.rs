@@ -350,6 +350,16 @@ impl NativeStore {
         })
     }
 
+    /// hypercore's `state.moveTo(session)` of the snapshot state `state` onto core `target`
+    /// of this store (it keeps what it reads).
+    #[napi]
+    pub fn state_move_snapshot(&mut self, state: u32, target: u32) -> Result<()> {
+        self.engine()
+            .store_mut()?
+            .move_snapshot(state, target)
+            .map_err(js_error)
+    }
+
     /// hypercore's `copyPrologue(src)` into core `handle` from a core or state handle.
     #[napi]
     pub fn copy_prologue(&self, handle: u32, src: u32) -> Result<bool> {

@@ -1166,7 +1166,9 @@ impl Replicator {
                 && r.length > state.length
                 && r.can_upgrade
                 && r.length_acked == state.length;
-            let manifest_only = r.synced && needs_manifest && r.has_manifest;
+            // as hypercore, the manifest alone only from an empty peer: a longer one sends
+            // it with the upgrade, which asks for it too (one request where two were sent)
+            let manifest_only = r.synced && needs_manifest && r.has_manifest && r.length == 0;
             if !(longer || manifest_only) || ch.paused || ch.inflight.len() >= MAX_INFLIGHT {
                 continue;
             }
@@ -2230,11 +2232,13 @@ impl Replicator {
         let state = core.state();
         // Waited for: a peer not synced yet, and (as hypercore) a longer peer on our fork
         // whose last sync was about another length of ours: its answer to our sync says
-        // whether it can upgrade us.
+        // whether it can upgrade us; and, while we are empty, any longer peer (its first
+        // sync, sent before it heard ours, cannot say it can upgrade us yet).
         let unsynced = self.peers.values().any(|p| {
             p.channel_of(handle).map(|(_, ch)| ch).is_some_and(|ch| {
                 let r = &ch.remote;
                 !r.synced
+                    || (!ch.paused && state.length == 0 && r.length > 0)
                     || (!ch.paused
                         && r.fork == state.fork
                         && r.length > state.length

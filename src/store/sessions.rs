@@ -555,6 +555,26 @@ impl Store {
         Ok((self.state_info(handle)?, truncated))
     }
 
+    /// hypercore's `moveTo` of a snapshot state onto core `target`: it keeps reading what
+    /// it holds and counts the target core as its core from now on, with the other
+    /// snapshots of its name on its core.
+    pub fn move_snapshot(&mut self, handle: u32, target: u32) -> Result<()> {
+        let e = self.states.get(&handle).ok_or_else(closed_handle)?;
+        if e.snapshot.is_none() {
+            return Err(Error::new("ERR_ASSERTION", "Not a snapshot state"));
+        }
+        if !self.cores.contains_key(&target) {
+            return Err(closed_handle());
+        }
+        let (source_core, name) = (e.core, e.state.name.clone());
+        for e in self.states.values_mut() {
+            if e.snapshot.is_some() && e.core == source_core && e.state.name == name {
+                e.core = target;
+            }
+        }
+        Ok(())
+    }
+
     /// hypercore's `copyPrologue(src)`: a core whose manifest has a prologue (the tree hash
     /// at a length) takes the blocks the source holds below that length, their tree nodes,
     /// their bitfield bits and the source's user data, checked against the hash, in one
@@ -882,8 +902,34 @@ impl Store {
             .atoms
             .get_mut(&atom)
             .ok_or_else(|| Error::bad_argument("Unknown atom"))?;
-        let batch = a.overlay.take();
         let states = a.states.clone();
+        // hypercore's `_precommit`: an atomic state flushes into its parent's data only
+        // while the parent still writes there (a named parent moved to another core since
+        // does not). As hypercore-storage, the atom's writes are dropped then, not written.
+        let moved = states.iter().any(|sh| {
+            let Some(e) = self.states.get(sh) else {
+                return false;
+            };
+            let Some(link) = e.state.atom else {
+                return false;
+            };
+            let parent_data = match link.parent {
+                None => self.cores.get(&e.core).map(|o| o.core.data_pointer),
+                Some(ph) => self.states.get(&ph).map(|p| p.state.data_pointer),
+            };
+            parent_data.is_some_and(|d| d != e.state.data_pointer)
+        });
+        let a = self
+            .atoms
+            .get_mut(&atom)
+            .ok_or_else(|| Error::bad_argument("Unknown atom"))?;
+        let batch = a.overlay.take();
+        if moved {
+            return Err(Error::new(
+                "ERR_ASSERTION",
+                "Atomic state must flush to parent",
+            ));
+        }
         self.storage.write(batch)?;
         let mut out = Vec::new();
         for sh in states {
