@@ -142,6 +142,9 @@ forEachPairing('an empty reader asks a longer peer once: the upgrade brings the 
   await delay(300)
   const stats = reader.replicator.peers[0].stats
   assert.deepEqual([stats.wireRequest.tx, stats.wireData.rx], [1, 1], 'one request, one data (writer)')
+  // and three syncs each way, as hypercore's: the reader syncs when it opens, when the
+  // manifest arrives (length still 0) and after the upgrade; the writer answers each
+  assert.deepEqual([stats.wireSync.tx, stats.wireSync.rx], [3, 3], 'three syncs each way (writer)')
   s1.destroy()
 
   // a sparse replica of the writer's implementation: blocks 1 and 3

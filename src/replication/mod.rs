@@ -1771,11 +1771,14 @@ impl Replicator {
                 return self.on_invalid_data(store, session, local_id, handle, kind, length, e);
             }
         };
-        let learned = learned.is_some();
-        if learned {
+        if learned.is_some() {
             core.adopt_manifest(storage, manifest)?;
             self.out.events.push(Event::Manifest { handle });
+            // as hypercore's manifest hook (onupgrade): the peers hear at once, before what
+            // the proof brings (a second sync follows an upgrade)
+            self.announce(store, handle, None);
         }
+        let (core, _) = store.core_mut(handle)?;
         if let Inflight::Seek(..) = kind {
             // the seek's nodes are in: waiting seeks look again
             self.out.events.push(Event::Sync { handle });
@@ -1791,10 +1794,6 @@ impl Replicator {
             })
         });
         let applied = core.apply_verified(verified);
-        if learned && applied.upgraded_to.is_none() {
-            // other peers hear we have it now (their next sync), and may ask for it
-            self.announce(store, handle, None);
-        }
         if applied.upgraded_to.is_some() {
             self.out.events.push(Event::Append { handle });
             self.announce(store, handle, None);
