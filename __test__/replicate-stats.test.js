@@ -162,3 +162,18 @@ forEachPairing('an empty reader asks a longer peer once: the upgrade brings the 
   assert.deepEqual([st.wireRequest.tx, st.wireData.rx], [1, 1], 'one request, one data (sparse peer)')
   assert.equal(sparse.contiguousLength, 0)
 })
+
+// A get of a block past every peer's length asks the peers with a want, as hypercore's
+// _maybeWant (hypercore's replicate.js "basic replication stats" counts it). We sent wants
+// only for blocks below both our length and the peer's.
+forEachPairing('a get past the peer’s length asks it with a want', async (t, p, e) => {
+  const { ws, w, rs, r } = await pair(e, p, 5)
+  pipeStores(e, ws, rs)
+  await within(5000, r.download({ start: 0, end: 5 }).done(), 'download')
+  await until(() => w.replicator.peers.length === 1, 5000, 'writer sees the peer')
+  const wStats = w.replicator.peers[0].stats
+  assert.equal(wStats.wireWant.rx, 0, 'nothing wanted yet')
+  await assert.rejects(r.get(10, { timeout: 300 }), /REQUEST_TIMEOUT/)
+  await until(() => wStats.wireWant.rx > 0, 5000, 'the writer got a want')
+  assert.equal(r.replicator.peers[0].stats.wireWant.tx, wStats.wireWant.rx)
+})

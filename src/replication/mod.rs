@@ -1378,7 +1378,7 @@ impl Replicator {
                 self.inflight_blocks.insert((handle, index));
                 self.requested_at.insert((handle, index), now_ms());
                 sent_now.push(index);
-            } else if index < state.length {
+            } else {
                 want_from_peers(&mut self.peers, handle, index, state.fork);
             }
             if !sent && all_from.is_some() && unsent_from_all.is_none_or(|u| index < u) {
@@ -2512,7 +2512,9 @@ fn can_upgrade(core: &Hypercore, storage: &crate::storage::Storage, remote_lengt
 }
 
 /// No peer is known to hold `index`: ask the peers that might (synced on our fork, not
-/// known to hold the span already) what they hold of its want batch, once per batch.
+/// known to hold the span already) what they hold of its want batch, once per batch. As
+/// hypercore's `_maybeWant`, also past a peer's length: a get beyond every peer's length
+/// asks them too.
 fn want_from_peers(peers: &mut HashMap<u32, Peer>, handle: u32, index: u64, fork: u64) {
     let batch = index / WANT_BATCH;
     for peer in peers.values_mut() {
@@ -2520,13 +2522,7 @@ fn want_from_peers(peers: &mut HashMap<u32, Peer>, handle: u32, index: u64, fork
             continue;
         };
         let r = &ch.remote;
-        if !ch.paired
-            || ch.paused
-            || !r.synced
-            || r.fork != fork
-            || index < r.contiguous
-            || index >= r.length
-        {
+        if !ch.paired || ch.paused || !r.synced || r.fork != fork || index < r.contiguous {
             continue;
         }
         if !ch.wants_sent.insert(batch) {
