@@ -87,8 +87,9 @@ const WORKLOADS = {
   },
 
   async replicateDelay(Corestore) {
-    const a = new Corestore(tmp())
-    const b = new Corestore(tmp())
+    const dirs = [tmp(), tmp()]
+    const a = new Corestore(dirs[0])
+    const b = new Corestore(dirs[1])
     const core = a.get({ name: 'source' })
     await core.ready()
     const batch = []
@@ -106,6 +107,7 @@ const WORKLOADS = {
     })
     await a.close()
     await b.close()
+    for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true })
     return r
   }
 }
