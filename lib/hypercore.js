@@ -1401,38 +1401,37 @@ function appended(cs, st) {
   return { length: st.length, byteLength: st.byteLength }
 }
 
-// A place in the order of a core's appends and truncations (see append()): `after` settles
-// when the previous one is done (null when none is pending), `done()` lets the next in.
-// Null for a session whose core is not open yet or that has a state of its own (named,
-// atomic, snapshot): those keep their own order.
+// A place in the order of a core's appends and truncations (see append()), or null for a
+// session whose core is not open yet or that has a state of its own (named, atomic,
+// snapshot): those keep their own order.
 function inOrder(session) {
   const cs = session.core
   if (cs === null || session._state !== null || session._snapshot !== null) return null
-  const after = cs._ops
-  let release
-  const mine = new Promise((resolve) => (release = resolve))
-  cs._ops = mine
-  return {
-    after,
-    done() {
-      if (cs._ops === mine) cs._ops = null
-      release()
-    }
-  }
+  return takePlace(cs, '_ops')
 }
 
 // One append at a time per state (a CoreState or SessionState), in call order; resolves
 // to the function that lets the next one in.
 function lockAppends(src) {
-  const prev = src._appends || null
+  const place = takePlace(src, '_appends')
+  return place.after === null ? Promise.resolve(place.done) : place.after.then(() => place.done)
+}
+
+// The last place in a line kept at `holder[key]` (a promise that settles when its holder is
+// done): `after` settles when the place before is done (null when there is none), `done()`
+// lets the next one in.
+function takePlace(holder, key) {
+  const after = holder[key] || null
   let release
   const mine = new Promise((resolve) => (release = resolve))
-  src._appends = mine
-  const unlock = () => {
-    if (src._appends === mine) src._appends = null
-    release()
+  holder[key] = mine
+  return {
+    after,
+    done() {
+      if (holder[key] === mine) holder[key] = null
+      release()
+    }
   }
-  return prev === null ? Promise.resolve(unlock) : prev.then(() => unlock)
 }
 
 // A block as stored: `padding` bytes (for the encryption header), then the encoded value.

@@ -37,18 +37,8 @@ impl Task for AppendTask {
     type JsValue = AppendOut;
 
     fn compute(&mut self) -> napi::Result<Self::Output> {
-        let mut engine = self.shared.lock();
-        let e = &mut *engine;
-        let Some(store) = e.store.as_mut() else {
-            return Ok(Err(EngineError::new(
-                "SESSION_CLOSED",
-                "The corestore is closed",
-            )));
-        };
-        let (core, storage) = match store.core_mut(self.handle) {
-            Ok(found) => found,
-            Err(err) => return Ok(Err(err)),
-        };
+        // `ends` were made from the blocks' lengths in order (append below), so each range
+        // is within `bytes` and starts where the one before ended
         let mut start = 0;
         let blocks: Vec<&[u8]> = self
             .ends
@@ -59,14 +49,7 @@ impl Task for AppendTask {
                 block
             })
             .collect();
-        let state = match core.append(storage, &blocks) {
-            Ok(state) => state,
-            Err(err) => return Ok(Err(err)),
-        };
-        if e.replicator.is_active() {
-            e.replicator.on_local_change(store, self.handle);
-        }
-        Ok(Ok(state))
+        Ok(self.shared.lock().append(self.handle, &blocks))
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<AppendOut> {

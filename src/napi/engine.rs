@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{replication_out, store_closed, ReplicationOut, Result};
 use crate::core::hypercore::CoreState;
+use crate::error::Error as EngineError;
 use crate::replication::{Event, Output, Replicator};
 use crate::store::Store;
 
@@ -61,6 +62,22 @@ impl Engine {
         Ok(self.take_output())
     }
 
+    /// Appends to a core's default state and tells the streams: `appendAsync` calls this
+    /// on the thread pool and `append` on the JS thread.
+    pub fn append(
+        &mut self,
+        handle: u32,
+        blocks: &[&[u8]],
+    ) -> std::result::Result<CoreState, EngineError> {
+        let store = self.store.as_mut().ok_or_else(closed)?;
+        let (core, storage) = store.core_mut(handle)?;
+        let state = core.append(storage, blocks)?;
+        if self.replicator.is_active() {
+            self.replicator.on_local_change(store, handle);
+        }
+        Ok(state)
+    }
+
     /// The worker processed `bytes` of a session's input.
     pub fn consumed(&mut self, session: u32, bytes: u64) {
         *lock(&self.pending).consumed.entry(session).or_insert(0) += bytes;
@@ -105,6 +122,11 @@ impl Engine {
         self.flush();
         take_pending(&self.pending)
     }
+}
+
+/// The error of every call on a store that closed.
+pub(crate) fn closed() -> EngineError {
+    EngineError::new("SESSION_CLOSED", "The corestore is closed")
 }
 
 /// Everything queued for JS, without the engine lock.

@@ -276,15 +276,8 @@ impl NativeStore {
 
     #[napi]
     pub fn append(&self, handle: u32, blocks: Vec<Buffer>) -> Result<CoreStateOut> {
-        let mut engine = self.engine();
-        let e = &mut *engine;
-        let store = e.store.as_mut().ok_or_else(store_closed)?;
-        let (core, storage) = store.core_mut(handle).map_err(js_error)?;
         let slices: Vec<&[u8]> = blocks.iter().map(|b| b.as_ref()).collect();
-        let state = core.append(storage, &slices).map_err(js_error)?;
-        if e.replicator.is_active() {
-            e.replicator.on_local_change(store, handle);
-        }
+        let state = self.engine().append(handle, &slices).map_err(js_error)?;
         Ok(state_out(state))
     }
 
@@ -829,10 +822,7 @@ fn napi_failure(e: napi::Error) -> napi::Error<Code> {
 }
 
 fn store_closed() -> napi::Error<Code> {
-    js_error(EngineError::new(
-        "SESSION_CLOSED",
-        "The corestore is closed",
-    ))
+    js_error(engine::closed())
 }
 
 #[napi(object)]
