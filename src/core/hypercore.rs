@@ -113,9 +113,16 @@ fn now_ms() -> u64 {
 }
 
 impl Hypercore {
-    /// A core that was just created (nothing appended yet).
-    pub fn new_empty(record: &CoreRecord, auth: &Auth, manifest: Option<Manifest>) -> Self {
-        let (public_key, secret_key) = key_pair_from_auth(auth);
+    /// A core that was just created (nothing appended yet). `checked` is a key pair the
+    /// caller already knows to be valid (derived from a name, or validated): when the auth
+    /// record holds exactly it, its secret key is not derived a second time.
+    pub fn new_empty(
+        record: &CoreRecord,
+        auth: &Auth,
+        manifest: Option<Manifest>,
+        checked: Option<&KeyPair>,
+    ) -> Self {
+        let (public_key, secret_key) = key_pair_from_auth(auth, checked);
         Hypercore {
             key: auth.key,
             discovery_key: auth.discovery_key,
@@ -138,7 +145,7 @@ impl Hypercore {
 
     /// Opens a stored core and checks its head: the stored roots must hash to the signed
     /// root hash, and the signature must verify against the manifest.
-    pub fn load(storage: &Storage, record: &CoreRecord) -> Result<Self> {
+    pub fn load(storage: &Storage, record: &CoreRecord, checked: Option<&KeyPair>) -> Result<Self> {
         let auth = storage.auth(record.core_pointer)?.ok_or_else(|| {
             Error::corruption("a core record has no auth record; the store is damaged")
         })?;
@@ -146,7 +153,7 @@ impl Hypercore {
             Some(bytes) => Some(Manifest::decode_storage(bytes)?),
             None => None,
         };
-        let mut core = Hypercore::new_empty(record, &auth, manifest);
+        let mut core = Hypercore::new_empty(record, &auth, manifest, checked);
         if let Some(head) = storage.core_head(record.data_pointer)? {
             let nodes = core.node_source(storage);
             let tree = MerkleTree::load(&nodes, head.length, head.fork)?;
@@ -822,7 +829,10 @@ impl Hypercore {
     }
 }
 
-fn key_pair_from_auth(auth: &Auth) -> (Option<[u8; 32]>, Option<KeyPair>) {
+fn key_pair_from_auth(
+    auth: &Auth,
+    checked: Option<&KeyPair>,
+) -> (Option<[u8; 32]>, Option<KeyPair>) {
     let Some(kp) = &auth.key_pair else {
         return (None, None);
     };
@@ -831,7 +841,11 @@ fn key_pair_from_auth(auth: &Auth) -> (Option<[u8; 32]>, Option<KeyPair>) {
     };
     let secret = kp.secret_key.as_deref().and_then(|sk| {
         let secret_key = <[u8; 64]>::try_from(sk).ok()?;
-        crypto::valid_secret_key(&public_key, &secret_key).then_some(KeyPair {
+        // a secret key is checked by deriving its public key: one base-point
+        // multiplication, most of the cost of opening a named core
+        let known =
+            checked.is_some_and(|c| c.public_key == public_key && c.secret_key == secret_key);
+        (known || crypto::valid_secret_key(&public_key, &secret_key)).then_some(KeyPair {
             public_key,
             secret_key,
         })

@@ -169,12 +169,23 @@ impl Store {
             Some(name) => self.storage.alias(&req.namespace, name)?,
             None => None,
         };
-        let key_pair = match (&req.name, req.key_pair) {
+        // A key pair derived from a name is valid by construction; a supplied one is checked
+        // once here (each check derives the public key: the bulk of an open's cost).
+        let (key_pair, checked) = match (&req.name, req.key_pair) {
             (Some(name), _) => {
                 let kp = self.create_key_pair(name, &req.namespace);
-                Some((kp.public_key, Some(kp.secret_key)))
+                (Some((kp.public_key, Some(kp.secret_key))), Some(kp))
             }
-            (None, kp) => kp,
+            (None, Some((public_key, Some(secret_key)))) => {
+                let valid =
+                    !self.storage.read_only() && crypto::valid_secret_key(&public_key, &secret_key);
+                let checked = valid.then_some(KeyPair {
+                    public_key,
+                    secret_key,
+                });
+                (Some((public_key, Some(secret_key))), checked)
+            }
+            (None, kp) => (kp, None),
         };
         let manifest = match (&req.manifest, key_pair, alias_dkey) {
             (Some(m), _, _) => Some(m.clone()),
@@ -192,7 +203,7 @@ impl Store {
         if let Some(&handle) = self.by_discovery_key.get(&discovery_key) {
             if let Some(open) = self.cores.get_mut(&handle) {
                 // as hypercore: a later get() with the manifest or key pair teaches them
-                learn(&mut open.core, &self.storage, req.manifest, key_pair)?;
+                learn(&mut open.core, &self.storage, req.manifest, checked)?;
                 open.refs += 1;
                 return Ok(handle);
             }
@@ -200,7 +211,7 @@ impl Store {
 
         let mut core = match self.storage.core_by_dkey(&discovery_key)? {
             Some(record) => {
-                let mut core = Hypercore::load(&self.storage, &record)?;
+                let mut core = Hypercore::load(&self.storage, &record, checked.as_ref())?;
                 if core.discovery_key != discovery_key {
                     // the record's core pointer now holds another core (staticify)
                     return Err(Error::new(
@@ -225,16 +236,18 @@ impl Store {
                     name: name.clone(),
                     namespace: req.namespace,
                 });
-                self.create_core(key, discovery_key, manifest, key_pair, alias)?
+                self.create_core(
+                    key,
+                    discovery_key,
+                    manifest,
+                    key_pair,
+                    checked.as_ref(),
+                    alias,
+                )?
             }
         };
-        if let Some((public_key, Some(secret_key))) = key_pair {
-            if crypto::valid_secret_key(&public_key, &secret_key) {
-                core.adopt_key_pair(KeyPair {
-                    public_key,
-                    secret_key,
-                });
-            }
+        if let Some(kp) = checked {
+            core.adopt_key_pair(kp);
         }
 
         if self.storage.read_only() {
@@ -255,6 +268,7 @@ impl Store {
         discovery_key: [u8; 32],
         manifest: Option<Manifest>,
         key_pair: Option<SuppliedKeyPair>,
+        checked: Option<&KeyPair>,
         alias: Option<Alias>,
     ) -> Result<Hypercore> {
         if let Some(m) = &manifest {
@@ -295,7 +309,7 @@ impl Store {
         batch.put_auth(record.core_pointer, &auth);
         self.storage.write(batch)?;
         self.head = head;
-        Ok(Hypercore::new_empty(&record, &auth, manifest))
+        Ok(Hypercore::new_empty(&record, &auth, manifest, checked))
     }
 
     /// Adds a reference to an open core (a replication channel holds one).
@@ -350,7 +364,8 @@ impl Store {
             }
             if let Err(e) = open.core.flush_pending(&self.storage) {
                 if let Ok(Some(record)) = self.storage.core_by_dkey(&open.core.discovery_key) {
-                    if let Ok(fresh) = Hypercore::load(&self.storage, &record) {
+                    let checked = open.core.secret_key.as_ref();
+                    if let Ok(fresh) = Hypercore::load(&self.storage, &record, checked) {
                         let keys = (open.core.public_key, open.core.secret_key.take());
                         open.core = fresh;
                         if let (Some(pk), Some(kp)) = keys {
@@ -377,20 +392,15 @@ fn learn(
     core: &mut Hypercore,
     storage: &Storage,
     manifest: Option<Manifest>,
-    key_pair: Option<SuppliedKeyPair>,
+    checked: Option<KeyPair>,
 ) -> Result<()> {
     // as hypercore: a core stored without its manifest keeps one it is opened with
     let fits = |m: &Manifest| core.manifest.is_none() && m.hash() == core.key;
     if let Some(m) = manifest.filter(|m| fits(m) && !storage.read_only()) {
         core.adopt_manifest(storage, m)?;
     }
-    if let Some((public_key, Some(secret_key))) = key_pair {
-        if !storage.read_only() && crypto::valid_secret_key(&public_key, &secret_key) {
-            core.adopt_key_pair(KeyPair {
-                public_key,
-                secret_key,
-            });
-        }
+    if let Some(kp) = checked.filter(|_| !storage.read_only()) {
+        core.adopt_key_pair(kp);
     }
     Ok(())
 }
