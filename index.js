@@ -416,7 +416,7 @@ class Corestore extends EventEmitter {
     const topic = this.native.coreGroup(handle)
     if (topic === null) return
     const st = this.native.state(handle)
-    const key = this.native.coreInfo(handle).key
+    const key = this.native.coreInfo(handle).ids.subarray(0, 32)
     this._onGroupActive(topic, { key, length: st.length, fork: st.fork })
   }
 

@@ -1,6 +1,6 @@
 'use strict'
 
-const { REQUEST_TIMEOUT, REQUEST_CANCELLED } = require('./errors')
+const { REQUEST_TIMEOUT, REQUEST_CANCELLED, z32Encode } = require('./errors')
 const { DefaultState } = require('./session-state')
 const { CoreView } = require('./core-view')
 const { Verifier } = require('./verifier')
@@ -13,18 +13,17 @@ const { manifestInput } = require('./manifest')
 class CoreState {
   constructor(root, info, opener = root) {
     this.root = root
-    // hypercore's core hook for head changes of a grouped core; corestore points it at the
-    // store that opened the core, which emits 'group-active'
-    this.ongroupupdate = (topic, update) => opener._onGroupActive(topic, update)
+    this._opener = opener // the store whose get() opened the core (ongroupupdate)
     this.globalCache = opener.globalCache || null // as hypercore: kept for whoever reads it
     this.native = root.native
     this.handle = info.handle
 
-    this.key = info.key
-    this.discoveryKey = info.discoveryKey
-    this.id = info.id
-    this.manifest = info.manifest || null
-    this.keyPair = info.keyPair || null
+    this.key = null
+    this.discoveryKey = null
+    this._id = null // hypercore's core.id, made when first read
+    this.manifest = null
+    this.keyPair = null
+    this._identify(info)
     this.writable = info.writable
 
     this.length = info.length
@@ -41,9 +40,11 @@ class CoreState {
 
     this.sessions = [] // every attached session (strong, weak and snapshots)
     this.strong = 0 // sessions holding a native reference
-    this.waiters = new Set()
+    // NONE until something waits or an extension registers: most cores never need them, and
+    // an empty Set or Map is a few hundred bytes of every open core
+    this.waiters = NONE
     this.peers = []
-    this.extensions = new Map() // name -> the extension that receives its messages
+    this.extensions = NONE // name -> the extension that receives its messages
     this.hadPeers = false // a peer ever had a channel for this core
     this.findingPeers = 0 // sessions' findingPeers() calls not yet done
     this._syncWaiters = null
@@ -197,10 +198,64 @@ class CoreState {
 
   // another openCore returned this handle: pick up what that call may have taught the engine
   refresh(info) {
-    this.keyPair = info.keyPair || null
+    this._identify(info)
     this.writable = info.writable
-    this.manifest = info.manifest || null
     this.update(info)
+  }
+
+  // the keys, key pair and manifest of an openCore/coreInfo result: views of its one buffer
+  _identify(info) {
+    const ids = info.ids
+    this.key = ids.subarray(0, 32)
+    this.discoveryKey = ids.subarray(32, 64)
+    let at = 64
+    this.keyPair = null
+    if (info.hasPublicKey) {
+      const publicKey = ids.subarray(at, (at += 32))
+      const secretKey = info.hasSecretKey ? ids.subarray(at, (at += 64)) : null
+      this.keyPair = { publicKey, secretKey }
+    }
+    const m = info.manifest
+    if (m === undefined) {
+      this.manifest = null
+      return
+    }
+    const signers = new Array(m.signers)
+    for (let i = 0; i < m.signers; i++) {
+      signers[i] = {
+        signature: 'ed25519',
+        namespace: known(ids.subarray(at, (at += 32)), DEFAULT_NAMESPACE),
+        publicKey: known(ids.subarray(at, (at += 32)), this.keyPair && this.keyPair.publicKey)
+      }
+    }
+    this.manifest = {
+      version: m.version,
+      hash: 'blake2b',
+      allowPatch: m.allowPatch,
+      quorum: m.quorum,
+      signers,
+      prologue: m.prologue,
+      linked: m.linked,
+      userData: m.userData
+    }
+  }
+
+  // hypercore's core.id: the key in z-base-32
+  get id() {
+    if (this._id === null) this._id = z32Encode(this.key)
+    return this._id
+  }
+
+  // hypercore's core hook for head changes of a grouped core; corestore points it at the
+  // store that opened the core, which emits 'group-active'
+  ongroupupdate(topic, update) {
+    this._opener._onGroupActive(topic, update)
+  }
+
+  // the Set of waiters or the Map of extensions to add to, made on first use
+  _own(field) {
+    if (this[field] === NONE) this[field] = field === 'waiters' ? new Set() : new Map()
+    return this[field]
   }
 
   update(st) {
@@ -512,7 +567,7 @@ class CoreState {
     return new Promise((resolve, reject) => {
       const w = { state: this, session, fn, ontruncate, resolve, reject, timer: null, index }
       if (timeout) w.timer = setTimeout(ontimeout, timeout, w)
-      this.waiters.add(w)
+      this._own('waiters').add(w)
       if (session._waiters === null) session._waiters = new Set()
       session._waiters.add(w)
       if (requests !== null) listRequest(w, requests)
@@ -733,6 +788,18 @@ const COUNTER_STATS = ['hotswaps', 'invalidData', 'invalidRequests', 'backoffs',
 // An object shaped as hypercore's stats whose every number is read from the engine when
 // it is read (`read()` gives the flat counts, or null for none yet): holders of it see
 // the counts grow, as with hypercore's.
+// the empty stand-in for CoreState.waiters and .extensions (and a session's extensions)
+// until one is needed: every reader only reads, deletes or iterates it
+const NONE = new Map()
+
+// hypercore's caps.DEFAULT_NAMESPACE: as in hypercore, the manifests of cores made here
+// share it, and a signer's key that is the key pair's is the same buffer
+const DEFAULT_NAMESPACE = Buffer.from('4144eea531e483d54e0c14f4ca68e0644f355343ff6fcb0f005200e12cd747cb', 'hex')
+
+function known(bytes, same) {
+  return same && same.equals(bytes) ? same : bytes
+}
+
 function liveStats(read) {
   const at = (i) => {
     const flat = read()
@@ -831,3 +898,4 @@ function finding(session) {
 }
 
 module.exports = CoreState
+module.exports.NONE = NONE

@@ -4,6 +4,7 @@ const { EventEmitter } = require('events')
 const encodings = require('./encodings')
 const { ReadStream, ByteStream, WriteStream } = require('./streams')
 const CoreState = require('./core-state')
+const { NONE } = CoreState
 const { manifestInput, encodeManifest } = require('./manifest')
 const { CoreView } = require('./core-view')
 const encryption = require('./encryption')
@@ -150,6 +151,9 @@ class Hypercore extends EventEmitter {
         : { opts, native: { key: cs.key } }
     }
     super()
+    // EventEmitter makes its listener table when the first listener comes; a session that
+    // never has one (most, in a store of many cores) saves that dictionary
+    this._events = undefined
 
     const opts = ctx.opts || {}
 
@@ -178,7 +182,7 @@ class Hypercore extends EventEmitter {
     this.encryption = null
     this._encryptionOption = encryption.encryptionOption(opts)
     this._parent = ctx.parent || null
-    this.extensions = new Map()
+    this.extensions = NONE // a Map once an extension registers (lib/core-state.js)
     this.waits = 0
 
     this._readonly = opts.writable === false
@@ -353,7 +357,7 @@ class Hypercore extends EventEmitter {
     this._parent = null // needed only here; a session must not keep its parent alive
     if (parent !== null && parent.encryption) this.encryption = parent.encryption
     if (this.encryption === null) this.encryption = encryption.provider(this._encryptionOption, cs)
-    for (const ext of this.extensions.values()) cs.extensions.set(ext.name, ext)
+    for (const ext of this.extensions.values()) cs._own('extensions').set(ext.name, ext)
     this._sessionIndex = sessions.push(this) - 1
     if (parent !== null && parent._state !== null) {
       this._parentState = parent._state
@@ -1276,8 +1280,9 @@ class Hypercore extends EventEmitter {
         if (this.handlers.onmessage) this.handlers.onmessage(m, peer)
       }
     }
+    if (this.extensions === NONE) this.extensions = new Map()
     this.extensions.set(name, ext)
-    if (this.core !== null && this._stateIndex !== -1) this.core.extensions.set(name, ext)
+    if (this.core !== null && this._stateIndex !== -1) this.core._own('extensions').set(name, ext)
     return ext
   }
 

@@ -273,14 +273,18 @@ pub fn auth_out(auth: &crate::storage::Auth, manifest: Option<&Manifest>) -> Aut
     }
 }
 
+/// A core's identity and state as `openCore` and `coreInfo` return them. The keys travel
+/// in one buffer the facade slices (`ids`): an open core holds one allocation for them
+/// instead of one per key, which is most of what a core costs the JS heap.
 #[napi(object)]
 pub struct CoreInfo {
     pub handle: u32,
-    pub key: Buffer,
-    pub discovery_key: Buffer,
-    pub id: String,
-    pub manifest: Option<ManifestOut>,
-    pub key_pair: Option<KeyPairOut>,
+    /// key, discovery key; then the key pair's public key and its secret key when known;
+    /// then each manifest signer's namespace and public key
+    pub ids: Buffer,
+    pub has_public_key: bool,
+    pub has_secret_key: bool,
+    pub manifest: Option<ManifestInfo>,
     pub writable: bool,
     pub length: i64,
     pub contiguous_length: i64,
@@ -290,20 +294,57 @@ pub struct CoreInfo {
     pub remote_contiguous_length: i64,
 }
 
+/// A manifest whose signers' keys are in `CoreInfo.ids` (`signers` of them).
+#[napi(object, use_nullable = true)]
+pub struct ManifestInfo {
+    pub version: i64,
+    pub allow_patch: bool,
+    pub quorum: i64,
+    pub signers: u32,
+    pub prologue: Option<PrologueJs>,
+    pub linked: Option<Vec<Buffer>>,
+    pub user_data: Option<Buffer>,
+}
+
 pub fn core_info(handle: u32, core: &Hypercore) -> CoreInfo {
     let s = core.state();
+    let secret = core
+        .secret_key
+        .as_ref()
+        .filter(|_| core.public_key.is_some());
+    let signers = core.manifest.as_ref().map_or(&[][..], |m| &m.signers[..]);
+    let mut ids = Vec::with_capacity(64 + 96 + signers.len() * 64);
+    ids.extend_from_slice(&core.key);
+    ids.extend_from_slice(&core.discovery_key);
+    if let Some(pk) = &core.public_key {
+        ids.extend_from_slice(pk);
+    }
+    if let Some(kp) = secret {
+        ids.extend_from_slice(&kp.secret_key);
+    }
+    for signer in signers {
+        ids.extend_from_slice(&signer.namespace);
+        ids.extend_from_slice(&signer.public_key);
+    }
     CoreInfo {
         handle,
-        key: core.key.to_vec().into(),
-        discovery_key: core.discovery_key.to_vec().into(),
-        id: crate::crypto::z32_encode(&core.key),
-        manifest: core.manifest.as_ref().map(manifest_out),
-        key_pair: core.public_key.map(|pk| KeyPairOut {
-            public_key: pk.to_vec().into(),
-            secret_key: core
-                .secret_key
+        ids: ids.into(),
+        has_public_key: core.public_key.is_some(),
+        has_secret_key: secret.is_some(),
+        manifest: core.manifest.as_ref().map(|m| ManifestInfo {
+            version: m.version as i64,
+            allow_patch: m.allow_patch,
+            quorum: m.quorum as i64,
+            signers: m.signers.len() as u32,
+            prologue: m.prologue.as_ref().map(|p| PrologueJs {
+                hash: p.hash.to_vec().into(),
+                length: p.length as i64,
+            }),
+            linked: m
+                .linked
                 .as_ref()
-                .map(|kp| kp.secret_key.to_vec().into()),
+                .map(|l| l.iter().map(|k| k.to_vec().into()).collect()),
+            user_data: m.user_data.as_ref().map(|u| u.clone().into()),
         }),
         writable: core.writable(),
         length: s.length as i64,

@@ -53,7 +53,8 @@ pub struct Store {
     storage: Storage,
     primary_key: [u8; 32],
     head: StoreHead,
-    cores: HashMap<u32, OpenCore>,
+    /// Boxed: a Hypercore is ~700 bytes, and a map holds up to twice its length in slots.
+    cores: HashMap<u32, Box<OpenCore>>,
     by_discovery_key: HashMap<[u8; 32], u32>,
     next_handle: u32,
     /// Named and atomic session states, by handle (src/store/sessions.rs).
@@ -258,7 +259,8 @@ impl Store {
         // Handles are never reused while the store is open (u32 outlasts any real session count).
         self.next_handle = self.next_handle.saturating_add(1);
         self.by_discovery_key.insert(discovery_key, handle);
-        self.cores.insert(handle, OpenCore { core, refs: 1 });
+        self.cores
+            .insert(handle, Box::new(OpenCore { core, refs: 1 }));
         Ok(handle)
     }
 
