@@ -6,7 +6,7 @@
 
 pub mod peer;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use crate::core::hypercore::Hypercore;
@@ -33,6 +33,20 @@ const MAX_SCAN: usize = 65536;
 /// a long run of blocks no peer holds must not be walked each time (the next pass goes on
 /// where this one stopped).
 const EXPLICIT_SCAN: usize = 4096;
+/// Hotswap (hypercore's): a channel with fewer block requests in flight than this (or half
+/// its limit) may ask again for blocks that are slow to come from another peer, up to this
+/// many requests per block; the first answer cancels the others.
+const HOTSWAP_IDLE: usize = 16;
+const HOTSWAP_COPIES: u8 = 3;
+/// A block is taken over only once its request is older than twice the taker's pace and
+/// this. A taker that has sent nothing yet has no pace: it takes over a few requests a
+/// second old, and its answers give it one.
+const HOTSWAP_MIN_AGE_MS: u64 = 20;
+const HOTSWAP_PROBE_AGE_MS: u64 = 1000;
+const HOTSWAP_PROBES: usize = 2;
+/// In-flight blocks one hotswap pass looks at; a pass runs at most this often per core.
+const HOTSWAP_SCAN: usize = 1024;
+const HOTSWAP_INTERVAL_MS: u64 = 10;
 /// hypercore's MAX_INVALID_REQUESTS: the invalid requests a peer may make on one channel.
 const MAX_INVALID_REQUESTS: u64 = 64;
 /// hypercore's MAX_BACKOFFS: the invalid-request answers after which we stop asking a peer.
@@ -196,8 +210,9 @@ pub struct Replicator {
     peers: HashMap<u32, Peer>,
     next_session: u32,
     wants: HashMap<u32, Wants>,
-    /// (handle, index) of block requests in flight on any peer: one request per block.
-    inflight_blocks: BTreeSet<(u32, u64)>,
+    /// (handle, index) of blocks asked for: how many requests for each are in flight. One,
+    /// but for a hotswap (a block asked of a second peer while the first is slow).
+    inflight_blocks: BTreeMap<(u32, u64), u8>,
     /// Cores with an upgrade request in flight.
     inflight_upgrades: BTreeSet<u32>,
     /// Cores with a reorg (fork proof) in flight.
@@ -220,6 +235,8 @@ pub struct Replicator {
     /// When each block request in flight was sent (ms since the epoch), for the download
     /// event's request timing.
     requested_at: HashMap<(u32, u64), u64>,
+    /// When each core's last hotswap pass ran (ms since the epoch).
+    hotswapped_at: HashMap<u32, u64>,
     /// The stats of channels gone, per core: a core's stats are these plus its live
     /// channels' (hypercore's replicator.stats count for as long as the core is open).
     retired_stats: HashMap<u32, WireStats>,
@@ -1179,7 +1196,7 @@ impl Replicator {
                     let from = if push_only { &w.forced } else { &w.blocks };
                     from.range(state.length..remote_length)
                         .copied()
-                        .find(|&i| r.has(i) && !self.inflight_blocks.contains(&(handle, i)))
+                        .find(|&i| r.has(i) && !self.inflight_blocks.contains_key(&(handle, i)))
                 }
                 _ => None,
             };
@@ -1204,7 +1221,7 @@ impl Replicator {
             peer.send(local_id, &Message::Request(request));
             self.inflight_upgrades.insert(handle);
             if let Some(index) = block {
-                self.inflight_blocks.insert((handle, index));
+                *self.inflight_blocks.entry((handle, index)).or_default() += 1;
                 self.requested_at.insert((handle, index), now_ms());
                 if let Some(w) = self.wants.get_mut(&handle) {
                     w.blocks.remove(&index);
@@ -1217,6 +1234,11 @@ impl Replicator {
 
     /// Requests wanted blocks from peers that have them, one request per block.
     fn schedule(&mut self, store: &mut Store, handle: u32) {
+        self.schedule_blocks(store, handle);
+        self.hotswap(store, handle);
+    }
+
+    fn schedule_blocks(&mut self, store: &mut Store, handle: u32) {
         // push-only: nothing is asked for but the blocks of get({ force: true })
         let push_only = self.push_only.contains(&handle);
         if push_only && self.wants.get(&handle).is_none_or(|w| w.forced.is_empty()) {
@@ -1242,10 +1264,7 @@ impl Replicator {
             return;
         };
         let state = core.state();
-        let mut limit = inflight_limit(state.byte_length, state.length);
-        if let Some(&(min, max)) = self.inflight_ranges.get(&handle) {
-            limit = limit.clamp(min, max);
-        }
+        let limit = self.block_limit(handle, &state);
         // Free request slots on the peers that can serve this core: never look at more
         // wanted blocks than can be asked for now (this runs after every block received).
         // the channels that can serve this core now, looked up once for the whole pass
@@ -1296,7 +1315,7 @@ impl Replicator {
             looked_last = Some(i);
             if core.has_block(i) {
                 done.push(i);
-            } else if self.inflight_blocks.contains(&(handle, i)) {
+            } else if self.inflight_blocks.contains_key(&(handle, i)) {
                 continue;
             } else if i >= state.length {
                 wanted.push(i);
@@ -1317,7 +1336,7 @@ impl Replicator {
             let mut looked = 0usize;
             while wanted.len() < free && i < state.length && looked < MAX_SCAN {
                 looked += 1;
-                if !core.has_block(i) && !self.inflight_blocks.contains(&(handle, i)) {
+                if !core.has_block(i) && !self.inflight_blocks.contains_key(&(handle, i)) {
                     if servable(i) {
                         wanted.push(i);
                     } else {
@@ -1356,26 +1375,19 @@ impl Replicator {
                     continue;
                 }
                 let remote_has_manifest = r.has_manifest;
-                let nodes =
-                    proof::missing_nodes(&core.nodes(store.storage()), 2 * index, state.length)
-                        .unwrap_or(0);
-                let id = peer.next_request_id();
-                let request = messages::Request {
-                    id,
-                    fork: state.fork,
-                    block: Some(messages::RequestBlock { index, nodes }),
-                    manifest: core.manifest.is_none() && remote_has_manifest,
-                    ..Default::default()
-                };
-                if let Some(ch) = peer.channels.get_mut(&local_id) {
-                    ch.inflight.insert(id, Inflight::Block(index));
-                }
-                peer.send(local_id, &Message::Request(request));
+                request_block(
+                    peer,
+                    local_id,
+                    core,
+                    store.storage(),
+                    remote_has_manifest,
+                    index,
+                );
                 sent = true;
                 break;
             }
             if sent {
-                self.inflight_blocks.insert((handle, index));
+                *self.inflight_blocks.entry((handle, index)).or_default() += 1;
                 self.requested_at.insert((handle, index), now_ms());
                 sent_now.push(index);
             } else {
@@ -1425,6 +1437,154 @@ impl Replicator {
         }
         self.schedule_seeks(store, handle);
         self.flush_all();
+    }
+
+    /// The block requests one channel may keep in flight for this core.
+    fn block_limit(&self, handle: u32, state: &crate::core::hypercore::CoreState) -> usize {
+        let limit = inflight_limit(state.byte_length, state.length);
+        match self.inflight_ranges.get(&handle) {
+            Some(&(min, max)) => limit.clamp(min, max),
+            None => limit,
+        }
+    }
+
+    /// hypercore's hotswap: a peer with little in flight asks for blocks another peer has
+    /// been slow to send, so one slow peer does not hold up the end of a download. Unlike
+    /// hypercore, which takes over any block, a peer takes over only from one at most half
+    /// as fast (in ms per block sent; a silent peer grows slower by the ms), and only
+    /// requests older than two of its own blocks: a slow peer never takes over a fast one's.
+    /// A peer that has sent nothing yet takes over a few requests a second old.
+    fn hotswap(&mut self, store: &mut Store, handle: u32) {
+        if self.push_only.contains(&handle) {
+            return;
+        }
+        let keys = (handle, 0)..=(handle, u64::MAX);
+        if self.inflight_blocks.range(keys).next().is_none() {
+            return;
+        }
+        let now = now_ms();
+        match self.hotswapped_at.get(&handle) {
+            Some(&at) if now.saturating_sub(at) < HOTSWAP_INTERVAL_MS => return,
+            _ => {}
+        }
+        let Ok(core) = store.core(handle) else {
+            return;
+        };
+        let state = core.state();
+        let idle = HOTSWAP_IDLE.max(self.block_limit(handle, &state) / 2);
+        // (session, channel, pace) of every channel that serves this core now
+        let serving: Vec<(u32, u64, Option<u64>)> = self
+            .peers
+            .iter()
+            .filter_map(|(&session, peer)| {
+                let (local_id, ch) = peer.channel_of(handle)?;
+                let serves =
+                    ch.paired && !ch.paused && ch.remote.synced && ch.remote.fork == state.fork;
+                serves.then_some((session, local_id, ch.pace_ms(now)))
+            })
+            .collect();
+        if serving.len() < 2 {
+            return;
+        }
+        self.hotswapped_at.insert(handle, now);
+        for &(session, local_id, pace) in &serving {
+            let Some(ch) = self.channel_mut(session, local_id) else {
+                continue;
+            };
+            if ch.inflight.len() >= idle {
+                continue;
+            }
+            let mine: HashSet<u64> = ch.blocks_in_flight().collect();
+            let (length, has_manifest) = (ch.remote.length, ch.remote.has_manifest);
+            let mut picks: Vec<(u8, u64, std::cmp::Reverse<u64>)> = Vec::new();
+            for &(other, other_id, other_pace) in &serving {
+                if (other, other_id) == (session, local_id) {
+                    continue;
+                }
+                let Some(theirs) = self
+                    .peers
+                    .get(&other)
+                    .and_then(|p| p.channels.get(&other_id))
+                else {
+                    continue;
+                };
+                for i in theirs.blocks_in_flight().take(HOTSWAP_SCAN) {
+                    let copies = self.inflight_blocks.get(&(handle, i)).copied().unwrap_or(0);
+                    let Some(&at) = self.requested_at.get(&(handle, i)) else {
+                        continue;
+                    };
+                    let age = now.saturating_sub(at);
+                    let takes = match pace {
+                        Some(ms) => {
+                            // a peer that never answered is as slow as this request is old
+                            ms.saturating_mul(2) <= other_pace.unwrap_or(age)
+                                && age >= ms.saturating_mul(2).max(HOTSWAP_MIN_AGE_MS)
+                        }
+                        None => age >= HOTSWAP_PROBE_AGE_MS,
+                    };
+                    if takes
+                        && copies < HOTSWAP_COPIES
+                        && i < length
+                        && i < state.length
+                        && !mine.contains(&i)
+                    {
+                        picks.push((copies, at, std::cmp::Reverse(i)));
+                    }
+                }
+            }
+            let Some(peer) = self.peers.get_mut(&session) else {
+                continue;
+            };
+            let Some(ch) = peer.channels.get(&local_id) else {
+                continue;
+            };
+            // blocks asked of the fewest peers first, then the longest waiting, then the
+            // last: the slow peer is likely to send the first ones before our copy comes
+            picks.retain(|&(_, _, std::cmp::Reverse(i))| ch.remote.has(i));
+            picks.sort_unstable();
+            picks.dedup_by_key(|p| p.2 .0);
+            let room = match pace {
+                Some(_) => idle - ch.inflight.len(),
+                None => HOTSWAP_PROBES.saturating_sub(ch.stats.hotswaps as usize),
+            };
+            picks.truncate(room);
+            for &(_, _, std::cmp::Reverse(index)) in &picks {
+                request_block(peer, local_id, core, store.storage(), has_manifest, index);
+                *self.inflight_blocks.entry((handle, index)).or_default() += 1;
+            }
+            if let Some(ch) = peer.channels.get_mut(&local_id) {
+                ch.stats.hotswaps += picks.len() as u64;
+                ch.swapped.extend(picks.iter().map(|&(_, _, i)| (i.0, now)));
+            }
+        }
+    }
+
+    /// A block came: the requests for it still in flight on other peers (hotswaps) are
+    /// cancelled.
+    fn cancel_block(&mut self, handle: u32, index: u64) {
+        if self.inflight_blocks.remove(&(handle, index)).is_none() {
+            return;
+        }
+        for peer in self.peers.values_mut() {
+            let Some((local_id, ch)) = peer.channel_of_mut(handle) else {
+                continue;
+            };
+            let ids: Vec<u64> = ch
+                .inflight
+                .iter()
+                .filter(|(_, f)| matches!(f, Inflight::Block(i) if *i == index))
+                .map(|(&id, _)| id)
+                .collect();
+            if let Some(ch) = peer.channels.get_mut(&local_id) {
+                ch.swapped.remove(&index);
+            }
+            for id in ids {
+                if let Some(ch) = peer.channels.get_mut(&local_id) {
+                    ch.inflight.remove(&id);
+                }
+                peer.send(local_id, &Message::Cancel(messages::Cancel { request: id }));
+            }
+        }
     }
 
     fn schedule_seeks(&mut self, store: &mut Store, handle: u32) {
@@ -1662,14 +1822,14 @@ impl Replicator {
             .and_then(|ch| ch.inflight.remove(&request));
         match &inflight {
             Some(Inflight::Block(i)) => {
-                self.inflight_blocks.remove(&(handle, *i));
+                release(&mut self.inflight_blocks, handle, *i);
             }
             Some(Inflight::Upgrade) => {
                 self.inflight_upgrades.remove(&handle);
             }
             Some(Inflight::UpgradeBlock(i)) => {
                 self.inflight_upgrades.remove(&handle);
-                self.inflight_blocks.remove(&(handle, *i));
+                release(&mut self.inflight_blocks, handle, *i);
             }
             Some(Inflight::Reorg) => {
                 self.inflight_reorgs.remove(&handle);
@@ -1800,6 +1960,10 @@ impl Replicator {
         }
         if let Some(index) = applied.block {
             let requested_at = self.requested_at.remove(&(handle, index)).unwrap_or(0);
+            if let (Some(ch), true) = (self.channel_mut(session, local_id), requested_at > 0) {
+                ch.note_answer(index, requested_at, now_ms());
+            }
+            self.cancel_block(handle, index);
             if let Some(value) = read_value {
                 self.out.events.push(Event::Block {
                     handle,
@@ -2306,7 +2470,7 @@ impl Replicator {
     /// `replicator._blocks.has(index)`): a local read or a download wants it, or a peer is
     /// asked for it. hypercore counts a download's block only once a peer is asked for it.
     pub fn block_requested(&self, handle: u32, index: u64) -> bool {
-        self.inflight_blocks.contains(&(handle, index))
+        self.inflight_blocks.contains_key(&(handle, index))
             || self
                 .wants
                 .get(&handle)
@@ -2336,7 +2500,7 @@ impl Replicator {
         for (_, inflight) in ch.inflight {
             match inflight {
                 Inflight::Block(i) => {
-                    self.inflight_blocks.remove(&(ch.handle, i));
+                    release(&mut self.inflight_blocks, ch.handle, i);
                     self.rewant(ch.handle, i);
                 }
                 Inflight::Upgrade => {
@@ -2344,7 +2508,7 @@ impl Replicator {
                 }
                 Inflight::UpgradeBlock(i) => {
                     self.inflight_upgrades.remove(&ch.handle);
-                    self.inflight_blocks.remove(&(ch.handle, i));
+                    release(&mut self.inflight_blocks, ch.handle, i);
                     self.rewant(ch.handle, i);
                 }
                 Inflight::Reorg => {
@@ -2474,7 +2638,42 @@ fn checked_manifest(
     Ok(manifest.clone())
 }
 
-fn now_ms() -> u64 {
+/// Asks `peer` for block `index` (with the tree nodes we lack for it) on channel `local_id`.
+fn request_block(
+    peer: &mut Peer,
+    local_id: u64,
+    core: &Hypercore,
+    storage: &crate::storage::Storage,
+    remote_has_manifest: bool,
+    index: u64,
+) {
+    let state = core.state();
+    let nodes = proof::missing_nodes(&core.nodes(storage), 2 * index, state.length).unwrap_or(0);
+    let id = peer.next_request_id();
+    let request = messages::Request {
+        id,
+        fork: state.fork,
+        block: Some(messages::RequestBlock { index, nodes }),
+        manifest: core.manifest.is_none() && remote_has_manifest,
+        ..Default::default()
+    };
+    if let Some(ch) = peer.channels.get_mut(&local_id) {
+        ch.ask(id, index);
+    }
+    peer.send(local_id, &Message::Request(request));
+}
+
+/// One request for a block is no longer in flight.
+fn release(inflight: &mut BTreeMap<(u32, u64), u8>, handle: u32, index: u64) {
+    if let Some(copies) = inflight.get_mut(&(handle, index)) {
+        *copies = copies.saturating_sub(1);
+        if *copies == 0 {
+            inflight.remove(&(handle, index));
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

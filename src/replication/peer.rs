@@ -128,6 +128,52 @@ pub struct Channel {
     /// `peer.stats`). `stats.invalid_requests` counts requests we could not build a proof
     /// for: at MAX_INVALID_REQUESTS the connection ends.
     pub stats: WireStats,
+    /// How fast this peer sends the blocks asked of it: ms from one answer to the next (or
+    /// from the request, after a pause), a moving average. Decides hotswaps.
+    pub service_ms: Option<u64>,
+    /// When it last answered a block request (ms since the epoch; 0: never).
+    pub answered_at: u64,
+    /// When it was last asked for a block with none in flight (ms since the epoch).
+    pub busy_since: u64,
+    /// Blocks asked of this peer as hotswaps: when (the block's own request time is
+    /// another peer's).
+    pub swapped: HashMap<u64, u64>,
+}
+
+impl Channel {
+    /// Block `index`, asked for at `requested_at` (of this peer or, for a hotswap, of
+    /// another), came at `now`.
+    pub fn note_answer(&mut self, index: u64, requested_at: u64, now: u64) {
+        let asked = self.swapped.remove(&index).unwrap_or(requested_at);
+        let ms = now.saturating_sub(asked.max(self.answered_at));
+        self.service_ms = Some(self.service_ms.map_or(ms, |avg| (avg * 3 + ms) / 4));
+        self.answered_at = now;
+    }
+
+    /// How long this peer is taking per block now: its usual pace, or longer if it has
+    /// been silent longer than that with blocks to send. None if it never answered.
+    pub fn pace_ms(&self, now: u64) -> Option<u64> {
+        let busy = self.blocks_in_flight().next().is_some();
+        let silent = now.saturating_sub(self.answered_at.max(self.busy_since));
+        self.service_ms
+            .map(|ms| if busy { ms.max(silent) } else { ms })
+    }
+
+    /// A block request goes out on this channel.
+    pub fn ask(&mut self, id: u64, index: u64) {
+        if self.blocks_in_flight().next().is_none() {
+            self.busy_since = crate::replication::now_ms();
+        }
+        self.inflight.insert(id, Inflight::Block(index));
+    }
+
+    /// The block requests in flight on this channel.
+    pub fn blocks_in_flight(&self) -> impl Iterator<Item = u64> + '_ {
+        self.inflight.values().filter_map(|f| match f {
+            Inflight::Block(i) => Some(*i),
+            _ => None,
+        })
+    }
 }
 
 /// Message kinds counted by hypercore's stats, in wire type order (sync = 0 ... extension = 9).
@@ -385,6 +431,10 @@ impl Peer {
                 paused: false,
                 pushed_length: 0,
                 stats: WireStats::default(),
+                service_ms: None,
+                answered_at: 0,
+                busy_since: 0,
+                swapped: HashMap::new(),
             },
         );
         self.by_handle.insert(handle, local_id);
