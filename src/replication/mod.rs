@@ -1002,6 +1002,7 @@ impl Replicator {
                         // The peer does not have it after all: stop asking it, ask others.
                         if let Some(ch) = self.channel_mut(session, local_id) {
                             forget_block(&mut ch.remote, i);
+                            ch.swapped.remove(&i);
                         }
                         self.rewant(handle, i);
                     }
@@ -1453,7 +1454,8 @@ impl Replicator {
     /// hypercore, which takes over any block, a peer takes over only from one at most half
     /// as fast (in ms per block sent; a silent peer grows slower by the ms), and only
     /// requests older than two of its own blocks: a slow peer never takes over a fast one's.
-    /// A peer that has sent nothing yet takes over a few requests a second old.
+    /// A peer that has sent nothing yet takes over a few requests a second old (two at a
+    /// time).
     fn hotswap(&mut self, store: &mut Store, handle: u32) {
         if self.push_only.contains(&handle) {
             return;
@@ -1545,7 +1547,7 @@ impl Replicator {
             picks.dedup_by_key(|p| p.2 .0);
             let room = match pace {
                 Some(_) => idle - ch.inflight.len(),
-                None => HOTSWAP_PROBES.saturating_sub(ch.stats.hotswaps as usize),
+                None => HOTSWAP_PROBES.saturating_sub(ch.swapped.len()),
             };
             picks.truncate(room);
             for &(_, _, std::cmp::Reverse(index)) in &picks {
