@@ -5,6 +5,7 @@ const { DefaultState } = require('./session-state')
 const { CoreView } = require('./core-view')
 const { Verifier } = require('./verifier')
 const { manifestInput } = require('./manifest')
+const { defaultSignerNamespace } = require('./native.js')
 
 // One CoreState per open native core (keyed by handle in the root Corestore). It caches the
 // NativeCoreInfo/NativeCoreState, keeps the sessions attached to the core, fans 'append' and
@@ -252,10 +253,10 @@ class CoreState {
     this._opener._onGroupActive(topic, update)
   }
 
-  // the Set of waiters or the Map of extensions to add to, made on first use
-  _own(field) {
-    if (this[field] === NONE) this[field] = field === 'waiters' ? new Set() : new Map()
-    return this[field]
+  // the Map of extensions to add to, made on first use
+  ownExtensions() {
+    if (this.extensions === NONE) this.extensions = new Map()
+    return this.extensions
   }
 
   update(st) {
@@ -567,7 +568,8 @@ class CoreState {
     return new Promise((resolve, reject) => {
       const w = { state: this, session, fn, ontruncate, resolve, reject, timer: null, index }
       if (timeout) w.timer = setTimeout(ontimeout, timeout, w)
-      this._own('waiters').add(w)
+      if (this.waiters === NONE) this.waiters = new Set()
+      this.waiters.add(w)
       if (session._waiters === null) session._waiters = new Set()
       session._waiters.add(w)
       if (requests !== null) listRequest(w, requests)
@@ -783,23 +785,24 @@ const WIRE_STATS = [
   ['wireRange', 8],
   ['wireExtension', 9]
 ]
-const COUNTER_STATS = ['hotswaps', 'invalidData', 'invalidRequests', 'backoffs', 'notAvailableBackoffs']
 
-// An object shaped as hypercore's stats whose every number is read from the engine when
-// it is read (`read()` gives the flat counts, or null for none yet): holders of it see
-// the counts grow, as with hypercore's.
 // the empty stand-in for CoreState.waiters and .extensions (and a session's extensions)
 // until one is needed: every reader only reads, deletes or iterates it
 const NONE = new Map()
 
 // hypercore's caps.DEFAULT_NAMESPACE: as in hypercore, the manifests of cores made here
 // share it, and a signer's key that is the key pair's is the same buffer
-const DEFAULT_NAMESPACE = Buffer.from('4144eea531e483d54e0c14f4ca68e0644f355343ff6fcb0f005200e12cd747cb', 'hex')
+const DEFAULT_NAMESPACE = defaultSignerNamespace()
 
 function known(bytes, same) {
   return same && same.equals(bytes) ? same : bytes
 }
 
+const COUNTER_STATS = ['hotswaps', 'invalidData', 'invalidRequests', 'backoffs', 'notAvailableBackoffs']
+
+// An object shaped as hypercore's stats whose every number is read from the engine when
+// it is read (`read()` gives the flat counts, or null for none yet): holders of it see
+// the counts grow, as with hypercore's.
 function liveStats(read) {
   const at = (i) => {
     const flat = read()

@@ -357,7 +357,7 @@ class Hypercore extends EventEmitter {
     this._parent = null // needed only here; a session must not keep its parent alive
     if (parent !== null && parent.encryption) this.encryption = parent.encryption
     if (this.encryption === null) this.encryption = encryption.provider(this._encryptionOption, cs)
-    for (const ext of this.extensions.values()) cs._own('extensions').set(ext.name, ext)
+    for (const ext of this.extensions.values()) cs.ownExtensions().set(ext.name, ext)
     this._sessionIndex = sessions.push(this) - 1
     if (parent !== null && parent._state !== null) {
       this._parentState = parent._state
@@ -1282,7 +1282,7 @@ class Hypercore extends EventEmitter {
     }
     if (this.extensions === NONE) this.extensions = new Map()
     this.extensions.set(name, ext)
-    if (this.core !== null && this._stateIndex !== -1) this.core._own('extensions').set(name, ext)
+    if (this.core !== null && this._stateIndex !== -1) this.core.ownExtensions().set(name, ext)
     return ext
   }
 

@@ -804,6 +804,12 @@ pub fn discovery_key(key: Buffer) -> Result<Buffer> {
     Ok(crate::crypto::discovery_key(&key).to_vec().into())
 }
 
+/// hypercore's `caps.DEFAULT_NAMESPACE`: the namespace of a default manifest's signer.
+#[napi]
+pub fn default_signer_namespace() -> Buffer {
+    crate::crypto::caps().default_namespace.to_vec().into()
+}
+
 #[napi]
 pub fn z32_encode(bytes: Buffer) -> String {
     crate::crypto::z32_encode(&bytes)

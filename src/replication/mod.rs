@@ -1469,6 +1469,8 @@ impl Replicator {
             Some(&at) if now.saturating_sub(at) < HOTSWAP_INTERVAL_MS => return,
             _ => {}
         }
+        // counted from here, one peer or many: this runs after every block received
+        self.hotswapped_at.insert(handle, now);
         let Ok(core) = store.core(handle) else {
             return;
         };
@@ -1488,7 +1490,6 @@ impl Replicator {
         if serving.len() < 2 {
             return;
         }
-        self.hotswapped_at.insert(handle, now);
         for &(session, local_id, pace) in &serving {
             let Some(ch) = self.channel_mut(session, local_id) else {
                 continue;
@@ -1571,19 +1572,17 @@ impl Replicator {
             let Some((local_id, ch)) = peer.channel_of_mut(handle) else {
                 continue;
             };
+            ch.swapped.remove(&index);
             let ids: Vec<u64> = ch
                 .inflight
                 .iter()
                 .filter(|(_, f)| matches!(f, Inflight::Block(i) if *i == index))
                 .map(|(&id, _)| id)
                 .collect();
-            if let Some(ch) = peer.channels.get_mut(&local_id) {
-                ch.swapped.remove(&index);
+            for id in &ids {
+                ch.inflight.remove(id);
             }
             for id in ids {
-                if let Some(ch) = peer.channels.get_mut(&local_id) {
-                    ch.inflight.remove(&id);
-                }
                 peer.send(local_id, &Message::Cancel(messages::Cancel { request: id }));
             }
         }
