@@ -197,6 +197,10 @@ declare namespace Corestore {
       hints: { contiguousLength: number; remoteContiguousLength: number; recovering: number }
     }
     readonly replicator: ReplicatorState
+    /** The default state's hypercore-storage view. */
+    readonly storage: StateStorage
+    /** The default state, then the named, atomic and snapshot states open on the core. */
+    readonly sessionStates: SessionState[]
     readonly globalCache: unknown
     /** Set once the core closes (its last strong session did). */
     readonly closing: Promise<void> | null
@@ -882,6 +886,8 @@ declare namespace Corestore {
     deleteLocalRange(start: Buffer, end: Buffer | null): void
     putUserData(key: string, value: Buffer | string): void
     deleteUserData(key: string): void
+    /** Below `length`, this data is read from `dataPointer`'s (the record only; open states keep what they read). */
+    setDependency(dep: { dataPointer: number; length: number }): void
     /** true when written to RocksDB, false when it went into the state's atom. */
     flush(): Promise<boolean>
   }
@@ -908,6 +914,19 @@ declare namespace Corestore {
     createBlockStream(range?: { gt?: number; gte?: number; lt?: number; lte?: number; reverse?: boolean }): ReadStream<{ index: number; value: Buffer }>
     createMarkStream(range?: { reverse?: boolean }): ReadStream<{ index: number; page: Buffer }>
     deleteSessions(): Promise<void>
+    /**
+     * hypercore-storage's createSession: the named session `name` made anew from this data at
+     * `head.length` blocks (null: all), its own blocks and tree dropped. The returned storage
+     * holds an engine state until close() or the store closes.
+     */
+    createSession(name: string, head: { length: number } | null): Promise<StateStorage>
+    close(): Promise<void>
+  }
+
+  /** hypercore's state lock: appends and truncations of the state wait while it is held. */
+  interface StateMutex {
+    lock(): Promise<void>
+    unlock(): void
   }
 
   /** hypercore's session state: the core's default one, or a named or atomic one. */
@@ -936,6 +955,11 @@ declare namespace Corestore {
   interface SessionState {
     readonly name: string | null
     readonly atom: Atom | null
+    /** The atomic state made from this one, while it is open. */
+    readonly atomized: SessionState | null
+    readonly mutex: StateMutex
+    /** Lets go of `mutex` (hypercore's name for it). */
+    _unlock(): void
     readonly length: number
     readonly byteLength: number
     readonly fork: number

@@ -649,6 +649,68 @@ same('state.storage: local records and user data in one write, through an atom, 
   })
 )
 
+// Autobase's repair test: it holds a state's mutex, remakes the named session through
+// core.storage.createSession, points it at data that is not there with setDependency, and
+// expects the reopened session to fail the way hypercore's does
+same('core.sessionStates, state.mutex, storage.createSession and setDependency', (C, dir) =>
+  withCore(C, dir, async (core, store) => {
+    await core.append(['a', 'b', 'c'])
+    const batch = core.session({ name: 'batch' })
+    await batch.append(['d', 'e'])
+    const atom = store.storage.createAtom()
+    const atomic = batch.session({ atom })
+    await atomic.ready()
+    const states = core.core.sessionStates.map((s) => [s.name, s.atomized !== null, s.length])
+    await atomic.close()
+    const afterAtom = core.core.sessionStates.map((s) => [s.name, s.atomized !== null])
+
+    // an append waits while the state's mutex is held
+    const order = []
+    const main = core.core.sessionStates[0]
+    await main.mutex.lock()
+    const appending = core.append('x').then(() => order.push('appended'))
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    order.push('held ' + core.length)
+    const reset = await core.core.storage.createSession('batch', null)
+    main._unlock()
+    await appending
+    order.push('released ' + core.length)
+    await batch.close()
+
+    // made anew at the core's length then (3): its own blocks are gone
+    const again = core.session({ name: 'batch' })
+    await again.ready()
+    const remade = [again.length, str(await again.get(2, { wait: false })), await again.get(3, { wait: false })]
+    await again.close()
+    if (reset.close) await reset.close()
+
+    const head = { fork: 0, length: 2, rootHash: await core.treeHash(2), signature: null, timestamp: 0 }
+    const draftStorage = await core.core.storage.createSession('draft', head)
+    const draft = core.session({ name: 'draft' })
+    await draft.ready()
+    const atTwo = [draft.length, str(await draft.get(1, { wait: false }))]
+    await draft.close()
+    const tx = draftStorage.write()
+    tx.setDependency({ dataPointer: 1337, length: 2 })
+    const flushed = await tx.flush()
+    const rx = draftStorage.read()
+    const leaf = rx.getTreeNode(0)
+    const parent = rx.getTreeNode(1)
+    rx.tryFlush()
+    const nodes = [(await leaf).size, await parent]
+    const broken = core.session({ name: 'draft' })
+    const reopened = await broken.ready().then(() => broken.length, (e) => e.code)
+    await broken.close().catch(() => {})
+    return { states, afterAtom, order, remade, atTwo, flushed, nodes, reopened }
+  }),
+  (r) => {
+    assert.deepEqual(r.states, [[null, false, 3], ['batch', true, 5], ['batch', false, 5]])
+    assert.deepEqual(r.order, ['held 3', 'appended', 'released 4'])
+    assert.deepEqual(r.remade, [3, 'c', null])
+    assert.equal(r.reopened, 'INVALID_OPERATION')
+  }
+)
+
 // hypercore-storage writes a null value as a delete (Autobase's LocalState.moveTo puts a
 // boot record that may be missing)
 same('state.storage.write(): putUserData and putLocal with null delete', (C, dir) =>

@@ -79,6 +79,14 @@ class CoreState {
     return this.state.storage
   }
 
+  // hypercore's `core.sessionStates`: the default state, then the named, atomic and
+  // snapshot states open on this core
+  get sessionStates() {
+    const out = [this.state]
+    for (const st of this.root._states.values()) if (st.core === this) out.push(st)
+    return out
+  }
+
   // hypercore's `core.verifier`: signs, checks and assembles signatures for this core's
   // manifest (null until the core has one)
   get verifier() {

@@ -99,6 +99,10 @@ class CoreView {
     return this._cs.storage
   }
 
+  get sessionStates() {
+    return this._cs.sessionStates
+  }
+
   ready() {
     return this.opening
   }

@@ -11,6 +11,7 @@ const encryption = require('./encryption')
 const { SessionState } = require('./session-state')
 const binding = require('./native.js')
 const turn = require('./turn')
+const { takePlace, lockState } = require('./lock')
 const c = require('compact-encoding')
 const {
   HypercoreError,
@@ -431,6 +432,10 @@ class Hypercore extends EventEmitter {
     const name = atom === null ? o.name : parent !== null ? parent.name : null
     const state = new SessionState(cs, handle, { name, atom, parentDefault: parent === null })
     root._states.set(handle, state)
+    if (atom !== null) {
+      state._atomOf = parent !== null ? parent : cs.state
+      state._atomOf.atomized = state
+    }
     this._state = state
     state.add(this)
 
@@ -764,11 +769,12 @@ class Hypercore extends EventEmitter {
 
     const src = state !== null ? state : cs
     const e = this.encryption
-    if (e && !(e instanceof encryption.DefaultEncryption)) {
-      // hypercore encrypts under the state's lock: a provider that awaits (Autobase's)
-      // would otherwise let a second append read the same length and encrypt its blocks
-      // at an index they do not land at
-      const unlock = await lockAppends(src)
+    // hypercore encrypts under the state's lock: a provider that awaits (Autobase's) would
+    // otherwise let a second append read the same length and encrypt its blocks at an
+    // index they do not land at. Any append waits while someone holds the lock
+    // (`state.mutex`).
+    if ((e && !(e instanceof encryption.DefaultEncryption)) || src._appends) {
+      const unlock = await lockState(src)
       try {
         if (this.closing !== null) {
           throw SESSION_CLOSED('Cannot append to a closed session', cs.discoveryKey)
@@ -856,6 +862,12 @@ class Hypercore extends EventEmitter {
     const o = typeof opts === 'number' ? { fork: opts } : opts || {}
     const state = this._state
     const src = state !== null ? state : cs
+    if (src._appends) {
+      // someone holds the state's lock (`state.mutex`) or an append waits for it
+      const unlock = await lockState(src)
+      unlock()
+      if (this.closing !== null) throw SESSION_CLOSED('Cannot append to a closed session', cs.discoveryKey)
+    }
     const fork = o.fork === undefined ? src.fork + 1 : o.fork
     if (!isIndex(fork)) throw BAD_ARGUMENT('Fork must be a non-negative integer')
     checkWritableState(this)
@@ -1413,30 +1425,6 @@ function inOrder(session) {
   const cs = session.core
   if (cs === null || session._state !== null || session._snapshot !== null) return null
   return takePlace(cs, '_ops')
-}
-
-// One append at a time per state (a CoreState or SessionState), in call order; resolves
-// to the function that lets the next one in.
-function lockAppends(src) {
-  const place = takePlace(src, '_appends')
-  return place.after === null ? Promise.resolve(place.done) : place.after.then(() => place.done)
-}
-
-// The last place in a line kept at `holder[key]` (a promise that settles when its holder is
-// done): `after` settles when the place before is done (null when there is none), `done()`
-// lets the next one in.
-function takePlace(holder, key) {
-  const after = holder[key] || null
-  let release
-  const mine = new Promise((resolve) => (release = resolve))
-  holder[key] = mine
-  return {
-    after,
-    done() {
-      if (holder[key] === mine) holder[key] = null
-      release()
-    }
-  }
 }
 
 // A block as stored: `padding` bytes (for the encryption header), then the encoded value.

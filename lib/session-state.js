@@ -3,6 +3,7 @@
 const { Readable } = require('streamx')
 const { TreeBatch, readRoots } = require('./verifier')
 const { AssertionError, INVALID_OPERATION } = require('./errors')
+const { StateMutex } = require('./lock')
 
 // hypercore 11's session states as the facade sees them. A session reads and writes its
 // core's default state unless it was made with `{ name }` (a named session: data of its
@@ -13,11 +14,29 @@ const { AssertionError, INVALID_OPERATION } = require('./errors')
 
 // `state.storage` of hypercore: where atoms come from
 class StateStorage {
-  constructor(root, atom, handle, snapshotted = false) {
+  constructor(root, atom, handle, snapshotted = false, owned = false) {
     this.root = root
     this.atom = atom || null
     this.handle = handle // the engine handle of the state (a core handle for the default)
     this._snapshotted = snapshotted
+    this._owned = owned // a state made by createSession, which close() lets go of
+  }
+
+  // hypercore-storage's createSession(name, head): the named session `name` of this core
+  // made anew from this data at `head.length` blocks (null: all of them), its own blocks
+  // and tree dropped, in one batch. The storage of that session holds an engine state
+  // until close() or the store closes.
+  async createSession(name, head = null) {
+    const length = head === null || head === undefined ? undefined : head.length
+    const handle = this.root.native.stateCreate(this.handle, name, true, undefined, length)
+    return new StateStorage(this.root, null, handle, false, true)
+  }
+
+  async close() {
+    if (!this._owned) return
+    this._owned = false
+    const root = this.root
+    if (root.native !== null && !root._nativeClosed) root.native.stateClose(this.handle)
   }
 
   // hypercore-storage's pointers: { corePointer, dataPointer, dependencies }
@@ -109,6 +128,12 @@ class StorageTx {
     this.ops.push({ op: 'deleteUserData', key: Buffer.from(key) })
   }
 
+  // the data below `length` is read from `dataPointer`'s: the record only, as in
+  // hypercore-storage (open states keep the dependencies they read)
+  setDependency({ dataPointer, length }) {
+    this.ops.push({ op: 'setDependency', dataPointer, length })
+  }
+
   // as hypercore-storage: true when written to RocksDB, false when it went into the atom
   async flush() {
     const ops = this.ops
@@ -147,7 +172,7 @@ class StorageRx {
   async getUserData(key) {
     const s = this.storage
     const state = s.root._states.get(s.handle)
-    return state === undefined
+    return state === undefined && !s._owned
       ? s.root.native.getUserData(s.handle, key)
       : s.root.native.stateGetUserData(s.handle, key)
   }
@@ -252,6 +277,19 @@ class SessionState {
     this._parentDefault = !!parentDefault
     this._snapshot = snapshot
     this._info = core.native.stateInfo(handle)
+    // hypercore: the atomic state made from this one, while it is open
+    this.atomized = null
+    this._atomOf = null // the state this atomic one was made from
+    this._mutex = null
+  }
+
+  get mutex() {
+    if (this._mutex === null) this._mutex = new StateMutex(this)
+    return this._mutex
+  }
+
+  _unlock() {
+    this.mutex.unlock()
   }
 
   get native() {
@@ -423,6 +461,7 @@ class SessionState {
       if (last !== session) this.sessions[i] = last
     }
     if (--this.refs > 0) return
+    if (this._atomOf !== null && this._atomOf.atomized === this) this._atomOf.atomized = null
     const root = this.root
     root._states.delete(this.handle)
     if (root.native !== null && !root._nativeClosed) root.native.stateClose(this.handle)
@@ -436,6 +475,18 @@ class DefaultState {
     this.name = null
     this.atom = null
     this.storage = new StateStorage(core.root, null, core.handle)
+    this.atomized = null
+    this._mutex = null
+  }
+
+  // appends and truncations of the default state wait on the core's line
+  get mutex() {
+    if (this._mutex === null) this._mutex = new StateMutex(this.core)
+    return this._mutex
+  }
+
+  _unlock() {
+    this.mutex.unlock()
   }
 
   hash() {

@@ -201,6 +201,17 @@ export async function usage(): Promise<void> {
     void core.replicator.pushOnly
     const received: number = core.replicator.stats.wireRequest.rx + core.replicator.stats.backoffs
     void received
+    const batchState = core.sessionStates.find((s) => s.name === 'batch' && s.atomized === null)
+    if (batchState) {
+      void batchState.mutex.lock().then(() => batchState._unlock())
+      const rx = batchState.storage.read()
+      void rx.getTreeNode(1).then((n) => n === null || n.size)
+    }
+    void core.storage.createSession('batch', null).then((s) => {
+      const tx = s.write()
+      tx.setDependency({ dataPointer: 1, length: 3 })
+      return tx.flush().then(() => s.close())
+    })
   }
   store.watch(onCore)
   store.unwatch(onCore)

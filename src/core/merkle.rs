@@ -13,10 +13,12 @@ pub trait NodeSource {
     fn node(&self, index: u64) -> Result<Option<TreeNode>>;
 }
 
+/// A node the tree needs. hypercore says INVALID_OPERATION when one is not stored (a
+/// named session whose data it depends on is gone, a partial replica asked for a proof).
 fn required(source: &dyn NodeSource, index: u64) -> Result<TreeNode> {
     source.node(index)?.ok_or_else(|| {
-        Error::corruption(format!(
-            "tree node {index} is missing from storage; the core cannot be read"
+        Error::invalid_operation(format!(
+            "Expected tree node {index} from storage, got (nil): that part of the tree is not stored here"
         ))
     })
 }

@@ -6,14 +6,18 @@ use napi_derive::napi;
 
 use super::convert::{js_error, uint_in};
 use super::{store_closed, NativeStore, Result};
+use crate::storage::Dependency;
 use crate::store::{Flushed, StateInfo, StorageOp};
 
 #[napi(object)]
 pub struct StorageOpIn {
     pub op: String,
-    pub key: Buffer,
+    pub key: Option<Buffer>,
     pub value: Option<Buffer>,
     pub end: Option<Buffer>,
+    /// `setDependency`'s `{ dataPointer, length }`
+    pub data_pointer: Option<i64>,
+    pub length: Option<i64>,
 }
 
 #[napi(object)]
@@ -148,7 +152,8 @@ impl NativeStore {
     }
 
     /// A state made from `parent` (a core handle for the default state, or a state handle):
-    /// atomic when `atom` is given, else the named session `name`.
+    /// atomic when `atom` is given, else the named session `name`. A named session made
+    /// anew (`overwrite`) starts at `length` blocks of the parent when given, else at all.
     #[napi]
     pub fn state_create(
         &self,
@@ -156,11 +161,13 @@ impl NativeStore {
         name: Option<String>,
         overwrite: Option<bool>,
         atom: Option<u32>,
+        length: Option<i64>,
     ) -> Result<u32> {
+        let at = length.map(|l| uint_in(l, "length")).transpose()?;
         let mut engine = self.engine();
         let e = &mut *engine;
         e.store_mut()?
-            .create_state(parent, name, overwrite.unwrap_or(false), atom)
+            .create_state_at(parent, name, overwrite.unwrap_or(false), atom, at)
             .map_err(js_error)
     }
 
@@ -488,7 +495,7 @@ impl NativeStore {
         let e = &mut *engine;
         let mut parsed = Vec::with_capacity(ops.len());
         for op in ops {
-            let key = op.key.to_vec();
+            let key = op.key.as_ref().map(|k| k.to_vec()).unwrap_or_default();
             let text =
                 || String::from_utf8(key.clone()).map_err(|_| bad("user data keys are strings"));
             parsed.push(match op.op.as_str() {
@@ -502,6 +509,10 @@ impl NativeStore {
                     op.value.map(|v| v.to_vec()).unwrap_or_default(),
                 ),
                 "deleteUserData" => StorageOp::DeleteUserData(text()?),
+                "setDependency" => StorageOp::SetDependency(Dependency {
+                    data_pointer: uint_in(op.data_pointer.unwrap_or(-1), "dataPointer")?,
+                    length: uint_in(op.length.unwrap_or(-1), "length")?,
+                }),
                 other => return Err(bad(&format!("unknown storage write operation {other}"))),
             });
         }

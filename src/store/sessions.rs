@@ -193,6 +193,20 @@ impl Store {
         overwrite: bool,
         atom: Option<u32>,
     ) -> Result<u32> {
+        self.create_state_at(parent, name, overwrite, atom, None)
+    }
+
+    /// [`Store::create_state`]; a named session made anew (`overwrite`) starts at `at`
+    /// blocks of its parent instead of all of them, as hypercore-storage's
+    /// `createSession(name, head)` with a shorter head.
+    pub fn create_state_at(
+        &mut self,
+        parent: u32,
+        name: Option<String>,
+        overwrite: bool,
+        atom: Option<u32>,
+        at: Option<u64>,
+    ) -> Result<u32> {
         let (core_handle, p) = self.parent_view(parent)?;
         let state = match atom {
             Some(atom) => {
@@ -218,7 +232,7 @@ impl Store {
                 let name = name.ok_or_else(|| {
                     Error::bad_argument("A session state needs a name or an atom")
                 })?;
-                self.named_state(core_handle, p, name, overwrite)?
+                self.named_state(core_handle, p, name, overwrite, at)?
             }
         };
         let handle = self.take_handle();
@@ -244,6 +258,7 @@ impl Store {
         p: ParentView,
         name: String,
         overwrite: bool,
+        at: Option<u64>,
     ) -> Result<SessionState> {
         let core = &self.cores.get(&core_handle).ok_or_else(closed_handle)?.core;
         let core_pointer = core.core_pointer;
@@ -261,7 +276,13 @@ impl Store {
             return self.state_at(name, dp, deps, &p, length);
         }
 
-        let length = p.tree.length;
+        let length = match at {
+            Some(l) if l > p.tree.length => {
+                return Err(Error::bad_argument("Invalid head passed, ahead of core"));
+            }
+            Some(l) => l,
+            None => p.tree.length,
+        };
         let mut batch = Batch::new();
         let dp = match existing {
             Some(dp) => {
@@ -288,26 +309,28 @@ impl Store {
             length,
         };
         let deps = add_dependency(&p.deps, Some(&dep));
+        if let Some(last) = deps.last() {
+            batch.put_dependency(dp, last);
+        }
+        // the tree at `length`, read through the parent's data before anything is written
+        let state = self.state_at(name, dp, deps, &p, length)?;
         if length > 0 {
             batch.put_core_head(
                 dp,
                 &CoreHead {
-                    fork: p.tree.fork,
+                    fork: state.tree.fork,
                     length,
-                    root_hash: p.tree.hash(),
-                    signature: p.signature.clone(),
+                    root_hash: state.tree.hash(),
+                    signature: state.signature.clone(),
                     timestamp: None,
                 },
             );
-        }
-        if let Some(last) = deps.last() {
-            batch.put_dependency(dp, last);
         }
         self.storage.write(batch)?;
         if existing.is_none() {
             self.head.datas = dp + 1;
         }
-        self.state_at(name, dp, deps, &p, length)
+        Ok(state)
     }
 
     fn state_at(
@@ -496,7 +519,7 @@ impl Store {
             .sessions(core_pointer)?
             .is_some_and(|s| s.0.iter().any(|s| s.name == name));
         let mut state = if resumed {
-            self.named_state(target_core, p, name, false)?
+            self.named_state(target_core, p, name, false, None)?
         } else {
             // made from the target's tree at the session's length (hypercore's
             // `_getTreeHeadAt(this.length)`), which the target must have
@@ -527,7 +550,7 @@ impl Store {
                     ..p
                 }
             };
-            self.named_state(target_core, parent, name, false)?
+            self.named_state(target_core, parent, name, false, None)?
         };
         // hypercore takes the roots at `length` from the session's storage, always
         let reader = via(&self.storage, &self.atoms, None);

@@ -6,7 +6,7 @@
 use crate::core::merkle::NodeSource;
 use crate::core::session_state::AtomLink;
 use crate::error::{Error, Result};
-use crate::storage::{keys, Batch, CoreHead, Hints, Reader, Sessions, TreeNode};
+use crate::storage::{keys, Batch, CoreHead, Dependency, Hints, Reader, Sessions, TreeNode};
 
 use super::sessions::entry_via;
 use super::{closed_handle, Store};
@@ -19,6 +19,9 @@ pub enum StorageOp {
     DeleteLocalRange(Vec<u8>, Option<Vec<u8>>),
     PutUserData(String, Vec<u8>),
     DeleteUserData(String),
+    /// The data this state's data depends on below a length (hypercore-storage's
+    /// `tx.setDependency`): the record only, as there; the open state keeps what it read.
+    SetDependency(Dependency),
 }
 
 fn local_key(data_pointer: u64, key: &[u8]) -> Result<Vec<u8>> {
@@ -60,6 +63,7 @@ impl Store {
                 }
                 StorageOp::PutUserData(k, v) => batch.put_user_data(dp, &k, &v),
                 StorageOp::DeleteUserData(k) => batch.delete_user_data(dp, &k),
+                StorageOp::SetDependency(d) => batch.put_dependency(dp, &d),
             }
         }
         match atom.and_then(|l| self.atoms.get_mut(&l.atom)) {
