@@ -478,6 +478,8 @@ declare namespace Corestore {
     force?: boolean
     /** Keep replication active for this session (default true). */
     active?: boolean
+    /** The core's `globalCache` when this get opens it (default: the store's). */
+    globalCache?: unknown
     encryption?: Buffer | EncryptionOptions | EncryptionProvider | null
     /** Legacy form of `encryption`. */
     encryptionKey?: Buffer | null
@@ -735,7 +737,7 @@ declare namespace Corestore {
     readonly peers: HypercorePeer[]
     /** The core's replication state (pushOnly). */
     readonly replicator: ReplicatorState | null
-    /** The store's `globalCache` option once the session is open, else null. */
+    /** The core's `globalCache` once the session is open (the option of the get that opened it, else the store's), else null. */
     readonly globalCache: unknown
     /** The core joins the group of the 32-byte `topic` (STORAGE_CONFLICT when in another one). */
     setGroup(topic: Buffer): Promise<void>

@@ -262,7 +262,8 @@ class Corestore extends EventEmitter {
       pushOnly: opts.pushOnly === true,
       allowPush: opts.allowPush === true,
       inflightRange: opts.inflightRange || null,
-      active: opts.active !== false
+      active: opts.active !== false,
+      globalCache: opts.globalCache || null
     }
 
 
@@ -728,7 +729,9 @@ class Corestore extends EventEmitter {
 
   // root only: one native reference; the registry dedupes cores, so the handle may be known.
   // `store`: the store whose get() opens it, which emits its 'group-active' events.
-  _openCore(o, store = this) {
+  // `globalCache`: the get's option, the core's `globalCache` when this opens it (as
+  // corestore), else the store's.
+  _openCore(o, store = this, globalCache = null) {
     if (this.native === null || this._nativeClosed) throw new Error('Corestore is closed')
     let info
     try {
@@ -749,7 +752,7 @@ class Corestore extends EventEmitter {
       }
     }
     if (opening) {
-      cs = new CoreState(this, info, store)
+      cs = new CoreState(this, info, store, globalCache)
       if (o.group) cs.group = o.group // hypercore reports the caller's topic buffer itself
       this._cores.set(info.handle, cs)
     } else {

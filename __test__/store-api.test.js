@@ -34,6 +34,16 @@ same(
     out.cacheBeforeReady = core.globalCache
     await core.ready()
     out.cacheOnCore = core.globalCache === cache
+    // as corestore: the get that opens a core may give it a cache of its own (Hyperbee
+    // subs its node cache from core.globalCache); later gets share the core's
+    const own = { own: true }
+    const b = store.get({ name: 'b', globalCache: own })
+    await b.ready()
+    const b2 = store.get({ name: 'b' })
+    await b2.ready()
+    const c = store.get({ name: 'a', globalCache: own })
+    await c.ready()
+    out.cacheOfGet = [b.globalCache === own, b2.globalCache === own, c.globalCache === cache]
     out.findingBefore = store._findingPeers
     const done = store.findingPeers()
     out.finding = store._findingPeers.count
@@ -48,6 +58,7 @@ same(
     assert.deepEqual(r.treeCache, [128, 1337])
     assert.deepEqual(r.readOnly, [false, true, true])
     assert.equal(r.finding, 1)
+    assert.deepEqual(r.cacheOfGet, [true, true, true])
   }
 )
 

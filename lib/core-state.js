@@ -12,10 +12,10 @@ const { defaultSignerNamespace } = require('./native.js')
 // 'truncate' out to them and resolves gets/seeks that wait for local appends.
 
 class CoreState {
-  constructor(root, info, opener = root) {
+  constructor(root, info, opener = root, globalCache = null) {
     this.root = root
     this._opener = opener // the store whose get() opened the core (ongroupupdate)
-    this.globalCache = opener.globalCache || null // as hypercore: kept for whoever reads it
+    this.globalCache = globalCache || opener.globalCache || null // as hypercore: kept for whoever reads it
     this.native = root.native
     this.handle = info.handle
 

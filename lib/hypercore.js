@@ -204,6 +204,7 @@ class Hypercore extends EventEmitter {
     this._parentState = null // the state a new one is made from (the parent session's)
 
     ctx.userData = opts.userData || null // written when the core is bound (_attach)
+    ctx.globalCache = opts.globalCache || null // the core's, when this get opens it
     this.opening = this._open(ctx, opts)
     this.opening.catch(noop)
   }
@@ -319,7 +320,7 @@ class Hypercore extends EventEmitter {
       throw STORAGE_EMPTY('No Hypercore is stored here')
     }
 
-    const cs = root._openCore(o, this.store)
+    const cs = root._openCore(o, this.store, ctx.globalCache)
     this._bind(cs, this.store._sessionList(cs))
     if (this.keyPair === null) this.keyPair = cs.keyPair
     // before watchers see the core, as hypercore writes it while the core opens (Autobase's

@@ -7,7 +7,7 @@
 //
 //   node scripts/library-suite.js <name> --mirror <git dir> [--rev REV] [--js]
 //        [--files a.js,b.js] [--timeout SECONDS] [--isolate] [--only REGEX] [--verbose]
-//        [--json OUT] [--keep]
+//        [--json OUT] [--keep] [--hypercore-shim SHIM]
 //
 // - The library's repository (its code, test/ and fixtures) comes from the mirror with
 //   `git archive` into a temp dir, deleted on exit: upstream's tests are never copied into
@@ -24,6 +24,11 @@
 //   a file's tests are listed first (scripts/library-suite/select.js registers them all as
 //   skipped), so tests a crash or timeout never reached count as failed. --isolate runs
 //   every test in a process of its own (slower; one crash costs one test).
+// - --hypercore-shim: for libraries whose tests make cores with `new Hypercore(dir)`
+//   (Hyperbee): the tests' and the library's `require('hypercore')` resolves to SHIM, the
+//   reference suites' stand-in (../shared/tools/reference-suites/shim.js) that makes each
+//   core a session of a Corestore in that directory: corestore-native's, or with --js, JS
+//   corestore's. Packages in node_modules keep the real hypercore.
 // Exit status: 0 when every test passed, 1 when some failed, 2 when the suite could not run.
 
 const fs = require('fs')
@@ -39,13 +44,13 @@ const PINS = { hypercore: '11.37.1', corestore: '7.12.5' }
 function usage(msg) {
   if (msg) console.error('library-suite: ' + msg)
   console.error(
-    'usage: node scripts/library-suite.js <name> --mirror <git dir> [--rev REV] [--js] [--files a.js,b.js] [--timeout s] [--isolate] [--only REGEX] [--verbose] [--json out] [--keep]'
+    'usage: node scripts/library-suite.js <name> --mirror <git dir> [--rev REV] [--js] [--files a.js,b.js] [--timeout s] [--isolate] [--only REGEX] [--verbose] [--json out] [--keep] [--hypercore-shim shim.js]'
   )
   process.exit(2)
 }
 
 function parseArgs(argv) {
-  const o = { name: null, mirror: null, rev: 'HEAD', js: false, files: null, timeout: 300, isolate: false, json: null, keep: false, only: null }
+  const o = { name: null, mirror: null, rev: 'HEAD', js: false, shim: null, modules: null, files: null, timeout: 300, isolate: false, json: null, keep: false, only: null }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const next = () => (i + 1 < argv.length ? argv[++i] : usage(a + ' needs a value'))
@@ -58,6 +63,7 @@ function parseArgs(argv) {
     else if (a === '--verbose') o.verbose = true
     else if (a === '--json') o.json = next()
     else if (a === '--keep') o.keep = true
+    else if (a === '--hypercore-shim') o.shim = path.resolve(next())
     else if (a === '--only') o.only = new RegExp(next())
     else if (a.startsWith('--')) usage('unknown option ' + a)
     else if (o.name === null) o.name = a
@@ -131,14 +137,21 @@ function testFiles(pkgDir, only) {
 
 function nodeArgs(opts, file, extra = []) {
   const args = []
-  if (!opts.js) args.push('-r', path.join(HOOKS, 'hook.js'))
+  if (!opts.js || opts.shim) args.push('-r', path.join(HOOKS, 'hook.js'))
   for (const e of extra) args.push('-r', e)
   args.push(file)
   return args
 }
 
 function env(opts, more) {
-  return { ...process.env, LIBRARY_SUITE_CORESTORE: ROOT, ...more }
+  const e = { ...process.env, ...more }
+  if (!opts.js) e.LIBRARY_SUITE_CORESTORE = ROOT
+  if (opts.shim) {
+    e.LIBRARY_SUITE_HYPERCORE_SHIM = opts.shim
+    e.HC_SHIM_IMPL = opts.js ? path.join(opts.modules, 'corestore') : ROOT
+    e.HC_SHIM_MODULES = opts.modules
+  }
+  return e
 }
 
 // the names of a file's top-level tests, in order, without running them (all skipped)
@@ -202,8 +215,9 @@ async function runSuite(opts) {
   const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8'))
   const deps = install(opts.name, pkg)
   fs.symlinkSync(path.join(deps, 'node_modules'), path.join(pkgDir, 'node_modules'))
+  opts.modules = path.join(deps, 'node_modules')
 
-  const label = opts.js ? 'js corestore ' + PINS.corestore : 'corestore-native ' + ROOT
+  const label = (opts.js ? 'js corestore ' + PINS.corestore : 'corestore-native ' + ROOT) + (opts.shim ? ', cores made through ' + opts.shim : '')
   console.log(`library-suite ${opts.name} ${pkg.version} (${opts.rev}) against ${label}`)
   const report = { library: opts.name, version: pkg.version, impl: opts.js ? 'js' : 'native', files: [] }
   let passed = 0
