@@ -55,6 +55,7 @@ class Corestore extends EventEmitter {
     this._lingerTimer = null
     this._states = this.root ? null : new Map() // state handle -> named/atomic SessionState
     this._replication = this.root ? null : new Replication()
+    this._idleWaiters = null // db.idle() callers waiting for the replication worker
     this._pumped = 0 // on the root: engine outputs routed so far (see _stateFor)
     this._eventState = null // on the root: the state of the engine event being routed
     this._offThreadEngine = null // on the root: see _offThread
@@ -150,6 +151,7 @@ class Corestore extends EventEmitter {
     const out = this.native.replicationPoll()
     try {
       this._pump(out)
+      if (this._idleWaiters !== null && !this._replication.busy) this._settleIdle()
     } catch (err) {
       // an application's listener threw: the streams this output came from end, not the
       // process (as when their input was processed in their own write)
@@ -161,6 +163,20 @@ class Corestore extends EventEmitter {
         if (t !== undefined) failTarget(t, err)
       }
     }
+  }
+
+  // root only. hypercore-storage's `db.idle()`: resolves once the engine has processed
+  // (verified, stored, answered) what peers sent so far
+  _whenIdle() {
+    if (this.native === null || this._nativeClosed || !this._replication.busy) return Promise.resolve()
+    if (this._idleWaiters === null) this._idleWaiters = []
+    return new Promise((resolve) => this._idleWaiters.push(resolve))
+  }
+
+  _settleIdle() {
+    const waiters = this._idleWaiters
+    this._idleWaiters = null
+    for (const resolve of waiters) resolve()
   }
 
   close() {
@@ -218,6 +234,7 @@ class Corestore extends EventEmitter {
       this._nativeClosed = true
       this.native.close()
     }
+    if (this._idleWaiters !== null) this._settleIdle()
   }
 
   _maybeClosed() {

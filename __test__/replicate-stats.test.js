@@ -177,3 +177,20 @@ forEachPairing('a get past the peer’s length asks it with a want', async (t, p
   await until(() => wStats.wireWant.rx > 0, 5000, 'the writer got a want')
   assert.equal(r.replicator.peers[0].stats.wireWant.tx, wStats.wireWant.rx)
 })
+
+// The want goes out as soon as the get is made, with the requests of a download made at
+// the same time, as hypercore's get asks before it awaits anything: the writer has it once
+// the download is done. Ours waited for an event-loop turn first, so the want went out only
+// after the download. hypercore-storage's db.idle() (which hypercore's stats test awaits
+// before reading the counts) resolves once what peers sent so far is processed.
+forEachPairing('a get past the end made with a download wants at once', async (t, p, e) => {
+  const { ws, w, rs, r } = await pair(e, p, 5)
+  const wStats = w.replicator.stats
+  pipeStores(e, ws, rs)
+  const waiting = r.get(10).catch((err) => err.code)
+  await within(5000, r.download({ start: 0, end: 5 }).done(), 'download')
+  await within(5000, r.state.storage.db.idle(), 'idle')
+  assert.ok(wStats.wireWant.rx > 0, 'the writer had the want when the download was done')
+  await r.close()
+  assert.equal(await waiting, 'REQUEST_CANCELLED')
+})

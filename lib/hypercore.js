@@ -1004,8 +1004,6 @@ class Hypercore extends EventEmitter {
 
   async get(index, opts) {
     if (this.opened === false) await this.opening
-    const t = turn()
-    if (t !== null) await t
     const cs = this.core
     if (!isIndex(index)) throw ASSERTION('block index is invalid', cs.discoveryKey)
     if (this.closing !== null) {
@@ -1050,7 +1048,15 @@ class Hypercore extends EventEmitter {
       if (snap === null || index < snap.compat) block = read()
     }
 
-    if (block === null) {
+    if (block !== null) {
+      // a block read at once: a loop of such gets gives the event loop its turns (a block
+      // to wait for asks peers first, as hypercore's get does before it awaits anything)
+      const t = turn()
+      if (t !== null) {
+        await t
+        if (this.closing !== null) throw SESSION_CLOSED('cannot get on a closed session', cs.discoveryKey)
+      }
+    } else {
       if (opts && opts.wait !== undefined ? opts.wait === false : this.wait === false) return null
 
       this.waits++

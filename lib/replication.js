@@ -178,6 +178,11 @@ class ReplicationStream extends Duplex {
     }
   }
 
+  // input handed to the worker that it has not processed yet
+  get _busy() {
+    return this._unconsumed > 0
+  }
+
   // the worker processed this much of our input
   _consumed(bytes) {
     this._unconsumed -= bytes
@@ -279,6 +284,10 @@ function attachSecretStream(root, conn, scoped) {
         const ch = channels.get(cmd.channel)
         if (ch !== undefined) ch.messages[cmd.messageType].send(cmd.data)
       }
+    },
+    // input handed to the worker that it has not processed yet
+    get _busy() {
+      return handed > processed || queued.length > 0
     },
     // the worker processed this much of what we handed it: below the mark, read again
     _consumed(bytes) {
@@ -468,6 +477,12 @@ class Replication {
 
   get active() {
     return this.targets.size > 0 || this.pending > 0
+  }
+
+  // some stream's input is still with the replication worker
+  get busy() {
+    for (const t of this.targets.values()) if (t._busy) return true
+    return false
   }
 
   add(session, target) {

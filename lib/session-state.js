@@ -48,6 +48,12 @@ class StateStorage {
     return this.core.dependencies
   }
 
+  // hypercore-storage's `db`, for its idle(): what peers sent so far is processed
+  get db() {
+    const root = this.root
+    return { path: root.storage.db.path, idle: () => root._whenIdle() }
+  }
+
   // hypercore-storage's write transaction: local records and user data of this state,
   // one batch on flush() (into the atom when the state has one)
   write() {

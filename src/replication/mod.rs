@@ -1302,6 +1302,17 @@ impl Replicator {
         } else {
             &wants.blocks
         };
+        // The furthest block asked for, past our length and held by no peer (a reader
+        // waiting for the next append): its peers hear a want at once, as in hypercore,
+        // not once the scan below reaches it.
+        if let Some(&last) = explicit.last() {
+            if last >= state.length
+                && !servable(last)
+                && !self.inflight_blocks.contains_key(&(handle, last))
+            {
+                unservable.push(last);
+            }
+        }
         let from = wants.next_explicit;
         let mut next_explicit = None;
         let mut looked_last = None;
