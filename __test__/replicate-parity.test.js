@@ -283,6 +283,20 @@ forEachPairing('a downloaded block a get waits for: small ones unslabbed, big on
   assert.equal(b4a.equals(await r.get(1), big), true)
 })
 
+// The same when the reader does not know the length yet and the block comes with the
+// upgrade (hypercore's replicate.js "downloaded blocks are not unslabbed if bigger than
+// half of slab size"): the engine reported the upgrade before the block, and the get,
+// woken by the new length, read the block back from storage.
+forEachPairing('a big block that comes with the upgrade reaches the get as a view', async (t, p, e) => {
+  const big = b4a.alloc(33000, 5)
+  const { store: ws, core: w } = await writer(e, p.Writer, [big])
+  const { store: rs, core: r } = await reader(e, p.Reader, w.key)
+  pipeStores(e, ws, rs)
+  const block = await within(5000, r.get(0), 'get(0)')
+  assert.equal(b4a.equals(block, big), true, 'the block arrives intact')
+  assert.notEqual(block.buffer.byteLength, block.byteLength, 'a view of the message it came in')
+})
+
 // gets decrypt in place: two sessions waiting for one encrypted block each get it decrypted
 // once, whichever buffer the block came in
 forEachPairing('two gets waiting for one encrypted block both read it', async (t, p, e) => {

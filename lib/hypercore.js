@@ -1066,7 +1066,6 @@ class Hypercore extends EventEmitter {
       const requests = (opts && opts.activeRequests) || this.activeRequests
       if (CoreState.isRequestsDestroyed(requests)) throw REQUEST_CANCELLED()
       const timeout = opts && opts.timeout !== undefined ? opts.timeout : this.timeout
-      cs.want(index, index + 1, !!(opts && opts.force === true), state === null)
       // checked on every block that arrives: the bitfield first, the read only once it is there
       const ready = () => {
         if (!cs.native.has(cs.handle, index, index + 1)) return null
@@ -1077,7 +1076,12 @@ class Hypercore extends EventEmitter {
       // as hypercore, a get is snapshotted at call time: a truncation below the block
       // while it waits fails it (a snapshot session checks its own length below)
       const truncated = snap !== null ? null : (to) => (index >= to ? implicitSnapshotError(this, index, to) : null)
-      block = await cs.wait(this, ready, timeout, truncated, requests, state === null ? index : -1)
+      // waiting before asking: a peer's answer may be processed within the want (input is
+      // processed inline while the worker is idle), and its 'block' event must find us
+      const waiting = cs.wait(this, ready, timeout, truncated, requests, state === null ? index : -1)
+      waiting.catch(noop) // settled below, unless the want throws (the store is closing)
+      cs.want(index, index + 1, !!(opts && opts.force === true), state === null)
+      block = await waiting
       if (snap !== null && index >= snap.compat) throw snapshotError(this, index)
     }
 

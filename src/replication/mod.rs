@@ -1966,6 +1966,15 @@ impl Replicator {
             })
         });
         let applied = core.apply_verified(verified);
+        // The read gets its block first: an upgrade that came with it (a get of a core we
+        // did not know the length of) must not wake the get to read the block back.
+        if let (Some(index), Some(value)) = (applied.block, read_value) {
+            self.out.events.push(Event::Block {
+                handle,
+                index,
+                value,
+            });
+        }
         if applied.upgraded_to.is_some() {
             self.out.events.push(Event::Append { handle });
             self.announce(store, handle, None);
@@ -1976,13 +1985,6 @@ impl Replicator {
                 ch.note_answer(index, requested_at, now_ms());
             }
             self.cancel_block(handle, index);
-            if let Some(value) = read_value {
-                self.out.events.push(Event::Block {
-                    handle,
-                    index,
-                    value,
-                });
-            }
             self.out.events.push(Event::Download {
                 handle,
                 index,
