@@ -1,13 +1,16 @@
-//! Maps keyed by a block or tree-node index, which replication updates for every block.
-//! SipHash (the std default) was a noticeable share of a replicated block's cost; a u64 key
-//! needs only a good mix. The mix is keyed per process, so a peer choosing which indexes we
-//! look up cannot predict collisions.
+//! Maps keyed by a block or tree-node index, or by a handle or request id, which
+//! replication updates for every block. SipHash (the std default) was a noticeable share of
+//! a replicated block's cost; an integer key needs only a good mix. The mix is keyed per
+//! process, so a peer choosing which indexes we look up cannot predict collisions.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
 
 pub type IndexMap<V> = HashMap<u64, V, IndexHash>;
+
+/// A map keyed by integers (handles, request ids, (handle, index) pairs).
+pub type IntMap<K, V> = HashMap<K, V, IndexHash>;
 
 #[derive(Clone, Copy)]
 pub struct IndexHash {
@@ -46,6 +49,15 @@ impl Hasher for IndexHasher {
 
     fn write_u64(&mut self, n: u64) {
         self.state = mix(self.state ^ n);
+    }
+
+    // integer keys mix once each, not once per byte
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
     }
 
     fn finish(&self) -> u64 {

@@ -19,9 +19,10 @@
 //! Nothing here panics on any input: every index is checked before flat-tree arithmetic,
 //! every loop is bounded, and proofs come from untrusted peers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::core::flat_tree;
+use crate::core::index_map::IndexHash;
 use crate::core::manifest::{Manifest, Prologue};
 use crate::core::merkle::{self, MerkleTree, NodeSource};
 use crate::core::signature;
@@ -938,8 +939,21 @@ fn local_node(tree: &MerkleTree, source: &dyn NodeSource, index: u64) -> Result<
     source.node(index)
 }
 
+/// The nodes with the first of each index. A proof carries tens: looking back through
+/// those kept costs less than hashing them (this ran for every block replicated); a peer
+/// that sends many more gets the hash set.
 fn dedup(nodes: Vec<TreeNode>) -> Vec<TreeNode> {
-    let mut seen = std::collections::HashSet::new();
+    if nodes.len() <= 64 {
+        let mut out: Vec<TreeNode> = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            if !out.iter().any(|m| m.index == n.index) {
+                out.push(n);
+            }
+        }
+        return out;
+    }
+    let mut seen: HashSet<u64, IndexHash> =
+        HashSet::with_capacity_and_hasher(nodes.len(), IndexHash::default());
     nodes.into_iter().filter(|n| seen.insert(n.index)).collect()
 }
 
@@ -1365,6 +1379,28 @@ pub fn upgrade_length(upgrade: &UpgradeProof) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dedup_keeps_the_first_node_of_each_index_in_order() {
+        let node = |index: u64, size: u64| TreeNode {
+            index,
+            size,
+            hash: [0; 32],
+        };
+        for n in [10u64, 200] {
+            // indexes n-1 down to 0, then each again with another size
+            let nodes: Vec<TreeNode> = (0..n)
+                .rev()
+                .map(|i| node(i, 1))
+                .chain((0..n).map(|i| node(i, 2)))
+                .collect();
+            let out = dedup(nodes);
+            assert_eq!(out.len() as u64, n);
+            assert!(out.iter().all(|x| x.size == 1), "the first of each is kept");
+            let order: Vec<u64> = out.iter().map(|x| x.index).collect();
+            assert_eq!(order, (0..n).rev().collect::<Vec<_>>());
+        }
+    }
     use crate::crypto::test_vectors::{load, Json};
     use std::collections::HashMap;
 

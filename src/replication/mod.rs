@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
 
 use crate::core::hypercore::Hypercore;
+use crate::core::index_map::IntMap;
 use crate::core::proof::{self, Proof, ProofRequest};
 use crate::crypto::KeyPair;
 use crate::error::{Error, Result};
@@ -207,9 +208,9 @@ struct Wants {
 
 #[derive(Default)]
 pub struct Replicator {
-    peers: HashMap<u32, Peer>,
+    peers: IntMap<u32, Peer>,
     next_session: u32,
-    wants: HashMap<u32, Wants>,
+    wants: IntMap<u32, Wants>,
     /// (handle, index) of blocks asked for: how many requests for each are in flight. One,
     /// but for a hotswap (a block asked of a second peer while the first is slow).
     inflight_blocks: BTreeMap<(u32, u64), u8>,
@@ -234,7 +235,7 @@ pub struct Replicator {
     seeks: HashMap<u32, Vec<(u64, u64)>>,
     /// When each block request in flight was sent (ms since the epoch), for the download
     /// event's request timing.
-    requested_at: HashMap<(u32, u64), u64>,
+    requested_at: IntMap<(u32, u64), u64>,
     /// When each core's last hotswap pass ran (ms since the epoch).
     hotswapped_at: HashMap<u32, u64>,
     /// The stats of channels gone, per core: a core's stats are these plus its live
@@ -2728,7 +2729,7 @@ fn can_upgrade(core: &Hypercore, storage: &crate::storage::Storage, remote_lengt
 /// known to hold the span already) what they hold of its want batch, once per batch. As
 /// hypercore's `_maybeWant`, also past a peer's length: a get beyond every peer's length
 /// asks them too.
-fn want_from_peers(peers: &mut HashMap<u32, Peer>, handle: u32, index: u64, fork: u64) {
+fn want_from_peers(peers: &mut IntMap<u32, Peer>, handle: u32, index: u64, fork: u64) {
     let batch = index / WANT_BATCH;
     for peer in peers.values_mut() {
         let Some((local_id, ch)) = peer.channel_of_mut(handle) else {

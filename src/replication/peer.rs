@@ -2,9 +2,10 @@
 //! frames already decrypted by a JS secret-stream), its Protomux, and the state of each
 //! hypercore channel on it. No protocol decisions here; `Replicator` makes them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::core::bitfield::Bitfield;
+use crate::core::index_map::IntMap;
 use crate::crypto::KeyPair;
 use crate::error::{Error, Result};
 use crate::wire::messages::{Handshake, Message, PROTOCOL, PROTOCOL_ALIASES};
@@ -103,7 +104,7 @@ pub struct Channel {
     pub key: [u8; 32],
     pub paired: bool,
     pub remote: Remote,
-    pub inflight: HashMap<u64, Inflight>,
+    pub inflight: IntMap<u64, Inflight>,
     /// A reorg that needs more hash proofs before it can be applied.
     pub reorg: Option<crate::core::proof::Reorg>,
     /// The name of the last extension message received: hypercore sends an empty name for
@@ -137,7 +138,7 @@ pub struct Channel {
     pub busy_since: u64,
     /// Blocks asked of this peer as hotswaps: when (the block's own request time is
     /// another peer's).
-    pub swapped: HashMap<u64, u64>,
+    pub swapped: IntMap<u64, u64>,
 }
 
 impl Channel {
@@ -232,8 +233,8 @@ pub struct Peer {
     pub transport: Transport,
     pub handshake_hash: Option<[u8; 64]>,
     pub mux: Mux,
-    pub channels: HashMap<u64, Channel>,
-    pub by_handle: HashMap<u32, u64>,
+    pub channels: IntMap<u64, Channel>,
+    pub by_handle: IntMap<u32, u64>,
     /// Cores to attach once the handshake is done.
     pub pending: Vec<u32>,
     /// A stream of `core.replicate()`: only these cores (handles) replicate on it, and a
@@ -271,8 +272,8 @@ impl Peer {
             transport,
             handshake_hash,
             mux: Mux::new(),
-            channels: HashMap::new(),
-            by_handle: HashMap::new(),
+            channels: IntMap::default(),
+            by_handle: IntMap::default(),
             pending: Vec::new(),
             scope: None,
             frames: Vec::new(),
@@ -422,7 +423,7 @@ impl Peer {
                 key: *key,
                 paired: false,
                 remote: Remote::default(),
-                inflight: HashMap::new(),
+                inflight: IntMap::default(),
                 reorg: None,
                 last_extension: String::new(),
                 full_signaled: 0,
@@ -434,7 +435,7 @@ impl Peer {
                 service_ms: None,
                 answered_at: 0,
                 busy_since: 0,
-                swapped: HashMap::new(),
+                swapped: IntMap::default(),
             },
         );
         self.by_handle.insert(handle, local_id);

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::core::hypercore::{CoreState, Hypercore};
+use crate::core::index_map::IntMap;
 use crate::core::manifest::Manifest;
 use crate::crypto::{self, KeyPair};
 use crate::error::{Error, Result};
@@ -54,7 +55,7 @@ pub struct Store {
     primary_key: [u8; 32],
     head: StoreHead,
     /// Boxed: a Hypercore is ~700 bytes, and a map holds up to twice its length in slots.
-    cores: HashMap<u32, Box<OpenCore>>,
+    cores: IntMap<u32, Box<OpenCore>>,
     by_discovery_key: HashMap<[u8; 32], u32>,
     next_handle: u32,
     /// Named and atomic session states, by handle (src/store/sessions.rs).
@@ -112,7 +113,7 @@ impl Store {
             storage,
             primary_key: seed,
             head,
-            cores: HashMap::new(),
+            cores: IntMap::default(),
             by_discovery_key: HashMap::new(),
             next_handle: 1,
             states: HashMap::new(),
