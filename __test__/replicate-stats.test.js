@@ -194,3 +194,24 @@ forEachPairing('a get past the end made with a download wants at once', async (t
   await r.close()
   assert.equal(await waiting, 'REQUEST_CANCELLED')
 })
+
+// The same when the request slots are full: hypercore asks about a block no peer holds as
+// soon as it tries to request it, whatever else is in flight. Ours took a request slot for
+// the block past the end, which it cannot request before the upgrade: with one slot, the
+// download stalled one block short (impl→impl), and the want waited for the scan.
+forEachPairing('a get past the end wants at once while the request slots are full', async (t, p, e) => {
+  const { ws, w, rs, r } = await pair(e, p, 64)
+  r.replicator.setInflightRange([1, 1])
+  const wStats = w.replicator.stats
+  let first = null
+  const downloaded = new Promise((resolve) => r.once('download', resolve))
+  pipeStores(e, ws, rs)
+  const waiting = r.get(100).catch((err) => err.code)
+  const range = r.download({ start: 0, end: 64 })
+  await within(5000, downloaded, 'first block')
+  first = wStats.wireWant.rx
+  await within(10000, range.done(), 'download')
+  assert.ok(first > 0, 'the writer had the want when the first block came')
+  await r.close()
+  assert.equal(await waiting, 'REQUEST_CANCELLED')
+})

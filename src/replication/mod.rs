@@ -1331,7 +1331,16 @@ impl Replicator {
             } else if self.inflight_blocks.contains_key(&(handle, i)) {
                 continue;
             } else if i >= state.length {
-                wanted.push(i);
+                // Past our length: the upgrade brings it (maybe_upgrade asks for the first
+                // such block with it), so it takes no request slot, which the blocks
+                // after it in the scan may need; a peer without it hears a want.
+                if !servable(i)
+                    && unservable
+                        .last()
+                        .is_none_or(|&u| u / WANT_BATCH != i / WANT_BATCH)
+                {
+                    unservable.push(i);
+                }
             } else if servable(i) {
                 next_explicit.get_or_insert(i);
                 wanted.push(i);
