@@ -1311,7 +1311,7 @@ impl Replicator {
                 && !servable(last)
                 && !self.inflight_blocks.contains_key(&(handle, last))
             {
-                unservable.push(last);
+                want_batch_of(&mut unservable, last);
             }
         }
         let from = wants.next_explicit;
@@ -1330,25 +1330,16 @@ impl Replicator {
                 done.push(i);
             } else if self.inflight_blocks.contains_key(&(handle, i)) {
                 continue;
-            } else if i >= state.length {
-                // Past our length: the upgrade brings it (maybe_upgrade asks for the first
-                // such block with it), so it takes no request slot, which the blocks
-                // after it in the scan may need; a peer without it hears a want.
-                if !servable(i)
-                    && unservable
-                        .last()
-                        .is_none_or(|&u| u / WANT_BATCH != i / WANT_BATCH)
-                {
-                    unservable.push(i);
-                }
             } else if servable(i) {
-                next_explicit.get_or_insert(i);
-                wanted.push(i);
-            } else if unservable
-                .last()
-                .is_none_or(|&u| u / WANT_BATCH != i / WANT_BATCH)
-            {
-                unservable.push(i);
+                // Past our length, the upgrade brings it (maybe_upgrade asks for the first
+                // such block with it): it takes no request slot, which the blocks after it
+                // in the scan may need.
+                if i < state.length {
+                    next_explicit.get_or_insert(i);
+                    wanted.push(i);
+                }
+            } else {
+                want_batch_of(&mut unservable, i);
             }
         }
         let mut all_from = None;
@@ -1363,12 +1354,7 @@ impl Replicator {
                         wanted.push(i);
                     } else {
                         first_unservable.get_or_insert(i);
-                        if unservable
-                            .last()
-                            .is_none_or(|&u| u / WANT_BATCH != i / WANT_BATCH)
-                        {
-                            unservable.push(i);
-                        }
+                        want_batch_of(&mut unservable, i);
                     }
                 }
                 i += 1;
@@ -2759,6 +2745,17 @@ fn want_from_peers(peers: &mut IntMap<u32, Peer>, handle: u32, index: u64, fork:
                 any: false,
             }),
         );
+    }
+}
+
+/// Notes that no peer can serve `index` now: its want batch is asked about (once per batch
+/// in a run of such blocks; `want_from_peers` sends each batch once per channel).
+fn want_batch_of(unservable: &mut Vec<u64>, index: u64) {
+    if unservable
+        .last()
+        .is_none_or(|&u| u / WANT_BATCH != index / WANT_BATCH)
+    {
+        unservable.push(index);
     }
 }
 
