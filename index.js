@@ -563,10 +563,9 @@ class Corestore extends EventEmitter {
   _pump(out) {
     const targets = this._replication.targets
     const pumped = ++this._pumped
-    for (const c of out.consumed) {
-      const t = targets.get(c.session)
-      if (t !== undefined && t._consumed !== undefined) t._consumed(c.bytes)
-    }
+    // Bytes and commands first: a stream told its input was consumed may take its next
+    // chunk at once and, with the worker idle, have it processed in that call, whose own
+    // pump must not send ahead of these (the peer's decryption fails on reordered frames).
     for (const s of out.sends) {
       const t = targets.get(s.session)
       if (t !== undefined) t._send(s.data)
@@ -574,6 +573,10 @@ class Corestore extends EventEmitter {
     for (const c of out.commands) {
       const t = targets.get(c.session)
       if (t !== undefined) t._command(c)
+    }
+    for (const c of out.consumed) {
+      const t = targets.get(c.session)
+      if (t !== undefined && t._consumed !== undefined) t._consumed(c.bytes)
     }
     for (const e of out.events) {
       switch (e.type) {

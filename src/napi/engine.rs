@@ -27,6 +27,23 @@ pub(crate) struct Pending {
     consumed: HashMap<u32, u64>,
     /// the state of each core an event in `out` names
     states: HashMap<u32, CoreState>,
+    /// about how many bytes `out` holds (see `Pending::full`)
+    size: usize,
+}
+
+/// What the worker may make ahead of JS: past it, it waits for JS to take its output.
+/// Enough for the answers to many small messages (a handshake, requests, acks) so a store
+/// whose JS thread is busy elsewhere still answers its peers at once; little enough that
+/// one poll is quick for JS and a fast sender cannot grow it without bound.
+const PENDING_AHEAD: usize = 256 * 1024;
+
+/// What one event or command costs JS about as much as, in bytes of sends.
+const ITEM_SIZE: usize = 64;
+
+impl Pending {
+    pub fn full(&self) -> bool {
+        self.size >= PENDING_AHEAD
+    }
 }
 
 pub(crate) struct Engine {
@@ -97,6 +114,8 @@ impl Engine {
             return;
         }
         let p = &mut *pending;
+        p.size += out.sends.iter().map(|(_, data)| data.len()).sum::<usize>()
+            + (out.events.len() + out.commands.len()) * ITEM_SIZE;
         for e in &out.events {
             if let Some(handle) = state_of(e) {
                 p.states.entry(handle).or_default();
@@ -135,6 +154,7 @@ pub(crate) fn take_pending(pending: &Mutex<Pending>) -> ReplicationOut {
         out,
         consumed,
         states,
+        ..
     } = std::mem::take(&mut *lock(pending));
     let mut out = replication_out(out, &states);
     out.consumed = consumed
@@ -162,4 +182,9 @@ fn state_of(e: &Event) -> Option<u32> {
 /// panic itself, so a poisoned lock is still taken.
 fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
     pending.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// JS has yet to take more than the worker may make ahead of it.
+pub(crate) fn pending_full(pending: &Mutex<Pending>) -> bool {
+    lock(pending).full()
 }

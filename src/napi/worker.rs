@@ -71,10 +71,16 @@ impl Shared {
         self.closed.store(true, Ordering::SeqCst);
     }
 
-    /// Until JS took what the worker made last (or the store closed): the worker runs at
-    /// most one slice ahead of the JS thread, so what JS handles per turn stays small.
-    fn wait_for_js(&self) {
-        while self.woken.load(Ordering::SeqCst) && !self.closed.load(Ordering::SeqCst) {
+    /// Until what the worker made and JS has not taken is small again (or the store
+    /// closed), so what JS handles per turn stays small and memory stays bounded. Below
+    /// that the worker goes on with its next job without waiting for JS: a store whose
+    /// JS thread is busy with another store's work still answers its peers (waiting for
+    /// JS after every job made two stores' peers take turns, docs/DECISIONS.md §36).
+    fn wait_for_room(&self) {
+        while self.woken.load(Ordering::SeqCst)
+            && !self.closed.load(Ordering::SeqCst)
+            && super::engine::pending_full(&self.pending)
+        {
             std::thread::park_timeout(Duration::from_millis(5));
         }
     }
@@ -214,12 +220,12 @@ fn run(shared: &Shared, queue: &mpsc::Receiver<Job>, wakeup: &Wakeup) {
             wake();
             continue;
         }
-        shared.wait_for_js();
+        shared.wait_for_room();
         let mut left = hold(&mut shared.lock_for_worker(), Some(job));
         // the rest of the job, a slice at a time, JS calls in between
         while left {
             wake();
-            shared.wait_for_js();
+            shared.wait_for_room();
             left = hold(&mut shared.lock_for_worker(), None);
         }
         shared.outstanding.fetch_sub(1, Ordering::SeqCst);
@@ -260,7 +266,7 @@ fn hold(engine: &mut Engine, job: Option<Job>) -> bool {
 /// Closes a session once the backlog it left is processed, a slice at a time.
 fn close(shared: &Shared, session: u32, wake: &dyn Fn()) {
     loop {
-        shared.wait_for_js();
+        shared.wait_for_room();
         let mut engine = shared.lock_for_worker();
         let e = &mut *engine;
         let Some(store) = e.store.as_mut() else {
