@@ -106,3 +106,84 @@ test('an event routed after a listener changed the core does not put the core ba
   assert.equal(core.length, 3)
   await store.close()
 })
+
+// A store whose JS thread is busy elsewhere (another store's Autobase apply, say) still
+// processes what its peers sent: its worker goes on from job to job while the output JS has
+// not taken is small, rather than waiting for JS after each (docs/DECISIONS.md §36).
+test('the worker processes input handed over while the JS thread is busy', { skip: !!process.env.CORESTORE_IMPL }, async (t) => {
+  const a = new Corestore(tmpdir(t))
+  const b = new Corestore(tmpdir(t))
+  const w = a.get({ name: 'w' })
+  await w.ready()
+  const N = 16
+  const blocks = []
+  for (let i = 0; i < N; i++) blocks.push(b4a.alloc(64 * 1024, i))
+  await w.append(blocks)
+  const r = b.get({ key: w.key })
+  await r.ready()
+  const s1 = a.replicate(true)
+  const s2 = b.replicate(false)
+  s2.pipe(s1)
+  // the writer's bytes reach the reader only when `forward` says so
+  let forward = true
+  const held = []
+  s1.on('data', (d) => (forward ? s2.write(d) : held.push(d)))
+  await r.update({ wait: true })
+  assert.equal(r.length, N)
+  forward = false
+  r.download({ start: 0, end: N })
+  // the writer answers the reader's requests; hold the answers
+  let size = -1
+  while (size !== held.length) {
+    size = held.length
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  const answers = b4a.concat(held)
+  held.length = 0
+  assert.ok(answers.byteLength > 4 * 256 * 1024, `${answers.byteLength} bytes: several jobs`)
+  // one write: handed to the worker as several jobs. Then keep the JS thread busy
+  s2.write(answers)
+  // streamx hands it to _write in a microtask; the worker's wakeups need a turn of the loop
+  for (let i = 0; i < 10 && s2._unconsumed === 0; i++) await null
+  assert.equal(s2._unconsumed, answers.byteLength, 'handed to the worker')
+  const until = performance.now() + 500
+  while (performance.now() < until) {}
+  let stored = 0
+  for (let i = 0; i < N; i++) if (await r.has(i)) stored++
+  // what was stored by the time the JS thread came back, against all those answers held
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  let later = 0
+  for (let i = 0; i < N; i++) if (await r.has(i)) later++
+  assert.ok(later >= 5, `the answers held ${later} blocks`)
+  assert.equal(stored, later, 'every answer handed over was stored while JS was busy')
+  s1.destroy()
+  s2.destroy()
+  await a.close()
+  await b.close()
+})
+
+// A pump tells a stream its input was consumed after it sent what the same output holds for
+// it: that stream may take its next chunk at once, and with the worker idle the engine
+// processes it in that call and pumps again; those bytes must follow these on the wire.
+test('a pump nested in a consumed notification sends after the outer pump', { skip: !!process.env.CORESTORE_IMPL }, async (t) => {
+  const store = new Corestore(tmpdir(t))
+  await store.ready()
+  const s = store.replicate(true)
+  s.resume()
+  await new Promise((resolve) => setImmediate(resolve))
+  const session = s.session
+  assert.ok(session > 0)
+  const order = []
+  const send = s._send.bind(s)
+  s._send = (data) => {
+    order.push(b4a.toString(data))
+    send(data)
+  }
+  s._consumed = () => {
+    store._pump({ consumed: [], sends: [{ session, data: b4a.from('second') }], commands: [], events: [] })
+  }
+  store._pump({ consumed: [{ session, bytes: 1 }], sends: [{ session, data: b4a.from('first') }], commands: [], events: [] })
+  assert.deepEqual(order, ['first', 'second'])
+  s.destroy()
+  await store.close()
+})
