@@ -72,6 +72,38 @@ fn z32_matches_js() {
 }
 
 #[test]
+fn signatures_are_rfc8032_and_libsodium() {
+    use ed25519_dalek::{Signer as _, SigningKey};
+    // RFC 8032 test 2 (one-byte message)
+    let seed = <[u8; 32]>::try_from(
+        &from_hex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb").unwrap()[..],
+    )
+    .unwrap();
+    let kp = key_pair_from_seed(&seed);
+    assert_eq!(
+        hex(&kp.public_key),
+        "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"
+    );
+    assert_eq!(
+        hex(&sign(&kp.secret_key, &[0x72])),
+        "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da\
+         085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
+    );
+    // the same bytes as ed25519-dalek's signer, for many keys and message lengths
+    for i in 0..64u8 {
+        let seed = [i.wrapping_mul(37).wrapping_add(1); 32];
+        let kp = key_pair_from_seed(&seed);
+        let message = vec![i; (i as usize) * 17];
+        let ours = sign(&kp.secret_key, &message);
+        assert_eq!(
+            ours,
+            SigningKey::from_bytes(&seed).sign(&message).to_bytes()
+        );
+        assert!(verify(&kp.public_key, &message, &ours));
+    }
+}
+
+#[test]
 fn key_pairs_sign_and_verify() {
     let kp = key_pair_from_seed(&[1; 32]);
     assert_eq!(kp.secret_key[..32], [1; 32]);
