@@ -9,6 +9,7 @@ const Storage = require('./lib/storage')
 const { CoreList, SessionList } = require('./lib/core-view')
 const { ReplicationStream, Replication, attachSecretStream, isSecretStream } = require('./lib/replication')
 const { toBuffer } = require('./lib/encodings')
+const { unpackCommands } = require('./lib/targets')
 const { ASSERTION, BAD_ARGUMENT, SESSION_CLOSED, STORAGE_EMPTY, z32Decode } = require('./lib/errors')
 
 const binding = require('./lib/native.js')
@@ -570,10 +571,7 @@ class Corestore extends EventEmitter {
       const t = targets.get(s.session)
       if (t !== undefined) t._send(s.data)
     }
-    for (const c of out.commands) {
-      const t = targets.get(c.session)
-      if (t !== undefined) t._command(c)
-    }
+    if (out.commands) this._routeCommands(unpackCommands(out.commands), targets)
     for (const c of out.consumed) {
       const t = targets.get(c.session)
       if (t !== undefined && t._consumed !== undefined) t._consumed(c.bytes)
@@ -693,6 +691,26 @@ class Corestore extends EventEmitter {
   // A core's state for an engine event of output number `pumped`: the state the event
   // carries (as of when the output was taken), unless the core changed here since then (a
   // listener of an earlier event appended): then it is read again (DECISIONS §29).
+  // A Hyperswarm connection's Protomux is corked while an output's commands go out: its
+  // channel messages leave as one batch frame (one secret-stream message) instead of one
+  // frame each, as hypercore corks its channels around a burst of messages.
+  _routeCommands(commands, targets) {
+    const corked = []
+    try {
+      for (const c of commands) {
+        const t = targets.get(c.session)
+        if (t === undefined) continue
+        if (t._cork !== undefined && !corked.includes(t)) {
+          t._cork()
+          corked.push(t)
+        }
+        t._command(c)
+      }
+    } finally {
+      for (const t of corked) t._uncork()
+    }
+  }
+
   _stateFor(e, cs, pumped) {
     if (e.state && cs._localAt < pumped) {
       this._eventState = e.state

@@ -97,12 +97,12 @@ test('an event routed after a listener changed the core does not put the core ba
   // listener's append reaches the engine while the first event is routed
   const turn = require('../lib/turn.js')()
   if (turn !== null) await turn
-  store._pump({ consumed: [], sends: [], commands: [], events: [event(), event()] })
+  store._pump({ consumed: [], sends: [], commands: null, events: [event(), event()] })
   assert.equal(appended, true)
   assert.equal(core.length, 3)
   assert.equal(cs.native.state(cs.handle).length, 3)
   // a later output's events carry a state taken after the append: they are used as given
-  store._pump({ consumed: [], sends: [], commands: [], events: [{ ...event(), state: { ...before, length: 3 } }] })
+  store._pump({ consumed: [], sends: [], commands: null, events: [{ ...event(), state: { ...before, length: 3 } }] })
   assert.equal(core.length, 3)
   await store.close()
 })
@@ -180,9 +180,9 @@ test('a pump nested in a consumed notification sends after the outer pump', { sk
     send(data)
   }
   s._consumed = () => {
-    store._pump({ consumed: [], sends: [{ session, data: b4a.from('second') }], commands: [], events: [] })
+    store._pump({ consumed: [], sends: [{ session, data: b4a.from('second') }], commands: null, events: [] })
   }
-  store._pump({ consumed: [{ session, bytes: 1 }], sends: [{ session, data: b4a.from('first') }], commands: [], events: [] })
+  store._pump({ consumed: [{ session, bytes: 1 }], sends: [{ session, data: b4a.from('first') }], commands: null, events: [] })
   assert.deepEqual(order, ['first', 'second'])
   s.destroy()
   await store.close()

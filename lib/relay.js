@@ -122,7 +122,7 @@ class Guest {
     try {
       const out = this.root.native.replicationChannelEvents(this.session, meta, data, here)
       if (out !== null) this.root._pump(out) // no worker: processed in that call
-      else for (const d of data) this.host._unconsumed += d.byteLength
+      else this.host._unconsumed += data.byteLength
     } catch (err) {
       this.host.destroy(err) // an application's listener threw: this stream ends, not the process
     }

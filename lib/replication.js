@@ -278,6 +278,12 @@ function attachSecretStream(root, conn, scoped) {
       return conn.remotePublicKey || null
     },
     _send() {},
+    _cork() {
+      mux.cork()
+    },
+    _uncork() {
+      mux.uncork()
+    },
     _command(cmd) {
       if (cmd.op === 'open') openChannel(cmd)
       else {
@@ -345,7 +351,7 @@ function attachSecretStream(root, conn, scoped) {
         root._pump(out) // no worker: processed in that call
         settleOpens()
       } else {
-        for (const d of data) handed += d.byteLength
+        handed += data.byteLength
         for (const resolve of opening) answering.push({ mark: handed, resolve })
         opening = []
         if (!paused && handed - processed > INPUT_HIGH_WATER_MARK) {

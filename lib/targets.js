@@ -25,18 +25,49 @@ function addQueued(target) {
 }
 
 // The queued channel events (kind, channel, type, data, ...) as replicationChannelEvents
-// takes them: 6 bytes of meta per event (kind, type, channel u32le) and the data apart.
+// takes them: 10 bytes of meta per event (kind, type, channel u32le, data length u32le) and
+// the events' data in one buffer (one crossing, instead of one per Buffer).
 function packChannelEvents(q) {
   const n = q.length / 4
-  const meta = Buffer.allocUnsafe(6 * n)
-  const data = new Array(n)
+  const meta = Buffer.allocUnsafe(10 * n)
+  const parts = new Array(n)
   for (let i = 0; i < n; i++) {
-    meta[6 * i] = q[4 * i]
-    meta[6 * i + 1] = q[4 * i + 2]
-    meta.writeUInt32LE(q[4 * i + 1], 6 * i + 2)
-    data[i] = q[4 * i + 3]
+    const d = q[4 * i + 3] || EMPTY
+    meta[10 * i] = q[4 * i]
+    meta[10 * i + 1] = q[4 * i + 2]
+    meta.writeUInt32LE(q[4 * i + 1], 10 * i + 2)
+    meta.writeUInt32LE(d.byteLength, 10 * i + 6)
+    parts[i] = d
   }
-  return { meta, data }
+  return { meta, data: n === 1 ? parts[0] : Buffer.concat(parts) }
 }
 
-module.exports = { addCore, widen, addQueued, packChannelEvents }
+const EMPTY = Buffer.alloc(0)
+
+// The engine's commands for JS Protomuxes (src/napi/mod.rs CommandsOut): 16 bytes of meta
+// per command (session, channel, message type or OPEN, payload length; u32 LE) and the
+// payloads in one buffer. A message's data is a view of that buffer (protomux copies it
+// into its frame); an open's handshake is copied, since its channel keeps it.
+const OPEN = 0xffffffff
+
+function unpackCommands({ meta, data }) {
+  const n = meta.byteLength / 16
+  const out = new Array(n)
+  let at = 0
+  for (let i = 0; i < n; i++) {
+    const session = meta.readUInt32LE(16 * i)
+    const channel = meta.readUInt32LE(16 * i + 4)
+    const type = meta.readUInt32LE(16 * i + 8)
+    const end = at + meta.readUInt32LE(16 * i + 12)
+    if (type === OPEN) {
+      const discoveryKey = Buffer.from(data.subarray(at, at + 32))
+      out[i] = { session, op: 'open', channel, discoveryKey, messageType: null, data: Buffer.from(data.subarray(at + 32, end)) }
+    } else {
+      out[i] = { session, op: 'send', channel, discoveryKey: null, messageType: type, data: data.subarray(at, end) }
+    }
+    at = end
+  }
+  return out
+}
+
+module.exports = { addCore, widen, addQueued, packChannelEvents, unpackCommands }

@@ -541,10 +541,11 @@ impl NativeStore {
             .map(Some)
     }
 
-    /// Channel events of an external stream's JS Protomux, batched: `meta` holds 6 bytes
+    /// Channel events of an external stream's JS Protomux, batched: `meta` holds 10 bytes
     /// per event (kind: 0 `remote-open` (data = the discovery key the peer opened),
     /// 1 `opened` (data = the peer's handshake), 2 `message`, 3 `close`; the message type;
-    /// the channel as a little-endian u32), `data` the event's bytes. Handed to the
+    /// the channel and the length of the event's data, little-endian u32s), `data` the
+    /// events' data one after another (lib/targets.js packChannelEvents). Handed to the
     /// worker (null) unless `here`, or without a worker: then processed now (the output).
     #[napi]
     pub fn replication_channel_events(
@@ -552,18 +553,25 @@ impl NativeStore {
         env: &Env,
         session: u32,
         meta: BufferSlice,
-        data: Vec<Buffer>,
+        data: BufferSlice,
         here: Option<bool>,
     ) -> Result<Option<ReplicationOut>> {
-        if meta.len() != 6 * data.len() {
-            return Err(js_error(EngineError::bad_argument(
-                "channel events: meta must hold 6 bytes per event",
-            )));
+        let bad =
+            |what: &str| js_error(EngineError::bad_argument(format!("channel events: {what}")));
+        if !meta.len().is_multiple_of(10) {
+            return Err(bad("meta must hold 10 bytes per event"));
         }
-        let bytes = data.iter().map(|d| d.len() as u64).sum();
-        let mut events = Vec::with_capacity(data.len());
-        for (m, data) in meta.chunks_exact(6).zip(data) {
+        let bytes = data.len() as u64;
+        let mut events = Vec::with_capacity(meta.len() / 10);
+        let mut rest: &[u8] = &data;
+        for m in meta.chunks_exact(10) {
             let local_id = u64::from(u32::from_le_bytes([m[2], m[3], m[4], m[5]]));
+            let len = u32::from_le_bytes([m[6], m[7], m[8], m[9]]) as usize;
+            if len > rest.len() {
+                return Err(bad("an event's data runs past the data given"));
+            }
+            let (data, after) = rest.split_at(len);
+            rest = after;
             events.push(match m[0] {
                 0 => MuxEvent::Open {
                     remote_id: 0,
@@ -582,12 +590,11 @@ impl NativeStore {
                     payload: data.to_vec(),
                 },
                 3 => MuxEvent::Close { local_id },
-                other => {
-                    return Err(js_error(EngineError::bad_argument(format!(
-                        "unknown channel event kind {other}"
-                    ))))
-                }
+                other => return Err(bad(&format!("unknown channel event kind {other}"))),
             });
+        }
+        if !rest.is_empty() {
+            return Err(bad("data left over after the events"));
         }
         let events = if here != Some(true) && self.hand_over(bytes as usize) {
             let job = Job::Events {
@@ -865,16 +872,65 @@ pub struct EventOut {
     pub state: Option<CoreStateOut>,
 }
 
-/// A command for the JS Protomux of an external stream: `open` a hypercore channel
-/// (data = our handshake) or `send` a message on one.
+/// The commands for the JS Protomux of external streams, in order, packed: one crossing
+/// per output instead of an object and a Buffer per message (3.3 µs each, measured on a
+/// 50 MB transfer over a secret-stream pair). `meta` holds 16 bytes per command, four
+/// little-endian u32s: the session, the channel, the message type (`OPEN_COMMAND` for
+/// `open`: a hypercore channel whose payload is the discovery key, then our handshake)
+/// and the payload's length; `data` the payloads, one after another.
 #[napi(object)]
-pub struct CommandOut {
-    pub session: u32,
-    pub op: String,
-    pub channel: u32,
-    pub discovery_key: Option<Buffer>,
-    pub message_type: Option<u32>,
+pub struct CommandsOut {
+    pub meta: Buffer,
     pub data: Buffer,
+}
+
+/// The message type field of an `open` command (lib/targets.js unpackCommands).
+const OPEN_COMMAND: u32 = u32::MAX;
+
+fn pack_commands(commands: Vec<(u32, Command)>) -> Option<CommandsOut> {
+    if commands.is_empty() {
+        return None;
+    }
+    let mut meta = Vec::with_capacity(16 * commands.len());
+    let size = commands
+        .iter()
+        .map(|(_, c)| match c {
+            Command::Open { handshake, .. } => 32 + handshake.len(),
+            Command::Send { payload, .. } => payload.len(),
+        })
+        .sum();
+    let mut data = Vec::with_capacity(size);
+    for (session, c) in commands {
+        let start = data.len();
+        // channel ids and message types are small: the engine numbers its channels from
+        // 1 and hypercore has ten message types
+        let (channel, message_type) = match c {
+            Command::Open {
+                channel,
+                discovery_key,
+                handshake,
+            } => {
+                data.extend_from_slice(&discovery_key);
+                data.extend_from_slice(&handshake);
+                (channel as u32, OPEN_COMMAND)
+            }
+            Command::Send {
+                channel,
+                message_type,
+                payload,
+            } => {
+                data.extend_from_slice(&payload);
+                (channel as u32, message_type as u32)
+            }
+        };
+        for field in [session, channel, message_type, (data.len() - start) as u32] {
+            meta.extend_from_slice(&field.to_le_bytes());
+        }
+    }
+    Some(CommandsOut {
+        meta: meta.into(),
+        data: data.into(),
+    })
 }
 
 #[napi(object)]
@@ -884,7 +940,7 @@ pub struct ReplicationOut {
     pub channel: Option<u32>,
     pub status: Option<u32>,
     pub sends: Vec<SendOut>,
-    pub commands: Vec<CommandOut>,
+    pub commands: Option<CommandsOut>,
     pub events: Vec<EventOut>,
     /// peer input the replication worker processed, per session, since the last poll
     pub consumed: Vec<ConsumedOut>,
@@ -993,36 +1049,7 @@ fn replication_out(
         })
         .collect();
 
-    let commands = out
-        .commands
-        .into_iter()
-        .map(|(session, c)| match c {
-            Command::Open {
-                channel,
-                discovery_key,
-                handshake,
-            } => CommandOut {
-                session,
-                op: "open".into(),
-                channel: channel as u32,
-                discovery_key: Some(discovery_key.to_vec().into()),
-                message_type: None,
-                data: handshake.into(),
-            },
-            Command::Send {
-                channel,
-                message_type,
-                payload,
-            } => CommandOut {
-                session,
-                op: "send".into(),
-                channel: channel as u32,
-                discovery_key: None,
-                message_type: Some(message_type as u32),
-                data: payload.into(),
-            },
-        })
-        .collect();
+    let commands = pack_commands(out.commands);
     ReplicationOut {
         session: None,
         channel: None,
