@@ -688,9 +688,6 @@ class Corestore extends EventEmitter {
     return this._offThreadEngine
   }
 
-  // A core's state for an engine event of output number `pumped`: the state the event
-  // carries (as of when the output was taken), unless the core changed here since then (a
-  // listener of an earlier event appended): then it is read again (DECISIONS §29).
   // A Hyperswarm connection's Protomux is corked while an output's commands go out: its
   // channel messages leave as one batch frame (one secret-stream message) instead of one
   // frame each, as hypercore corks its channels around a burst of messages.
@@ -711,6 +708,9 @@ class Corestore extends EventEmitter {
     }
   }
 
+  // A core's state for an engine event of output number `pumped`: the state the event
+  // carries (as of when the output was taken), unless the core changed here since then (a
+  // listener of an earlier event appended): then it is read again (DECISIONS §29).
   _stateFor(e, cs, pumped) {
     if (e.state && cs._localAt < pumped) {
       this._eventState = e.state
