@@ -76,3 +76,27 @@ test('timers run while a large append is stored, and its append event follows', 
   assert.equal(core.length, 4000)
   await store.close()
 })
+
+// hypercore's appends each wait for their storage write, so appends called without awaiting
+// land one per turn of the event loop: an append's callers run before the next append lands
+// and see its length (hypercore's "push and pull concurrently" pushes block i from append
+// i's `.then` and needs that push's upgrade to end at i + 1). Side by side with JS corestore.
+test('appends called without awaiting: each one\'s callers see its length', async (t) => {
+  const JSCorestore = require('corestore')
+  for (const [name, Impl] of [['JS', JSCorestore], ['implementation', Corestore]]) {
+    const store = new Impl(tmpdir(t))
+    const core = store.get({ name: 'w' })
+    await core.ready()
+    await core.append(b4a.from('first'))
+    const seen = []
+    const appends = []
+    for (let i = 0; i < 10; i++) appends.push(core.append(b4a.from('b' + i)).then(({ length }) => seen.push([length, core.length])))
+    await Promise.all(appends)
+    const want = Array.from({ length: 10 }, (_, i) => [i + 2, i + 2])
+    assert.deepEqual(seen, want, name)
+    // awaited appends, and one batch, are unchanged
+    await core.append([b4a.from('x'), b4a.from('y')])
+    assert.equal(core.length, 13, name)
+    await store.close()
+  }
+})

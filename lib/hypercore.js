@@ -718,13 +718,16 @@ class Hypercore extends EventEmitter {
     try {
       if (place !== null) {
         if (place.after !== null) await place.after
+        // an append that landed in this same run of code: its callers run first (see
+        // letNextAppend)
+        else if (this.core._landed) await new Promise(setImmediate)
         this.core._appending = place // appended() lets the next one in once the length changed
       }
       return await this._append(blocks, opts)
     } finally {
       if (place !== null) {
         if (this.core._appending === place) this.core._appending = null
-        place.done()
+        letNextAppend(place)
       }
     }
   }
@@ -1415,18 +1418,30 @@ function isIndex(n) {
 
 
 // The default state grew by an append: its sessions and peers hear it, and the next append
-// or truncation called meanwhile may go (it need not wait for this one's promise to settle:
-// appends called in a loop then all reach the engine in that loop, as they did before order
-// was kept).
+// or truncation called meanwhile may go.
 function appended(cs, st) {
   cs.onappend(st)
   cs.root._pumpLocal()
   const place = cs._appending
   if (place !== null) {
     cs._appending = null
-    place.done()
+    letNextAppend(place)
+    // until the microtasks queued so far have run (this append's callers come after them)
+    cs._landed = true
+    queueMicrotask(() => (cs._landed = false))
   }
   return { length: st.length, byteLength: st.byteLength }
+}
+
+// As in hypercore, where each append waits for its storage write: an append called while
+// this one ran, or right after it in the same run of code (`_landed`), goes once this
+// append's callers have run (a macrotask later), so `append(x).then(() => core.length)` or
+// `.then(() => replicator.push(i))` sees this append's length, not that of appends called
+// after it (hypercore's "push and pull concurrently" pushed block 20 with an upgrade to
+// length 30). An append awaited before the next is called waits for nothing.
+function letNextAppend(place) {
+  if (place.followed()) setImmediate(place.done)
+  else place.done()
 }
 
 // A place in the order of a core's appends and truncations (see append()), or null for a

@@ -15,6 +15,10 @@ function takePlace(holder, key) {
     done() {
       if (holder[key] === mine) holder[key] = null
       release()
+    },
+    // someone took a place after this one
+    followed() {
+      return holder[key] !== mine
     }
   }
 }
