@@ -37,8 +37,6 @@ class CoreState {
     this._localAt = root._pumped // the engine output taken when the state was last read here
     this._arrived = null // the run of downloaded blocks waiters are looking at (mayHold)
     this._ops = null // settles when the last append or truncation called is done (lib/hypercore.js)
-    this._appending = null // the place in that order of the append running (lib/hypercore.js)
-    this._landed = false // an append landed in the code running now (lib/hypercore.js appended)
 
     this.sessions = [] // every attached session (strong, weak and snapshots)
     this.strong = 0 // sessions holding a native reference

@@ -716,19 +716,10 @@ class Hypercore extends EventEmitter {
   async append(blocks, opts) {
     const place = inOrder(this)
     try {
-      if (place !== null) {
-        if (place.after !== null) await place.after
-        // an append that landed in this same run of code: its callers run first (see
-        // letNextAppend)
-        else if (this.core._landed) await new Promise(setImmediate)
-        this.core._appending = place // appended() lets the next one in once the length changed
-      }
+      if (place !== null && place.after !== null) await place.after
       return await this._append(blocks, opts)
     } finally {
-      if (place !== null) {
-        if (this.core._appending === place) this.core._appending = null
-        letNextAppend(place)
-      }
+      if (place !== null) letNextAppend(place)
     }
   }
 
@@ -1417,25 +1408,17 @@ function isIndex(n) {
 }
 
 
-// The default state grew by an append: its sessions and peers hear it, and the next append
-// or truncation called meanwhile may go.
+// The default state grew by an append: its sessions and peers hear it.
 function appended(cs, st) {
   cs.onappend(st)
   cs.root._pumpLocal()
-  const place = cs._appending
-  if (place !== null) {
-    cs._appending = null
-    letNextAppend(place)
-    // until the microtasks queued so far have run (this append's callers come after them)
-    cs._landed = true
-    queueMicrotask(() => (cs._landed = false))
-  }
   return { length: st.length, byteLength: st.byteLength }
 }
 
-// As in hypercore, where each append waits for its storage write: an append called while
-// this one ran, or right after it in the same run of code (`_landed`), goes once this
-// append's callers have run (a macrotask later), so `append(x).then(() => core.length)` or
+// As in hypercore, where each append waits for its storage write: an append or truncation
+// called while this append ran (append() awaits its own work, so a loop of unawaited
+// appends calls the next before this one is done) goes once this append's callers have
+// run, a macrotask later. So `append(x).then(() => core.length)` or
 // `.then(() => replicator.push(i))` sees this append's length, not that of appends called
 // after it (hypercore's "push and pull concurrently" pushed block 20 with an upgrade to
 // length 30). An append awaited before the next is called waits for nothing.

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
 
-pub type IndexMap<V> = HashMap<u64, V, IndexHash>;
-
 /// A map keyed by integers (handles, request ids, (handle, index) pairs).
 pub type IntMap<K, V> = HashMap<K, V, IndexHash>;
+
+pub type IndexMap<V> = IntMap<u64, V>;
 
 #[derive(Clone, Copy)]
 pub struct IndexHash {

@@ -12,8 +12,8 @@ pub use hash::{
     CORESTORE_DEFAULT_NAMESPACE,
 };
 pub use sign::{
-    fill_random, key_pair_from_seed, random_bytes32, random_key_pair, sign, valid_secret_key,
-    verify, KeyPair,
+    expand_seed, fill_random, key_pair_from_seed, random_bytes32, random_key_pair, sign,
+    valid_secret_key, verify, KeyPair,
 };
 pub use z32::{id_decode, id_encode, z32_decode, z32_encode};
 

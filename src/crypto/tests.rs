@@ -74,7 +74,7 @@ fn z32_matches_js() {
 #[test]
 fn signatures_are_rfc8032_and_libsodium() {
     use ed25519_dalek::{Signer as _, SigningKey};
-    // RFC 8032 test 2 (one-byte message)
+    // RFC 8032 test 2 (one-byte message); the unwraps are on this constant, in a test
     let seed = <[u8; 32]>::try_from(
         &from_hex("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb").unwrap()[..],
     )

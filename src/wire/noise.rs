@@ -28,7 +28,6 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
 use curve25519_dalek::edwards::CompressedEdwardsY;
 use curve25519_dalek::traits::IsIdentity;
-use ed25519_dalek::SigningKey;
 use std::fmt;
 
 /// An error of the replication wire: a stable code and a human-readable message.
@@ -476,7 +475,7 @@ pub fn dh(seed: &[u8; 32], remote_public_key: &[u8; 32]) -> Result<[u8; 32], Wir
         return Err(bad());
     }
     // mul_clamped clamps exactly as noise-curve-ed does before the no-clamp multiply.
-    let scalar = SigningKey::from_bytes(seed).to_scalar_bytes();
+    let (scalar, _) = crypto::expand_seed(seed);
     let shared = point.mul_clamped(scalar);
     if shared.is_identity() {
         return Err(bad());
