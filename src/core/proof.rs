@@ -1332,20 +1332,45 @@ pub fn verify_reorg(
 /// nodes on the path up from `index` (itself included) are not stored, stopping at the
 /// first stored one or at the tree's edge. 0 for nodes past the tree.
 pub fn missing_nodes(nodes: &dyn NodeSource, index: u64, length: u64) -> Result<u64> {
+    Ok(missing_nodes_before(nodes, index, length, |_| false)?.0)
+}
+
+/// `missing_nodes`, also stopping at a node `coming(node)` says an answer in flight
+/// brings (docs/DECISIONS.md §40); true when it stopped there, so the proof that comes back
+/// ends in a node that must arrive first.
+pub fn missing_nodes_before(
+    nodes: &dyn NodeSource,
+    index: u64,
+    length: u64,
+    coming: impl Fn(u64) -> bool,
+) -> Result<(u64, bool)> {
     let head = length.saturating_mul(2);
     if !inside(index, head) {
-        return Ok(0);
+        return Ok((0, false));
     }
     let mut ite = index;
     let mut count = 0;
     while !contains(ite, head) && nodes.node(ite)?.is_none() {
+        if coming(ite) {
+            return Ok((count, true));
+        }
         count += 1;
         match parent(ite) {
             Some(p) if count <= MAX_DEPTH => ite = p,
             _ => break,
         }
     }
-    Ok(count)
+    Ok((count, false))
+}
+
+/// The node a proof of block `index` with `uncles` uncles (and no upgrade or seek) ends in:
+/// the one they climb to from the leaf. None past the largest tree.
+pub fn block_proof_end(index: u64, uncles: usize) -> Option<u64> {
+    let mut end = double(index).filter(|&i| i < 2 * MAX_LENGTH)?;
+    for _ in 0..uncles {
+        end = parent(end)?;
+    }
+    Some(end)
 }
 
 /// hypercore `MerkleTree.maxMissingNodes(index, length)`: the most `nodes` a request for

@@ -4,6 +4,7 @@
 //! before anything is stored. Sans-IO: each call takes bytes or frames and leaves the
 //! bytes to send (per stream) and the events for JS in `Output`.
 
+mod coming;
 pub mod peer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -11,6 +12,7 @@ use std::time::Instant;
 
 use crate::core::hypercore::Hypercore;
 use crate::core::index_map::IntMap;
+use crate::core::merkle::NodeSource;
 use crate::core::proof::{self, Proof, ProofRequest};
 use crate::crypto::KeyPair;
 use crate::error::{Error, Result};
@@ -18,6 +20,7 @@ use crate::storage::TreeNode;
 use crate::store::{OpenRequest, Store};
 use crate::wire::messages::{self, Message, PROTOCOL, PROTOCOL_ALIASES};
 use crate::wire::protomux::MuxEvent;
+use coming::Parked;
 pub use peer::Command;
 pub use peer::WireStats;
 use peer::{inflight_limit, Channel, Inflight, Peer, Transport, MAX_INFLIGHT};
@@ -1006,6 +1009,7 @@ impl Replicator {
                             ch.swapped.remove(&i);
                         }
                         self.rewant(handle, i);
+                        self.release_orphans(session, local_id, handle);
                     }
                     // the block goes back to the wants, asked for again after the upgrade
                     Some(Inflight::UpgradeBlock(i)) => self.rewant(handle, i),
@@ -1575,6 +1579,7 @@ impl Replicator {
         if self.inflight_blocks.remove(&(handle, index)).is_none() {
             return;
         }
+        let mut orphans = Vec::new();
         for peer in self.peers.values_mut() {
             let Some((local_id, ch)) = peer.channel_of_mut(handle) else {
                 continue;
@@ -1587,11 +1592,18 @@ impl Replicator {
                 .map(|(&id, _)| id)
                 .collect();
             for id in &ids {
-                ch.inflight.remove(id);
+                ch.forget(*id);
+            }
+            if !ids.is_empty() {
+                // answers parked here for what the cancelled request would have brought
+                orphans.extend(ch.coming.orphans());
             }
             for id in ids {
                 peer.send(local_id, &Message::Cancel(messages::Cancel { request: id }));
             }
+        }
+        for o in orphans {
+            self.rewant(handle, o);
         }
     }
 
@@ -1825,29 +1837,55 @@ impl Replicator {
         handle: u32,
         request: u64,
     ) -> Option<Inflight> {
-        let inflight = self
+        self.forget_request(session, local_id, handle, request)
+            .map(|(inflight, _)| inflight)
+    }
+
+    /// `clear_inflight`, and whether the request asked for fewer nodes because another
+    /// one in flight brings the rest (docs/DECISIONS.md §40).
+    fn forget_request(
+        &mut self,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        request: u64,
+    ) -> Option<(Inflight, bool)> {
+        let (inflight, relies) = self
             .channel_mut(session, local_id)
-            .and_then(|ch| ch.inflight.remove(&request));
+            .and_then(|ch| ch.forget(request))?;
         match &inflight {
-            Some(Inflight::Block(i)) => {
+            Inflight::Block(i) => {
                 release(&mut self.inflight_blocks, handle, *i);
             }
-            Some(Inflight::Upgrade) => {
+            Inflight::Upgrade => {
                 self.inflight_upgrades.remove(&handle);
             }
-            Some(Inflight::UpgradeBlock(i)) => {
+            Inflight::UpgradeBlock(i) => {
                 self.inflight_upgrades.remove(&handle);
                 release(&mut self.inflight_blocks, handle, *i);
             }
-            Some(Inflight::Reorg) => {
+            Inflight::Reorg => {
                 self.inflight_reorgs.remove(&handle);
             }
-            Some(Inflight::Seek(..)) | None => {}
+            Inflight::Seek(..) => {}
         }
-        inflight
+        Some((inflight, relies))
     }
 
     fn on_data(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        m: messages::Data,
+    ) -> Result<()> {
+        let answered = self.on_answer(store, session, local_id, handle, m);
+        let unparked = self.unpark(store, session, local_id, handle);
+        answered.and(unparked)
+    }
+
+    fn on_answer(
         &mut self,
         store: &mut Store,
         session: u32,
@@ -1881,11 +1919,11 @@ impl Replicator {
         }
         // Only answers to our own requests are taken, and blocks pushed unasked (request 0)
         // to a core that allows push; anything else is dropped unread.
-        let kind = match self.clear_inflight(session, local_id, handle, m.request) {
-            Some(kind) => kind,
+        let (kind, relies) = match self.forget_request(session, local_id, handle, m.request) {
+            Some(asked) => asked,
             None if m.request == 0 && self.allowing_push.contains(&handle) => match &m.block {
-                Some(b) => Inflight::Block(b.index),
-                None => Inflight::Upgrade,
+                Some(b) => (Inflight::Block(b.index), false),
+                None => (Inflight::Upgrade, false),
             },
             None => return Ok(()),
         };
@@ -1893,6 +1931,120 @@ impl Replicator {
             // wanted until it is stored: the answer may carry the upgrade alone
             self.rewant(handle, i);
         }
+        if let (true, Inflight::Block(index), Some(end)) = (relies, &kind, parkable_end(&m)) {
+            // asked with fewer nodes because an earlier answer brings the rest, and that
+            // answer has not come yet: this one waits for it
+            let core = store.core(handle)?;
+            if core.nodes(store.storage()).node(end)?.is_none() {
+                let index = *index;
+                let nodes = m.block.as_ref().map_or(0, |b| b.nodes.len() as u64);
+                let parked = Parked {
+                    id: m.request,
+                    index,
+                    end,
+                    data: m,
+                };
+                let kept = self
+                    .channel_mut(session, local_id)
+                    .is_some_and(|ch| ch.coming.park(parked, nodes));
+                if !kept {
+                    self.rewant(handle, index);
+                    self.schedule(store, handle);
+                }
+                return Ok(());
+            }
+        }
+        self.verify_answer(store, session, local_id, handle, kind, m)
+    }
+
+    /// The parked answers on a channel whose end node came are taken now, lowest block
+    /// first; those whose end node nothing brings any more are asked for again.
+    fn unpark(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+    ) -> Result<()> {
+        loop {
+            let Some(ch) = self.channel_mut(session, local_id) else {
+                return Ok(());
+            };
+            if !ch.coming.has_parked() {
+                return Ok(());
+            }
+            let mut took = false;
+            let mut parked = ch.coming.take_parked().into_iter();
+            while let Some(p) = parked.next() {
+                let held = store
+                    .core(handle)
+                    .and_then(|core| core.nodes(store.storage()).node(p.end));
+                let (id, index) = (p.id, p.index);
+                let taken = match held {
+                    Ok(Some(_)) => {
+                        took = true;
+                        let kind = Inflight::Block(index);
+                        self.verify_answer(store, session, local_id, handle, kind, p.data)
+                    }
+                    Ok(None) => {
+                        if let Some(ch) = self.channel_mut(session, local_id) {
+                            ch.coming.repark(p);
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        self.rewant(handle, index);
+                        Err(e)
+                    }
+                };
+                // taken or given up: what it brings is no longer coming
+                if let Some(ch) = self.channel_mut(session, local_id) {
+                    ch.coming.remove(id);
+                }
+                if let Err(e) = taken {
+                    for p in parked {
+                        if let Some(ch) = self.channel_mut(session, local_id) {
+                            ch.coming.remove(p.id);
+                        }
+                        self.rewant(handle, p.index);
+                    }
+                    self.release_orphans(session, local_id, handle);
+                    self.schedule(store, handle);
+                    return Err(e);
+                }
+            }
+            if self.release_orphans(session, local_id, handle) {
+                self.schedule(store, handle);
+            }
+            if !took {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The blocks of answers parked on a channel that nothing in flight completes any
+    /// more are wanted again: whether there were any.
+    fn release_orphans(&mut self, session: u32, local_id: u64, handle: u32) -> bool {
+        let orphans = self
+            .channel_mut(session, local_id)
+            .map(|ch| ch.coming.orphans())
+            .unwrap_or_default();
+        for &index in &orphans {
+            self.rewant(handle, index);
+        }
+        !orphans.is_empty()
+    }
+
+    /// Verifies an answer and takes what it brings.
+    fn verify_answer(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        kind: Inflight,
+        m: messages::Data,
+    ) -> Result<()> {
         let proof = proof_from_data(&m);
         if let Inflight::Reorg = kind {
             return self.on_reorg_data(store, session, local_id, handle, &proof);
@@ -2507,6 +2659,10 @@ impl Replicator {
         };
         peer.by_handle.remove(&ch.handle);
         self.retire_stats(&ch);
+        let mut ch = ch;
+        for index in ch.coming.drain_parked() {
+            self.rewant(ch.handle, index);
+        }
         for (_, inflight) in ch.inflight {
             match inflight {
                 Inflight::Block(i) => {
@@ -2658,8 +2814,17 @@ fn request_block(
     index: u64,
 ) {
     let state = core.state();
-    let nodes = proof::missing_nodes(&core.nodes(storage), 2 * index, state.length).unwrap_or(0);
     let id = peer.next_request_id();
+    let Some(ch) = peer.channels.get_mut(&local_id) else {
+        return;
+    };
+    let coming = &ch.coming;
+    let (nodes, relies) =
+        proof::missing_nodes_before(&core.nodes(storage), 2 * index, state.length, |node| {
+            coming.brings(node)
+        })
+        .unwrap_or((0, false));
+    ch.ask(id, index, nodes, relies);
     let request = messages::Request {
         id,
         fork: state.fork,
@@ -2667,9 +2832,6 @@ fn request_block(
         manifest: core.manifest.is_none() && remote_has_manifest,
         ..Default::default()
     };
-    if let Some(ch) = peer.channels.get_mut(&local_id) {
-        ch.ask(id, index);
-    }
     peer.send(local_id, &Message::Request(request));
 }
 
@@ -2858,6 +3020,16 @@ fn from_nodes(nodes: &[TreeNode]) -> Vec<messages::Node> {
             hash: n.hash,
         })
         .collect()
+}
+
+/// The node the proof of an answer to a plain block request ends in (docs/DECISIONS.md
+/// §40); None for other answers.
+fn parkable_end(m: &messages::Data) -> Option<u64> {
+    if m.upgrade.is_some() || m.seek.is_some() || m.hash.is_some() {
+        return None;
+    }
+    let block = m.block.as_ref()?;
+    proof::block_proof_end(block.index, block.nodes.len())
 }
 
 pub(crate) fn proof_from_data(m: &messages::Data) -> Proof {

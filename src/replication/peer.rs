@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 
+use super::coming::Coming;
 use crate::core::bitfield::Bitfield;
 use crate::core::index_map::IntMap;
 use crate::crypto::KeyPair;
@@ -139,6 +140,8 @@ pub struct Channel {
     /// Blocks asked of this peer as hotswaps: when (the block's own request time is
     /// another peer's).
     pub swapped: IntMap<u64, u64>,
+    /// The tree nodes the block requests in flight here will bring.
+    pub coming: Coming,
 }
 
 impl Channel {
@@ -160,12 +163,22 @@ impl Channel {
             .map(|ms| if busy { ms.max(silent) } else { ms })
     }
 
-    /// A block request goes out on this channel.
-    pub fn ask(&mut self, id: u64, index: u64) {
+    /// A block request goes out on this channel, asking for `nodes` nodes; `relies`: that
+    /// count stopped at a node another request here brings.
+    pub fn ask(&mut self, id: u64, index: u64, nodes: u64, relies: bool) {
         if self.blocks_in_flight().next().is_none() {
             self.busy_since = crate::replication::now_ms();
         }
         self.inflight.insert(id, Inflight::Block(index));
+        self.coming.add(id, index, nodes, relies);
+    }
+
+    /// Request `id` is answered, refused or given up: what it was for, and whether it
+    /// asked for fewer nodes because another request brings the rest.
+    pub fn forget(&mut self, id: u64) -> Option<(Inflight, bool)> {
+        let inflight = self.inflight.remove(&id)?;
+        let relies = self.coming.remove(id).unwrap_or(false);
+        Some((inflight, relies))
     }
 
     /// The block requests in flight on this channel.
@@ -436,6 +449,7 @@ impl Peer {
                 answered_at: 0,
                 busy_since: 0,
                 swapped: IntMap::default(),
+                coming: Coming::default(),
             },
         );
         self.by_handle.insert(handle, local_id);
