@@ -729,16 +729,21 @@ impl Hypercore {
             return Ok(());
         };
         let mut batch = Batch::new();
-        for (index, block) in &pending.blocks {
-            batch.put_block(self.data_pointer, *index, block);
+        // In key order: RocksDB's memtable inserts a run of ascending keys next to each
+        // other instead of searching its skip list from the top for each (that search was
+        // a sixth of a replicating reader's time).
+        let mut blocks: Vec<(u64, Vec<u8>)> = pending.blocks.into_iter().collect();
+        blocks.sort_unstable_by_key(|(index, _)| *index);
+        for (index, block) in blocks {
+            batch.put_block_vec(self.data_pointer, index, block);
         }
-        // Proofs of neighbouring blocks repeat their upper nodes; each goes in once, and not
-        // at all when an earlier batch stored it: with many requests in flight, a proof often
-        // carries nodes that arrived after it was asked for (about a third of them in a
-        // 50,000-block transfer).
+        let mut nodes: Vec<TreeNode> = pending.nodes.into_values().collect();
+        nodes.sort_unstable_by_key(|n| n.index);
+        // An earlier batch may have stored a node already (a proof often carries nodes that
+        // arrived after it was asked for): it goes in once.
         {
             let mut cache = self.node_cache.borrow_mut();
-            for node in pending.nodes.values() {
+            for node in &nodes {
                 if !matches!(cache.get(node.index), Some(Some(stored)) if stored == *node) {
                     batch.put_tree_node(self.data_pointer, node);
                 }
@@ -761,8 +766,8 @@ impl Hypercore {
         storage.write(batch)?;
         self.head_timestamp = timestamp.unwrap_or(self.head_timestamp);
         let mut cache = self.node_cache.borrow_mut();
-        for (index, node) in pending.nodes {
-            cache.insert(index, Some(node));
+        for node in nodes {
+            cache.insert(node.index, Some(node));
         }
         Ok(())
     }

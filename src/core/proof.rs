@@ -1050,6 +1050,29 @@ pub fn verify_proof(
     manifest: &Manifest,
     proof: &Proof,
 ) -> Result<Verified> {
+    let mut verified = verify_paths_and_upgrade(current, nodes, manifest, proof)?;
+    verified.block = proof.block.as_ref().map(|b| (b.index, b.value.clone()));
+    Ok(verified)
+}
+
+/// `verify_proof` of a proof not needed after: the block is moved into `Verified`.
+pub fn verify_owned(
+    current: &MerkleTree,
+    nodes: &dyn NodeSource,
+    manifest: &Manifest,
+    proof: Proof,
+) -> Result<Verified> {
+    let mut verified = verify_paths_and_upgrade(current, nodes, manifest, &proof)?;
+    verified.block = proof.block.map(|b| (b.index, b.value));
+    Ok(verified)
+}
+
+fn verify_paths_and_upgrade(
+    current: &MerkleTree,
+    nodes: &dyn NodeSource,
+    manifest: &Manifest,
+    proof: &Proof,
+) -> Result<Verified> {
     if proof.fork != current.fork {
         return Err(invalid_proof(format!(
             "The proof is for fork {}, the core is at fork {}",
@@ -1121,7 +1144,6 @@ pub fn verify_proof(
     }
 
     verified.nodes = dedup(out);
-    verified.block = proof.block.as_ref().map(|b| (b.index, b.value.clone()));
     Ok(verified)
 }
 

@@ -2045,13 +2045,14 @@ impl Replicator {
         kind: Inflight,
         m: messages::Data,
     ) -> Result<()> {
-        let proof = proof_from_data(&m);
+        let pushed = m.request == 0;
+        let proof = into_proof(m);
         if let Inflight::Reorg = kind {
             return self.on_reorg_data(store, session, local_id, handle, &proof);
         }
         let (core, storage) = store.core_mut(handle)?;
         // A manifest the peer sends is kept only with a proof that verifies against it.
-        let learned = match (&core.manifest, &m.manifest) {
+        let learned = match (&core.manifest, &proof.manifest) {
             (Some(_), _) => None,
             (None, Some(manifest)) => Some(checked_manifest(core, manifest)?),
             (None, None) => return Ok(()),
@@ -2063,12 +2064,11 @@ impl Replicator {
             // A different fork: truncation on the writer. Not handled yet; ignore.
             return Ok(());
         }
-        let checked = proof::verify_proof(core.tree(), &core.nodes(storage), &manifest, &proof);
-        let pushed = m.request == 0;
         let stale = proof
             .upgrade
             .as_ref()
             .is_some_and(|u| u.start < core.tree().length);
+        let checked = proof::verify_owned(core.tree(), &core.nodes(storage), &manifest, proof);
         let verified = match checked {
             Ok(v) => v,
             // An answer or a push that raced another upgrade (a push, or another peer's):
@@ -3030,6 +3030,20 @@ fn parkable_end(m: &messages::Data) -> Option<u64> {
     }
     let block = m.block.as_ref()?;
     proof::block_proof_end(block.index, block.nodes.len())
+}
+
+/// `proof_from_data` for an answer that is not needed after: its block is moved, not
+/// copied.
+fn into_proof(mut m: messages::Data) -> Proof {
+    let (block, manifest) = (m.block.take(), m.manifest.take());
+    let mut proof = proof_from_data(&m);
+    proof.block = block.map(|b| proof::BlockProof {
+        index: b.index,
+        nodes: to_nodes(&b.nodes),
+        value: b.value,
+    });
+    proof.manifest = manifest;
+    proof
 }
 
 pub(crate) fn proof_from_data(m: &messages::Data) -> Proof {

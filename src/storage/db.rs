@@ -221,6 +221,11 @@ impl Batch {
         self.put_raw(keys::block(data_pointer, index), block.to_vec());
     }
 
+    /// `put_block` of a block the caller no longer needs: moved, not copied.
+    pub fn put_block_vec(&mut self, data_pointer: u64, index: u64, block: Vec<u8>) {
+        self.put_raw(keys::block(data_pointer, index), block);
+    }
+
     pub fn delete_block(&mut self, data_pointer: u64, index: u64) {
         self.delete_raw(keys::block(data_pointer, index));
     }
