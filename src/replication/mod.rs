@@ -571,7 +571,7 @@ impl Replicator {
             if let Some(event) = peer.backlog_events.pop_front() {
                 self.on_mux_event(store, session, event)?;
             } else if let Some(frame) = peer.backlog_frames.pop_front() {
-                let events = peer.recv_frame(&frame)?;
+                let events = peer.recv_frame(frame)?;
                 peer.backlog_events.extend(events);
                 continue;
             } else {

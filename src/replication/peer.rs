@@ -386,13 +386,18 @@ impl Peer {
         Ok(frames)
     }
 
-    pub fn recv_frame(&mut self, frame: &[u8]) -> Result<Vec<MuxEvent>> {
-        self.mux.recv(frame).map_err(|e| {
+    /// Decodes a frame `recv_raw` gave; its memory then takes the next frames.
+    pub fn recv_frame(&mut self, frame: Vec<u8>) -> Result<Vec<MuxEvent>> {
+        let events = self.mux.recv(&frame).map_err(|e| {
             Error::new(
                 "INVALID_FRAME",
                 format!("The peer sent an invalid frame: {e:?}"),
             )
-        })
+        });
+        if let Transport::Raw(stream) = &mut self.transport {
+            stream.recycle(frame);
+        }
+        events
     }
 
     /// Opens the hypercore channel for a core (our half; pairs when the peer opens too).

@@ -36,6 +36,11 @@ use std::sync::OnceLock;
 pub const MAX_FRAME: usize = 0xff_ffff;
 /// The largest app message one frame can carry.
 pub const MAX_MESSAGE: usize = MAX_FRAME - ABYTES;
+
+/// Buffers kept for the next messages: how many, and up to what size (our peers' batch
+/// frames stay under 256 KiB; a rare larger one is not held on to).
+const SPARE_BUFFERS: usize = 4;
+const KEPT_BUFFER: usize = 1 << 20;
 /// libsodium `crypto_secretstream_xchacha20poly1305_ABYTES`.
 pub const ABYTES: usize = 17;
 /// libsodium `crypto_secretstream_xchacha20poly1305_HEADERBYTES`.
@@ -189,6 +194,17 @@ impl SodiumSecretStream {
     /// `pull` (no associated data): the message and its tag, or an error for a ciphertext
     /// that is too short or fails to authenticate (the state is unchanged then).
     pub fn pull(&mut self, cipher: &[u8]) -> Result<(Vec<u8>, u8), WireError> {
+        self.pull_into(cipher, Vec::new())
+    }
+
+    /// `pull`, into `plain` (cleared first): a buffer a finished message gave back, so
+    /// that a stream of large messages does not allocate (and fault in) fresh memory for
+    /// each.
+    pub fn pull_into(
+        &mut self,
+        cipher: &[u8],
+        mut plain: Vec<u8>,
+    ) -> Result<(Vec<u8>, u8), WireError> {
         if cipher.len() < ABYTES {
             return Err(WireError::new(
                 "INVALID_FRAME",
@@ -211,7 +227,8 @@ impl SodiumSecretStream {
                 "secretstream message failed to authenticate",
             ));
         }
-        let mut plain = c.to_vec();
+        plain.clear();
+        plain.extend_from_slice(c);
         self.cipher(2).apply_keystream(&mut plain);
         self.advance(tag, &mac);
         Ok((plain, tag))
@@ -257,6 +274,8 @@ pub struct SecretStream {
     len_have: usize,
     /// The body of the current frame, once its length is known.
     body: Vec<u8>,
+    /// Message buffers given back (`recycle`), to decrypt the next messages into.
+    spare: Vec<Vec<u8>>,
     body_len: Option<usize>,
     max_frame: usize,
     filter_empty: bool,
@@ -321,6 +340,7 @@ impl SecretStream {
             len_buf: [0; 3],
             len_have: 0,
             body: Vec::new(),
+            spare: Vec::new(),
             body_len: None,
             max_frame: MAX_FRAME,
             filter_empty: false,
@@ -483,9 +503,14 @@ impl SecretStream {
             if self.body.len() < len {
                 return Ok(());
             }
-            let frame = std::mem::take(&mut self.body);
+            let mut frame = std::mem::take(&mut self.body);
             self.body_len = None;
             self.on_frame(&frame, out, events)?;
+            // the next frame that arrives in pieces is gathered in the same memory
+            if frame.capacity() <= KEPT_BUFFER {
+                frame.clear();
+                self.body = frame;
+            }
         }
         Ok(())
     }
@@ -556,7 +581,8 @@ impl SecretStream {
                     .as_mut()
                     .ok_or_else(|| WireError::new("INVALID_FRAME", "message before the header"))?;
                 // secret-stream ignores the tag (it never sends anything but TAG_MESSAGE).
-                let (plain, _tag) = decrypt.pull(frame)?;
+                let buffer = self.spare.pop().unwrap_or_default();
+                let (plain, _tag) = decrypt.pull_into(frame, buffer)?;
                 if !(plain.is_empty() && self.filter_empty) {
                     events.push(StreamEvent::Message(plain));
                 }
@@ -579,6 +605,14 @@ impl SecretStream {
         });
         self.result = Some(result);
         self.phase = Phase::Header;
+    }
+
+    /// A message this stream decrypted, processed: its memory takes the next ones.
+    pub fn recycle(&mut self, mut message: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && message.capacity() <= KEPT_BUFFER {
+            message.clear();
+            self.spare.push(message);
+        }
     }
 
     /// Encrypts and frames one app message (after `Open`; empty is allowed).
