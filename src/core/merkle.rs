@@ -31,7 +31,8 @@ pub struct MerkleTree {
     pub fork: u64,
 }
 
-/// The nodes an append creates, to be written in the append's batch.
+/// The nodes an append creates, to be written in the append's batch: in index order, so
+/// RocksDB's memtable takes them as a run of ascending keys.
 pub struct Appended {
     pub tree: MerkleTree,
     pub nodes: Vec<TreeNode>,
@@ -55,15 +56,17 @@ impl MerkleTree {
     }
 
     pub fn append<'a>(&self, blocks: impl IntoIterator<Item = &'a [u8]>) -> Appended {
+        let blocks: Vec<&[u8]> = blocks.into_iter().collect();
+        let hashes = crypto::leaf_hashes(&blocks);
         let mut roots = self.roots.clone();
         let mut nodes = Vec::new();
         let mut length = self.length;
         let mut byte_length = self.byte_length;
-        for block in blocks {
+        for (block, hash) in blocks.iter().zip(hashes) {
             let leaf = TreeNode {
                 index: 2 * length,
                 size: block.len() as u64,
-                hash: crypto::leaf_hash(block),
+                hash,
             };
             length += 1;
             byte_length += leaf.size;
@@ -96,7 +99,10 @@ impl MerkleTree {
                 byte_length,
                 fork: self.fork,
             },
-            nodes,
+            nodes: {
+                nodes.sort_unstable_by_key(|n| n.index);
+                nodes
+            },
         }
     }
 

@@ -42,6 +42,29 @@ pub fn leaf_hash(block: &[u8]) -> [u8; 32] {
     hash(&[&LEAF_TYPE, &size, block])
 }
 
+/// `leaf_hash` of each block, several at once: with AVX2 four BLAKE2b states advance
+/// together, which hashes a batch of 1 KiB blocks about twice as fast as one by one.
+pub fn leaf_hashes(blocks: &[&[u8]]) -> Vec<[u8; 32]> {
+    let mut states: Vec<blake2b_simd::State> = blocks
+        .iter()
+        .map(|block| {
+            let mut state = Params::new().hash_length(32).to_state();
+            state.update(&LEAF_TYPE);
+            state.update(&(block.len() as u64).to_le_bytes());
+            state
+        })
+        .collect();
+    blake2b_simd::many::update_many(states.iter_mut().zip(blocks.iter()));
+    states
+        .iter_mut()
+        .map(|state| {
+            let mut out = [0u8; 32];
+            out.copy_from_slice(state.finalize().as_bytes());
+            out
+        })
+        .collect()
+}
+
 /// hypercore-crypto `parent(a, b)`: the hash of a parent node. Each argument is
 /// `(flat-tree index, byte size, hash)`; the one with the lower index goes first, whatever
 /// the argument order. Sizes add with wrap-around (a real tree never gets near 2^64).

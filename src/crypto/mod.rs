@@ -8,7 +8,7 @@ mod z32;
 
 pub use hash::{
     caps, corestore_namespace, crypto_namespace, derive_seed, discovery_key, hash, hash_keyed,
-    leaf_hash, namespace, parent_hash, replicate_capability, tree_hash, Caps,
+    leaf_hash, leaf_hashes, namespace, parent_hash, replicate_capability, tree_hash, Caps,
     CORESTORE_DEFAULT_NAMESPACE,
 };
 pub use sign::{
