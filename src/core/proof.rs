@@ -1359,7 +1359,7 @@ pub fn missing_nodes(nodes: &dyn NodeSource, index: u64, length: u64) -> Result<
 
 /// `missing_nodes`, also stopping at a node `coming(node)` says an answer in flight
 /// brings (docs/DECISIONS.md §40); true when it stopped there, so the proof that comes back
-/// ends in a node that must arrive first.
+/// ends in a node that may have to arrive first.
 pub fn missing_nodes_before(
     nodes: &dyn NodeSource,
     index: u64,
@@ -1372,9 +1372,14 @@ pub fn missing_nodes_before(
     }
     let mut ite = index;
     let mut count = 0;
-    while !contains(ite, head) && nodes.node(ite)?.is_none() {
+    while !contains(ite, head) {
+        // a node that is coming is not looked up (it may be held as well: the answer
+        // then verifies at once)
         if coming(ite) {
             return Ok((count, true));
+        }
+        if nodes.node(ite)?.is_some() {
+            break;
         }
         count += 1;
         match parent(ite) {
