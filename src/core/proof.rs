@@ -750,7 +750,11 @@ fn climb(mut q: Queue<'_>, first: TreeNode, out: &mut Vec<TreeNode>) -> Result<T
 
 /// Hashes the seek and block/hash paths (hypercore `verifyTree`); the node they end in,
 /// still to be checked against a trusted node. None when the proof has neither.
-fn verify_paths(proof: &Proof, out: &mut Vec<TreeNode>) -> Result<Option<TreeNode>> {
+fn verify_paths(
+    proof: &Proof,
+    leaf: Option<[u8; 32]>,
+    out: &mut Vec<TreeNode>,
+) -> Result<Option<TreeNode>> {
     if proof.block.is_some() && proof.hash.is_some() {
         return Err(invalid_proof("A proof has both a block and a hash"));
     }
@@ -765,7 +769,15 @@ fn verify_paths(proof: &Proof, out: &mut Vec<TreeNode>) -> Result<Option<TreeNod
             .filter(|&i| i < 2 * MAX_LENGTH)
             .ok_or_else(|| invalid_proof(format!("block {} is out of range", block.index)))?;
         let q = Queue::new(&block.nodes, root);
-        return Ok(Some(climb(q, leaf_node(index, &block.value), out)?));
+        let first = match leaf {
+            Some(hash) => TreeNode {
+                index,
+                size: block.value.len() as u64,
+                hash,
+            },
+            None => leaf_node(index, &block.value),
+        };
+        return Ok(Some(climb(q, first, out)?));
     }
     if let Some(hash) = &proof.hash {
         if spans(hash.index).is_none() {
@@ -1050,19 +1062,21 @@ pub fn verify_proof(
     manifest: &Manifest,
     proof: &Proof,
 ) -> Result<Verified> {
-    let mut verified = verify_paths_and_upgrade(current, nodes, manifest, proof)?;
+    let mut verified = verify_paths_and_upgrade(current, nodes, manifest, proof, None)?;
     verified.block = proof.block.as_ref().map(|b| (b.index, b.value.clone()));
     Ok(verified)
 }
 
-/// `verify_proof` of a proof not needed after: the block is moved into `Verified`.
+/// `verify_proof` of a proof not needed after: the block is moved into `Verified`. `leaf`:
+/// the block's leaf hash, when the caller computed it from `proof.block`'s value already.
 pub fn verify_owned(
     current: &MerkleTree,
     nodes: &dyn NodeSource,
     manifest: &Manifest,
     proof: Proof,
+    leaf: Option<[u8; 32]>,
 ) -> Result<Verified> {
-    let mut verified = verify_paths_and_upgrade(current, nodes, manifest, &proof)?;
+    let mut verified = verify_paths_and_upgrade(current, nodes, manifest, &proof, leaf)?;
     verified.block = proof.block.map(|b| (b.index, b.value));
     Ok(verified)
 }
@@ -1072,6 +1086,7 @@ fn verify_paths_and_upgrade(
     nodes: &dyn NodeSource,
     manifest: &Manifest,
     proof: &Proof,
+    leaf: Option<[u8; 32]>,
 ) -> Result<Verified> {
     if proof.fork != current.fork {
         return Err(invalid_proof(format!(
@@ -1080,7 +1095,7 @@ fn verify_paths_and_upgrade(
         )));
     }
     let mut out = Vec::new();
-    let mut unverified = verify_paths(proof, &mut out)?;
+    let mut unverified = verify_paths(proof, leaf, &mut out)?;
     let mut verified = Verified::default();
 
     if let Some(upgrade) = &proof.upgrade {
@@ -1254,7 +1269,7 @@ impl Reorg {
             return Ok(true);
         }
         let mut nodes = Vec::new();
-        let root = verify_paths(proof, &mut nodes)?;
+        let root = verify_paths(proof, None, &mut nodes)?;
         let diff = self.diff.as_ref().map(|d| d.hash);
         match root {
             Some(r) if Some(r.hash) == diff => {}
@@ -1293,7 +1308,7 @@ pub fn verify_reorg(
         .ok_or_else(|| invalid_proof("A fork proof needs an upgrade"))?;
     let mut out = Vec::new();
     let unverified = if proof.block.is_some() || proof.hash.is_some() || proof.seek.is_some() {
-        verify_paths(proof, &mut out)?
+        verify_paths(proof, None, &mut out)?
     } else {
         None
     };

@@ -14,7 +14,7 @@ use crate::core::hypercore::Hypercore;
 use crate::core::index_map::IntMap;
 use crate::core::merkle::NodeSource;
 use crate::core::proof::{self, Proof, ProofRequest};
-use crate::crypto::KeyPair;
+use crate::crypto::{self, KeyPair};
 use crate::error::{Error, Result};
 use crate::storage::TreeNode;
 use crate::store::{OpenRequest, Store};
@@ -568,7 +568,12 @@ impl Replicator {
             let Some(peer) = self.peers.get_mut(&session) else {
                 return Ok(());
             };
-            if let Some(event) = peer.backlog_events.pop_front() {
+            let data = take_data_run(peer);
+            if !data.is_empty() {
+                for (local_id, m) in data {
+                    self.on_message(store, session, local_id, Message::Data(m))?;
+                }
+            } else if let Some(event) = peer.backlog_events.pop_front() {
                 self.on_mux_event(store, session, event)?;
             } else if let Some(frame) = peer.backlog_frames.pop_front() {
                 let events = peer.recv_frame(frame)?;
@@ -2046,6 +2051,7 @@ impl Replicator {
         m: messages::Data,
     ) -> Result<()> {
         let pushed = m.request == 0;
+        let leaf = m.block.as_ref().and_then(|b| b.leaf);
         let proof = into_proof(m);
         if let Inflight::Reorg = kind {
             return self.on_reorg_data(store, session, local_id, handle, &proof);
@@ -2068,7 +2074,8 @@ impl Replicator {
             .upgrade
             .as_ref()
             .is_some_and(|u| u.start < core.tree().length);
-        let checked = proof::verify_owned(core.tree(), &core.nodes(storage), &manifest, proof);
+        let checked =
+            proof::verify_owned(core.tree(), &core.nodes(storage), &manifest, proof, leaf);
         let verified = match checked {
             Ok(v) => v,
             // An answer or a push that raced another upgrade (a push, or another peer's):
@@ -3022,6 +3029,49 @@ fn from_nodes(nodes: &[TreeNode]) -> Vec<messages::Node> {
         .collect()
 }
 
+/// Answers handled together: their blocks' leaf hashes are computed at once, four BLAKE2b
+/// states per AVX2 pass (docs/DECISIONS.md §41).
+const DATA_RUN: usize = 8;
+
+/// The data messages at the front of a stream's backlog (up to DATA_RUN, and none of a
+/// relayed channel's), decoded, with their blocks' leaf hashes. A message that does not
+/// decode stays in the backlog and ends the run: its error comes in its turn.
+fn take_data_run(peer: &mut Peer) -> Vec<(u64, Box<messages::Data>)> {
+    let mut run = Vec::new();
+    while run.len() < DATA_RUN {
+        let Some(MuxEvent::Message {
+            local_id,
+            message_type: messages::message_type::DATA,
+            payload,
+        }) = peer.backlog_events.front()
+        else {
+            break;
+        };
+        if peer.relays.contains(local_id) {
+            break;
+        }
+        let Ok(Some(Message::Data(m))) = Message::decode(messages::message_type::DATA, payload)
+        else {
+            break;
+        };
+        run.push((*local_id, m));
+        peer.backlog_events.pop_front();
+    }
+    if run.len() > 1 {
+        let values: Vec<&[u8]> = run
+            .iter()
+            .filter_map(|(_, m)| m.block.as_ref().map(|b| b.value.as_slice()))
+            .collect();
+        let mut hashes = crypto::leaf_hashes(&values).into_iter();
+        for (_, m) in &mut run {
+            if let Some(b) = m.block.as_mut() {
+                b.leaf = hashes.next();
+            }
+        }
+    }
+    run
+}
+
 /// The node the proof of an answer to a plain block request ends in (docs/DECISIONS.md
 /// §40); None for other answers.
 fn parkable_end(m: &messages::Data) -> Option<u64> {
@@ -3133,6 +3183,7 @@ fn answer_request(core: &Hypercore, store: &Store, m: &messages::Request) -> Mes
                 index: b.index,
                 value: b.value,
                 nodes: from_nodes(&b.nodes),
+                leaf: None,
             }),
             hash: p.hash.map(|h| messages::DataHash {
                 index: h.index,

@@ -193,6 +193,9 @@ pub struct DataBlock {
     pub index: u64,
     pub value: Vec<u8>,
     pub nodes: Vec<Node>,
+    /// The block's leaf hash when the receiver computed it already, with those of the
+    /// answers around it (not on the wire).
+    pub leaf: Option<[u8; 32]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -414,6 +417,7 @@ impl WireMessage for Data {
                 index: r.uint()?,
                 value: r.buffer()?.to_vec(),
                 nodes: decode_nodes(r)?,
+                leaf: None,
             })
         } else {
             None
@@ -763,6 +767,7 @@ pub(crate) mod tests {
                     index: j.get("index").u64(),
                     value: from_hex(j.get("value").str()).unwrap(),
                     nodes: nodes(j.get("nodes")),
+                    leaf: None,
                 }),
                 hash: opt(v.get("hash"), |j| DataHash {
                     index: j.get("index").u64(),
