@@ -110,6 +110,11 @@ impl Coming {
         !self.parked.is_empty()
     }
 
+    /// How many answers are parked.
+    pub fn parked(&self) -> usize {
+        self.parked.len()
+    }
+
     /// The parked answers, lowest block first (an earlier block's proof brings the nodes a
     /// later one ends in).
     pub fn take_parked(&mut self) -> Vec<Parked> {

@@ -1197,7 +1197,7 @@ impl Replicator {
             // as hypercore, the manifest alone only from an empty peer: a longer one sends
             // it with the upgrade, which asks for it too (one request where two were sent)
             let manifest_only = r.synced && needs_manifest && r.has_manifest && r.length == 0;
-            if !(longer || manifest_only) || ch.paused || ch.inflight.len() >= MAX_INFLIGHT {
+            if !(longer || manifest_only) || ch.paused || ch.holding() >= MAX_INFLIGHT {
                 continue;
             }
             let (remote_length, remote_has_manifest) = (r.length, r.has_manifest);
@@ -1289,7 +1289,7 @@ impl Replicator {
             .collect();
         let free: usize = serving
             .iter()
-            .map(|ch| limit.saturating_sub(ch.inflight.len()))
+            .map(|ch| limit.saturating_sub(ch.holding()))
             .sum();
         if free == 0 {
             return;
@@ -1388,7 +1388,7 @@ impl Replicator {
                 }
                 // Blocks past our length wait for the upgrade (asked for below), so that
                 // no two requests carry upgrades that race each other.
-                if ch.inflight.len() >= limit || index >= r.length || index >= state.length {
+                if ch.holding() >= limit || index >= r.length || index >= state.length {
                     continue;
                 }
                 let remote_has_manifest = r.has_manifest;
@@ -1510,7 +1510,7 @@ impl Replicator {
             let Some(ch) = self.channel_mut(session, local_id) else {
                 continue;
             };
-            if ch.inflight.len() >= idle {
+            if ch.holding() >= idle {
                 continue;
             }
             let mine: HashSet<u64> = ch.blocks_in_flight().collect();
@@ -1563,7 +1563,7 @@ impl Replicator {
             picks.sort_unstable();
             picks.dedup_by_key(|p| p.2 .0);
             let room = match pace {
-                Some(_) => idle - ch.inflight.len(),
+                Some(_) => idle.saturating_sub(ch.holding()),
                 None => HOTSWAP_PROBES.saturating_sub(ch.swapped.len()),
             };
             picks.truncate(room);

@@ -173,6 +173,12 @@ impl Channel {
         self.coming.add(id, index, nodes, relies);
     }
 
+    /// Requests in flight and answers parked until what they need comes: what the
+    /// in-flight limits bound (a parked answer holds its block as a request's answer would).
+    pub fn holding(&self) -> usize {
+        self.inflight.len() + self.coming.parked()
+    }
+
     /// Request `id` is answered, refused or given up: what it was for, and whether it
     /// asked for fewer nodes because another request brings the rest.
     pub fn forget(&mut self, id: u64) -> Option<(Inflight, bool)> {
