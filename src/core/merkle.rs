@@ -92,6 +92,7 @@ impl MerkleTree {
                 roots.push(parent);
             }
         }
+        nodes.sort_unstable_by_key(|n| n.index);
         Appended {
             tree: MerkleTree {
                 roots,
@@ -99,10 +100,7 @@ impl MerkleTree {
                 byte_length,
                 fork: self.fork,
             },
-            nodes: {
-                nodes.sort_unstable_by_key(|n| n.index);
-                nodes
-            },
+            nodes,
         }
     }
 

@@ -141,18 +141,6 @@ impl Coming {
             }
         }
     }
-
-    /// The channel closes: every parked answer's block, to be asked of others.
-    pub fn drain_parked(&mut self) -> Vec<u64> {
-        let parked = std::mem::take(&mut self.parked);
-        parked
-            .into_iter()
-            .map(|p| {
-                self.remove(p.id);
-                p.index
-            })
-            .collect()
-    }
 }
 
 /// The nodes a verified proof of `leaf` with `nodes` uncles adds to what we hold: each

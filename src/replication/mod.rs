@@ -1006,7 +1006,8 @@ impl Replicator {
                         _ => {}
                     }
                 }
-                match self.clear_inflight(session, local_id, handle, m.request) {
+                let refused = self.forget_request(session, local_id, handle, m.request);
+                match refused.map(|(kind, _)| kind) {
                     Some(Inflight::Block(i)) => {
                         // The peer does not have it after all: stop asking it, ask others.
                         if let Some(ch) = self.channel_mut(session, local_id) {
@@ -1835,19 +1836,9 @@ impl Replicator {
         }
     }
 
-    fn clear_inflight(
-        &mut self,
-        session: u32,
-        local_id: u64,
-        handle: u32,
-        request: u64,
-    ) -> Option<Inflight> {
-        self.forget_request(session, local_id, handle, request)
-            .map(|(inflight, _)| inflight)
-    }
-
-    /// `clear_inflight`, and whether the request asked for fewer nodes because another
-    /// one in flight brings the rest (docs/DECISIONS.md §40).
+    /// A request is answered or refused: it is in flight no more. What it was for, and
+    /// whether it asked for fewer nodes because another one in flight brings the rest
+    /// (docs/DECISIONS.md §40).
     fn forget_request(
         &mut self,
         session: u32,
@@ -1989,7 +1980,13 @@ impl Replicator {
                     Ok(Some(_)) => {
                         took = true;
                         let kind = Inflight::Block(index);
-                        self.verify_answer(store, session, local_id, handle, kind, p.data)
+                        let taken =
+                            self.verify_answer(store, session, local_id, handle, kind, p.data);
+                        // what it brings is held now, or will not be
+                        if let Some(ch) = self.channel_mut(session, local_id) {
+                            ch.coming.remove(id);
+                        }
+                        taken
                     }
                     Ok(None) => {
                         if let Some(ch) = self.channel_mut(session, local_id) {
@@ -1998,20 +1995,13 @@ impl Replicator {
                         continue;
                     }
                     Err(e) => {
-                        self.rewant(handle, index);
+                        self.give_up_parked(session, local_id, handle, id, index);
                         Err(e)
                     }
                 };
-                // taken or given up: what it brings is no longer coming
-                if let Some(ch) = self.channel_mut(session, local_id) {
-                    ch.coming.remove(id);
-                }
                 if let Err(e) = taken {
                     for p in parked {
-                        if let Some(ch) = self.channel_mut(session, local_id) {
-                            ch.coming.remove(p.id);
-                        }
-                        self.rewant(handle, p.index);
+                        self.give_up_parked(session, local_id, handle, p.id, p.index);
                     }
                     self.release_orphans(session, local_id, handle);
                     self.schedule(store, handle);
@@ -2025,6 +2015,15 @@ impl Replicator {
                 return Ok(());
             }
         }
+    }
+
+    /// A parked answer is dropped: what it brings is no longer coming, its block is wanted
+    /// again.
+    fn give_up_parked(&mut self, session: u32, local_id: u64, handle: u32, id: u64, index: u64) {
+        if let Some(ch) = self.channel_mut(session, local_id) {
+            ch.coming.remove(id);
+        }
+        self.rewant(handle, index);
     }
 
     /// The blocks of answers parked on a channel that nothing in flight completes any
@@ -2661,14 +2660,13 @@ impl Replicator {
         let Some(peer) = self.peers.get_mut(&session) else {
             return;
         };
-        let Some(ch) = peer.channels.remove(&local_id) else {
+        let Some(mut ch) = peer.channels.remove(&local_id) else {
             return;
         };
         peer.by_handle.remove(&ch.handle);
         self.retire_stats(&ch);
-        let mut ch = ch;
-        for index in ch.coming.drain_parked() {
-            self.rewant(ch.handle, index);
+        for parked in ch.coming.take_parked() {
+            self.rewant(ch.handle, parked.index);
         }
         for (_, inflight) in ch.inflight {
             match inflight {

@@ -192,19 +192,11 @@ impl SodiumSecretStream {
     }
 
     /// `pull` (no associated data): the message and its tag, or an error for a ciphertext
-    /// that is too short or fails to authenticate (the state is unchanged then).
-    pub fn pull(&mut self, cipher: &[u8]) -> Result<(Vec<u8>, u8), WireError> {
-        self.pull_into(cipher, Vec::new())
-    }
-
-    /// `pull`, into `plain` (cleared first): a buffer a finished message gave back, so
-    /// that a stream of large messages does not allocate (and fault in) fresh memory for
-    /// each.
-    pub fn pull_into(
-        &mut self,
-        cipher: &[u8],
-        mut plain: Vec<u8>,
-    ) -> Result<(Vec<u8>, u8), WireError> {
+    /// that is too short or fails to authenticate (the state is unchanged then). The
+    /// message is written into `plain` (cleared first): a buffer a finished message gave
+    /// back, so that a stream of large messages does not allocate (and fault in) fresh
+    /// memory for each.
+    pub fn pull(&mut self, cipher: &[u8], mut plain: Vec<u8>) -> Result<(Vec<u8>, u8), WireError> {
         if cipher.len() < ABYTES {
             return Err(WireError::new(
                 "INVALID_FRAME",
@@ -582,7 +574,7 @@ impl SecretStream {
                     .ok_or_else(|| WireError::new("INVALID_FRAME", "message before the header"))?;
                 // secret-stream ignores the tag (it never sends anything but TAG_MESSAGE).
                 let buffer = self.spare.pop().unwrap_or_default();
-                let (plain, _tag) = decrypt.pull_into(frame, buffer)?;
+                let (plain, _tag) = decrypt.pull(frame, buffer)?;
                 if !(plain.is_empty() && self.filter_empty) {
                     events.push(StreamEvent::Message(plain));
                 }
@@ -1100,7 +1092,7 @@ mod tests {
             let mut mine = Vec::new();
             push.push(&m, tag, &mut mine);
             assert_eq!(mine, c, "push of item {count}");
-            let (plain, got_tag) = pull.pull(&c).unwrap();
+            let (plain, got_tag) = pull.pull(&c, Vec::new()).unwrap();
             assert_eq!(plain, m);
             assert_eq!(got_tag, tag);
             count += 1;
