@@ -241,6 +241,9 @@ pub struct Replicator {
     requested_at: IntMap<(u32, u64), u64>,
     /// When each core's last hotswap pass ran (ms since the epoch).
     hotswapped_at: HashMap<u32, u64>,
+    /// Cores whose last hotswap pass was skipped for coming too soon after the one before:
+    /// the next message on any of their channels runs it (nothing else may come to).
+    hotswap_owed: HashSet<u32>,
     /// The stats of channels gone, per core: a core's stats are these plus its live
     /// channels' (hypercore's replicator.stats count for as long as the core is open).
     retired_stats: HashMap<u32, WireStats>,
@@ -987,6 +990,21 @@ impl Replicator {
         };
         ch.stats.received(message.message_type());
         let handle = ch.handle;
+        let handled = self.handle_message(store, session, local_id, handle, message);
+        if self.hotswap_owed.contains(&handle) {
+            self.hotswap(store, handle);
+        }
+        handled
+    }
+
+    fn handle_message(
+        &mut self,
+        store: &mut Store,
+        session: u32,
+        local_id: u64,
+        handle: u32,
+        message: Message,
+    ) -> Result<()> {
         match message {
             Message::Sync(m) => self.on_sync(store, session, local_id, handle, m),
             Message::Request(m) => self.on_request(store, session, local_id, handle, m),
@@ -1472,8 +1490,10 @@ impl Replicator {
     /// as fast (in ms per block sent; a silent peer grows slower by the ms), and only
     /// requests older than two of its own blocks: a slow peer never takes over a fast one's.
     /// A peer that has sent nothing yet takes over a few requests a second old (two at a
-    /// time).
+    /// time). A pass too soon after the last one is owed, not dropped: a block given up
+    /// by its taker (an orphaned parked answer) may have nothing else to ask for it again.
     fn hotswap(&mut self, store: &mut Store, handle: u32) {
+        self.hotswap_owed.remove(&handle);
         if self.push_only.contains(&handle) {
             return;
         }
@@ -1483,7 +1503,10 @@ impl Replicator {
         }
         let now = now_ms();
         match self.hotswapped_at.get(&handle) {
-            Some(&at) if now.saturating_sub(at) < HOTSWAP_INTERVAL_MS => return,
+            Some(&at) if now.saturating_sub(at) < HOTSWAP_INTERVAL_MS => {
+                self.hotswap_owed.insert(handle);
+                return;
+            }
             _ => {}
         }
         // counted from here, one peer or many: this runs after every block received
