@@ -24,9 +24,8 @@
 pub use super::noise::WireError;
 use super::noise::{Handshake, HandshakeResult, MAX_HANDSHAKE_MESSAGE};
 use crate::crypto::{self, KeyPair};
-use chacha20::cipher::consts::U10;
 use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
-use chacha20::ChaCha20;
+use chacha20::{ChaCha20, R20};
 use poly1305::universal_hash::{KeyInit, UniversalHash};
 use poly1305::Poly1305;
 use std::sync::OnceLock;
@@ -103,7 +102,7 @@ impl SodiumSecretStream {
     pub fn new(key: &[u8; 32], header: &[u8; HEADERBYTES]) -> SodiumSecretStream {
         let mut input = [0u8; 16];
         input.copy_from_slice(&header[..16]);
-        let subkey = chacha20::hchacha::<U10>(key.into(), &input.into());
+        let subkey = chacha20::hchacha::<R20>(key.into(), &input.into());
         let mut k = [0u8; 32];
         k.copy_from_slice(&subkey);
         let mut nonce = [0u8; 12];
