@@ -244,6 +244,9 @@ pub struct Replicator {
     /// Cores whose last hotswap pass was skipped for coming too soon after the one before:
     /// the next message on any of their channels runs it (nothing else may come to).
     hotswap_owed: HashSet<u32>,
+    /// Hotswap passes tried (run or skipped): a message whose handling tried one does not
+    /// try again for what is owed.
+    hotswap_tries: u64,
     /// The stats of channels gone, per core: a core's stats are these plus its live
     /// channels' (hypercore's replicator.stats count for as long as the core is open).
     retired_stats: HashMap<u32, WireStats>,
@@ -990,8 +993,9 @@ impl Replicator {
         };
         ch.stats.received(message.message_type());
         let handle = ch.handle;
+        let tries = self.hotswap_tries;
         let handled = self.handle_message(store, session, local_id, handle, message);
-        if self.hotswap_owed.contains(&handle) {
+        if self.hotswap_tries == tries && self.hotswap_owed.contains(&handle) {
             self.hotswap(store, handle);
         }
         handled
@@ -1493,6 +1497,7 @@ impl Replicator {
     /// time). A pass too soon after the last one is owed, not dropped: a block given up
     /// by its taker (an orphaned parked answer) may have nothing else to ask for it again.
     fn hotswap(&mut self, store: &mut Store, handle: u32) {
+        self.hotswap_tries += 1;
         self.hotswap_owed.remove(&handle);
         if self.push_only.contains(&handle) {
             return;
