@@ -38,6 +38,14 @@ pub struct Appended {
     pub nodes: Vec<TreeNode>,
 }
 
+/// A parent node an append creates: where it is in the append's list of nodes, its depth
+/// in the tree, and where its two children are.
+struct Parent {
+    at: usize,
+    depth: u64,
+    children: (usize, usize),
+}
+
 impl MerkleTree {
     /// The tree of `length` blocks, its roots read from storage.
     pub fn load(source: &dyn NodeSource, length: u64, fork: u64) -> Result<MerkleTree> {
@@ -58,8 +66,15 @@ impl MerkleTree {
     pub fn append<'a>(&self, blocks: impl IntoIterator<Item = &'a [u8]>) -> Appended {
         let blocks: Vec<&[u8]> = blocks.into_iter().collect();
         let hashes = crypto::leaf_hashes(&blocks);
-        let mut roots = self.roots.clone();
-        let mut nodes = Vec::new();
+        // The tree's shape does not depend on hashes: place every new node first, then hash
+        // the parents a level at a time, where all their children are known, many at once.
+        // `all` holds the old roots and then the new nodes; `roots` and `parents` point
+        // into it.
+        let old = self.roots.len();
+        let mut all = self.roots.clone();
+        all.reserve(2 * blocks.len());
+        let mut roots: Vec<usize> = (0..old).collect();
+        let mut parents: Vec<Parent> = Vec::with_capacity(blocks.len());
         let mut length = self.length;
         let mut byte_length = self.byte_length;
         for (block, hash) in blocks.iter().zip(hashes) {
@@ -70,28 +85,42 @@ impl MerkleTree {
             };
             length += 1;
             byte_length += leaf.size;
-            nodes.push(leaf.clone());
-            roots.push(leaf);
+            roots.push(all.len());
+            all.push(leaf);
             // Two trailing roots that are siblings become their parent.
-            while roots.len() >= 2 {
-                let b = &roots[roots.len() - 1];
-                let a = &roots[roots.len() - 2];
+            while let [.., l, r] = roots[..] {
+                let (a, b) = (&all[l], &all[r]);
                 if flat_tree::sibling(b.index) != a.index {
                     break;
                 }
-                let parent = TreeNode {
-                    index: flat_tree::parent(a.index),
-                    size: a.size + b.size,
-                    hash: crypto::parent_hash(
-                        (a.index, a.size, &a.hash),
-                        (b.index, b.size, &b.hash),
-                    ),
-                };
+                let index = flat_tree::parent(a.index);
+                let size = a.size + b.size;
+                parents.push(Parent {
+                    at: all.len(),
+                    depth: flat_tree::depth(index),
+                    children: (l, r),
+                });
                 roots.truncate(roots.len() - 2);
-                nodes.push(parent.clone());
-                roots.push(parent);
+                roots.push(all.len());
+                all.push(TreeNode {
+                    index,
+                    size,
+                    hash: [0; 32],
+                });
             }
         }
+        parents.sort_by_key(|p| p.depth);
+        for level in parents.chunk_by(|a, b| a.depth == b.depth) {
+            let hashes = crypto::parent_hashes(level.iter().map(|p| {
+                let (a, b) = (&all[p.children.0], &all[p.children.1]);
+                ((a.index, a.size, &a.hash), (b.index, b.size, &b.hash))
+            }));
+            for (p, hash) in level.iter().zip(hashes) {
+                all[p.at].hash = hash;
+            }
+        }
+        let roots = roots.iter().map(|&i| all[i].clone()).collect();
+        let mut nodes = all.split_off(old);
         nodes.sort_unstable_by_key(|n| n.index);
         Appended {
             tree: MerkleTree {
@@ -216,4 +245,70 @@ pub fn stale_ancestors(length: u64) -> Vec<u64> {
         i = flat_tree::parent(i);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The node at flat-tree `index` over `blocks`, hashed from its leaves up one by one.
+    fn reference(blocks: &[Vec<u8>], index: u64) -> TreeNode {
+        match flat_tree::children(index) {
+            None => {
+                let block = &blocks[(index / 2) as usize];
+                TreeNode {
+                    index,
+                    size: block.len() as u64,
+                    hash: crypto::leaf_hash(block),
+                }
+            }
+            Some((l, r)) => {
+                let (a, b) = (reference(blocks, l), reference(blocks, r));
+                TreeNode {
+                    index,
+                    size: a.size + b.size,
+                    hash: crypto::parent_hash(
+                        (a.index, a.size, &a.hash),
+                        (b.index, b.size, &b.hash),
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Appends split into batches of every shape give the nodes and roots that hashing
+    /// each node from its leaves gives.
+    #[test]
+    fn batched_appends_build_the_tree_node_by_node() {
+        let blocks: Vec<Vec<u8>> = (0..70u32)
+            .map(|i| vec![i as u8; 1 + (i as usize * 37) % 300])
+            .collect();
+        for split in [1usize, 3, 8, 16, 33, 70] {
+            let mut tree = MerkleTree::default();
+            let mut written = Vec::new();
+            for batch in blocks.chunks(split) {
+                let appended = tree.append(batch.iter().map(|b| b.as_slice()));
+                assert!(appended.nodes.windows(2).all(|w| w[0].index < w[1].index));
+                written.extend(appended.nodes);
+                tree = appended.tree;
+            }
+            assert_eq!(tree.length, 70);
+            // every node whose leaves are all there, once
+            let expected: Vec<TreeNode> = (0..140)
+                .filter(|&i| flat_tree::right_span(i) < 140)
+                .map(|i| reference(&blocks, i))
+                .collect();
+            written.sort_unstable_by_key(|n| n.index);
+            assert_eq!(written, expected, "split {split}");
+            let roots: Vec<TreeNode> = flat_tree::full_roots_for_length(70)
+                .into_iter()
+                .map(|i| reference(&blocks, i))
+                .collect();
+            assert_eq!(tree.roots, roots, "split {split}");
+            assert_eq!(
+                tree.byte_length,
+                blocks.iter().map(|b| b.len() as u64).sum::<u64>()
+            );
+        }
+    }
 }

@@ -36,7 +36,10 @@ impl NodeCache {
 
     pub fn insert(&mut self, index: u64, entry: Option<TreeNode>) {
         if self.recent.len() >= GENERATION && !self.recent.contains_key(&index) {
-            self.older = std::mem::take(&mut self.recent);
+            // the dropped generation's table becomes the new recent one: a fresh map would
+            // grow (rehashing) all the way to GENERATION entries again
+            std::mem::swap(&mut self.older, &mut self.recent);
+            self.recent.clear();
         }
         self.recent.insert(index, entry);
     }

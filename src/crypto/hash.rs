@@ -1,6 +1,8 @@
 //! BLAKE2b-256 hashing as hypercore-crypto, hypercore's caps and corestore use it
 //! (libsodium `crypto_generichash`, optionally keyed, over the concatenation of the parts).
 
+#[cfg(target_arch = "x86_64")]
+use super::blake2b_x8;
 use blake2b_simd::many::{hash_many, HashManyJob};
 use blake2b_simd::Params;
 use std::sync::OnceLock;
@@ -43,14 +45,12 @@ pub fn leaf_hash(block: &[u8]) -> [u8; 32] {
     hash(&[&LEAF_TYPE, &size, block])
 }
 
-/// `leaf_hash` of each block, several at once: with AVX2 four BLAKE2b states advance
-/// together. Each leaf's input (type, size, block) is first laid out whole, so that every
-/// compression of it, its first and last too, runs four at a time: 1000 1 KiB blocks hash
-/// in 0.50 ms this way, 0.75 ms when the states took the type and size one by one first
-/// (`update_many`), and 1.56 ms one by one.
+/// `leaf_hash` of each block, several at once. Each leaf's input (type, size, block) is
+/// first laid out whole, so that every compression of it, its first and last too, runs
+/// together with other leaves' (`hash_each`): 1000 1 KiB blocks hash in 0.28 ms eight at a
+/// time with AVX-512, 0.55 ms four at a time with AVX2, 0.75 ms when the states took the
+/// type and size one by one first (`update_many`), and 1.56 ms one by one.
 pub fn leaf_hashes(blocks: &[&[u8]]) -> Vec<[u8; 32]> {
-    let mut params = Params::new();
-    params.hash_length(32);
     let total: usize = blocks.iter().map(|b| LEAF_PREFIX + b.len()).sum();
     let mut inputs = Vec::with_capacity(total);
     let mut ends = Vec::with_capacity(blocks.len());
@@ -60,23 +60,91 @@ pub fn leaf_hashes(blocks: &[&[u8]]) -> Vec<[u8; 32]> {
         inputs.extend_from_slice(block);
         ends.push(inputs.len());
     }
+    hash_each(&split_at_ends(&inputs, &ends))
+}
+
+/// `parent_hash` of each pair, several at once (the parents of one level of a tree).
+pub fn parent_hashes<'a>(
+    pairs: impl ExactSizeIterator<Item = ((u64, u64, &'a [u8; 32]), (u64, u64, &'a [u8; 32]))>,
+) -> Vec<[u8; 32]> {
+    let mut inputs = Vec::with_capacity(pairs.len() * PARENT_INPUT);
+    let mut ends = Vec::with_capacity(pairs.len());
+    for (a, b) in pairs {
+        let (a, b) = if a.0 > b.0 { (b, a) } else { (a, b) };
+        inputs.extend_from_slice(&PARENT_TYPE);
+        inputs.extend_from_slice(&a.1.wrapping_add(b.1).to_le_bytes());
+        inputs.extend_from_slice(a.2);
+        inputs.extend_from_slice(b.2);
+        ends.push(inputs.len());
+    }
+    hash_each(&split_at_ends(&inputs, &ends))
+}
+
+/// A parent's type byte, its size and its children's hashes.
+const PARENT_INPUT: usize = 1 + 8 + 32 + 32;
+
+/// The pieces of `bytes` that end at each of `ends` (ascending, each within `bytes`).
+fn split_at_ends<'a>(bytes: &'a [u8], ends: &[usize]) -> Vec<&'a [u8]> {
     let mut start = 0;
-    let mut jobs: Vec<HashManyJob> = ends
-        .iter()
+    ends.iter()
         .map(|&end| {
-            let job = HashManyJob::new(&params, &inputs[start..end]);
+            let piece = &bytes[start..end];
             start = end;
-            job
-        })
-        .collect();
-    hash_many(jobs.iter_mut());
-    jobs.iter()
-        .map(|job| {
-            let mut out = [0u8; 32];
-            out.copy_from_slice(job.to_hash().as_bytes());
-            out
+            piece
         })
         .collect()
+}
+
+/// Unkeyed BLAKE2b-256 of each input. Where the CPU has AVX-512, eight inputs that span
+/// the same number of 128-byte blocks hash together; what is left (and everything on
+/// other CPUs) goes four at a time with AVX2, or one by one without it.
+fn hash_each(inputs: &[&[u8]]) -> Vec<[u8; 32]> {
+    let mut out = vec![[0u8; 32]; inputs.len()];
+    let rest = hash_eights(inputs, &mut out);
+    let mut params = Params::new();
+    params.hash_length(32);
+    let mut jobs: Vec<HashManyJob> = rest
+        .iter()
+        .map(|&i| HashManyJob::new(&params, inputs[i]))
+        .collect();
+    hash_many(jobs.iter_mut());
+    for (&i, job) in rest.iter().zip(&jobs) {
+        out[i].copy_from_slice(job.to_hash().as_bytes());
+    }
+    out
+}
+
+/// Hashes the inputs it can eight at a time into `out`; returns the indexes of the others.
+#[cfg(target_arch = "x86_64")]
+fn hash_eights(inputs: &[&[u8]], out: &mut [[u8; 32]]) -> Vec<usize> {
+    if inputs.len() < 8 || !blake2b_x8::available() {
+        return (0..inputs.len()).collect();
+    }
+    let blocks = |i: &usize| blake2b_x8::blocks(inputs[*i].len());
+    let mut order: Vec<usize> = (0..inputs.len()).collect();
+    // stable and linear on the usual batch, whose inputs all have one size
+    order.sort_by_key(blocks);
+    let mut rest = Vec::new();
+    for group in order.chunk_by(|a, b| blocks(a) == blocks(b)) {
+        for eight in group.chunks(8) {
+            let Ok(eight) = <&[usize; 8]>::try_from(eight) else {
+                rest.extend_from_slice(eight);
+                continue;
+            };
+            // SAFETY: available() saw AVX-512F on this CPU; the eight inputs span the
+            // same number of blocks
+            let hashes = unsafe { blake2b_x8::hash8(eight.map(|i| inputs[i])) };
+            for (&i, hash) in eight.iter().zip(hashes) {
+                out[i] = hash;
+            }
+        }
+    }
+    rest
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn hash_eights(inputs: &[&[u8]], _out: &mut [[u8; 32]]) -> Vec<usize> {
+    (0..inputs.len()).collect()
 }
 
 /// A leaf's type byte and its size as a u64.

@@ -1,6 +1,8 @@
 //! The crypto of hypercore and corestore, byte-identical to hypercore-crypto, hypercore's
 //! caps, corestore's key derivation and the z32 id encoding.
 
+#[cfg(target_arch = "x86_64")]
+mod blake2b_x8;
 pub mod block_encryption;
 mod hash;
 mod sign;
@@ -8,8 +10,8 @@ mod z32;
 
 pub use hash::{
     caps, corestore_namespace, crypto_namespace, derive_seed, discovery_key, hash, hash_keyed,
-    leaf_hash, leaf_hashes, namespace, parent_hash, replicate_capability, tree_hash, Caps,
-    CORESTORE_DEFAULT_NAMESPACE,
+    leaf_hash, leaf_hashes, namespace, parent_hash, parent_hashes, replicate_capability, tree_hash,
+    Caps, CORESTORE_DEFAULT_NAMESPACE,
 };
 pub use sign::{
     expand_seed, fill_random, key_pair_from_seed, random_bytes32, random_key_pair, sign,

@@ -173,8 +173,42 @@ fn leaf_hashes_of_a_batch_are_each_blocks_leaf_hash() {
         let one_by_one: Vec<[u8; 32]> = refs.iter().map(|b| leaf_hash(b)).collect();
         assert_eq!(leaf_hashes(&refs), one_by_one, "{count} blocks");
     }
+    // batches where whole groups of eight share a block count, mixed with odd ones
+    for count in [8usize, 16, 17, 100] {
+        let blocks: Vec<Vec<u8>> = (0..count)
+            .map(|i| vec![i as u8; [1024, 1024, 1024, 119, 1024, 5000, 1024, 120][i % 8]])
+            .collect();
+        let refs: Vec<&[u8]> = blocks.iter().map(|b| b.as_slice()).collect();
+        let one_by_one: Vec<[u8; 32]> = refs.iter().map(|b| leaf_hash(b)).collect();
+        assert_eq!(leaf_hashes(&refs), one_by_one, "{count} blocks");
+    }
     assert_eq!(tree_hash(&[]), hash(&[&[2u8]]));
     assert_eq!(from_hex("0aFf"), Some(vec![10, 255]));
     assert_eq!(from_hex("0"), None);
     assert_eq!(from_hex("zz"), None);
+}
+
+#[test]
+fn parent_hashes_of_a_level_are_each_pairs_parent_hash() {
+    for count in [0usize, 1, 7, 8, 9, 24] {
+        let hashes: Vec<[u8; 32]> = (0..2 * count).map(|i| hash(&[&[i as u8]])).collect();
+        let pairs: Vec<_> = (0..count)
+            .map(|i| {
+                let a = (4 * i as u64, 3 + i as u64, &hashes[2 * i]);
+                let b = (4 * i as u64 + 2, 5, &hashes[2 * i + 1]);
+                // either order: the lower index goes first
+                if i % 2 == 0 {
+                    (a, b)
+                } else {
+                    (b, a)
+                }
+            })
+            .collect();
+        let one_by_one: Vec<[u8; 32]> = pairs.iter().map(|&(a, b)| parent_hash(a, b)).collect();
+        assert_eq!(
+            parent_hashes(pairs.into_iter()),
+            one_by_one,
+            "{count} pairs"
+        );
+    }
 }
