@@ -406,9 +406,6 @@ impl Hypercore {
         let (sig, adopted) = self.sign_head(storage, with, &tree, &mut batch)?;
 
         let start = self.tree.length;
-        for (i, block) in blocks.iter().enumerate() {
-            batch.put_block(self.data_pointer, start + i as u64, block);
-        }
         for node in &appended.nodes {
             batch.put_tree_node(self.data_pointer, node);
         }
@@ -423,7 +420,7 @@ impl Hypercore {
             self.contiguous_length
         };
         let timestamp = self.put_head(&mut batch, &tree, &sig);
-        storage.write(batch)?;
+        storage.write_with_blocks(batch, self.data_pointer, start, blocks)?;
         self.head_timestamp = timestamp;
 
         let mut cache = self.node_cache.borrow_mut();

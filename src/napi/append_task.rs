@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{AsyncTask, Buffer};
+use napi::bindgen_prelude::{AsyncTask, BufferSlice};
 use napi::{Env, Task};
 use napi_derive::napi;
 
@@ -92,7 +92,7 @@ impl OffThread {
     /// the promise resolves once they are stored. The caller keeps appends to one core in
     /// order (lib/hypercore.js waits for one before the next).
     #[napi(ts_return_type = "Promise<AppendOut>")]
-    pub fn append(&self, handle: u32, blocks: Vec<Buffer>) -> AsyncTask<AppendTask> {
+    pub fn append(&self, handle: u32, blocks: Vec<BufferSlice>) -> AsyncTask<AppendTask> {
         let total = blocks.iter().map(|b| b.len()).sum();
         let mut bytes = Vec::with_capacity(total);
         let mut ends = Vec::with_capacity(blocks.len());

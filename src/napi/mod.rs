@@ -275,7 +275,7 @@ impl NativeStore {
     }
 
     #[napi]
-    pub fn append(&self, handle: u32, blocks: Vec<Buffer>) -> Result<CoreStateOut> {
+    pub fn append(&self, handle: u32, blocks: Vec<BufferSlice>) -> Result<CoreStateOut> {
         let slices: Vec<&[u8]> = blocks.iter().map(|b| b.as_ref()).collect();
         let state = self.engine().append(handle, &slices).map_err(js_error)?;
         Ok(state_out(state))

@@ -1,7 +1,7 @@
 //! N-API for named and atomic sessions (hypercore's session states) and atoms. A state is
 //! addressed by the handle `stateCreate` returns; its core keeps its own handle.
 
-use napi::bindgen_prelude::Buffer;
+use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi_derive::napi;
 
 use super::convert::{js_error, uint_in};
@@ -200,7 +200,7 @@ impl NativeStore {
     }
 
     #[napi]
-    pub fn state_append(&self, state: u32, blocks: Vec<Buffer>) -> Result<StateOut> {
+    pub fn state_append(&self, state: u32, blocks: Vec<BufferSlice>) -> Result<StateOut> {
         let mut engine = self.engine();
         let e = &mut *engine;
         let slices: Vec<&[u8]> = blocks.iter().map(|b| b.as_ref()).collect();

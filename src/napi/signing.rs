@@ -3,7 +3,7 @@
 //! `signature`. The engine checks both as hypercore does (`Verifier.sign`, the signature
 //! against the new tree) before anything is written.
 
-use napi::bindgen_prelude::Buffer;
+use napi::bindgen_prelude::{Buffer, BufferSlice};
 use napi_derive::napi;
 
 use super::convert::{js_error, key_pair_in, state_out, uint_in, Code, CoreStateOut, KeyPairIn};
@@ -56,7 +56,7 @@ impl NativeStore {
     pub fn append_signed(
         &self,
         handle: u32,
-        blocks: Vec<Buffer>,
+        blocks: Vec<BufferSlice>,
         opts: SignOptions,
     ) -> Result<CoreStateOut> {
         let mut engine = self.engine();

@@ -70,6 +70,12 @@ pub enum BatchOp {
     DeleteRange(Vec<u8>, Vec<u8>),
 }
 
+/// RocksDB's WriteBatch: a 12-byte header (sequence number and count), and per operation
+/// a tag, a column family id and two varint lengths (at most 5 bytes each) besides the
+/// key and value.
+const BATCH_HEADER: usize = 12;
+const BATCH_OP_OVERHEAD: usize = 16;
+
 /// A set of changes applied atomically by [`Storage::write`] as one RocksDB WriteBatch,
 /// in insertion order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -90,20 +96,20 @@ impl Batch {
         self.ops.len()
     }
 
-    /// An upper bound of the bytes RocksDB's WriteBatch takes for these operations: a
-    /// 12-byte header, and per operation a tag, a column family id and two varint
-    /// lengths (at most 5 bytes each) besides the key and value.
+    /// An upper bound of the bytes RocksDB's WriteBatch takes for these operations.
     fn encoded_len(&self) -> usize {
-        12 + self
-            .ops
-            .iter()
-            .map(|op| {
-                16 + match op {
-                    BatchOp::Put(k, v) | BatchOp::DeleteRange(k, v) => k.len() + v.len(),
-                    BatchOp::Delete(k) => k.len(),
-                }
-            })
-            .sum::<usize>()
+        BATCH_HEADER
+            + self
+                .ops
+                .iter()
+                .map(|op| {
+                    BATCH_OP_OVERHEAD
+                        + match op {
+                            BatchOp::Put(k, v) | BatchOp::DeleteRange(k, v) => k.len() + v.len(),
+                            BatchOp::Delete(k) => k.len(),
+                        }
+                })
+                .sum::<usize>()
     }
 
     pub fn ops(&self) -> &[BatchOp] {
@@ -1057,18 +1063,42 @@ impl Storage {
     /// Applies the batch atomically (one RocksDB WriteBatch, default WriteOptions: WAL on,
     /// no fsync — as JS).
     pub fn write(&self, batch: Batch) -> Result<()> {
+        self.write_with_blocks(batch, 0, 0, &[])
+    }
+
+    /// `write` of `batch` and of `blocks` as the blocks `start..` of `data_pointer`, in one
+    /// RocksDB WriteBatch: an append's blocks go into it straight from the caller's
+    /// buffers, without a copy and an allocation of their own in a `Batch` first.
+    pub fn write_with_blocks(
+        &self,
+        batch: Batch,
+        data_pointer: u64,
+        start: u64,
+        blocks: &[&[u8]],
+    ) -> Result<()> {
         if self.read_only {
             return Err(StorageError::ReadOnly {
                 path: self.dir.clone(),
             });
         }
-        if batch.is_empty() {
+        if batch.is_empty() && blocks.is_empty() {
             return Ok(());
         }
         let cf = self.cf()?;
         // sized up front: a batch of 1000 1 KiB blocks otherwise grows its buffer by
         // doubling, copying what it holds each time
-        let mut wb = WriteBatch::with_capacity_bytes(batch.encoded_len());
+        let block_bytes: usize = blocks
+            .iter()
+            .map(|b| BATCH_OP_OVERHEAD + keys::BLOCK_KEY_MAX + b.len())
+            .sum();
+        let mut wb = WriteBatch::with_capacity_bytes(batch.encoded_len() + block_bytes);
+        // the blocks first: their keys sort before the tree's and the bitfield's, and the
+        // memtable takes a run of ascending keys fastest
+        let mut key = Vec::with_capacity(keys::BLOCK_KEY_MAX);
+        for (i, block) in blocks.iter().enumerate() {
+            keys::block_into(&mut key, data_pointer, start + i as u64);
+            wb.put_cf(cf, &key, block);
+        }
         for op in batch.ops {
             match op {
                 BatchOp::Put(k, v) => wb.put_cf(cf, k, v),
