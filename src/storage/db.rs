@@ -14,6 +14,7 @@ use rocksdb::{
 
 use super::device_file::{now_ms, DeviceFile, DeviceFileError};
 use super::keys;
+use super::readahead::{self, Plan, ReadAhead};
 use super::schema::{
     peek_version, Auth, CoreGroup, CoreHead, CoreRecord, Dependency, Hints, Sessions, StoreHead,
     TreeNode, VERSION,
@@ -344,6 +345,7 @@ pub struct Storage {
     // Boxed so that the snapshots' reference to it stays valid when the Storage moves.
     db: Box<DB>,
     device: Mutex<Option<DeviceFile>>,
+    readahead: Mutex<ReadAhead>,
     dir: PathBuf,
     db_dir: PathBuf,
     read_only: bool,
@@ -554,6 +556,7 @@ impl Storage {
             snapshots: Mutex::new(Snapshots::default()),
             db: Box::new(db),
             device: Mutex::new(device),
+            readahead: Mutex::new(ReadAhead::default()),
             dir: dir.to_path_buf(),
             db_dir,
             read_only,
@@ -936,8 +939,45 @@ impl Storage {
     }
 
     /// One block of this dataPointer (no dependency lookup: that is the engine's job).
+    /// Reads in index order are answered from a scan of the blocks after them
+    /// (`readahead`).
     pub fn block(&self, data_pointer: u64, index: u64) -> Result<Option<Vec<u8>>> {
-        self.get_raw(&keys::block(data_pointer, index))
+        let mut ahead = self.readahead.lock().unwrap_or_else(|e| e.into_inner());
+        match ahead.plan(data_pointer, index) {
+            Plan::Known(block) => Ok(block),
+            Plan::Point => {
+                drop(ahead);
+                self.get_raw(&keys::block(data_pointer, index))
+            }
+            Plan::Scan => {
+                let (found, end) = self.blocks_ahead(data_pointer, index)?;
+                Ok(ahead.fill(data_pointer, index, end, found))
+            }
+        }
+    }
+
+    /// The blocks from `start` on, up to `readahead::SPAN` of them and about
+    /// `readahead::MAX_BYTES`, and the index where the scan stopped looking.
+    fn blocks_ahead(&self, data_pointer: u64, start: u64) -> Result<(readahead::Found, u64)> {
+        let mut end = start.saturating_add(readahead::SPAN);
+        let mut found = Vec::new();
+        let mut bytes = 0;
+        self.scan_raw(
+            &keys::block(data_pointer, start),
+            &keys::block(data_pointer, end),
+            |k, v| {
+                let (_, i) =
+                    keys::parse_block(k).map_err(|e| StorageError::corrupt("block key", e))?;
+                bytes += v.len();
+                found.push((i, v.to_vec()));
+                if bytes >= readahead::MAX_BYTES {
+                    end = i + 1;
+                    return Ok(false);
+                }
+                Ok(true)
+            },
+        )?;
+        Ok((found, end))
     }
 
     /// Blocks with index in `[start, end)` (`None` = to the end), in index order.
@@ -1084,6 +1124,12 @@ impl Storage {
         if batch.is_empty() && blocks.is_empty() {
             return Ok(());
         }
+        // blocks read ahead may be what this write replaces or deletes; a store that only
+        // uploads writes seldom, and one that writes also reads ahead again after
+        self.readahead
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let cf = self.cf()?;
         // sized up front: a batch of 1000 1 KiB blocks otherwise grows its buffer by
         // doubling, copying what it holds each time
@@ -1272,6 +1318,55 @@ mod tests {
             },
         );
         st.write(b).unwrap();
+    }
+
+    /// Blocks read in order come from scans ahead of the reader; a write after a scan
+    /// (a block deleted, one replaced, one added where the scan found none) shows at once.
+    #[test]
+    fn reads_in_order_see_each_write() {
+        let dir = tmp("readahead");
+        let st = Storage::open(&dir, &OpenOptions::default()).unwrap();
+        let mut b = Batch::new();
+        for i in (0..60).filter(|i| i % 10 != 9) {
+            b.put_block(4, i, format!("block{i}").as_bytes());
+        }
+        // a neighbour's blocks must not show in this core's scans
+        b.put_block(5, 0, b"other");
+        st.write(b).unwrap();
+        let expected = |i: u64| (i < 60 && i % 10 != 9).then(|| format!("block{i}").into_bytes());
+        for i in 0..62 {
+            assert_eq!(st.block(4, i).unwrap(), expected(i), "block {i}");
+        }
+        for i in 0..3 {
+            assert_eq!(st.block(4, i).unwrap(), expected(i));
+        }
+        let mut b = Batch::new();
+        b.delete_block(4, 4);
+        b.put_block(4, 5, b"new5");
+        b.put_block(4, 9, b"new9");
+        st.write(b).unwrap();
+        assert_eq!(st.block(4, 3).unwrap(), expected(3));
+        assert_eq!(st.block(4, 4).unwrap(), None);
+        assert_eq!(st.block(4, 5).unwrap(), Some(b"new5".to_vec()));
+        assert_eq!(st.block(4, 6).unwrap(), expected(6));
+        let mut b = Batch::new();
+        b.delete_blocks(4, 7, Some(8));
+        st.write(b).unwrap();
+        assert_eq!(st.block(4, 7).unwrap(), None);
+        assert_eq!(st.block(4, 8).unwrap(), expected(8));
+        assert_eq!(st.block(4, 9).unwrap(), Some(b"new9".to_vec()));
+        assert_eq!(st.block(5, 0).unwrap(), Some(b"other".to_vec()));
+        assert_eq!(st.block(5, 1).unwrap(), None);
+        // large blocks: a scan stops after the bytes it may keep
+        let mut b = Batch::new();
+        for i in 0..8 {
+            b.put_block(6, i, &vec![i as u8; 40_000]);
+        }
+        st.write(b).unwrap();
+        for i in 0..9 {
+            let want = (i < 8).then(|| vec![i as u8; 40_000]);
+            assert_eq!(st.block(6, i).unwrap(), want, "large block {i}");
+        }
     }
 
     #[test]

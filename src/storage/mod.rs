@@ -5,6 +5,7 @@
 //! * [`schema`]: the value records (compact-encoding / hyperschema v2).
 //! * [`device_file`]: the `CORESTORE` device file and its lock.
 //! * [`db`]: [`Storage`] (open/validate/read) and [`Batch`] (atomic writes).
+//! * [`readahead`]: blocks scanned ahead of in-order reads.
 //!
 //! See /work/shared/storage-format.md for the measured format.
 
@@ -12,6 +13,7 @@ pub mod db;
 pub mod device_file;
 pub mod keys;
 pub mod overlay;
+mod readahead;
 pub mod schema;
 
 #[cfg(test)]
