@@ -739,9 +739,9 @@ impl Hypercore {
         // An earlier batch may have stored a node already (a proof often carries nodes that
         // arrived after it was asked for): it goes in once.
         {
-            let mut cache = self.node_cache.borrow_mut();
+            let cache = self.node_cache.borrow();
             for node in &nodes {
-                if !matches!(cache.get(node.index), Some(Some(stored)) if stored == *node) {
+                if !cache.holds(node) {
                     batch.put_tree_node(self.data_pointer, node);
                 }
             }

@@ -11,9 +11,11 @@
 use crate::core::index_map::IndexMap;
 use crate::storage::TreeNode;
 
-/// Entries per generation. Two generations bound a core's cache to about 1.2 MB, several
-/// times the nodes that the requests in flight on one stream touch.
-const GENERATION: usize = 8192;
+/// Entries per generation. Two full generations take about 530 KB (4096 buckets of 65
+/// bytes each), which stays in a core's L2 cache beside the rest of a transfer's work:
+/// with 8192 (2.1 MB) a lookup that missed both tables cost a replicating reader several
+/// times more (docs/DECISIONS.md §45).
+const GENERATION: usize = 2048;
 
 /// An approximate LRU in two generations: lookups promote from the older one, and when the
 /// recent one is full it becomes the older one (dropping the previous older one whole).
@@ -32,6 +34,20 @@ impl NodeCache {
         let entry = self.older.remove(&index)?;
         self.insert(index, entry.clone());
         Some(entry)
+    }
+
+    /// Whether `node` is known stored, as it is: a check that neither copies the entry
+    /// nor moves it to the recent generation (a batch being written asks this of each of
+    /// its nodes, and records them all as stored right after).
+    pub fn holds(&self, node: &TreeNode) -> bool {
+        match self
+            .recent
+            .get(&node.index)
+            .or_else(|| self.older.get(&node.index))
+        {
+            Some(Some(stored)) => stored == node,
+            _ => false,
+        }
     }
 
     pub fn insert(&mut self, index: u64, entry: Option<TreeNode>) {
@@ -99,6 +115,12 @@ mod tests {
         assert_eq!(cache.get(5), Some(None));
         cache.insert(5, Some(node(5)));
         assert_eq!(cache.get(5), Some(Some(node(5))));
+        // held: known stored, with this content
+        assert!(cache.holds(&node(4)));
+        assert!(!cache.holds(&TreeNode { size: 9, ..node(4) }));
+        assert!(!cache.holds(&node(6)));
+        cache.insert(6, None);
+        assert!(!cache.holds(&node(6)));
         cache.clear();
         assert_eq!(cache.get(4), None);
     }
@@ -128,5 +150,13 @@ mod tests {
         }
         assert!(cache.recent.len() + cache.older.len() <= 2 * GENERATION);
         assert_eq!(cache.get(0), None);
+        // what the older generation holds counts as held
+        let last = 3 * GENERATION as u64 - 1;
+        cache.insert(last, Some(node(last)));
+        for i in 0..GENERATION as u64 {
+            cache.insert(u64::MAX - 1 - i, None);
+        }
+        assert!(cache.older.contains_key(&last) && !cache.recent.contains_key(&last));
+        assert!(cache.holds(&node(last)));
     }
 }
