@@ -109,7 +109,9 @@ pub unsafe fn hash8(inputs: [&[u8]; 8]) -> [[u8; 32]; 8] {
     out
 }
 
-#[inline(always)]
+// Same target feature as `hash8`, so that both inline into it with the intrinsics.
+#[target_feature(enable = "avx512f")]
+#[inline]
 unsafe fn g(v: &mut [__m512i; 16], a: usize, b: usize, c: usize, d: usize, x: __m512i, y: __m512i) {
     v[a] = _mm512_add_epi64(_mm512_add_epi64(v[a], v[b]), x);
     v[d] = _mm512_ror_epi64::<32>(_mm512_xor_si512(v[d], v[a]));
@@ -121,7 +123,8 @@ unsafe fn g(v: &mut [__m512i; 16], a: usize, b: usize, c: usize, d: usize, x: __
     v[b] = _mm512_ror_epi64::<63>(_mm512_xor_si512(v[b], v[c]));
 }
 
-#[inline(always)]
+#[target_feature(enable = "avx512f")]
+#[inline]
 unsafe fn compress(h: &mut [__m512i; 8], m: &[__m512i; 16], t: __m512i, last: bool) {
     let mut v = [_mm512_setzero_si512(); 16];
     v[..8].copy_from_slice(h);
