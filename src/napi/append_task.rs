@@ -13,6 +13,7 @@ use super::convert::{state_out, CoreStateOut};
 use super::worker::Shared;
 use super::NativeStore;
 use crate::core::hypercore::CoreState;
+use crate::encoding::split_at_ends;
 use crate::error::Error as EngineError;
 
 /// What `appendAsync` resolves with: the core's state, or the error the append met (as an
@@ -39,16 +40,7 @@ impl Task for AppendTask {
     fn compute(&mut self) -> napi::Result<Self::Output> {
         // `ends` were made from the blocks' lengths in order (append below), so each range
         // is within `bytes` and starts where the one before ended
-        let mut start = 0;
-        let blocks: Vec<&[u8]> = self
-            .ends
-            .iter()
-            .map(|&end| {
-                let block = &self.bytes[start..end];
-                start = end;
-                block
-            })
-            .collect();
+        let blocks = split_at_ends(&self.bytes, &self.ends);
         Ok(self.shared.lock().append(self.handle, &blocks))
     }
 

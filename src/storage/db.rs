@@ -962,21 +962,15 @@ impl Storage {
         let mut end = start.saturating_add(readahead::SPAN);
         let mut found = Vec::new();
         let mut bytes = 0;
-        self.scan_raw(
-            &keys::block(data_pointer, start),
-            &keys::block(data_pointer, end),
-            |k, v| {
-                let (_, i) =
-                    keys::parse_block(k).map_err(|e| StorageError::corrupt("block key", e))?;
-                bytes += v.len();
-                found.push((i, v.to_vec()));
-                if bytes >= readahead::MAX_BYTES {
-                    end = i + 1;
-                    return Ok(false);
-                }
-                Ok(true)
-            },
-        )?;
+        self.scan_blocks(data_pointer, start, Some(end), |i, block| {
+            bytes += block.len();
+            found.push((i, block.to_vec()));
+            if bytes >= readahead::MAX_BYTES {
+                end = i + 1;
+                return false;
+            }
+            true
+        })?;
         Ok((found, end))
     }
 
@@ -988,17 +982,31 @@ impl Storage {
         end: Option<u64>,
     ) -> Result<Vec<(u64, Vec<u8>)>> {
         let mut out = Vec::new();
+        self.scan_blocks(data_pointer, start, end, |i, block| {
+            out.push((i, block.to_vec()));
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f(index, block)` for the blocks in `[start, end)` (`None` = to the end), in
+    /// index order, until it returns false.
+    fn scan_blocks(
+        &self,
+        data_pointer: u64,
+        start: u64,
+        end: Option<u64>,
+        mut f: impl FnMut(u64, &[u8]) -> bool,
+    ) -> Result<()> {
         self.scan_raw(
             &keys::block(data_pointer, start),
             &keys::block_bound(data_pointer, end),
             |k, v| {
                 let (_, i) =
                     keys::parse_block(k).map_err(|e| StorageError::corrupt("block key", e))?;
-                out.push((i, v.to_vec()));
-                Ok(true)
+                Ok(f(i, v))
             },
-        )?;
-        Ok(out)
+        )
     }
 
     pub fn tree_node(&self, data_pointer: u64, index: u64) -> Result<Option<TreeNode>> {

@@ -145,10 +145,11 @@ pub fn data_hints(data_pointer: u64) -> Vec<u8> {
 }
 
 pub fn block(data_pointer: u64, index: u64) -> Vec<u8> {
-    uints(&[TL_DATA, data_pointer, DATA_BLOCK, index])
+    let mut key = Vec::with_capacity(BLOCK_KEY_MAX);
+    block_into(&mut key, data_pointer, index);
+    key
 }
 
-/// A block key or, for `None`, the +infinity end of the block table (`… 03 ff`).
 /// `block(data_pointer, index)` written into `out`, which is cleared first: a batch of
 /// blocks reuses one buffer for all its keys.
 pub fn block_into(out: &mut Vec<u8>, data_pointer: u64, index: u64) {
@@ -161,6 +162,7 @@ pub fn block_into(out: &mut Vec<u8>, data_pointer: u64, index: u64) {
 /// The longest key `block` makes: four compact uints of at most 9 bytes.
 pub const BLOCK_KEY_MAX: usize = 36;
 
+/// A block key or, for `None`, the +infinity end of the block table (`… 03 ff`).
 pub fn block_bound(data_pointer: u64, index: Option<u64>) -> Vec<u8> {
     let mut k = uints(&[TL_DATA, data_pointer, DATA_BLOCK]);
     write_uint_or_infinity(&mut k, index);
