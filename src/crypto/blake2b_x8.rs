@@ -17,7 +17,8 @@ const IV: [u64; 8] = [
     0x5be0_cd19_137e_2179,
 ];
 
-const SIGMA: [[usize; 16]; 12] = [
+/// The message schedule of RFC 7693: round r uses row r mod 10.
+const SIGMA: [[usize; 16]; 10] = [
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
     [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
     [11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4],
@@ -28,9 +29,10 @@ const SIGMA: [[usize; 16]; 12] = [
     [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10],
     [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5],
     [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0],
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
-    [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
 ];
+
+/// BLAKE2b's rounds per compression.
+const ROUNDS: usize = 12;
 
 const BLOCK: usize = 128;
 
@@ -136,7 +138,8 @@ unsafe fn compress(h: &mut [__m512i; 8], m: &[__m512i; 16], t: __m512i, last: bo
     if last {
         v[14] = _mm512_xor_si512(v[14], _mm512_set1_epi64(-1));
     }
-    for s in SIGMA.iter() {
+    for round in 0..ROUNDS {
+        let s = &SIGMA[round % SIGMA.len()];
         g(&mut v, 0, 4, 8, 12, m[s[0]], m[s[1]]);
         g(&mut v, 1, 5, 9, 13, m[s[2]], m[s[3]]);
         g(&mut v, 2, 6, 10, 14, m[s[4]], m[s[5]]);

@@ -164,23 +164,22 @@ fn hashes_order_and_layout() {
 #[test]
 fn leaf_hashes_of_a_batch_are_each_blocks_leaf_hash() {
     // lengths around BLAKE2b's 128-byte block and the 9-byte prefix, and batches that do
-    // and do not fill the four lanes
-    for count in [0usize, 1, 3, 4, 5, 9] {
-        let blocks: Vec<Vec<u8>> = (0..count)
-            .map(|i| vec![i as u8; [0, 1, 118, 119, 120, 1024, 1500, 4096][i % 8]])
-            .collect();
-        let refs: Vec<&[u8]> = blocks.iter().map(|b| b.as_slice()).collect();
-        let one_by_one: Vec<[u8; 32]> = refs.iter().map(|b| leaf_hash(b)).collect();
-        assert_eq!(leaf_hashes(&refs), one_by_one, "{count} blocks");
-    }
-    // batches where whole groups of eight share a block count, mixed with odd ones
-    for count in [8usize, 16, 17, 100] {
-        let blocks: Vec<Vec<u8>> = (0..count)
-            .map(|i| vec![i as u8; [1024, 1024, 1024, 119, 1024, 5000, 1024, 120][i % 8]])
-            .collect();
-        let refs: Vec<&[u8]> = blocks.iter().map(|b| b.as_slice()).collect();
-        let one_by_one: Vec<[u8; 32]> = refs.iter().map(|b| leaf_hash(b)).collect();
-        assert_eq!(leaf_hashes(&refs), one_by_one, "{count} blocks");
+    // and do not fill the four lanes; then batches where whole groups of eight share a
+    // block count, mixed with odd ones
+    let cases: [(&[usize], [usize; 8]); 2] = [
+        (&[0, 1, 3, 4, 5, 9], [0, 1, 118, 119, 120, 1024, 1500, 4096]),
+        (
+            &[8, 16, 17, 100],
+            [1024, 1024, 1024, 119, 1024, 5000, 1024, 120],
+        ),
+    ];
+    for (counts, sizes) in cases {
+        for &count in counts {
+            let blocks: Vec<Vec<u8>> = (0..count).map(|i| vec![i as u8; sizes[i % 8]]).collect();
+            let refs: Vec<&[u8]> = blocks.iter().map(|b| b.as_slice()).collect();
+            let one_by_one: Vec<[u8; 32]> = refs.iter().map(|b| leaf_hash(b)).collect();
+            assert_eq!(leaf_hashes(&refs), one_by_one, "{count} blocks");
+        }
     }
     assert_eq!(tree_hash(&[]), hash(&[&[2u8]]));
     assert_eq!(from_hex("0aFf"), Some(vec![10, 255]));
