@@ -2,8 +2,12 @@
 //! caps, corestore's key derivation and the z32 id encoding.
 
 #[cfg(target_arch = "x86_64")]
+mod base_mul_x8;
+#[cfg(target_arch = "x86_64")]
 mod blake2b_x8;
 pub mod block_encryption;
+#[cfg(target_arch = "x86_64")]
+mod field25519;
 mod hash;
 mod sign;
 mod z32;

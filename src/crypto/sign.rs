@@ -3,7 +3,7 @@
 
 use curve25519_dalek::scalar::clamp_integer;
 use curve25519_dalek::{EdwardsPoint, Scalar};
-use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, VerifyingKey};
 use sha2::{Digest, Sha512};
 use std::fmt;
 
@@ -25,7 +25,8 @@ impl fmt::Debug for KeyPair {
 
 /// libsodium `crypto_sign_seed_keypair`.
 pub fn key_pair_from_seed(seed: &[u8; 32]) -> KeyPair {
-    let public_key = SigningKey::from_bytes(seed).verifying_key().to_bytes();
+    let (scalar_bytes, _) = expand_seed(seed);
+    let public_key = base_point_times(&clamp_integer(scalar_bytes));
     let mut secret_key = [0u8; 64];
     secret_key[..32].copy_from_slice(seed);
     secret_key[32..].copy_from_slice(&public_key);
@@ -66,18 +67,32 @@ pub fn sign(secret_key: &[u8; 64], message: &[u8]) -> [u8; 64] {
     let (scalar_bytes, prefix) = expand_seed(seed);
     let a = Scalar::from_bytes_mod_order(clamp_integer(scalar_bytes));
     let r = wide_scalar(Sha512::new().chain_update(prefix).chain_update(message));
-    let big_r = EdwardsPoint::mul_base(&r).compress();
+    let big_r = base_point_times(r.as_bytes());
     let k = wide_scalar(
         Sha512::new()
-            .chain_update(big_r.as_bytes())
+            .chain_update(big_r)
             .chain_update(public_key)
             .chain_update(message),
     );
     let s = k * a + r;
     let mut out = [0u8; 64];
-    out[..32].copy_from_slice(big_r.as_bytes());
+    out[..32].copy_from_slice(&big_r);
     out[32..].copy_from_slice(s.as_bytes());
     out
+}
+
+/// a·B compressed, for a scalar below 2^255: eight table lookups at a time with AVX-512
+/// IFMA where the CPU has it (2.5x curve25519-dalek's, docs/DECISIONS.md §46),
+/// curve25519-dalek's otherwise.
+fn base_point_times(scalar: &[u8; 32]) -> [u8; 32] {
+    #[cfg(target_arch = "x86_64")]
+    if super::base_mul_x8::available() {
+        // SAFETY: available() saw AVX-512F, DQ and IFMA on this CPU
+        return unsafe { super::base_mul_x8::mul_base(scalar) };
+    }
+    EdwardsPoint::mul_base(&Scalar::from_bytes_mod_order(*scalar))
+        .compress()
+        .to_bytes()
 }
 
 /// SHA-512 of an Ed25519 seed, in halves: the secret scalar's bytes (not yet clamped) and

@@ -144,6 +144,22 @@ fn key_pairs_sign_and_verify() {
 }
 
 #[test]
+fn key_pairs_and_signatures_equal_ed25519_dalek() {
+    use ed25519_dalek::{Signer, SigningKey};
+    for n in 0..300u32 {
+        let seed = hash(&[&n.to_le_bytes()]);
+        let kp = key_pair_from_seed(&seed);
+        let dalek = SigningKey::from_bytes(&seed);
+        assert_eq!(kp.public_key, dalek.verifying_key().to_bytes());
+        let message = seed.repeat(n as usize % 5);
+        assert_eq!(
+            sign(&kp.secret_key, &message),
+            dalek.sign(&message).to_bytes()
+        );
+    }
+}
+
+#[test]
 fn hashes_order_and_layout() {
     let a = [1u8; 32];
     let b = [2u8; 32];
