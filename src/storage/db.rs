@@ -400,11 +400,10 @@ fn corestore_cf_options() -> Options {
     o.set_enable_blob_files(true);
     o.set_min_blob_size(4096);
     o.set_blob_file_size(256 * 1024 * 1024);
-    // A bloom filter over the memtable's keys: replication asks for many tree nodes a
-    // reader does not have yet, and without it each miss walks the skip list. In memory
-    // only; nothing on disk changes.
-    o.set_memtable_prefix_bloom_ratio(0.05);
-    o.set_memtable_whole_key_filtering(true);
+    // No bloom filter over the memtable's keys (RocksDB's default, and rocksdb-native's):
+    // each key written set a bit in a 3.2 MB filter, a cache miss per key, which cost
+    // appends a fifth of their time; the reads it saved a skip-list walk for are now
+    // scans and the node cache. docs/DECISIONS.md §47.
     o
 }
 
@@ -1375,6 +1374,8 @@ mod tests {
             let want = (i < 8).then(|| vec![i as u8; 40_000]);
             assert_eq!(st.block(6, i).unwrap(), want, "large block {i}");
         }
+        drop(st);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -1486,6 +1487,7 @@ mod tests {
         let kept = moved.snapshot();
         drop(moved); // released before RocksDB closes
         let _ = kept;
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
