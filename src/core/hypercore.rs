@@ -17,7 +17,9 @@ use std::cell::RefCell;
 mod audit;
 pub use audit::AuditStats;
 
-use crate::storage::{Auth, Batch, CoreGroup, CoreHead, CoreRecord, Hints, Storage, TreeNode};
+use crate::storage::{
+    Auth, Batch, CoreGroup, CoreHead, CoreRecord, CoreRecords, Hints, Storage, TreeNode,
+};
 
 /// What JS sees of a core after each operation.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -406,9 +408,6 @@ impl Hypercore {
         let (sig, adopted) = self.sign_head(storage, with, &tree, &mut batch)?;
 
         let start = self.tree.length;
-        for node in &appended.nodes {
-            batch.put_tree_node(self.data_pointer, node);
-        }
         let mut bitfield = self.bitfield.clone_pages_for(start, tree.length);
         let pages = bitfield.set_range(start, tree.length, true);
         self.put_bitfield_pages(&mut batch, &bitfield, &pages);
@@ -420,7 +419,14 @@ impl Hypercore {
             self.contiguous_length
         };
         let timestamp = self.put_head(&mut batch, &tree, &sig);
-        storage.write_with_blocks(batch, self.data_pointer, start, blocks)?;
+        let indexed: Vec<(u64, &[u8])> = (start..).zip(blocks.iter().copied()).collect();
+        let nodes: Vec<&TreeNode> = appended.nodes.iter().collect();
+        let records = CoreRecords {
+            data_pointer: self.data_pointer,
+            blocks: &indexed,
+            nodes: &nodes,
+        };
+        storage.write_with(batch, &records)?;
         self.head_timestamp = timestamp;
 
         let mut cache = self.node_cache.borrow_mut();
@@ -731,21 +737,8 @@ impl Hypercore {
         // a sixth of a replicating reader's time).
         let mut blocks: Vec<(u64, Vec<u8>)> = pending.blocks.into_iter().collect();
         blocks.sort_unstable_by_key(|(index, _)| *index);
-        for (index, block) in blocks {
-            batch.put_block_vec(self.data_pointer, index, block);
-        }
         let mut nodes: Vec<TreeNode> = pending.nodes.into_values().collect();
         nodes.sort_unstable_by_key(|n| n.index);
-        // An earlier batch may have stored a node already (a proof often carries nodes that
-        // arrived after it was asked for): it goes in once.
-        {
-            let cache = self.node_cache.borrow();
-            for node in &nodes {
-                if !cache.holds(node) {
-                    batch.put_tree_node(self.data_pointer, node);
-                }
-            }
-        }
         let pages: Vec<u64> = pending.pages.iter().copied().collect();
         self.put_bitfield_pages(&mut batch, &self.bitfield, &pages);
         if pending.hints {
@@ -757,10 +750,19 @@ impl Hypercore {
                 timestamp = Some(self.put_head(&mut batch, &self.tree, sig));
             }
         }
-        if batch.is_empty() {
-            return Ok(());
-        }
-        storage.write(batch)?;
+        let indexed: Vec<(u64, &[u8])> = blocks.iter().map(|(i, b)| (*i, &b[..])).collect();
+        // An earlier batch may have stored a node already (a proof often carries nodes that
+        // arrived after it was asked for): it goes in once.
+        let fresh: Vec<&TreeNode> = {
+            let cache = self.node_cache.borrow();
+            nodes.iter().filter(|node| !cache.holds(node)).collect()
+        };
+        let records = CoreRecords {
+            data_pointer: self.data_pointer,
+            blocks: &indexed,
+            nodes: &fresh,
+        };
+        storage.write_with(batch, &records)?;
         self.head_timestamp = timestamp.unwrap_or(self.head_timestamp);
         let mut cache = self.node_cache.borrow_mut();
         for node in nodes {

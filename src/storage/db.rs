@@ -77,6 +77,15 @@ pub enum BatchOp {
 const BATCH_HEADER: usize = 12;
 const BATCH_OP_OVERHEAD: usize = 16;
 
+/// One core's blocks and tree nodes for [`Storage::write_with`], each list ascending by
+/// index.
+#[derive(Default)]
+pub struct CoreRecords<'a> {
+    pub data_pointer: u64,
+    pub blocks: &'a [(u64, &'a [u8])],
+    pub nodes: &'a [&'a TreeNode],
+}
+
 /// A set of changes applied atomically by [`Storage::write`] as one RocksDB WriteBatch,
 /// in insertion order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -242,11 +251,6 @@ impl Batch {
 
     pub fn put_block(&mut self, data_pointer: u64, index: u64, block: &[u8]) {
         self.put_raw(keys::block(data_pointer, index), block.to_vec());
-    }
-
-    /// `put_block` of a block the caller no longer needs: moved, not copied.
-    pub fn put_block_vec(&mut self, data_pointer: u64, index: u64, block: Vec<u8>) {
-        self.put_raw(keys::block(data_pointer, index), block);
     }
 
     pub fn delete_block(&mut self, data_pointer: u64, index: u64) {
@@ -1110,25 +1114,22 @@ impl Storage {
     /// Applies the batch atomically (one RocksDB WriteBatch, default WriteOptions: WAL on,
     /// no fsync — as JS).
     pub fn write(&self, batch: Batch) -> Result<()> {
-        self.write_with_blocks(batch, 0, 0, &[])
+        self.write_with(batch, &CoreRecords::default())
     }
 
-    /// `write` of `batch` and of `blocks` as the blocks `start..` of `data_pointer`, in one
-    /// RocksDB WriteBatch: an append's blocks go into it straight from the caller's
-    /// buffers, without a copy and an allocation of their own in a `Batch` first.
-    pub fn write_with_blocks(
-        &self,
-        batch: Batch,
-        data_pointer: u64,
-        start: u64,
-        blocks: &[&[u8]],
-    ) -> Result<()> {
+    /// `write` of `batch` and of one core's blocks and tree nodes, in one RocksDB
+    /// WriteBatch. The records go into it straight from where the caller holds them, each
+    /// key and node encoded into one reused buffer: no `Vec`s per record in a `Batch`
+    /// first (an allocation and a copy each, for the thousands of an append or a
+    /// replication batch). The batch's own operations come after them, so they must not
+    /// delete what `records` put.
+    pub fn write_with(&self, batch: Batch, records: &CoreRecords<'_>) -> Result<()> {
         if self.read_only {
             return Err(StorageError::ReadOnly {
                 path: self.dir.clone(),
             });
         }
-        if batch.is_empty() && blocks.is_empty() {
+        if batch.is_empty() && records.blocks.is_empty() && records.nodes.is_empty() {
             return Ok(());
         }
         // blocks read ahead may be what this write replaces or deletes; a store that only
@@ -1140,17 +1141,24 @@ impl Storage {
         let cf = self.cf()?;
         // sized up front: a batch of 1000 1 KiB blocks otherwise grows its buffer by
         // doubling, copying what it holds each time
-        let block_bytes: usize = blocks
-            .iter()
-            .map(|b| BATCH_OP_OVERHEAD + keys::BLOCK_KEY_MAX + b.len())
-            .sum();
-        let mut wb = WriteBatch::with_capacity_bytes(batch.encoded_len() + block_bytes);
-        // the blocks first: their keys sort before the tree's and the bitfield's, and the
-        // memtable takes a run of ascending keys fastest
-        let mut key = Vec::with_capacity(keys::BLOCK_KEY_MAX);
-        for (i, block) in blocks.iter().enumerate() {
-            keys::block_into(&mut key, data_pointer, start + i as u64);
+        let record = BATCH_OP_OVERHEAD + keys::DATA_KEY_MAX;
+        let block_bytes: usize = records.blocks.iter().map(|(_, b)| record + b.len()).sum();
+        let node_bytes = records.nodes.len() * (record + TreeNode::ENCODED_MAX);
+        let mut wb =
+            WriteBatch::with_capacity_bytes(batch.encoded_len() + block_bytes + node_bytes);
+        // blocks, then nodes, then the rest: the keys in that order ascend (block keys sort
+        // before the tree's, the tree's before the bitfield's), and the memtable takes a
+        // run of ascending keys fastest
+        let mut key = Vec::with_capacity(keys::DATA_KEY_MAX);
+        for (index, block) in records.blocks {
+            keys::block_into(&mut key, records.data_pointer, *index);
             wb.put_cf(cf, &key, block);
+        }
+        let mut value = Vec::with_capacity(TreeNode::ENCODED_MAX);
+        for node in records.nodes {
+            keys::tree_node_into(&mut key, records.data_pointer, node.index);
+            node.encode_into(&mut value);
+            wb.put_cf(cf, &key, &value);
         }
         for op in batch.ops {
             match op {
@@ -1375,6 +1383,55 @@ mod tests {
             assert_eq!(st.block(6, i).unwrap(), want, "large block {i}");
         }
         drop(st);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_cores_records_go_in_with_the_batch() {
+        let dir = tmp("records");
+        let st = Storage::open(&dir, &OpenOptions::default()).unwrap();
+        let node = |index: u64| TreeNode {
+            index,
+            size: 300 + index,
+            hash: [index as u8; 32],
+        };
+        let nodes = [node(0), node(1), node(2), node(70_000)];
+        let node_refs: Vec<&TreeNode> = nodes.iter().collect();
+        let big = vec![7u8; 5000];
+        let blocks: [(u64, &[u8]); 3] = [(0, b"zero"), (1, b""), (300, &big)];
+        let mut batch = Batch::new();
+        batch.put_user_data(9, "k", b"v");
+        let records = CoreRecords {
+            data_pointer: 9,
+            blocks: &blocks,
+            nodes: &node_refs,
+        };
+        st.write_with(batch, &records).unwrap();
+        for (index, bytes) in blocks {
+            assert_eq!(st.block(9, index).unwrap(), Some(bytes.to_vec()));
+        }
+        assert_eq!(st.block(9, 2).unwrap(), None);
+        for n in &nodes {
+            assert_eq!(st.tree_node(9, n.index).unwrap(), Some(n.clone()));
+            assert!(n.encode().len() <= TreeNode::ENCODED_MAX);
+        }
+        assert_eq!(st.tree_node(9, 3).unwrap(), None);
+        assert_eq!(st.user_data(9, "k").unwrap(), Some(b"v".to_vec()));
+        // nothing to write is no write, and a read-only store refuses records too
+        st.write_with(Batch::new(), &CoreRecords::default())
+            .unwrap();
+        drop(st);
+        let ro = Storage::open(
+            &dir,
+            &OpenOptions {
+                read_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let err = ro.write_with(Batch::new(), &records).unwrap_err();
+        assert_eq!(err.code(), "INVALID_OPERATION");
+        drop(ro);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -145,13 +145,13 @@ pub fn data_hints(data_pointer: u64) -> Vec<u8> {
 }
 
 pub fn block(data_pointer: u64, index: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(BLOCK_KEY_MAX);
+    let mut key = Vec::with_capacity(DATA_KEY_MAX);
     block_into(&mut key, data_pointer, index);
     key
 }
 
 /// `block(data_pointer, index)` written into `out`, which is cleared first: a batch of
-/// blocks reuses one buffer for all its keys.
+/// blocks reuses one buffer for all its keys (as one of tree nodes does).
 pub fn block_into(out: &mut Vec<u8>, data_pointer: u64, index: u64) {
     out.clear();
     for part in [TL_DATA, data_pointer, DATA_BLOCK, index] {
@@ -159,8 +159,8 @@ pub fn block_into(out: &mut Vec<u8>, data_pointer: u64, index: u64) {
     }
 }
 
-/// The longest key `block` makes: four compact uints of at most 9 bytes.
-pub const BLOCK_KEY_MAX: usize = 36;
+/// The longest key `block` or `tree_node` makes: four compact uints of at most 9 bytes.
+pub const DATA_KEY_MAX: usize = 36;
 
 /// A block key or, for `None`, the +infinity end of the block table (`… 03 ff`).
 pub fn block_bound(data_pointer: u64, index: Option<u64>) -> Vec<u8> {
@@ -170,7 +170,17 @@ pub fn block_bound(data_pointer: u64, index: Option<u64>) -> Vec<u8> {
 }
 
 pub fn tree_node(data_pointer: u64, index: u64) -> Vec<u8> {
-    uints(&[TL_DATA, data_pointer, DATA_TREE, index])
+    let mut key = Vec::with_capacity(DATA_KEY_MAX);
+    tree_node_into(&mut key, data_pointer, index);
+    key
+}
+
+/// `tree_node(data_pointer, index)` written into `out`, which is cleared first.
+pub fn tree_node_into(out: &mut Vec<u8>, data_pointer: u64, index: u64) {
+    out.clear();
+    for part in [TL_DATA, data_pointer, DATA_TREE, index] {
+        write_uint(out, part);
+    }
 }
 
 /// A tree-node key or, for `None`, the +infinity end of the tree table (`… 04 ff`).

@@ -19,7 +19,7 @@ pub mod schema;
 #[cfg(test)]
 mod interop_tests;
 
-pub use db::{AliasEntry, Batch, BatchOp, OpenOptions, Storage};
+pub use db::{AliasEntry, Batch, BatchOp, CoreRecords, OpenOptions, Storage};
 pub use overlay::{Overlaid, Overlay, Pending, Reader, SnapshotRead};
 pub use schema::*;
 

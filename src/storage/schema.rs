@@ -354,10 +354,23 @@ impl CoreHead {
 }
 
 impl TreeNode {
+    /// The longest encoding: two compact uints of at most 9 bytes and the hash.
+    pub const ENCODED_MAX: usize = 9 + 9 + 32;
+
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(42);
+        let mut out = Vec::with_capacity(Self::ENCODED_MAX);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// `encode` into `out`, which is cleared first: a batch of nodes reuses one buffer.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.clear();
+        let mut w = Writer {
+            buf: std::mem::take(out),
+        };
         w.uint(self.index).uint(self.size).fixed(&self.hash);
-        w.into_vec()
+        *out = w.buf;
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self> {
