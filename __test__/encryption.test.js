@@ -12,7 +12,17 @@ const { tmpdir } = require('./helpers/util.js')
 const { forEachPairing, within, pipeStores } = require('./helpers/replication.js')
 
 const KEY = b4a.alloc(32, 7)
-const BLOCKS = ['hello', 'world', '', 'a somewhat longer block of text', 'z']
+// the long ones span whole 1 KiB stretches of keystream (computed sixteen Salsa20 blocks at
+// a time with AVX-512) and a rest
+const BLOCKS = [
+  'hello',
+  'world',
+  '',
+  'a somewhat longer block of text',
+  'z',
+  'k'.repeat(1024),
+  Array.from({ length: 2600 }, (_, i) => String.fromCharCode(33 + (i % 90))).join('')
+]
 
 // What a reader with the key sees, and the stored bytes.
 async function view(core) {

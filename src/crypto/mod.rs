@@ -9,6 +9,8 @@ pub mod block_encryption;
 #[cfg(target_arch = "x86_64")]
 mod field25519;
 mod hash;
+#[cfg(target_arch = "x86_64")]
+mod salsa20_x16;
 mod sign;
 mod z32;
 

@@ -57,9 +57,10 @@ impl BlockCipher {
     }
 
     /// Encrypts `blocks` in place as blocks `start`, `start + 1`, ... of an append: one
-    /// crossing for a whole batch.
+    /// crossing for a whole batch. `BufferSlice`s, not `Buffer`s: napi-rs makes an N-API
+    /// reference for each `Buffer` (docs/DECISIONS.md §43).
     #[napi]
-    pub fn encrypt_batch(&self, start: i64, fork: i64, mut blocks: Vec<Buffer>) -> Result<()> {
+    pub fn encrypt_batch(&self, start: i64, fork: i64, mut blocks: Vec<BufferSlice>) -> Result<()> {
         let (start, fork) = (uint_in(start, "start")?, uint_in(fork, "fork")?);
         for (i, block) in blocks.iter_mut().enumerate() {
             if !block_encryption::encrypt(&self.keys, start + i as u64, fork, block) {
