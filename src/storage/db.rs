@@ -1247,6 +1247,18 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// A read-only `Storage::open`, for the tests.
+#[cfg(test)]
+pub(crate) fn open_read_only(dir: &Path) -> Result<Storage> {
+    Storage::open(
+        dir,
+        &OpenOptions {
+            read_only: true,
+            ..Default::default()
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1421,14 +1433,7 @@ mod tests {
         st.write_with(Batch::new(), &CoreRecords::default())
             .unwrap();
         drop(st);
-        let ro = Storage::open(
-            &dir,
-            &OpenOptions {
-                read_only: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let ro = open_read_only(&dir).unwrap();
         let err = ro.write_with(Batch::new(), &records).unwrap_err();
         assert_eq!(err.code(), "INVALID_OPERATION");
         drop(ro);
@@ -1556,14 +1561,7 @@ mod tests {
         assert_eq!(err.code(), "STORAGE_CONFLICT", "{err}");
         assert!(err.to_string().contains("locked"));
         // read-only needs no lock and sees the WAL
-        let ro = Storage::open(
-            &dir,
-            &OpenOptions {
-                read_only: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let ro = open_read_only(&dir).unwrap();
         assert!(ro.read_only());
         assert_eq!(ro.user_data(0, "hello").unwrap(), Some(b"world".to_vec()));
         let err = ro.write({
@@ -1615,14 +1613,7 @@ mod tests {
         assert!(err.to_string().contains("Corestore 6"), "{err}");
 
         let dir3 = tmp("missing");
-        let err = Storage::open(
-            &dir3,
-            &OpenOptions {
-                read_only: true,
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
+        let err = open_read_only(&dir3).unwrap_err();
         assert_eq!(err.code(), "STORAGE_EMPTY", "{err}");
         assert!(!dir3.exists());
 
@@ -1653,16 +1644,7 @@ mod tests {
         let err = Storage::open(&copy, &OpenOptions::default()).unwrap_err();
         assert_eq!(err.code(), "DEVICE_FILE", "{err}");
         // but a read-only open of the copy works
-        drop(
-            Storage::open(
-                &copy,
-                &OpenOptions {
-                    read_only: true,
-                    ..Default::default()
-                },
-            )
-            .unwrap(),
-        );
+        drop(open_read_only(&copy).unwrap());
         // and with allowBackup it opens for writing, leaving the device file as it was
         let device = std::fs::read(copy.join("CORESTORE")).unwrap();
         let backup = OpenOptions {

@@ -391,14 +391,7 @@ fn js_written_store_reads_in_rust_and_back() {
     let err = Storage::open(&dir, &OpenOptions::default()).unwrap_err();
     assert_eq!(err.code(), "STORAGE_CONFLICT", "{err}");
     // read-only needs no lock
-    let ro = Storage::open(
-        &dir,
-        &OpenOptions {
-            read_only: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let ro = super::db::open_read_only(&dir).unwrap();
     assert_eq!(ro.head().unwrap().unwrap().seed, Some(primary_key));
     drop(ro);
     if let Some(mut stdin) = child.stdin.take() {

@@ -145,18 +145,13 @@ pub fn data_hints(data_pointer: u64) -> Vec<u8> {
 }
 
 pub fn block(data_pointer: u64, index: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(DATA_KEY_MAX);
-    block_into(&mut key, data_pointer, index);
-    key
+    indexed_record(DATA_BLOCK, data_pointer, index)
 }
 
 /// `block(data_pointer, index)` written into `out`, which is cleared first: a batch of
 /// blocks reuses one buffer for all its keys (as one of tree nodes does).
 pub fn block_into(out: &mut Vec<u8>, data_pointer: u64, index: u64) {
-    out.clear();
-    for part in [TL_DATA, data_pointer, DATA_BLOCK, index] {
-        write_uint(out, part);
-    }
+    indexed_record_into(out, DATA_BLOCK, data_pointer, index)
 }
 
 /// The longest key `block` or `tree_node` makes: four compact uints of at most 9 bytes.
@@ -170,15 +165,24 @@ pub fn block_bound(data_pointer: u64, index: Option<u64>) -> Vec<u8> {
 }
 
 pub fn tree_node(data_pointer: u64, index: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(DATA_KEY_MAX);
-    tree_node_into(&mut key, data_pointer, index);
-    key
+    indexed_record(DATA_TREE, data_pointer, index)
 }
 
 /// `tree_node(data_pointer, index)` written into `out`, which is cleared first.
 pub fn tree_node_into(out: &mut Vec<u8>, data_pointer: u64, index: u64) {
+    indexed_record_into(out, DATA_TREE, data_pointer, index)
+}
+
+/// The key of record `index` in the per-data table `table` (blocks, tree nodes).
+fn indexed_record(table: u64, data_pointer: u64, index: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(DATA_KEY_MAX);
+    indexed_record_into(&mut key, table, data_pointer, index);
+    key
+}
+
+fn indexed_record_into(out: &mut Vec<u8>, table: u64, data_pointer: u64, index: u64) {
     out.clear();
-    for part in [TL_DATA, data_pointer, DATA_TREE, index] {
+    for part in [TL_DATA, data_pointer, table, index] {
         write_uint(out, part);
     }
 }
