@@ -15,11 +15,9 @@
 //! IFMA multipliers read). `vpmadd52luq`/`vpmadd52huq` give the low and high 52 bits of
 //! each 104-bit limb product; in radix 2^51 the high half counts twice one limb up.
 
-use super::field25519::Fe;
+use super::field25519::{Fe, FOUR_P, MASK, TWO_P};
 use std::arch::x86_64::*;
 use std::sync::OnceLock;
-
-const MASK: i64 = (1 << 51) - 1;
 
 /// Whether this CPU runs the eight-lane multiplication.
 pub fn available() -> bool {
@@ -117,7 +115,7 @@ fn build_table() -> Box<Table> {
         let (x, y) = (p.x.mul(&zinv), p.y.mul(&zinv));
         let coords = [y.add(&x), y.sub(&x), x.mul(&y).mul(&Fe::D2)];
         // canonical limbs (below 2^51), which the negation in `select` relies on
-        let coords = coords.map(|c| canonical(&c));
+        let coords = coords.map(|c| Fe::from_bytes(&c.to_bytes()));
         let entry = &mut table.rounds[i / 8][k];
         for (c, coord) in coords.iter().enumerate() {
             for (limb, value) in coord.0.iter().enumerate() {
@@ -126,23 +124,6 @@ fn build_table() -> Box<Table> {
         }
     }
     table
-}
-
-fn canonical(x: &Fe) -> Fe {
-    let b = x.to_bytes();
-    let w = |i: usize| {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&b[8 * i..8 * i + 8]);
-        u64::from_le_bytes(word)
-    };
-    let m = MASK as u64;
-    Fe([
-        w(0) & m,
-        ((w(0) >> 51) | (w(1) << 13)) & m,
-        ((w(1) >> 38) | (w(2) << 26)) & m,
-        ((w(2) >> 25) | (w(3) << 39)) & m,
-        w(3) >> 12,
-    ])
 }
 
 /// Inverses of many elements with one inversion (Montgomery's trick).
@@ -226,22 +207,11 @@ struct Niels8 {
     xy2d: Fe8,
 }
 
-/// 2p and 4p in limbs: each limb of 2p is at least any canonical limb, each of 4p at
-/// least any limb below 2^52, so subtracting from them never goes below zero.
-const TWO_P: [i64; 5] = [2 * (MASK - 18), 2 * MASK, 2 * MASK, 2 * MASK, 2 * MASK];
-const FOUR_P: [i64; 5] = [4 * (MASK - 18), 4 * MASK, 4 * MASK, 4 * MASK, 4 * MASK];
-
 impl Fe8 {
     #[target_feature(enable = "avx512f")]
     #[inline]
     fn splat(x: &Fe) -> Fe8 {
         Fe8(x.0.map(|limb| _mm512_set1_epi64(limb as i64)))
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    fn constant(limbs: &[i64; 5]) -> Fe8 {
-        Fe8(limbs.map(|limb| _mm512_set1_epi64(limb)))
     }
 
     #[target_feature(enable = "avx512f,avx512dq")]
@@ -253,7 +223,7 @@ impl Fe8 {
     #[target_feature(enable = "avx512f,avx512dq")]
     #[inline]
     fn sub(&self, b: &Fe8) -> Fe8 {
-        let four_p = Fe8::constant(&FOUR_P);
+        let four_p = Fe8::splat(&FOUR_P);
         carry(std::array::from_fn(|k| {
             _mm512_sub_epi64(_mm512_add_epi64(self.0[k], four_p.0[k]), b.0[k])
         }))
@@ -292,7 +262,7 @@ impl Fe8 {
 #[target_feature(enable = "avx512f,avx512dq")]
 #[inline]
 fn carry(l: [__m512i; 5]) -> Fe8 {
-    let mask = _mm512_set1_epi64(MASK);
+    let mask = _mm512_set1_epi64(MASK as i64);
     let c: [__m512i; 5] = l.map(|x| _mm512_srli_epi64(x, 51));
     let top = _mm512_mullo_epi64(c[4], _mm512_set1_epi64(19));
     Fe8(std::array::from_fn(|k| {
@@ -372,7 +342,7 @@ fn select(row: &Row, digits: __m512i) -> Niels8 {
     let negative = _mm512_cmplt_epi64_mask(digits, _mm512_setzero_si512());
     let part = |c: usize| Fe8(std::array::from_fn(|k| limbs[5 * c + k]));
     let (y_plus_x, y_minus_x, xy2d) = (part(0), part(1), part(2));
-    let two_p = Fe8::constant(&TWO_P);
+    let two_p = Fe8::splat(&TWO_P);
     Niels8 {
         y_plus_x: Fe8(std::array::from_fn(|k| {
             _mm512_mask_blend_epi64(negative, y_plus_x.0[k], y_minus_x.0[k])

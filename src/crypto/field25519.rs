@@ -4,7 +4,8 @@
 //! same instructions whatever the values (no branch or index depends on them), because
 //! the values are secret-key material.
 
-const MASK: u64 = (1 << 51) - 1;
+/// One limb's 51 bits.
+pub const MASK: u64 = (1 << 51) - 1;
 
 /// A field element. Limbs stay below 2^52 between operations, which every operation
 /// here accepts and returns; the value is reduced mod p only by [`Fe::to_bytes`].
@@ -55,11 +56,11 @@ impl Fe {
         let a = &self.0;
         let b = &b.0;
         carry([
-            a[0] + FOUR_P[0] - b[0],
-            a[1] + FOUR_P[1] - b[1],
-            a[2] + FOUR_P[2] - b[2],
-            a[3] + FOUR_P[3] - b[3],
-            a[4] + FOUR_P[4] - b[4],
+            a[0] + FOUR_P.0[0] - b[0],
+            a[1] + FOUR_P.0[1] - b[1],
+            a[2] + FOUR_P.0[2] - b[2],
+            a[3] + FOUR_P.0[3] - b[3],
+            a[4] + FOUR_P.0[4] - b[4],
         ])
     }
 
@@ -147,14 +148,36 @@ impl Fe {
         out
     }
 
+    /// The element a 32-byte little-endian encoding names (its top bit ignored, as
+    /// RFC 7748 decoding does); limbs below 2^51. `Fe::from_bytes(&x.to_bytes())` is `x`
+    /// in canonical limbs.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Fe {
+        let w = |i: usize| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[8 * i..8 * i + 8]);
+            u64::from_le_bytes(word)
+        };
+        Fe([
+            w(0) & MASK,
+            ((w(0) >> 51) | (w(1) << 13)) & MASK,
+            ((w(1) >> 38) | (w(2) << 26)) & MASK,
+            ((w(2) >> 25) | (w(3) << 39)) & MASK,
+            (w(3) >> 12) & MASK,
+        ])
+    }
+
     /// Whether the canonical value is odd: the sign bit of a compressed x coordinate.
     pub fn is_odd(self) -> u8 {
         self.to_bytes()[0] & 1
     }
 }
 
+/// 2p in limbs, each at least any canonical limb (below 2^51): subtracting a canonical
+/// element from it never goes below zero, and the result stays below 2^52.
+pub const TWO_P: Fe = Fe([2 * (MASK - 18), 2 * MASK, 2 * MASK, 2 * MASK, 2 * MASK]);
+
 /// 4p in limbs, each above any limb an operand can have (below 2^52).
-const FOUR_P: [u64; 5] = [4 * (MASK - 18), 4 * MASK, 4 * MASK, 4 * MASK, 4 * MASK];
+pub const FOUR_P: Fe = Fe([4 * (MASK - 18), 4 * MASK, 4 * MASK, 4 * MASK, 4 * MASK]);
 
 /// Carries limbs below 2^63 down to below 2^52 (the top carry re-enters times 19).
 fn carry(mut l: [u64; 5]) -> Fe {
@@ -197,13 +220,7 @@ mod tests {
     ];
 
     fn from_words(w: [u64; 4]) -> Fe {
-        Fe([
-            w[0] & MASK,
-            ((w[0] >> 51) | (w[1] << 13)) & MASK,
-            ((w[1] >> 38) | (w[2] << 26)) & MASK,
-            ((w[2] >> 25) | (w[3] << 39)) & MASK,
-            w[3] >> 12,
-        ])
+        Fe::from_bytes(&bytes_of(w))
     }
 
     fn bytes_of(w: [u64; 4]) -> [u8; 32] {

@@ -71,11 +71,10 @@ pub fn parent_hashes<'a>(
     let mut inputs = Vec::with_capacity(pairs.len() * PARENT_INPUT);
     let mut ends = Vec::with_capacity(pairs.len());
     for (a, b) in pairs {
-        let (a, b) = if a.0 > b.0 { (b, a) } else { (a, b) };
-        inputs.extend_from_slice(&PARENT_TYPE);
-        inputs.extend_from_slice(&a.1.wrapping_add(b.1).to_le_bytes());
-        inputs.extend_from_slice(a.2);
-        inputs.extend_from_slice(b.2);
+        let (size, left, right) = parent_fields(a, b);
+        for part in [&PARENT_TYPE[..], &size, left, right] {
+            inputs.extend_from_slice(part);
+        }
         ends.push(inputs.len());
     }
     hash_each(&split_at_ends(&inputs, &ends))
@@ -143,9 +142,18 @@ const LEAF_PREFIX: usize = 9;
 /// `(flat-tree index, byte size, hash)`; the one with the lower index goes first, whatever
 /// the argument order. Sizes add with wrap-around (a real tree never gets near 2^64).
 pub fn parent_hash(a: (u64, u64, &[u8; 32]), b: (u64, u64, &[u8; 32])) -> [u8; 32] {
+    let (size, left, right) = parent_fields(a, b);
+    hash(&[&PARENT_TYPE, &size, left, right])
+}
+
+/// What a parent hashes after its type byte: the children's summed size, then their
+/// hashes, the child with the lower index first (as hypercore-crypto sorts them).
+fn parent_fields<'a>(
+    a: (u64, u64, &'a [u8; 32]),
+    b: (u64, u64, &'a [u8; 32]),
+) -> ([u8; 8], &'a [u8; 32], &'a [u8; 32]) {
     let (a, b) = if a.0 > b.0 { (b, a) } else { (a, b) };
-    let size = a.1.wrapping_add(b.1).to_le_bytes();
-    hash(&[&PARENT_TYPE, &size, a.2, b.2])
+    (a.1.wrapping_add(b.1).to_le_bytes(), a.2, b.2)
 }
 
 /// hypercore-crypto `tree(roots)`: the tree hash over the full roots `(index, size, hash)`,
