@@ -392,6 +392,9 @@ fn base_cf_options() -> Options {
     o.set_num_levels(7);
     o.set_max_write_buffer_number(2);
     o.set_write_buffer_size(64 * 1024 * 1024);
+    // eight blocks a memtable (RocksDB's default caps them at 1 MiB): big enough for
+    // memtable_memory to keep resident from one memtable to the next
+    o.set_arena_block_size(8 * 1024 * 1024);
     o.set_blob_gc_age_cutoff(0.25);
     o.set_blob_gc_force_threshold(1.0);
     o.set_enable_blob_gc(true);
@@ -1260,7 +1263,7 @@ pub(crate) fn open_read_only(dir: &Path) -> Result<Storage> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::storage::schema::{Alias, AuthKeyPair};
 

@@ -6,12 +6,15 @@
 //! * [`device_file`]: the `CORESTORE` device file and its lock.
 //! * [`db`]: [`Storage`] (open/validate/read) and [`Batch`] (atomic writes).
 //! * [`readahead`]: blocks scanned ahead of in-order reads.
+//! * [`memtable_memory`]: RocksDB's memtable blocks, kept resident between memtables.
 //!
 //! See /work/shared/storage-format.md for the measured format.
 
 pub mod db;
 pub mod device_file;
 pub mod keys;
+#[cfg(target_os = "linux")]
+pub mod memtable_memory;
 pub mod overlay;
 mod readahead;
 pub mod schema;
