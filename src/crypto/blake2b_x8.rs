@@ -61,39 +61,31 @@ pub unsafe fn hash8(inputs: [&[u8]; 8]) -> [[u8; 32]; 8] {
     }
     // digest length 32, no key, fanout and depth 1
     h[0] = _mm512_set1_epi64((IV[0] ^ 0x0101_0020) as i64);
-    let mut words = [0u64; 128];
     let mut tail = [[0u8; BLOCK]; 8];
-    // the message words of the eight blocks in hand, transposed: words[8 * j + k] is word
-    // j of input k, so that vector j loads whole
     for b in 0..count {
         let last = b + 1 == count;
         let mut counts = [0u64; 8];
+        // where each input's block starts: in the input, or for the last, zero-padded in
+        // `tail`
+        let mut rows = [std::ptr::null::<u8>(); 8];
         for (k, input) in inputs.iter().enumerate() {
             let start = b * BLOCK;
-            // the last block is zero-padded; the counter is the bytes hashed so far
-            let block: &[u8; BLOCK] = if last {
+            if last {
                 let rest = &input[start.min(input.len())..];
                 tail[k] = [0; BLOCK];
                 tail[k][..rest.len()].copy_from_slice(rest);
                 counts[k] = input.len() as u64;
-                &tail[k]
+                rows[k] = tail[k].as_ptr();
             } else {
                 counts[k] = (start + BLOCK) as u64;
-                let Ok(block) = input[start..start + BLOCK].try_into() else {
+                let Some(block) = input.get(start..start + BLOCK) else {
                     unreachable!("every block but the last is whole")
                 };
-                block
-            };
-            for (j, chunk) in block.chunks_exact(8).enumerate() {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(chunk);
-                words[j * 8 + k] = u64::from_le_bytes(w);
+                rows[k] = block.as_ptr();
             }
         }
-        let mut m = [_mm512_setzero_si512(); 16];
-        for (j, v) in m.iter_mut().enumerate() {
-            *v = _mm512_loadu_si512(words[j * 8..].as_ptr() as *const _);
-        }
+        // SAFETY: each row points at BLOCK bytes of its input or of `tail`
+        let m = transpose(&rows);
         let t = _mm512_loadu_si512(counts.as_ptr() as *const _);
         compress(&mut h, &m, t, last);
     }
@@ -109,6 +101,50 @@ pub unsafe fn hash8(inputs: [&[u8]; 8]) -> [[u8; 32]; 8] {
         }
     }
     out
+}
+
+/// The message words of eight 128-byte blocks, lane k of vector j holding word j of block
+/// k: each half of the blocks (eight words) is an 8x8 transpose of 64-bit words in
+/// registers, three rounds of shuffles. (Gathered through memory instead, a word at a
+/// time, hashing 1000 1 KiB leaves took 0.26 ms rather than 0.21.)
+///
+/// # Safety
+/// Each row must point at 128 readable bytes.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn transpose(rows: &[*const u8; 8]) -> [__m512i; 16] {
+    let mut m = [_mm512_setzero_si512(); 16];
+    for half in 0..2 {
+        let mut r = [_mm512_setzero_si512(); 8];
+        for (k, row) in r.iter_mut().enumerate() {
+            *row = _mm512_loadu_si512(rows[k].add(64 * half) as *const _);
+        }
+        // pairs of rows: lo holds their even words, hi their odd ones, a 128-bit lane per
+        // word pair (lane l of lo: word 2l of both rows)
+        let lo = |a: usize| _mm512_unpacklo_epi64(r[a], r[a + 1]);
+        let hi = |a: usize| _mm512_unpackhi_epi64(r[a], r[a + 1]);
+        let (l01, h01, l23, h23) = (lo(0), hi(0), lo(2), hi(2));
+        let (l45, h45, l67, h67) = (lo(4), hi(4), lo(6), hi(6));
+        // lanes 0 and 2 (0x88) or 1 and 3 (0xdd) of each: words w and w + 4 of four rows
+        let u = [
+            _mm512_shuffle_i64x2::<0x88>(l01, l23),
+            _mm512_shuffle_i64x2::<0xdd>(l01, l23),
+            _mm512_shuffle_i64x2::<0x88>(h01, h23),
+            _mm512_shuffle_i64x2::<0xdd>(h01, h23),
+        ];
+        let v = [
+            _mm512_shuffle_i64x2::<0x88>(l45, l67),
+            _mm512_shuffle_i64x2::<0xdd>(l45, l67),
+            _mm512_shuffle_i64x2::<0x88>(h45, h67),
+            _mm512_shuffle_i64x2::<0xdd>(h45, h67),
+        ];
+        // u[i] and v[i] hold words (0, 4), (2, 6), (1, 5), (3, 7) for i = 0..4
+        for (i, word) in [0, 2, 1, 3].into_iter().enumerate() {
+            m[8 * half + word] = _mm512_shuffle_i64x2::<0x88>(u[i], v[i]);
+            m[8 * half + word + 4] = _mm512_shuffle_i64x2::<0xdd>(u[i], v[i]);
+        }
+    }
+    m
 }
 
 // Same target feature as `hash8`, so that both inline into it with the intrinsics.
