@@ -531,9 +531,12 @@ impl Peer {
             });
             return;
         }
-        let frame = self
-            .mux
-            .send(local_id, message.message_type(), &message.encode());
+        let frame = self.mux.send_with(
+            local_id,
+            message.message_type(),
+            message.encoded_len_hint(),
+            |w| message.encode_into(w),
+        );
         if !frame.is_empty() {
             self.frames.push(frame);
         }

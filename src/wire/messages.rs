@@ -660,17 +660,51 @@ impl Message {
 
     /// The payload (without the type id; `Mux::send` adds it).
     pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(self.encoded_len_hint());
+        self.encode_into(&mut w);
+        w.into_vec()
+    }
+
+    /// About the payload's length, at least for the bulky messages (a block and its
+    /// proof): what to reserve so that encoding does not grow the buffer, copying, on
+    /// every block sent.
+    pub fn encoded_len_hint(&self) -> usize {
+        // a node: index and size (up to 10 bytes each), hash
+        let nodes = |n: &[Node]| 1 + n.len() * 52;
+        const SMALL: usize = 32;
         match self {
-            Message::Sync(m) => m.encode(),
-            Message::Request(m) => m.encode(),
-            Message::Cancel(m) => m.encode(),
-            Message::Data(m) => m.encode(),
-            Message::NoData(m) => m.encode(),
-            Message::Want(m) => m.encode(),
-            Message::Unwant(m) => m.encode(),
-            Message::Bitfield(m) => m.encode(),
-            Message::Range(m) => m.encode(),
-            Message::Extension(m) => m.encode(),
+            Message::Data(m) => {
+                let block = m
+                    .block
+                    .as_ref()
+                    .map_or(0, |b| 20 + b.value.len() + nodes(&b.nodes));
+                let hash = m.hash.as_ref().map_or(0, |h| 10 + nodes(&h.nodes));
+                let seek = m.seek.as_ref().map_or(0, |s| 10 + nodes(&s.nodes));
+                let upgrade = m.upgrade.as_ref().map_or(0, |u| {
+                    20 + nodes(&u.nodes) + nodes(&u.additional_nodes) + 70
+                });
+                // the manifest, when asked for, is rare: let it grow the buffer
+                SMALL + block + hash + seek + upgrade
+            }
+            Message::Bitfield(m) => SMALL + m.bitfield.len() * 4,
+            Message::Extension(m) => SMALL + m.message.len(),
+            _ => SMALL,
+        }
+    }
+
+    /// Appends the payload to `w`.
+    pub fn encode_into(&self, w: &mut Writer) {
+        match self {
+            Message::Sync(m) => m.encode_into(w),
+            Message::Request(m) => m.encode_into(w),
+            Message::Cancel(m) => m.encode_into(w),
+            Message::Data(m) => m.encode_into(w),
+            Message::NoData(m) => m.encode_into(w),
+            Message::Want(m) => m.encode_into(w),
+            Message::Unwant(m) => m.encode_into(w),
+            Message::Bitfield(m) => m.encode_into(w),
+            Message::Range(m) => m.encode_into(w),
+            Message::Extension(m) => m.encode_into(w),
         }
     }
 
@@ -998,5 +1032,45 @@ pub(crate) mod tests {
             assert!(hs.verify(!init, &key, &hh));
             assert!(!hs.verify(init, &key, &hh));
         }
+    }
+
+    /// A block with its proof, a seek and an upgrade at the largest varints: the hint
+    /// covers the encoding, so encoding never grows (and copies) its buffer.
+    #[test]
+    fn the_length_hint_covers_a_data_message() {
+        let node = |i: u64| Node {
+            index: u64::MAX - i,
+            size: u64::MAX,
+            hash: [7; 32],
+        };
+        let nodes = |n: u64| (0..n).map(node).collect::<Vec<_>>();
+        let data = Message::Data(Box::new(Data {
+            request: u64::MAX,
+            fork: u64::MAX,
+            block: Some(DataBlock {
+                index: u64::MAX,
+                value: vec![1; 1024],
+                nodes: nodes(20),
+                leaf: None,
+            }),
+            hash: None,
+            seek: Some(DataSeek {
+                bytes: u64::MAX,
+                nodes: nodes(1),
+            }),
+            upgrade: Some(DataUpgrade {
+                start: u64::MAX,
+                length: u64::MAX,
+                nodes: nodes(30),
+                additional_nodes: nodes(10),
+                signature: Some(vec![9; 64]),
+            }),
+            manifest: None,
+        }));
+        let bytes = data.encode();
+        let hint = data.encoded_len_hint();
+        assert!(bytes.len() <= hint, "{} > {hint}", bytes.len());
+        assert_eq!(bytes.capacity(), hint, "the buffer never grew");
+        assert_eq!(Message::decode(Data::TYPE, &bytes).unwrap(), Some(data));
     }
 }

@@ -299,11 +299,27 @@ impl Mux {
     /// A message frame on our channel `local_id` (paired or not yet). Empty when the channel
     /// is not open (protomux sends nothing then): don't send empty frames.
     pub fn send(&mut self, local_id: u64, message_type: u64, payload: &[u8]) -> Vec<u8> {
+        self.send_with(local_id, message_type, payload.len(), |w| {
+            w.fixed(payload);
+        })
+    }
+
+    /// `send` of the payload that `payload` writes (about `len` bytes): straight into the
+    /// frame, without a buffer of its own first.
+    pub fn send_with(
+        &mut self,
+        local_id: u64,
+        message_type: u64,
+        len: usize,
+        payload: impl FnOnce(&mut Writer),
+    ) -> Vec<u8> {
         if self.local_channel(local_id).is_none() {
             return Vec::new();
         }
-        let mut w = Writer::with_capacity(payload.len() + 6);
-        w.uint(local_id).uint(message_type).fixed(payload);
+        // the channel id and the type: varints of up to ten bytes each
+        let mut w = Writer::with_capacity(len + 20);
+        w.uint(local_id).uint(message_type);
+        payload(&mut w);
         w.into_vec()
     }
 
