@@ -10,6 +10,10 @@
 //! [`RETAIN`] bytes, for the next memtable to reuse without a fault, and the rest give
 //! their pages back. Everything else, and anything the range cannot hold, goes to the
 //! original operators.
+//!
+//! The `--wrap` flags are link arguments of this package's own targets (the addon and its
+//! tests): a binary of another package that linked this crate's rlib would have to pass
+//! them too, or `__real__Znam` stays undefined.
 
 use std::ffi::c_void;
 use std::ptr;
