@@ -2,8 +2,8 @@
 //! each (a 64 MiB write buffer / 8).
 //!
 //! Through glibc, a flushed memtable's blocks go back to the kernel, so the next memtable
-//! faults in every 4 KiB page again: 25,000 faults per 100 MB appended, about a quarter
-//! of an append's time (docs/DECISIONS.md §50). build.rs has the linker send RocksDB's
+//! faults in every 4 KiB page again: 25,000 of the 31,000 faults per 100 MB appended in
+//! batches, about a fifth of an append's time (docs/DECISIONS.md §50). build.rs has the linker send RocksDB's
 //! `operator new[]` and `operator delete[]` (and nothing else's: the wrap applies to the
 //! objects linked into this library) to the functions here. Blocks of at least [`BIG`]
 //! bytes come from one address range reserved up front; freed ones stay resident, up to
