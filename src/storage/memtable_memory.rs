@@ -3,9 +3,9 @@
 //!
 //! Through glibc, a flushed memtable's blocks go back to the kernel, so the next memtable
 //! faults in every 4 KiB page again: 25,000 of the 31,000 faults per 100 MB appended in
-//! batches, about a fifth of an append's time (docs/DECISIONS.md §50). build.rs has the linker send RocksDB's
-//! `operator new[]` and `operator delete[]` (and nothing else's: the wrap applies to the
-//! objects linked into this library) to the functions here. Blocks of at least [`BIG`]
+//! batches, about a fifth of an append's time (docs/DECISIONS.md §50). build.rs has the
+//! linker send RocksDB's `operator new[]` and `operator delete[]` (and nothing else's: the
+//! wrap applies to the objects linked into this library) to the functions here. Blocks of at least [`BIG`]
 //! bytes come from one address range reserved up front; freed ones stay resident, up to
 //! [`RETAIN`] bytes, for the next memtable to reuse without a fault, and the rest give
 //! their pages back. Everything else, and anything the range cannot hold, goes to the
@@ -81,21 +81,21 @@ fn shared() -> Option<&'static Region> {
         .as_ref()
 }
 
+/// The process's region if it is reserved already: without reserving it, which only a
+/// big allocation does.
+fn reserved() -> Option<&'static Region> {
+    SHARED.get().and_then(Option::as_ref)
+}
+
 /// Takes back `ptr` if the shared region handed it out. Before any big allocation there
 /// is no region, and every `delete[]` passes straight through.
 fn release_shared(ptr: *mut c_void) -> bool {
-    match SHARED.get() {
-        Some(Some(region)) => region.release(ptr.cast()),
-        _ => false,
-    }
+    reserved().is_some_and(|region| region.release(ptr.cast()))
 }
 
 /// Bytes in blocks handed out and not yet freed, and freed bytes kept resident.
 pub fn stats() -> (usize, usize) {
-    match SHARED.get() {
-        Some(Some(region)) => region.stats(),
-        _ => (0, 0),
-    }
+    reserved().map_or((0, 0), Region::stats)
 }
 
 /// A reserved range of address space, and the blocks carved from it.
@@ -120,6 +120,12 @@ struct Pool {
 
 fn total(blocks: &[(usize, usize)]) -> usize {
     blocks.iter().map(|&(_, l)| l).sum()
+}
+
+/// Takes a block of length `len` out of `blocks`, if it holds one; its address.
+fn take_of_len(blocks: &mut Vec<(usize, usize)>, len: usize) -> Option<usize> {
+    let i = blocks.iter().position(|&(_, l)| l == len)?;
+    Some(blocks.swap_remove(i).0)
 }
 
 impl Region {
@@ -160,10 +166,9 @@ impl Region {
     fn allocate(&self, size: usize) -> Option<*mut u8> {
         let len = size.checked_next_multiple_of(UNIT)?;
         let mut pool = self.pool();
-        let addr = if let Some(i) = pool.warm.iter().position(|&(_, l)| l == len) {
-            pool.warm.swap_remove(i).0
-        } else if let Some(i) = pool.cold.iter().position(|&(_, l)| l == len) {
-            pool.cold.swap_remove(i).0
+        let reused = take_of_len(&mut pool.warm, len).or_else(|| take_of_len(&mut pool.cold, len));
+        let addr = if let Some(addr) = reused {
+            addr
         } else {
             if len > self.len - pool.used {
                 return None;
