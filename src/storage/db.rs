@@ -1287,6 +1287,33 @@ pub(crate) mod tests {
         assert_send_sync::<Batch>();
     }
 
+    /// RocksDB is built with `ROCKSDB_FALLOCATE_PRESENT` (.cargo/config.toml): the WAL a
+    /// write goes to has space allocated ahead of what it holds.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_wal_is_preallocated_ahead_of_its_writes() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tmp("wal-prealloc");
+        let st = Storage::open(&dir, &OpenOptions::default()).unwrap();
+        let mut b = Batch::new();
+        b.put_user_data(1, "k", b"v");
+        st.write(b).unwrap();
+        let wal = std::fs::read_dir(dir.join(DB_DIR))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .expect("a WAL file");
+        let meta = wal.metadata().unwrap();
+        assert!(
+            meta.blocks() * 512 >= meta.len() + (1 << 20),
+            "{} bytes allocated for {} written",
+            meta.blocks() * 512,
+            meta.len()
+        );
+        drop(st);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     fn sample(st: &Storage) {
         let dkey = [0xd1; 32];
         let mut b = Batch::new();
