@@ -11,18 +11,13 @@
 //! their pages back. Everything else, and anything the range cannot hold, goes to the
 //! original operators.
 //!
-//! A fresh store has no freed blocks yet: its first memtables would fault in every page
-//! while the append that fills them waits. A thread of its own keeps [`AHEAD`] bytes of
-//! blocks resident ahead of the next allocation, faulting them in on the other core
-//! (docs/DECISIONS.md §53).
-//!
 //! The `--wrap` flags are link arguments of this package's own targets (the addon and its
 //! tests): a binary of another package that linked this crate's rlib would have to pass
 //! them too, or `__real__Znam` stays undefined.
 
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::{Condvar, Mutex, MutexGuard, Once, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 /// Allocations this big or bigger are served here (RocksDB's arena blocks are 8 MiB; its
 /// other `new char[]` users ask for a few KiB to 1 MiB).
@@ -32,9 +27,6 @@ pub const BIG: usize = 4 << 20;
 const UNIT: usize = 1 << 20;
 /// Freed bytes kept resident for reuse: one write buffer, what the next memtable refills.
 pub const RETAIN: usize = 64 << 20;
-/// Resident bytes of blocks kept ready ahead of the next allocation: two arena blocks, as
-/// the preparing thread fills one while the writer takes the other.
-pub const AHEAD: usize = 16 << 20;
 /// Address space reserved (not memory: no page is touched or committed until used).
 const RESERVE: usize = 16 << 30;
 
@@ -81,16 +73,12 @@ pub unsafe extern "C" fn __wrap__ZdaPvm(ptr: *mut c_void, size: usize) {
 }
 
 static SHARED: OnceLock<Option<Region>> = OnceLock::new();
-static PREPARER: Once = Once::new();
 
-/// The process's region, reserved on the first big allocation, which also starts the
-/// thread that prepares its blocks.
+/// The process's region, reserved on the first big allocation.
 fn shared() -> Option<&'static Region> {
-    let region = SHARED
-        .get_or_init(|| Region::reserve(RESERVE, RETAIN, AHEAD))
-        .as_ref()?;
-    PREPARER.call_once(|| region.start_preparing());
-    Some(region)
+    SHARED
+        .get_or_init(|| Region::reserve(RESERVE, RETAIN))
+        .as_ref()
 }
 
 /// The process's region if it is reserved already: without reserving it, which only a
@@ -115,10 +103,7 @@ struct Region {
     base: usize,
     len: usize,
     retain: usize,
-    ahead: usize,
     pool: Mutex<Pool>,
-    /// Wakes the preparing thread: a block was taken.
-    taken: Condvar,
 }
 
 #[derive(Default)]
@@ -131,8 +116,6 @@ struct Pool {
     /// them back. All three lists are short (a memtable has eight blocks).
     warm: Vec<(usize, usize)>,
     cold: Vec<(usize, usize)>,
-    /// The length of the last block asked for: what the preparing thread prepares.
-    last_len: usize,
 }
 
 fn total(blocks: &[(usize, usize)]) -> usize {
@@ -149,7 +132,7 @@ impl Region {
     /// Maps `len` bytes of address space with no access, so that nothing is committed
     /// until a block is made writable. None if the kernel refuses: then everything goes to
     /// glibc.
-    fn reserve(len: usize, retain: usize, ahead: usize) -> Option<Region> {
+    fn reserve(len: usize, retain: usize) -> Option<Region> {
         // one extra unit, to start on a unit boundary
         let mapped = len.checked_add(UNIT)?;
         // SAFETY: an anonymous private mapping at an address of the kernel's choosing.
@@ -170,30 +153,12 @@ impl Region {
             base: (p as usize).next_multiple_of(UNIT),
             len,
             retain,
-            ahead,
             pool: Mutex::new(Pool::default()),
-            taken: Condvar::new(),
         })
     }
 
-    fn pool(&self) -> MutexGuard<'_, Pool> {
+    fn pool(&self) -> std::sync::MutexGuard<'_, Pool> {
         self.pool.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Makes `len` bytes of the range, from its unused end, readable and writable; their
-    /// address, or None if the range is full or the kernel refused.
-    fn carve(&self, pool: &mut Pool, len: usize) -> Option<usize> {
-        if len > self.len - pool.used {
-            return None;
-        }
-        let addr = self.base + pool.used;
-        // SAFETY: [addr, addr + len) lies inside the reservation and is no one's yet.
-        let prot = libc::PROT_READ | libc::PROT_WRITE;
-        if unsafe { libc::mprotect(addr as *mut c_void, len, prot) } != 0 {
-            return None;
-        }
-        pool.used += len;
-        Some(addr)
     }
 
     /// A block of at least `size` bytes: a freed one of the same length if there is one,
@@ -201,51 +166,24 @@ impl Region {
     fn allocate(&self, size: usize) -> Option<*mut u8> {
         let len = size.checked_next_multiple_of(UNIT)?;
         let mut pool = self.pool();
-        let addr = match take_of_len(&mut pool.warm, len) {
-            Some(addr) => addr,
-            None => match take_of_len(&mut pool.cold, len) {
-                Some(addr) => addr,
-                None => self.carve(&mut pool, len)?,
-            },
+        let reused = take_of_len(&mut pool.warm, len).or_else(|| take_of_len(&mut pool.cold, len));
+        let addr = if let Some(addr) = reused {
+            addr
+        } else {
+            if len > self.len - pool.used {
+                return None;
+            }
+            let addr = self.base + pool.used;
+            // SAFETY: [addr, addr + len) lies inside the reservation and is no one's yet.
+            let prot = libc::PROT_READ | libc::PROT_WRITE;
+            if unsafe { libc::mprotect(addr as *mut c_void, len, prot) } != 0 {
+                return None;
+            }
+            pool.used += len;
+            addr
         };
         pool.live.push((addr, len));
-        pool.last_len = len;
-        drop(pool);
-        self.taken.notify_one();
         Some(addr as *mut u8)
-    }
-
-    /// Starts the thread that keeps `ahead` bytes of blocks resident. If the thread cannot
-    /// be started, blocks are faulted in where they are used, as without it.
-    fn start_preparing(&'static self) {
-        let _ = std::thread::Builder::new()
-            .name("csn-memtable-prep".into())
-            .stack_size(64 << 10)
-            .spawn(move || while self.prepare_one() {});
-    }
-
-    /// Waits until fewer than `ahead` bytes of blocks of the last length asked for are
-    /// resident and free, then makes one more so: a cold block or a fresh one, faulted in
-    /// outside the lock. False once the range is full.
-    fn prepare_one(&self) -> bool {
-        let mut pool = self.pool();
-        let len = loop {
-            let len = pool.last_len;
-            let ready = pool.warm.iter().filter(|&&(_, l)| l == len).count() * len;
-            if len > 0 && ready < self.ahead {
-                break len;
-            }
-            pool = self.taken.wait(pool).unwrap_or_else(|e| e.into_inner());
-        };
-        let Some(addr) = take_of_len(&mut pool.cold, len).or_else(|| self.carve(&mut pool, len))
-        else {
-            return false;
-        };
-        drop(pool);
-        populate(addr, len);
-        let mut pool = self.pool();
-        pool.warm.push((addr, len));
-        true
     }
 
     /// Takes back `ptr` if it is in this range; false if it is not.
@@ -276,19 +214,6 @@ impl Region {
     }
 }
 
-/// Faults in the pages of a block no one uses yet, writable.
-fn populate(addr: usize, len: usize) {
-    // SAFETY: the block is readable and writable, and the caller's alone.
-    let done = unsafe { libc::madvise(addr as *mut c_void, len, libc::MADV_POPULATE_WRITE) };
-    if done != 0 {
-        // kernels before 5.14 lack MADV_POPULATE_WRITE: a write per page does the same
-        for page in (addr..addr + len).step_by(4096) {
-            // SAFETY: as above; the page reads as zero, so writing zero changes nothing.
-            unsafe { ptr::write_volatile(page as *mut u8, 0) };
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,7 +234,7 @@ mod tests {
 
     #[test]
     fn freed_blocks_come_back_resident_up_to_what_is_retained() {
-        let region = Region::reserve(64 * MIB, 16 * MIB, 0).expect("reserve");
+        let region = Region::reserve(64 * MIB, 16 * MIB).expect("reserve");
         let first: Vec<_> = (0..3).map(|_| region.allocate(8 * MIB).unwrap()).collect();
         for (i, &block) in first.iter().enumerate() {
             fill(block, 8 * MIB, i as u8 + 1);
@@ -330,56 +255,9 @@ mod tests {
         assert_eq!(contents, [(0, 0), (1, 1), (2, 2)]);
     }
 
-    /// Whether every page of the block is resident.
-    fn resident(block: usize, len: usize) -> bool {
-        let mut pages = vec![0u8; len / 4096];
-        // SAFETY: the block is mapped, and `pages` has a byte per page of it.
-        let r = unsafe { libc::mincore(block as *mut c_void, len, pages.as_mut_ptr()) };
-        r == 0 && pages.iter().all(|p| p & 1 == 1)
-    }
-
-    #[test]
-    fn the_preparing_thread_keeps_blocks_resident_ahead_of_the_next_allocation() {
-        let region: &'static Region = Box::leak(Box::new(
-            Region::reserve(96 * MIB, 64 * MIB, 16 * MIB).expect("reserve"),
-        ));
-        region.start_preparing();
-        let first = region.allocate(8 * MIB).unwrap() as usize;
-        let ready = |n: usize| {
-            for _ in 0..500 {
-                let pool = region.pool();
-                if pool.warm.len() == n {
-                    return pool.warm.clone();
-                }
-                drop(pool);
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            panic!("the preparing thread did not make {n} blocks ready");
-        };
-        let prepared = ready(2);
-        assert!(prepared
-            .iter()
-            .all(|&(a, l)| l == 8 * MIB && resident(a, l)));
-        assert!(!prepared.iter().any(|&(a, _)| a == first));
-        // what the next allocations take is what was prepared, and the thread tops up again
-        let next: Vec<_> = (0..2)
-            .map(|_| region.allocate(8 * MIB).unwrap() as usize)
-            .collect();
-        for block in &next {
-            assert!(prepared.iter().any(|(a, _)| a == block));
-        }
-        assert_eq!(ready(2).len(), 2);
-        // freed blocks count as ready: nothing more is prepared while they are there
-        for block in next {
-            assert!(region.release(block as *mut u8));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert_eq!(region.stats(), (8 * MIB, 32 * MIB));
-    }
-
     #[test]
     fn sizes_round_up_and_a_full_range_says_so() {
-        let region = Region::reserve(16 * MIB, 0, 0).expect("reserve");
+        let region = Region::reserve(16 * MIB, 0).expect("reserve");
         let a = region.allocate(5 * MIB + 1).unwrap();
         assert_eq!(a as usize % UNIT, 0);
         assert_eq!(region.stats(), (6 * MIB, 0));
@@ -400,7 +278,7 @@ mod tests {
 
     #[test]
     fn pointers_from_elsewhere_are_not_taken() {
-        let region = Region::reserve(8 * MIB, 8 * MIB, 0).expect("reserve");
+        let region = Region::reserve(8 * MIB, 8 * MIB).expect("reserve");
         let mut elsewhere = vec![0u8; 16];
         assert!(!region.release(elsewhere.as_mut_ptr()));
         assert!(!region.release(ptr::null_mut()));
