@@ -1294,20 +1294,20 @@ pub(crate) mod tests {
     fn the_wal_is_preallocated_ahead_of_its_writes() {
         use std::os::unix::fs::MetadataExt;
         use std::os::unix::io::AsRawFd;
+        // the unwraps are on this test's own files and store: one failing fails the test
         let dir = tmp("wal-prealloc");
-        std::fs::create_dir_all(&dir).unwrap();
         // a file system without fallocate (RocksDB then writes as without the flag) has
-        // nothing to show
-        let probe = std::fs::File::create(dir.join("probe")).unwrap();
+        // nothing to show; the probe sits beside the store, which wants an empty directory
+        let probe_path = dir.with_extension("probe");
+        let probe = std::fs::File::create(&probe_path).unwrap();
         // SAFETY: fallocate on a file this test owns, 4 KiB past its end.
         let ok = unsafe { libc::fallocate(probe.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, 4096) };
+        drop(probe);
+        let _ = std::fs::remove_file(&probe_path);
         if ok != 0 {
-            eprintln!("no fallocate on {}: skipped", dir.display());
-            let _ = std::fs::remove_dir_all(&dir);
+            eprintln!("no fallocate beside {}: skipped", dir.display());
             return;
         }
-        drop(probe);
-        std::fs::remove_file(dir.join("probe")).unwrap();
         let st = Storage::open(&dir, &OpenOptions::default()).unwrap();
         let mut b = Batch::new();
         b.put_user_data(1, "k", b"v");

@@ -216,6 +216,8 @@ impl Region {
 
 #[cfg(test)]
 mod tests {
+    // The unwraps and expects here are on the tests' own regions and stores, never on
+    // input from a peer, the disk or a caller: one failing is the test failing.
     use super::*;
     use crate::storage::db::tests::tmp;
     use crate::storage::{CoreRecords, OpenOptions, Storage};

@@ -669,8 +669,8 @@ impl Message {
     /// proof): what to reserve so that encoding does not grow the buffer, copying, on
     /// every block sent.
     pub fn encoded_len_hint(&self) -> usize {
-        // a node: index and size (up to 10 bytes each), hash
-        let nodes = |n: &[Node]| 1 + n.len() * 52;
+        // a node: index and size (compact uints, up to 9 bytes each), hash
+        let nodes = |n: &[Node]| 1 + n.len() * 50;
         const SMALL: usize = 32;
         match self {
             Message::Data(m) => {
@@ -1069,6 +1069,7 @@ pub(crate) mod tests {
         }));
         let bytes = data.encode();
         let hint = data.encoded_len_hint();
+        // decoding what this test encoded: an error here is the test failing
         assert!(bytes.len() <= hint, "{} > {hint}", bytes.len());
         assert_eq!(bytes.capacity(), hint, "the buffer never grew");
         assert_eq!(Message::decode(Data::TYPE, &bytes).unwrap(), Some(data));

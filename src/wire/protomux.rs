@@ -316,8 +316,8 @@ impl Mux {
         if self.local_channel(local_id).is_none() {
             return Vec::new();
         }
-        // the channel id and the type: varints of up to ten bytes each
-        let mut w = Writer::with_capacity(len + 20);
+        let header = uint_len(local_id) + uint_len(message_type);
+        let mut w = Writer::with_capacity(header + len);
         w.uint(local_id).uint(message_type);
         payload(&mut w);
         w.into_vec()
