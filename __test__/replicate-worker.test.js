@@ -162,6 +162,46 @@ test('the worker processes input handed over while the JS thread is busy', { ski
   await b.close()
 })
 
+// A few KiB that arrive while the worker has been idle for a while are processed in the
+// receiving call, in the order JS hands them over, as in JS (docs/DECISIONS.md §56): two
+// stores that receive the same blocks in one turn then act on them in that turn, not in
+// whichever order the scheduler runs their workers.
+test('a small answer after a quiet spell is stored within the write that hands it over', { skip: !!process.env.CORESTORE_IMPL }, async (t) => {
+  const a = new Corestore(tmpdir(t))
+  const b = new Corestore(tmpdir(t))
+  const w = a.get({ name: 'w' })
+  await w.ready()
+  await w.append(b4a.alloc(2048, 7))
+  const r = b.get({ key: w.key })
+  await r.ready()
+  const s1 = a.replicate(true)
+  const s2 = b.replicate(false)
+  s2.pipe(s1)
+  let forward = true
+  const held = []
+  s1.on('data', (d) => (forward ? s2.write(d) : held.push(d)))
+  await r.update({ wait: true })
+  assert.equal(r.length, 1)
+  forward = false
+  const got = r.get(0)
+  let size = -1
+  while (size !== held.length) {
+    size = held.length
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  const answer = b4a.concat(held)
+  assert.ok(answer.byteLength > 512 && answer.byteLength <= 4096, `${answer.byteLength} bytes`)
+  s2.write(answer)
+  for (let i = 0; i < 10; i++) await null
+  // handed to the worker, the bytes would count as unconsumed until a poll in a later turn
+  assert.equal(s2._unconsumed, 0, 'processed in the write')
+  assert.ok(b4a.equals(await got, b4a.alloc(2048, 7)))
+  s1.destroy()
+  s2.destroy()
+  await a.close()
+  await b.close()
+})
+
 // A pump tells a stream its input was consumed after it sent what the same output holds for
 // it: that stream may take its next chunk at once, and with the worker idle the engine
 // processes it in that call and pumps again; those bytes must follow these on the wire.

@@ -51,6 +51,20 @@ const WORKER_PIECE: usize = 256 * 1024;
 /// for much work (512 bytes: ~40 block requests).
 const INLINE_MAX: usize = 512;
 
+/// Input up to this size is processed in the receiving call too when the worker has had
+/// nothing handed to it for `QUIET`: an exchange between transfers (a few small blocks
+/// with their proofs, Autobase's acks and heads) then takes effect in the order JS hands
+/// it over, as in JS, instead of in whichever order two stores' workers get a core. Two
+/// Autobase writers that received the same blocks in one turn acked them in different
+/// turns when the scheduler ran one store's worker late, and Autobase's
+/// "sequential restarts" ended with a different indexer set (docs/DECISIONS.md §56).
+/// During a transfer input reaches the worker more often than that, and stays there:
+/// block requests are the sender's work.
+const INLINE_QUIET_MAX: usize = 4 * 1024;
+
+/// How long the worker must have had nothing handed to it for `INLINE_QUIET_MAX`.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(5);
+
 #[napi(object)]
 pub struct StoreOptions {
     pub primary_key: Option<Buffer>,
@@ -66,6 +80,8 @@ pub struct NativeStore {
     worker: Option<Worker>,
     /// what the worker calls to wake JS (`replicationWorker`)
     wakeup: Option<Arc<worker::Wakeup>>,
+    /// when input was last handed to the worker
+    handed_at: Option<std::time::Instant>,
 }
 
 #[napi]
@@ -94,6 +110,7 @@ impl NativeStore {
             shared: Shared::new(store),
             worker: None,
             wakeup: None,
+            handed_at: None,
         })
     }
 
@@ -118,10 +135,13 @@ impl NativeStore {
 
     /// Whether `bytes` of peer input go to the worker (started on first use): not without
     /// a worker callback or when the thread cannot start, and not when they are few and
-    /// the worker is idle (see INLINE_MAX).
+    /// the worker is idle (see INLINE_MAX and INLINE_QUIET_MAX).
     fn hand_over(&mut self, bytes: usize) -> bool {
-        if bytes <= INLINE_MAX && self.shared.idle() {
-            return false;
+        if bytes <= INLINE_QUIET_MAX && self.shared.idle() {
+            let quiet = self.handed_at.is_none_or(|at| at.elapsed() >= QUIET);
+            if bytes <= INLINE_MAX || quiet {
+                return false;
+            }
         }
         if self.worker.is_none() {
             let Some(wakeup) = self.wakeup.clone() else {
@@ -138,6 +158,7 @@ impl NativeStore {
         let Some(w) = self.worker.as_mut() else {
             return Err(job);
         };
+        self.handed_at = Some(std::time::Instant::now());
         let submitted = w.submit(env, &self.shared, job);
         if submitted.is_err() {
             self.worker = None;
