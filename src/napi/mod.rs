@@ -51,19 +51,34 @@ const WORKER_PIECE: usize = 256 * 1024;
 /// for much work (512 bytes: ~40 block requests).
 const INLINE_MAX: usize = 512;
 
-/// Input up to this size is processed in the receiving call too when the worker has had
-/// nothing handed to it for `QUIET`: an exchange between transfers (a few small blocks
-/// with their proofs, Autobase's acks and heads) then takes effect in the order JS hands
-/// it over, as in JS, instead of in whichever order two stores' workers get a core. Two
-/// Autobase writers that received the same blocks in one turn acked them in different
-/// turns when the scheduler ran one store's worker late, and Autobase's
-/// "sequential restarts" ended with a different indexer set (docs/DECISIONS.md §56).
-/// During a transfer input reaches the worker more often than that, and stays there:
-/// block requests are the sender's work.
+/// Input up to this size is processed in the receiving call too when the worker is idle
+/// and no input over `INLINE_MAX` came in the `QUIET` before it: an exchange between
+/// transfers (a few small blocks with their proofs, Autobase's acks and heads) then takes
+/// effect in the order JS hands it over, as in JS, instead of in whichever order two
+/// stores' workers get a core. Two Autobase writers that received the same blocks in one
+/// turn acked them in different turns when the scheduler ran one store's worker late, and
+/// Autobase's "sequential restarts" ended with a different indexer set
+/// (docs/DECISIONS.md §56). In a transfer such input comes more often than that (a
+/// sender's requests, a reader's answers), and it all goes to the worker.
 const INLINE_QUIET_MAX: usize = 4 * 1024;
 
-/// How long the worker must have had nothing handed to it for `INLINE_QUIET_MAX`.
+/// How long no input over `INLINE_MAX` must have come for `INLINE_QUIET_MAX`.
 const QUIET: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// How long such input is worked on in the receiving call: what is left (a burst of block
+/// requests that opens a transfer is a few KiB of milliseconds of work) goes on in the
+/// worker, so the event loop is never held longer.
+const QUIET_BUDGET: std::time::Duration = std::time::Duration::from_micros(250);
+
+/// Where peer input is processed.
+enum Route {
+    /// handed to the worker
+    Worker,
+    /// in the receiving call
+    Here,
+    /// in the receiving call for `QUIET_BUDGET`, the rest in the worker
+    Briefly,
+}
 
 #[napi(object)]
 pub struct StoreOptions {
@@ -80,8 +95,8 @@ pub struct NativeStore {
     worker: Option<Worker>,
     /// what the worker calls to wake JS (`replicationWorker`)
     wakeup: Option<Arc<worker::Wakeup>>,
-    /// when input was last handed to the worker
-    handed_at: Option<std::time::Instant>,
+    /// when input over `INLINE_MAX` bytes last came
+    large_at: Option<std::time::Instant>,
 }
 
 #[napi]
@@ -110,7 +125,7 @@ impl NativeStore {
             shared: Shared::new(store),
             worker: None,
             wakeup: None,
-            handed_at: None,
+            large_at: None,
         })
     }
 
@@ -133,23 +148,44 @@ impl NativeStore {
         Ok(())
     }
 
-    /// Whether `bytes` of peer input go to the worker (started on first use): not without
-    /// a worker callback or when the thread cannot start, and not when they are few and
-    /// the worker is idle (see INLINE_MAX and INLINE_QUIET_MAX).
-    fn hand_over(&mut self, bytes: usize) -> bool {
-        if bytes <= INLINE_QUIET_MAX && self.shared.idle() {
-            let quiet = self.handed_at.is_none_or(|at| at.elapsed() >= QUIET);
-            if bytes <= INLINE_MAX || quiet {
-                return false;
+    /// Where `bytes` of peer input are processed: in the worker (started on first use),
+    /// except without a worker callback or when the thread cannot start, and when they are
+    /// few and the worker is idle (see INLINE_MAX and INLINE_QUIET_MAX).
+    fn route(&mut self, bytes: usize) -> Route {
+        let quiet = if bytes > INLINE_MAX {
+            let now = std::time::Instant::now();
+            let quiet = self.large_at.is_none_or(|at| now - at >= QUIET);
+            self.large_at = Some(now);
+            if !quiet || bytes > INLINE_QUIET_MAX {
+                false
+            } else {
+                self.shared.idle()
             }
-        }
+        } else if self.shared.idle() {
+            return Route::Here;
+        } else {
+            false
+        };
         if self.worker.is_none() {
             let Some(wakeup) = self.wakeup.clone() else {
-                return false;
+                return Route::Here;
             };
             self.worker = Worker::start(&self.shared, wakeup).ok();
         }
-        self.worker.is_some()
+        match (self.worker.is_some(), quiet) {
+            (false, _) => Route::Here,
+            (true, true) => Route::Briefly,
+            (true, false) => Route::Worker,
+        }
+    }
+
+    /// After input processed `Briefly`: what the budget left of the session's input goes
+    /// on in the worker. (If its thread has just ended, the session's next input or call
+    /// finds it still in order in the backlog.)
+    fn resume_in_worker(&mut self, env: &Env, session: u32) {
+        if self.engine().replicator.session_has_backlog(session) {
+            let _ = self.submit(env, Job::Resume);
+        }
     }
 
     /// Hands a job to the worker; back when its thread has ended (then the caller runs it,
@@ -158,7 +194,6 @@ impl NativeStore {
         let Some(w) = self.worker.as_mut() else {
             return Err(job);
         };
-        self.handed_at = Some(std::time::Instant::now());
         let submitted = w.submit(env, &self.shared, job);
         if submitted.is_err() {
             self.worker = None;
@@ -539,7 +574,16 @@ impl NativeStore {
         data: BufferSlice,
     ) -> Result<Option<ReplicationOut>> {
         let mut rest: &[u8] = &data;
-        if self.hand_over(data.len()) {
+        let route = self.route(data.len());
+        if let Route::Briefly = route {
+            let deadline = std::time::Instant::now() + QUIET_BUDGET;
+            let out = self
+                .engine()
+                .replicate_with(|r, store| r.recv_until(store, session, rest, Some(deadline)))?;
+            self.resume_in_worker(env, session);
+            return Ok(Some(out));
+        }
+        if let Route::Worker = route {
             // in pieces: what the worker makes of the first (requests, answers) goes out
             // while it works on the next, so both ends of a transfer keep busy
             while !rest.is_empty() {
@@ -617,19 +661,33 @@ impl NativeStore {
         if !rest.is_empty() {
             return Err(bad("data left over after the events"));
         }
-        let events = if here != Some(true) && self.hand_over(bytes as usize) {
-            let job = Job::Events {
-                session,
-                events,
-                bytes,
-            };
-            // back only when the worker is gone: then processed here
-            let Err(Job::Events { events, .. }) = self.submit(env, job) else {
-                return Ok(None);
-            };
-            events
+        let route = if here == Some(true) {
+            Route::Here
         } else {
-            events
+            self.route(bytes as usize)
+        };
+        let events = match route {
+            Route::Worker => {
+                let job = Job::Events {
+                    session,
+                    events,
+                    bytes,
+                };
+                // back only when the worker is gone: then processed here
+                let Err(Job::Events { events, .. }) = self.submit(env, job) else {
+                    return Ok(None);
+                };
+                events
+            }
+            Route::Briefly => {
+                let deadline = std::time::Instant::now() + QUIET_BUDGET;
+                let out = self.engine().replicate_with(|r, store| {
+                    r.external_until(store, session, events, Some(deadline))
+                })?;
+                self.resume_in_worker(env, session);
+                return Ok(Some(out));
+            }
+            Route::Here => events,
         };
         self.engine()
             .replicate_with(|r, store| r.external(store, session, events))

@@ -37,6 +37,8 @@ pub(crate) enum Job {
     /// the stream ended: what it handed over before is processed first (as it would have
     /// been in its own write, without a worker), then its session closes
     Close { session: u32 },
+    /// what a call on the JS thread left in the streams' backlogs
+    Resume,
 }
 
 /// What the JS thread and the worker share.
@@ -258,7 +260,7 @@ fn hold(engine: &mut Engine, job: Option<Job>) -> bool {
             engine.consumed(session, bytes);
         }
         Some(Job::Close { .. }) => {} // run() closes sessions
-        None => return engine.replicator.resume(store, deadline),
+        Some(Job::Resume) | None => return engine.replicator.resume(store, deadline),
     }
     engine.replicator.has_backlog()
 }
