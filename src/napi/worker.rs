@@ -209,12 +209,18 @@ impl Worker {
 /// made a transfer slower: 1.7 s against 1.1 s for 50 MB.)
 const SLICE: Duration = Duration::from_millis(2);
 
+/// How long output of finished jobs may wait for the next job's before JS is woken for it,
+/// while jobs are queued. A worker that woke JS after every job woke it ~3,600 times a
+/// second per store in a pipe transfer (docs/DECISIONS.md §57).
+const WAKE_GAP: Duration = Duration::from_micros(500);
+
 fn run(shared: &Shared, queue: &mpsc::Receiver<Job>, wakeup: &Wakeup) {
     let wake = || {
         if !shared.woken.swap(true, Ordering::SeqCst) {
             wakeup.call((), ThreadsafeFunctionCallMode::NonBlocking);
         }
     };
+    let mut woke_at = Instant::now();
     while let Ok(job) = queue.recv() {
         if let Job::Close { session } = job {
             close(shared, session, &wake);
@@ -231,7 +237,12 @@ fn run(shared: &Shared, queue: &mpsc::Receiver<Job>, wakeup: &Wakeup) {
             left = hold(&mut shared.lock_for_worker(), None);
         }
         shared.outstanding.fetch_sub(1, Ordering::SeqCst);
-        wake();
+        // with more jobs queued, their output goes with this one's unless JS last heard
+        // from us a while ago: fewer turns of the JS thread for the same bytes
+        if shared.idle() || woke_at.elapsed() >= WAKE_GAP {
+            wake();
+            woke_at = Instant::now();
+        }
     }
 }
 
