@@ -230,3 +230,21 @@ forEachPairing('download().done() comes after the download event of every block'
     assert.equal(downloads, N, `round ${round}: every download event before done()`)
   }
 })
+
+// A linear download of a core the reader has not seen grows from its start: requests wait
+// for the upgrade that brings the length, and the passes made while it is on its way must
+// not move where the next one starts (each moved it 4096 blocks: 100,000 blocks came from
+// 12,288 on, and 1-12,287 last).
+forEachPairing('a linear download of a new core starts at its first blocks', async (t, p, e) => {
+  const blocks = Array.from({ length: 20000 }, (_, i) => b4a.from(String(i)))
+  const { store: ws, core: w } = await writerWith(e, p.Writer, blocks, 'first-blocks')
+  const rs = e.store(p.Reader)
+  const r = rs.get({ key: w.key })
+  await r.ready()
+  const order = []
+  r.on('download', (i) => order.push(i))
+  pipeStores(e, ws, rs)
+  await within(20000, r.download({ start: 0, end: blocks.length, linear: true }).done(), 'download')
+  const early = order.slice(0, 100)
+  assert.ok(early.every((i) => i < 4096), `the first downloads: ${early.slice(0, 12).join(', ')}, ...`)
+})

@@ -1365,9 +1365,11 @@ impl Replicator {
             } else if servable(i) {
                 // Past our length, the upgrade brings it (maybe_upgrade asks for the first
                 // such block with it): it takes no request slot, which the blocks after it
-                // in the scan may need.
+                // in the scan may need. The next pass starts no later than here: passes
+                // made while the upgrade was on its way moved the start 4096 blocks each,
+                // and a download of a whole core began thousands of blocks in.
+                next_explicit.get_or_insert(i);
                 if i < state.length {
-                    next_explicit.get_or_insert(i);
                     wanted.push(i);
                 }
             } else {
