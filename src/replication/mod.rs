@@ -1347,6 +1347,7 @@ impl Replicator {
             }
         }
         let from = wants.next_explicit;
+        let lowest = explicit.first().copied();
         let mut next_explicit = None;
         let mut looked_last = None;
         for &i in explicit
@@ -1365,10 +1366,14 @@ impl Replicator {
             } else if servable(i) {
                 // Past our length, the upgrade brings it (maybe_upgrade asks for the first
                 // such block with it): it takes no request slot, which the blocks after it
-                // in the scan may need. The next pass starts no later than here: passes
-                // made while the upgrade was on its way moved the start 4096 blocks each,
-                // and a download of a whole core began thousands of blocks in.
-                next_explicit.get_or_insert(i);
+                // in the scan may need. When it is the first block wanted at all, the next
+                // pass starts here: passes made while the upgrade was on its way moved the
+                // start 4096 blocks each, and a download of a whole core began thousands
+                // of blocks in. (Not when a block below it is wanted: that one must not
+                // wait behind thousands of blocks that wait for the upgrade.)
+                if i < state.length || lowest == Some(i) {
+                    next_explicit.get_or_insert(i);
+                }
                 if i < state.length {
                     wanted.push(i);
                 }
