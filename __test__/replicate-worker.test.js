@@ -107,39 +107,60 @@ test('an event routed after a listener changed the core does not put the core ba
   await store.close()
 })
 
-// A store whose JS thread is busy elsewhere (another store's Autobase apply, say) still
-// processes what its peers sent: its worker goes on from job to job while the output JS has
-// not taken is small, rather than waiting for JS after each (docs/DECISIONS.md §36).
-test('the worker processes input handed over while the JS thread is busy', { skip: !!process.env.CORESTORE_IMPL }, async (t) => {
+// A writer with `blocks` and a reader that knows its length, replicating over a pipe that
+// passes the writer's bytes on until `holdAnswers(ask)`: that runs `ask` (a read on the
+// reader), keeps what the writer sends for it from the reader until it stops coming, and
+// returns those bytes with what `ask` returned.
+async function withHeldAnswers(t, blocks) {
   const a = new Corestore(tmpdir(t))
   const b = new Corestore(tmpdir(t))
   const w = a.get({ name: 'w' })
   await w.ready()
-  const N = 16
-  const blocks = []
-  for (let i = 0; i < N; i++) blocks.push(b4a.alloc(64 * 1024, i))
   await w.append(blocks)
   const r = b.get({ key: w.key })
   await r.ready()
   const s1 = a.replicate(true)
   const s2 = b.replicate(false)
   s2.pipe(s1)
-  // the writer's bytes reach the reader only when `forward` says so
   let forward = true
   const held = []
   s1.on('data', (d) => (forward ? s2.write(d) : held.push(d)))
   await r.update({ wait: true })
-  assert.equal(r.length, N)
-  forward = false
-  r.download({ start: 0, end: N })
-  // the writer answers the reader's requests; hold the answers
-  let size = -1
-  while (size !== held.length) {
-    size = held.length
-    await new Promise((resolve) => setTimeout(resolve, 100))
+  assert.equal(r.length, blocks.length)
+  return {
+    r,
+    s2,
+    async holdAnswers(ask) {
+      forward = false
+      const asked = ask()
+      let size = -1
+      while (size !== held.length) {
+        size = held.length
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      return { answers: b4a.concat(held.splice(0)), asked }
+    },
+    async close() {
+      s1.destroy()
+      s2.destroy()
+      await a.close()
+      await b.close()
+    }
   }
-  const answers = b4a.concat(held)
-  held.length = 0
+}
+
+// A store whose JS thread is busy elsewhere (another store's Autobase apply, say) still
+// processes what its peers sent: its worker goes on from job to job while the output JS has
+// not taken is small, rather than waiting for JS after each (docs/DECISIONS.md §36).
+test('the worker processes input handed over while the JS thread is busy', { skip: !!process.env.CORESTORE_IMPL }, async (t) => {
+  const N = 16
+  const blocks = []
+  for (let i = 0; i < N; i++) blocks.push(b4a.alloc(64 * 1024, i))
+  const { r, s2, holdAnswers, close } = await withHeldAnswers(t, blocks)
+  // the writer answers the reader's requests; hold the answers
+  const { answers } = await holdAnswers(() => {
+    r.download({ start: 0, end: N })
+  })
   assert.ok(answers.byteLength > 4 * 256 * 1024, `${answers.byteLength} bytes: several jobs`)
   // one write: handed to the worker as several jobs. Then keep the JS thread busy
   s2.write(answers)
@@ -156,10 +177,7 @@ test('the worker processes input handed over while the JS thread is busy', { ski
   for (let i = 0; i < N; i++) if (await r.has(i)) later++
   assert.ok(later >= 5, `the answers held ${later} blocks`)
   assert.equal(stored, later, 'every answer handed over was stored while JS was busy')
-  s1.destroy()
-  s2.destroy()
-  await a.close()
-  await b.close()
+  await close()
 })
 
 // A few KiB that arrive while the worker has been idle for a while are processed in the
@@ -167,39 +185,15 @@ test('the worker processes input handed over while the JS thread is busy', { ski
 // stores that receive the same blocks in one turn then act on them in that turn, not in
 // whichever order the scheduler runs their workers.
 test('a small answer after a quiet spell is stored within the write that hands it over', { skip: !!process.env.CORESTORE_IMPL }, async (t) => {
-  const a = new Corestore(tmpdir(t))
-  const b = new Corestore(tmpdir(t))
-  const w = a.get({ name: 'w' })
-  await w.ready()
-  await w.append(b4a.alloc(2048, 7))
-  const r = b.get({ key: w.key })
-  await r.ready()
-  const s1 = a.replicate(true)
-  const s2 = b.replicate(false)
-  s2.pipe(s1)
-  let forward = true
-  const held = []
-  s1.on('data', (d) => (forward ? s2.write(d) : held.push(d)))
-  await r.update({ wait: true })
-  assert.equal(r.length, 1)
-  forward = false
-  const got = r.get(0)
-  let size = -1
-  while (size !== held.length) {
-    size = held.length
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  const answer = b4a.concat(held)
+  const { r, s2, holdAnswers, close } = await withHeldAnswers(t, [b4a.alloc(2048, 7)])
+  const { answers: answer, asked: got } = await holdAnswers(() => r.get(0))
   assert.ok(answer.byteLength > 512 && answer.byteLength <= 4096, `${answer.byteLength} bytes`)
   s2.write(answer)
   for (let i = 0; i < 10; i++) await null
   // handed to the worker, the bytes would count as unconsumed until a poll in a later turn
   assert.equal(s2._unconsumed, 0, 'processed in the write')
   assert.ok(b4a.equals(await got, b4a.alloc(2048, 7)))
-  s1.destroy()
-  s2.destroy()
-  await a.close()
-  await b.close()
+  await close()
 })
 
 // A pump tells a stream its input was consumed after it sent what the same output holds for
