@@ -32,7 +32,7 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::error::Error as EngineError;
-use crate::replication::{Command, Event, Output};
+use crate::replication::{Command, Event, Output, Replicator};
 use crate::store::{OpenRequest, Store, DEFAULT_NAMESPACE};
 use crate::wire::protomux::MuxEvent;
 use convert::*;
@@ -156,11 +156,7 @@ impl NativeStore {
             let now = std::time::Instant::now();
             let quiet = self.large_at.is_none_or(|at| now - at >= QUIET);
             self.large_at = Some(now);
-            if !quiet || bytes > INLINE_QUIET_MAX {
-                false
-            } else {
-                self.shared.idle()
-            }
+            quiet && bytes <= INLINE_QUIET_MAX && self.shared.idle()
         } else if self.shared.idle() {
             return Route::Here;
         } else {
@@ -179,13 +175,26 @@ impl NativeStore {
         }
     }
 
-    /// After input processed `Briefly`: what the budget left of the session's input goes
-    /// on in the worker. (If its thread has just ended, the session's next input or call
-    /// finds it still in order in the backlog.)
-    fn resume_in_worker(&mut self, env: &Env, session: u32) {
-        if self.engine().replicator.session_has_backlog(session) {
+    /// Input routed `Briefly`: `f` runs on the engine until `QUIET_BUDGET` from now, and
+    /// what it left of the session's input goes on in the worker. (If the worker's thread
+    /// has just ended, the session's next input or call finds it still in order in the
+    /// backlog.)
+    fn briefly(
+        &mut self,
+        env: &Env,
+        session: u32,
+        f: impl FnOnce(&mut Replicator, &mut Store, std::time::Instant),
+    ) -> Result<ReplicationOut> {
+        let deadline = std::time::Instant::now() + QUIET_BUDGET;
+        let (out, left) = {
+            let mut engine = self.engine();
+            let out = engine.replicate_with(|r, store| f(r, store, deadline))?;
+            (out, engine.replicator.session_has_backlog(session))
+        };
+        if left {
             let _ = self.submit(env, Job::Resume);
         }
+        Ok(out)
     }
 
     /// Hands a job to the worker; back when its thread has ended (then the caller runs it,
@@ -576,12 +585,11 @@ impl NativeStore {
         let mut rest: &[u8] = &data;
         let route = self.route(data.len());
         if let Route::Briefly = route {
-            let deadline = std::time::Instant::now() + QUIET_BUDGET;
-            let out = self
-                .engine()
-                .replicate_with(|r, store| r.recv_until(store, session, rest, Some(deadline)))?;
-            self.resume_in_worker(env, session);
-            return Ok(Some(out));
+            return self
+                .briefly(env, session, |r, store, deadline| {
+                    r.recv_until(store, session, rest, Some(deadline))
+                })
+                .map(Some);
         }
         if let Route::Worker = route {
             // in pieces: what the worker makes of the first (requests, answers) goes out
@@ -680,12 +688,11 @@ impl NativeStore {
                 events
             }
             Route::Briefly => {
-                let deadline = std::time::Instant::now() + QUIET_BUDGET;
-                let out = self.engine().replicate_with(|r, store| {
-                    r.external_until(store, session, events, Some(deadline))
-                })?;
-                self.resume_in_worker(env, session);
-                return Ok(Some(out));
+                return self
+                    .briefly(env, session, |r, store, deadline| {
+                        r.external_until(store, session, events, Some(deadline))
+                    })
+                    .map(Some);
             }
             Route::Here => events,
         };
