@@ -14,7 +14,7 @@ use crate::wire::protomux::{Mux, MuxEvent};
 use crate::wire::secretstream::{SecretStream, StreamEvent};
 
 /// Most requests in flight on one channel: bounds what a slow peer makes us hold.
-pub const MAX_INFLIGHT: usize = 1024;
+pub const MAX_INFLIGHT: usize = 4096;
 
 /// Our batch frames (one secretstream message each) stop growing past this size. The peer
 /// can decrypt and process nothing of a message before all of it arrived, so a transfer's
