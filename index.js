@@ -9,7 +9,6 @@ const Storage = require('./lib/storage')
 const { CoreList, SessionList } = require('./lib/core-view')
 const { ReplicationStream, Replication, attachSecretStream, isSecretStream } = require('./lib/replication')
 const { toBuffer } = require('./lib/encodings')
-const { unpackCommands } = require('./lib/targets')
 const { ASSERTION, BAD_ARGUMENT, SESSION_CLOSED, STORAGE_EMPTY, z32Decode } = require('./lib/errors')
 
 const binding = require('./lib/native.js')
@@ -571,7 +570,7 @@ class Corestore extends EventEmitter {
       const t = targets.get(s.session)
       if (t !== undefined) t._send(s.data)
     }
-    if (out.commands) this._routeCommands(unpackCommands(out.commands), targets)
+    if (out.commands) this._routeCommands(out.commands, targets)
     for (const c of out.consumed) {
       const t = targets.get(c.session)
       if (t !== undefined && t._consumed !== undefined) t._consumed(c.bytes)
@@ -688,23 +687,22 @@ class Corestore extends EventEmitter {
     return this._offThreadEngine
   }
 
-  // A Hyperswarm connection's Protomux is corked while an output's commands go out: its
-  // channel messages leave as one batch frame (one secret-stream message) instead of one
-  // frame each, as hypercore corks its channels around a burst of messages.
-  _routeCommands(commands, targets) {
-    const corked = []
-    try {
-      for (const c of commands) {
-        const t = targets.get(c.session)
-        if (t === undefined) continue
-        if (t._cork !== undefined && !corked.includes(t)) {
-          t._cork()
-          corked.push(t)
-        }
-        t._command(c)
-      }
-    } finally {
-      for (const t of corked) t._uncork()
+  // The engine's commands, each run of one session's to its target: a Hyperswarm
+  // connection frames its channel messages itself (lib/mux-frames.js), a guest carries
+  // them out one by one.
+  _routeCommands({ meta, data }, targets) {
+    const n = meta.byteLength / 16
+    let i = 0
+    let at = 0
+    while (i < n) {
+      const session = meta.readUInt32LE(16 * i)
+      let j = i
+      let end = at
+      while (j < n && meta.readUInt32LE(16 * j) === session) end += meta.readUInt32LE(16 * j++ + 12)
+      const t = targets.get(session)
+      if (t !== undefined && t._commands !== undefined) t._commands(meta, data, i, j, at)
+      i = j
+      at = end
     }
   }
 

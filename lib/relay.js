@@ -7,7 +7,7 @@
 // the guest's channel commands become the host's relay calls, and the host's relay events
 // (the peer's side of those channels) come back to the guest as channel events.
 
-const { addCore, widen, addQueued, packChannelEvents } = require('./targets')
+const { addCore, widen, addQueued, packChannelEvents, unpackCommands } = require('./targets')
 
 // channel event kinds of replicationChannelEvents (and of relay events)
 const REMOTE_OPEN = 0
@@ -79,6 +79,10 @@ class Guest {
   }
 
   // the guest engine's channel commands, carried out on the host's Protomux
+  _commands(meta, data, from, to, at) {
+    for (const cmd of unpackCommands(meta, data, from, to, at)) this._command(cmd)
+  }
+
   _command(cmd) {
     const host = this.host
     if (host.session === 0) return

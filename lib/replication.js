@@ -5,6 +5,7 @@
 const { Duplex } = require('streamx')
 const Protomux = require('protomux')
 const { addCore, widen, addQueued, packChannelEvents } = require('./targets')
+const { sendCommands } = require('./mux-frames')
 const { joinAsGuest, startGuests, relayEvent, endGuests, REMOTE_OPEN, OPENED, MESSAGE, CLOSE } = require('./relay')
 const { NoiseView } = require('./engine-mux')
 
@@ -278,18 +279,8 @@ function attachSecretStream(root, conn, scoped) {
       return conn.remotePublicKey || null
     },
     _send() {},
-    _cork() {
-      mux.cork()
-    },
-    _uncork() {
-      mux.uncork()
-    },
-    _command(cmd) {
-      if (cmd.op === 'open') openChannel(cmd)
-      else {
-        const ch = channels.get(cmd.channel)
-        if (ch !== undefined) ch.messages[cmd.messageType].send(cmd.data)
-      }
+    _commands(meta, data, from, to, at) {
+      sendCommands(mux, conn, channels, openChannel, meta, data, from, to, at)
     },
     // input handed to the worker that it has not processed yet
     get _busy() {

@@ -46,24 +46,23 @@ const EMPTY = Buffer.alloc(0)
 
 // The engine's commands for JS Protomuxes (src/napi/mod.rs CommandsOut): 16 bytes of meta
 // per command (session, channel, message type or OPEN, payload length; u32 LE) and the
-// payloads in one buffer. A message's data is a view of that buffer (protomux copies it
-// into its frame); an open's handshake is copied, since its channel keeps it.
+// payloads in one buffer. unpackCommands makes objects of commands from..to, whose payloads
+// start at `at`: a message's data is a view of that buffer (protomux copies it into its
+// frame); an open's handshake is copied, since its channel keeps it.
 const OPEN = 0xffffffff
 
-function unpackCommands({ meta, data }) {
-  const n = meta.byteLength / 16
-  const out = new Array(n)
-  let at = 0
-  for (let i = 0; i < n; i++) {
+function unpackCommands(meta, data, from, to, at) {
+  const out = []
+  for (let i = from; i < to; i++) {
     const session = meta.readUInt32LE(16 * i)
     const channel = meta.readUInt32LE(16 * i + 4)
     const type = meta.readUInt32LE(16 * i + 8)
     const end = at + meta.readUInt32LE(16 * i + 12)
     if (type === OPEN) {
       const discoveryKey = Buffer.from(data.subarray(at, at + 32))
-      out[i] = { session, op: 'open', channel, discoveryKey, messageType: null, data: Buffer.from(data.subarray(at + 32, end)) }
+      out.push({ session, op: 'open', channel, discoveryKey, messageType: null, data: Buffer.from(data.subarray(at + 32, end)) })
     } else {
-      out[i] = { session, op: 'send', channel, discoveryKey: null, messageType: type, data: data.subarray(at, end) }
+      out.push({ session, op: 'send', channel, discoveryKey: null, messageType: type, data: data.subarray(at, end) })
     }
     at = end
   }
