@@ -392,8 +392,12 @@ class CoreState {
   // `blocks`: (index, byte length, requested at) triples; a download names its request's
   // timing as hypercore's request object does (timestamp sent, elapsed until stored)
   _emitBlocks(name, blocks, session) {
-    const peer = this._peer(session)
     const ss = this.sessions
+    // most transfers have no listener: no event objects for a run of thousands of blocks
+    let heard = false
+    for (let i = 0; i < ss.length && !heard; i++) heard = ss[i].listenerCount(name) > 0
+    if (!heard) return
+    const peer = this._peer(session)
     const now = Date.now()
     for (let at = 0; at < blocks.byteLength; at += 24) {
       const index = blocks.readDoubleLE(at)
