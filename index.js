@@ -56,6 +56,7 @@ class Corestore extends EventEmitter {
     this._states = this.root ? null : new Map() // state handle -> named/atomic SessionState
     this._replication = this.root ? null : new Replication()
     this._idleWaiters = null // db.idle() callers waiting for the replication worker
+    this._workerPoll = false // a poll of the replication worker waits for the check phase
     this._pumped = 0 // on the root: engine outputs routed so far (see _stateFor)
     this._eventState = null // on the root: the state of the engine event being routed
     this._offThreadEngine = null // on the root: see _offThread
@@ -145,8 +146,21 @@ class Corestore extends EventEmitter {
     await new Promise(setImmediate)
   }
 
-  // The replication worker has output or progress for us (src/napi/worker.rs).
+  // The replication worker has output or progress for us (src/napi/worker.rs). It is
+  // taken in the event loop's check phase, not in this call: node calls a threadsafe
+  // function again at once when it was called while running (up to 1000 times in one
+  // turn), and a worker woken by our poll calls it while we pump what the poll took, so
+  // the event loop did not get to its timers for up to 60 ms (docs/DECISIONS.md §62).
   _onworker() {
+    if (this._workerPoll) return
+    this._workerPoll = true
+    setImmediate(() => {
+      this._workerPoll = false
+      this._pollWorker()
+    })
+  }
+
+  _pollWorker() {
     if (this.native === null || this._nativeClosed) return
     const out = this.native.replicationPoll()
     try {

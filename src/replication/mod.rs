@@ -1220,7 +1220,7 @@ impl Replicator {
             // as hypercore, the manifest alone only from an empty peer: a longer one sends
             // it with the upgrade, which asks for it too (one request where two were sent)
             let manifest_only = r.synced && needs_manifest && r.has_manifest && r.length == 0;
-            if !(longer || manifest_only) || ch.paused || ch.holding() >= MAX_INFLIGHT {
+            if !(longer || manifest_only) || ch.paused || ch.holding() >= ch.max_inflight {
                 continue;
             }
             let (remote_length, remote_has_manifest) = (r.length, r.has_manifest);
@@ -1312,7 +1312,7 @@ impl Replicator {
             .collect();
         let free: usize = serving
             .iter()
-            .map(|ch| limit.saturating_sub(ch.holding()))
+            .map(|ch| limit.min(ch.max_inflight).saturating_sub(ch.holding()))
             .sum();
         if free == 0 {
             return;
@@ -1418,7 +1418,10 @@ impl Replicator {
                 }
                 // Blocks past our length wait for the upgrade (asked for below), so that
                 // no two requests carry upgrades that race each other.
-                if ch.holding() >= limit || index >= r.length || index >= state.length {
+                if ch.holding() >= limit.min(ch.max_inflight)
+                    || index >= r.length
+                    || index >= state.length
+                {
                     continue;
                 }
                 let remote_has_manifest = r.has_manifest;
@@ -1527,7 +1530,7 @@ impl Replicator {
             return;
         };
         let state = core.state();
-        let idle = HOTSWAP_IDLE.max(self.block_limit(handle, &state) / 2);
+        let limit = self.block_limit(handle, &state);
         // (session, channel, pace) of every channel that serves this core now
         let serving: Vec<(u32, u64, Option<u64>)> = self
             .peers
@@ -1546,6 +1549,8 @@ impl Replicator {
             let Some(ch) = self.channel_mut(session, local_id) else {
                 continue;
             };
+            // idle: fewer than half the requests it may have in flight
+            let idle = HOTSWAP_IDLE.max(limit.min(ch.max_inflight) / 2);
             if ch.holding() >= idle {
                 continue;
             }

@@ -13,8 +13,16 @@ use crate::wire::messages::{Handshake, Message, PROTOCOL, PROTOCOL_ALIASES};
 use crate::wire::protomux::{Mux, MuxEvent};
 use crate::wire::secretstream::{SecretStream, StreamEvent};
 
-/// Most requests in flight on one channel: bounds what a slow peer makes us hold.
+/// Most requests in flight on one channel: bounds what a slow peer makes us hold. A
+/// channel on a JS Protomux may have this many (its round trips cross the JS thread twice
+/// per side, docs/DECISIONS.md §60); one on our own stream `RAW_MAX_INFLIGHT`.
 pub const MAX_INFLIGHT: usize = 4096;
+
+/// Most requests in flight on one channel of a raw stream. More did not make a transfer
+/// faster there, and a reader then held more of its input in JS stream buffers, which one
+/// event-loop turn drained at once: the event loop's p99 delay rose from 4.0-4.2 to
+/// 4.4-4.9 ms and its max from 10-11 to 12-20 ms.
+const RAW_MAX_INFLIGHT: usize = 1024;
 
 /// Our batch frames (one secretstream message each) stop growing past this size. The peer
 /// can decrypt and process nothing of a message before all of it arrived, so a transfer's
@@ -142,6 +150,8 @@ pub struct Channel {
     pub swapped: IntMap<u64, u64>,
     /// The tree nodes the block requests in flight here will bring.
     pub coming: Coming,
+    /// Most block requests in flight here (by transport: MAX_INFLIGHT or RAW_MAX_INFLIGHT)
+    pub max_inflight: usize,
 }
 
 impl Channel {
@@ -461,6 +471,10 @@ impl Peer {
                 busy_since: 0,
                 swapped: IntMap::default(),
                 coming: Coming::default(),
+                max_inflight: match self.transport {
+                    Transport::Raw(_) => RAW_MAX_INFLIGHT,
+                    Transport::External => MAX_INFLIGHT,
+                },
             },
         );
         self.by_handle.insert(handle, local_id);
