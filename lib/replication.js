@@ -293,7 +293,7 @@ function attachSecretStream(root, conn, scoped) {
       while (answering.length > 0 && answering[0].mark <= processed) answering.shift().resolve()
       if (paused && handed - processed <= INPUT_HIGH_WATER_MARK) {
         paused = false
-        conn.resume()
+        if (!yielding) conn.resume()
       }
     },
     _closed(err) {
@@ -310,6 +310,17 @@ function attachSecretStream(root, conn, scoped) {
   // together once the chunk is done, so its blocks are verified and written as one batch.
   let queued = [] // kind, channel, type, data, ...
   let paused = false // conn, while the worker has much of its input still to process
+  // Received since the last yield: past TURN_BYTES, conn pauses until the event loop's
+  // check phase. A connection that flows again hands over all its peer sent meanwhile (up
+  // to the 4 MB of blocks a channel asks for at once), decrypted and parsed in one turn
+  // while timers wait (docs/DECISIONS.md §63).
+  let turnBytes = 0
+  let yielding = false
+  const endTurn = () => {
+    yielding = false
+    turnBytes = 0
+    if (!paused) conn.resume()
+  }
   // Protomux rejects a peer's channel unless it is paired once the pair handler's promise
   // settles; the engine pairs it when the worker has processed the open. So each handler
   // call waits for that: `opening` until handed to the worker, then `answering` until the
@@ -328,6 +339,11 @@ function attachSecretStream(root, conn, scoped) {
     if (target.session === 0) return
     if (queued.length === 0) queueMicrotask(deliver)
     queued.push(kind, channel, type, data)
+    if (data && (turnBytes += data.byteLength) > TURN_BYTES && !yielding) {
+      yielding = true
+      conn.pause()
+      setImmediate(endTurn)
+    }
   }
   const deliver = () => {
     const q = queued
@@ -501,6 +517,7 @@ const OUTPUT_HIGH_WATER_MARK = 8 * 1024 * 1024
 // Input handed to the worker and not yet processed: enough for it to always have the next
 // chunk (a pipe's chunks are up to 64 KiB), little enough to bound memory.
 const INPUT_HIGH_WATER_MARK = 1024 * 1024
+const TURN_BYTES = 128 * 1024
 const YIELD_MS = 10
 
 // hypercore's protocol streams send an empty message after 5 s without traffic
