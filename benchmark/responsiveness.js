@@ -9,13 +9,15 @@
 // Rows: RSS per open core (10,000 named cores, after GC), and the event loop's delay
 // (a 1 ms timer's lateness: p99 and max) while appending 100,000
 // 1 KiB blocks in batches of 1000 and while replicating 100 MB of 1 KiB blocks between two
-// stores of the same kind over an in-process pipe.
+// stores of the same kind over an in-process pipe, and over a pair of @hyperswarm/secret-stream
+// ends (Noise and Protomux in JS, as Hyperswarm connections are).
 
 const { spawnSync } = require('child_process')
 const fs = require('fs')
 const os = require('os')
 const path = require('path')
 const { performance } = require('perf_hooks')
+const NoiseSecretStream = require('@hyperswarm/secret-stream')
 
 const SCALE = Math.max(0.01, Number(process.env.BENCH_SCALE || '1') || 1)
 const CORES = Math.round(10000 * SCALE)
@@ -86,30 +88,50 @@ const WORKLOADS = {
     return r
   },
 
-  async replicateDelay(Corestore) {
-    const dirs = [tmp(), tmp()]
-    const a = new Corestore(dirs[0])
-    const b = new Corestore(dirs[1])
-    const core = a.get({ name: 'source' })
-    await core.ready()
-    const batch = []
-    for (let i = 0; i < 1000; i++) batch.push(Buffer.alloc(1024, i % 256))
-    for (let n = 0; n < REPLICATED; n += 1000) await core.append(batch)
-    const replica = b.get({ key: core.key })
-    await replica.ready()
-    const r = await withDelay(async () => {
+  replicateDelay(Corestore) {
+    return replicated(Corestore, (a, b) => {
       const s1 = a.replicate(true)
       const s2 = b.replicate(false)
       s1.pipe(s2).pipe(s1)
-      await replica.download({ start: 0, end: core.length }).done()
-      s1.destroy()
-      s2.destroy()
+      return [s1, s2]
     })
-    await a.close()
-    await b.close()
-    for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true })
-    return r
+  },
+
+  // the Hyperswarm path: Noise and Protomux in JS, for both ends
+  replicateSecretStreamDelay(Corestore) {
+    return replicated(Corestore, (a, b) => {
+      const n1 = new NoiseSecretStream(true)
+      const n2 = new NoiseSecretStream(false)
+      n1.rawStream.pipe(n2.rawStream).pipe(n1.rawStream)
+      a.replicate(n1)
+      b.replicate(n2)
+      return [n1, n2]
+    })
   }
+}
+
+// Event-loop delay while `connect(a, b)` replicates REPLICATED blocks from store a to b;
+// it returns the streams to destroy afterwards.
+async function replicated(Corestore, connect) {
+  const dirs = [tmp(), tmp()]
+  const a = new Corestore(dirs[0])
+  const b = new Corestore(dirs[1])
+  const core = a.get({ name: 'source' })
+  await core.ready()
+  const batch = []
+  for (let i = 0; i < 1000; i++) batch.push(Buffer.alloc(1024, i % 256))
+  for (let n = 0; n < REPLICATED; n += 1000) await core.append(batch)
+  const replica = b.get({ key: core.key })
+  await replica.ready()
+  const r = await withDelay(async () => {
+    const streams = connect(a, b)
+    await replica.download({ start: 0, end: core.length }).done()
+    for (const s of streams) s.destroy()
+  })
+  await a.close()
+  await b.close()
+  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true })
+  return r
 }
 
 function cell(impl, workload) {
@@ -140,7 +162,11 @@ async function main() {
   }
   for (const [workload, label] of [
     ['appendDelay', `event-loop delay appending ${APPENDS} x 1 KiB in batches of 1000`],
-    ['replicateDelay', `event-loop delay replicating ${((REPLICATED * 1024) / MB).toFixed(0)} MB of 1 KiB blocks (pipe)`]
+    ['replicateDelay', `event-loop delay replicating ${((REPLICATED * 1024) / MB).toFixed(0)} MB of 1 KiB blocks (pipe)`],
+    [
+      'replicateSecretStreamDelay',
+      `event-loop delay replicating ${((REPLICATED * 1024) / MB).toFixed(0)} MB of 1 KiB blocks (secret-stream pair)`
+    ]
   ]) {
     const js = cell('js', workload)
     const na = cell('native', workload)
