@@ -146,23 +146,19 @@ class Corestore extends EventEmitter {
     await new Promise(setImmediate)
   }
 
-  // The replication worker has output or progress for us (src/napi/worker.rs). It is
-  // taken in the event loop's check phase, not in this call: node calls a threadsafe
-  // function again at once when it was called while running (up to 1000 times in one
-  // turn), and a worker woken by our poll calls it while we pump what the poll took, so
-  // the event loop did not get to its timers for up to 60 ms (docs/DECISIONS.md §62).
+  // The replication worker has output or progress for us (src/napi/worker.rs). The worker
+  // hears that we took it only once we handled it (replicationPolled): node calls a
+  // threadsafe function again at once when it was called while running, up to 1000 times in
+  // one turn, and a worker told first called it while we pumped, so timers waited for up to
+  // 60 ms. What it made meanwhile is taken in the check phase (docs/DECISIONS.md §62).
   _onworker() {
-    if (this._workerPoll) return
-    this._workerPoll = true
-    setImmediate(() => {
-      this._workerPoll = false
-      this._pollWorker()
-    })
+    if (this._workerPoll) return // a poll in the check phase takes it
+    this._pollWorker()
   }
 
   _pollWorker() {
     if (this.native === null || this._nativeClosed) return
-    const out = this.native.replicationPoll()
+    const out = this.native.replicationTake()
     try {
       this._pump(out)
       if (this._idleWaiters !== null && !this._replication.busy) this._settleIdle()
@@ -177,6 +173,12 @@ class Corestore extends EventEmitter {
         if (t !== undefined) failTarget(t, err)
       }
     }
+    if (this.native === null || this._nativeClosed || !this.native.replicationPolled()) return
+    this._workerPoll = true
+    setImmediate(() => {
+      this._workerPoll = false
+      this._pollWorker()
+    })
   }
 
   // root only. hypercore-storage's `db.idle()`: resolves once the engine has processed

@@ -185,6 +185,15 @@ fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
 }
 
 /// JS has yet to take more than the worker may make ahead of it.
+/// Whether the worker made anything JS has not taken yet.
+pub(crate) fn pending_empty(pending: &Mutex<Pending>) -> bool {
+    let p = lock(pending);
+    p.out.sends.is_empty()
+        && p.out.commands.is_empty()
+        && p.out.events.is_empty()
+        && p.consumed.is_empty()
+}
+
 pub(crate) fn pending_full(pending: &Mutex<Pending>) -> bool {
     lock(pending).full()
 }

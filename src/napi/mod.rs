@@ -836,6 +836,24 @@ impl NativeStore {
         Ok(out)
     }
 
+    /// What the replication worker made, taken without telling it: it does not wake JS
+    /// again until `replicationPolled`, so node does not call back again while JS handles
+    /// this (docs/DECISIONS.md §62).
+    #[napi]
+    pub fn replication_take(&mut self) -> ReplicationOut {
+        self.shared.take_output()
+    }
+
+    /// After `replicationTake`'s output was handled: the worker wakes JS for what it makes
+    /// next. True when it made some meanwhile, which JS then takes in a turn of its own.
+    #[napi]
+    pub fn replication_polled(&mut self, env: &Env) -> bool {
+        if let Some(w) = self.worker.as_mut() {
+            w.polled(env, &self.shared);
+        }
+        self.shared.has_output()
+    }
+
     /// What local changes (append, truncate, cores opened) queued for the streams.
     #[napi]
     pub fn replication_poll(&mut self, env: &Env) -> ReplicationOut {

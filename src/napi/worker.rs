@@ -106,6 +106,11 @@ impl Shared {
         take_pending(&self.pending)
     }
 
+    /// The worker made output JS has not taken.
+    pub fn has_output(&self) -> bool {
+        !super::engine::pending_empty(&self.pending)
+    }
+
     /// The engine, for the worker's next job: after any JS call waiting for it, so the
     /// event loop never waits more than one job.
     fn lock_for_worker(&self) -> EngineGuard<'_> {
