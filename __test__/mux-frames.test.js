@@ -8,23 +8,10 @@ const test = require('node:test')
 const crypto = require('crypto')
 const NoiseSecretStream = require('@hyperswarm/secret-stream')
 const Protomux = require('protomux')
+const c = require('compact-encoding')
 const { sendCommands, FRAME_MAX } = require('../lib/mux-frames.js')
 
 const TYPES = 10
-const raw = {
-  preencode(state, b) {
-    state.end += b.byteLength
-  },
-  encode(state, b) {
-    state.buffer.set(b, state.start)
-    state.start += b.byteLength
-  },
-  decode(state) {
-    const b = state.buffer.subarray(state.start, state.end)
-    state.start = state.end
-    return b
-  }
-}
 
 // Two connected secret-streams; `frames` records what a's Protomux hands its stream.
 async function connected(t) {
@@ -49,7 +36,7 @@ async function connected(t) {
 async function channel(muxA, muxB, name, got) {
   const id = Buffer.from(name)
   const messages = (onmessage) =>
-    Array.from({ length: TYPES }, (_, type) => ({ encoding: raw, onmessage: (m) => onmessage(type, m) }))
+    Array.from({ length: TYPES }, (_, type) => ({ encoding: c.raw, onmessage: (m) => onmessage(type, m) }))
   const chB = muxB.createChannel({
     protocol: 'test/frames',
     id,
@@ -181,20 +168,12 @@ test('an open among the sends is carried out in its place', async (t) => {
       order.push('write')
       return write.call(this, buf)
     })(a.write)
-  // session 1: a send on channel 1, an open of channel 5, a send on channel 1
-  const meta = Buffer.alloc(48)
-  const rows = [
-    [1, 2, before.byteLength],
-    [5, 0xffffffff, 32 + handshake.byteLength],
-    [1, 3, after.byteLength]
-  ]
-  rows.forEach(([channel, type, len], i) => {
-    meta.writeUInt32LE(1, 16 * i)
-    meta.writeUInt32LE(channel, 16 * i + 4)
-    meta.writeUInt32LE(type, 16 * i + 8)
-    meta.writeUInt32LE(len, 16 * i + 12)
-  })
-  const data = Buffer.concat([before, key, handshake, after])
+  // a send on channel 1, an open of channel 5 (its discovery key, then our handshake), a send
+  const { meta, data } = pack([
+    [1, 2, before],
+    [5, 0xffffffff, Buffer.concat([key, handshake])],
+    [1, 3, after]
+  ])
   let opened = null
   const open = (cmd) => {
     order.push('open')

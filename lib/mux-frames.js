@@ -9,7 +9,7 @@
 // as its length and bytes (its type, then its payload); a length of 0 is followed by the id
 // of the channel the next messages belong to. Integers are compact-encoding uints.
 
-const OPEN = 0xffffffff // an open command's message type (src/napi/mod.rs OPEN_COMMAND)
+const { openCommand, OPEN } = require('./targets')
 
 // Frames stop growing past this: the peer processes nothing of a frame before all of it
 // has arrived and been decrypted, so a burst of answers goes out in pieces it works on while
@@ -50,11 +50,7 @@ function sendCommands(mux, conn, channels, open, meta, data, from, to, at) {
     const type = meta.readUInt32LE(16 * i + 8)
     const len = meta.readUInt32LE(16 * i + 12)
     if (type === OPEN) {
-      open({
-        channel: meta.readUInt32LE(16 * i + 4),
-        discoveryKey: Buffer.from(data.subarray(at, at + 32)),
-        data: Buffer.from(data.subarray(at + 32, at + len))
-      })
+      open(openCommand(meta, data, i, at))
       i++
       at += len
       continue

@@ -51,17 +51,26 @@ const EMPTY = Buffer.alloc(0)
 // frame); an open's handshake is copied, since its channel keeps it.
 const OPEN = 0xffffffff
 
+// The open command i, whose payload (the discovery key, then our handshake) starts at `at`.
+function openCommand(meta, data, i, at) {
+  const end = at + meta.readUInt32LE(16 * i + 12)
+  return {
+    channel: meta.readUInt32LE(16 * i + 4),
+    discoveryKey: Buffer.from(data.subarray(at, at + 32)),
+    data: Buffer.from(data.subarray(at + 32, end))
+  }
+}
+
 function unpackCommands(meta, data, from, to, at) {
   const out = []
   for (let i = from; i < to; i++) {
     const session = meta.readUInt32LE(16 * i)
-    const channel = meta.readUInt32LE(16 * i + 4)
     const type = meta.readUInt32LE(16 * i + 8)
     const end = at + meta.readUInt32LE(16 * i + 12)
     if (type === OPEN) {
-      const discoveryKey = Buffer.from(data.subarray(at, at + 32))
-      out.push({ session, op: 'open', channel, discoveryKey, messageType: null, data: Buffer.from(data.subarray(at + 32, end)) })
+      out.push({ session, op: 'open', messageType: null, ...openCommand(meta, data, i, at) })
     } else {
+      const channel = meta.readUInt32LE(16 * i + 4)
       out.push({ session, op: 'send', channel, discoveryKey: null, messageType: type, data: data.subarray(at, end) })
     }
     at = end
@@ -69,4 +78,4 @@ function unpackCommands(meta, data, from, to, at) {
   return out
 }
 
-module.exports = { addCore, widen, addQueued, packChannelEvents, unpackCommands }
+module.exports = { addCore, widen, addQueued, packChannelEvents, unpackCommands, openCommand, OPEN }

@@ -184,7 +184,6 @@ fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
     pending.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// JS has yet to take more than the worker may make ahead of it.
 /// Whether the worker made anything JS has not taken yet.
 pub(crate) fn pending_empty(pending: &Mutex<Pending>) -> bool {
     let p = lock(pending);
@@ -194,6 +193,7 @@ pub(crate) fn pending_empty(pending: &Mutex<Pending>) -> bool {
         && p.consumed.is_empty()
 }
 
+/// JS has yet to take more than the worker may make ahead of it.
 pub(crate) fn pending_full(pending: &Mutex<Pending>) -> bool {
     lock(pending).full()
 }
