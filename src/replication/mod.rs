@@ -6,6 +6,7 @@
 
 mod coming;
 pub mod peer;
+mod range_set;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Instant;
@@ -24,6 +25,7 @@ use coming::Parked;
 pub use peer::Command;
 pub use peer::WireStats;
 use peer::{inflight_limit, Channel, Inflight, Peer, Transport, MAX_INFLIGHT};
+use range_set::RangeSet;
 
 const NOT_AVAILABLE: u64 = 1;
 /// hypercore's want batch (compat): a peer is asked about blocks in spans of this many.
@@ -194,12 +196,12 @@ pub struct Output {
 
 #[derive(Default)]
 struct Wants {
-    blocks: BTreeSet<u64>,
+    blocks: RangeSet,
     /// Wanted blocks asked for even in push-only mode (hypercore's get({ force: true })).
-    forced: BTreeSet<u64>,
+    forced: RangeSet,
     /// Wanted blocks a local read waits for: they go to it with the download (`Event::Block`)
     /// instead of being read back from storage. Kept until stored or unwanted.
-    reads: BTreeSet<u64>,
+    reads: RangeSet,
     /// download() without a range: every block, now and as the core grows.
     all: bool,
     /// Where the next pass over "all" starts: blocks before it were asked for or held.
@@ -1199,7 +1201,7 @@ impl Replicator {
             && self
                 .wants
                 .get(&handle)
-                .is_none_or(|w| w.forced.range(length..).next().is_none())
+                .is_none_or(|w| w.forced.iter_from(length).next().is_none())
         {
             return;
         }
@@ -1228,8 +1230,7 @@ impl Replicator {
             let block = match self.wants.get(&handle) {
                 Some(w) if longer => {
                     let from = if push_only { &w.forced } else { &w.blocks };
-                    from.range(state.length..remote_length)
-                        .copied()
+                    from.iter_between(state.length, remote_length)
                         .find(|&i| r.has(i) && !self.inflight_blocks.contains_key(&(handle, i)))
                 }
                 _ => None,
@@ -1258,7 +1259,7 @@ impl Replicator {
                 *self.inflight_blocks.entry((handle, index)).or_default() += 1;
                 self.requested_at.insert((handle, index), now_ms());
                 if let Some(w) = self.wants.get_mut(&handle) {
-                    w.blocks.remove(&index);
+                    w.blocks.remove(index);
                 }
             }
             let _ = session;
@@ -1288,7 +1289,7 @@ impl Replicator {
             return;
         }
         let length = store.state(handle).map_or(0, |s| s.length);
-        if wants.all || wants.blocks.last().is_some_and(|&i| i >= length) {
+        if wants.all || wants.blocks.last().is_some_and(|i| i >= length) {
             self.maybe_upgrade(store, handle);
         }
         let Some(wants) = self.wants.get(&handle) else {
@@ -1338,7 +1339,7 @@ impl Replicator {
         // The furthest block asked for, past our length and held by no peer (a reader
         // waiting for the next append): its peers hear a want at once, as in hypercore,
         // not once the scan below reaches it.
-        if let Some(&last) = explicit.last() {
+        if let Some(last) = explicit.last() {
             if last >= state.length
                 && !servable(last)
                 && !self.inflight_blocks.contains_key(&(handle, last))
@@ -1347,12 +1348,12 @@ impl Replicator {
             }
         }
         let from = wants.next_explicit;
-        let lowest = explicit.first().copied();
+        let lowest = explicit.first();
         let mut next_explicit = None;
         let mut looked_last = None;
-        for &i in explicit
-            .range(from..)
-            .chain(explicit.range(..from))
+        for i in explicit
+            .iter_from(from)
+            .chain(explicit.iter_between(0, from))
             .take(EXPLICIT_SCAN)
         {
             if wanted.len() >= free {
@@ -1449,13 +1450,13 @@ impl Replicator {
         }
         if let Some(w) = self.wants.get_mut(&handle) {
             for i in done {
-                w.blocks.remove(&i);
-                w.forced.remove(&i);
-                w.reads.remove(&i);
+                w.blocks.remove(i);
+                w.forced.remove(i);
+                w.reads.remove(i);
             }
             // a forced block stays forced until it is stored: asked again if this fails
             for i in sent_now {
-                w.blocks.remove(&i);
+                w.blocks.remove(i);
             }
             if let Some(stop) = all_from {
                 // The next pass resumes at the first block no peer could serve yet.
@@ -2153,7 +2154,7 @@ impl Replicator {
         // a block a read waits for goes to it from here: this copy replaces reading it back
         let read_value = verified.block.as_ref().and_then(|(index, value)| {
             let w = self.wants.get(&handle)?;
-            w.reads.contains(index).then(|| {
+            w.reads.contains(*index).then(|| {
                 let mut v = Vec::with_capacity(value.len() + 8);
                 v.extend_from_slice(value);
                 v
@@ -2188,9 +2189,9 @@ impl Replicator {
             });
             self.announce(store, handle, Some((session, index)));
             if let Some(w) = self.wants.get_mut(&handle) {
-                w.blocks.remove(&index);
-                w.forced.remove(&index);
-                w.reads.remove(&index);
+                w.blocks.remove(index);
+                w.forced.remove(index);
+                w.reads.remove(index);
             }
         }
         // What this answer freed is asked for again once the call's messages are read:
@@ -2562,14 +2563,12 @@ impl Replicator {
         match end {
             None => wants.all = true,
             Some(end) => {
-                for i in start..end.min(start.saturating_add(1 << 24)) {
-                    wants.blocks.insert(i);
-                    if force {
-                        wants.forced.insert(i);
-                    }
-                    if read {
-                        wants.reads.insert(i);
-                    }
+                wants.blocks.insert_range(start, end);
+                if force {
+                    wants.forced.insert_range(start, end);
+                }
+                if read {
+                    wants.reads.insert_range(start, end);
                 }
             }
         }
@@ -2579,15 +2578,9 @@ impl Replicator {
 
     pub fn unwant(&mut self, handle: u32, start: u64, end: u64) {
         if let Some(w) = self.wants.get_mut(&handle) {
-            let remove: Vec<u64> = w.blocks.range(start..end).copied().collect();
-            for i in remove {
-                w.blocks.remove(&i);
-                w.forced.remove(&i);
-            }
-            let unread: Vec<u64> = w.reads.range(start..end).copied().collect();
-            for i in unread {
-                w.reads.remove(&i);
-            }
+            w.blocks.remove_range(start, end);
+            w.forced.remove_range(start, end);
+            w.reads.remove_range(start, end);
         }
     }
 
@@ -2684,7 +2677,7 @@ impl Replicator {
             || self
                 .wants
                 .get(&handle)
-                .is_some_and(|w| w.blocks.contains(&index) || w.reads.contains(&index))
+                .is_some_and(|w| w.blocks.contains(index) || w.reads.contains(index))
     }
 
     pub fn peer_count(&self, handle: u32) -> u32 {
