@@ -4,6 +4,7 @@
 
 mod append_task;
 mod audit;
+mod channel_events;
 mod convert;
 mod encryption;
 mod engine;
@@ -34,7 +35,6 @@ use napi_derive::napi;
 use crate::error::Error as EngineError;
 use crate::replication::{Command, Event, Output, Replicator};
 use crate::store::{OpenRequest, Store, DEFAULT_NAMESPACE};
-use crate::wire::protomux::MuxEvent;
 use convert::*;
 use worker::{Job, Shared, Worker};
 
@@ -614,12 +614,9 @@ impl NativeStore {
             .map(Some)
     }
 
-    /// Channel events of an external stream's JS Protomux, batched: `meta` holds 10 bytes
-    /// per event (kind: 0 `remote-open` (data = the discovery key the peer opened),
-    /// 1 `opened` (data = the peer's handshake), 2 `message`, 3 `close`; the message type;
-    /// the channel and the length of the event's data, little-endian u32s), `data` the
-    /// events' data one after another (lib/targets.js packChannelEvents). Handed to the
-    /// worker (null) unless `here`, or without a worker: then processed now (the output).
+    /// Channel events of an external stream's JS Protomux, batched as
+    /// src/napi/channel_events.rs describes. Handed to the worker (null) unless `here`, or
+    /// without a worker: then processed now (the output).
     #[napi]
     pub fn replication_channel_events(
         &mut self,
@@ -630,71 +627,35 @@ impl NativeStore {
         here: Option<bool>,
     ) -> Result<Option<ReplicationOut>> {
         let bad =
-            |what: &str| js_error(EngineError::bad_argument(format!("channel events: {what}")));
-        if !meta.len().is_multiple_of(10) {
-            return Err(bad("meta must hold 10 bytes per event"));
-        }
-        let bytes = data.len() as u64;
-        let mut events = Vec::with_capacity(meta.len() / 10);
-        let mut rest: &[u8] = &data;
-        for m in meta.chunks_exact(10) {
-            let local_id = u64::from(u32::from_le_bytes([m[2], m[3], m[4], m[5]]));
-            let len = u32::from_le_bytes([m[6], m[7], m[8], m[9]]) as usize;
-            if len > rest.len() {
-                return Err(bad("an event's data runs past the data given"));
-            }
-            let (data, after) = rest.split_at(len);
-            rest = after;
-            events.push(match m[0] {
-                0 => MuxEvent::Open {
-                    remote_id: 0,
-                    protocol: crate::wire::messages::PROTOCOL.to_string(),
-                    id: Some(data.to_vec()),
-                    handshake: Vec::new(),
-                },
-                1 => MuxEvent::Opened {
-                    local_id,
-                    remote_id: 0,
-                    handshake: data.to_vec(),
-                },
-                2 => MuxEvent::Message {
-                    local_id,
-                    message_type: u64::from(m[1]),
-                    payload: data.to_vec(),
-                },
-                3 => MuxEvent::Close { local_id },
-                other => return Err(bad(&format!("unknown channel event kind {other}"))),
-            });
-        }
-        if !rest.is_empty() {
-            return Err(bad("data left over after the events"));
-        }
+            |what: String| js_error(EngineError::bad_argument(format!("channel events: {what}")));
         let route = if here == Some(true) {
             Route::Here
         } else {
-            self.route(bytes as usize)
+            self.route(data.len())
         };
         let events = match route {
             Route::Worker => {
+                channel_events::check(&meta, &data).map_err(bad)?;
                 let job = Job::Events {
                     session,
-                    events,
-                    bytes,
+                    meta: meta.to_vec(),
+                    data: data.to_vec(),
                 };
                 // back only when the worker is gone: then processed here
-                let Err(Job::Events { events, .. }) = self.submit(env, job) else {
+                let Err(Job::Events { meta, data, .. }) = self.submit(env, job) else {
                     return Ok(None);
                 };
-                events
+                channel_events::decode(&meta, &data).map_err(bad)?
             }
             Route::Briefly => {
+                let events = channel_events::decode(&meta, &data).map_err(bad)?;
                 return self
                     .briefly(env, session, |r, store, deadline| {
                         r.external_until(store, session, events, Some(deadline))
                     })
                     .map(Some);
             }
-            Route::Here => events,
+            Route::Here => channel_events::decode(&meta, &data).map_err(bad)?,
         };
         self.engine()
             .replicate_with(|r, store| r.external(store, session, events))

@@ -19,7 +19,6 @@ use napi::{Env, Status};
 
 use super::engine::{take_pending, Engine, Pending};
 use super::ReplicationOut;
-use crate::wire::protomux::MuxEvent;
 
 /// A call into JS with no arguments, created unreferenced (it does not keep the process
 /// alive by itself).
@@ -28,11 +27,12 @@ pub(crate) type Wakeup = ThreadsafeFunction<(), (), (), Status, false, true, 0>;
 pub(crate) enum Job {
     /// raw transport bytes of a stream whose Noise and Protomux run in the engine
     Recv { session: u32, data: Vec<u8> },
-    /// channel events of a stream whose Protomux runs in JS; `bytes` counts their payloads
+    /// channel events of a stream whose Protomux runs in JS, packed (checked by the JS
+    /// thread, decoded by the worker: src/napi/channel_events.rs)
     Events {
         session: u32,
-        events: Vec<MuxEvent>,
-        bytes: u64,
+        meta: Vec<u8>,
+        data: Vec<u8>,
     },
     /// the stream ended: what it handed over before is processed first (as it would have
     /// been in its own write, without a worker), then its session closes
@@ -267,13 +267,16 @@ fn hold(engine: &mut Engine, job: Option<Job>) -> bool {
         }
         Some(Job::Events {
             session,
-            events,
-            bytes,
+            meta,
+            data,
         }) => {
+            // checked when handed over: nothing here fails
+            let events = super::channel_events::decode(&meta, &data).unwrap_or_default();
+            drop(meta);
             engine
                 .replicator
                 .external_until(store, session, events, Some(deadline));
-            engine.consumed(session, bytes);
+            engine.consumed(session, data.len() as u64);
         }
         Some(Job::Close { .. }) => {} // run() closes sessions
         Some(Job::Resume) | None => return engine.replicator.resume(store, deadline),
