@@ -4,7 +4,6 @@
 
 mod append_task;
 mod audit;
-mod channel_events;
 mod convert;
 mod encryption;
 mod engine;
@@ -35,6 +34,7 @@ use napi_derive::napi;
 use crate::error::Error as EngineError;
 use crate::replication::{Command, Event, Output, Replicator};
 use crate::store::{OpenRequest, Store, DEFAULT_NAMESPACE};
+use crate::wire::channel_events;
 use convert::*;
 use worker::{Job, Shared, Worker};
 
@@ -615,7 +615,7 @@ impl NativeStore {
     }
 
     /// Channel events of an external stream's JS Protomux, batched as
-    /// src/napi/channel_events.rs describes. Handed to the worker (null) unless `here`, or
+    /// src/wire/channel_events.rs describes. Handed to the worker (null) unless `here`, or
     /// without a worker: then processed now (the output).
     #[napi]
     pub fn replication_channel_events(

@@ -28,7 +28,7 @@ pub(crate) enum Job {
     /// raw transport bytes of a stream whose Noise and Protomux run in the engine
     Recv { session: u32, data: Vec<u8> },
     /// channel events of a stream whose Protomux runs in JS, packed (checked by the JS
-    /// thread, decoded by the worker: src/napi/channel_events.rs)
+    /// thread, decoded by the worker: src/wire/channel_events.rs)
     Events {
         session: u32,
         meta: Vec<u8>,
@@ -271,7 +271,7 @@ fn hold(engine: &mut Engine, job: Option<Job>) -> bool {
             data,
         }) => {
             // checked when handed over: nothing here fails
-            let events = super::channel_events::decode(&meta, &data).unwrap_or_default();
+            let events = crate::wire::channel_events::decode(&meta, &data).unwrap_or_default();
             drop(meta);
             engine
                 .replicator

@@ -59,11 +59,11 @@ fn each<'a>(
 }
 
 /// Err if the packed events are malformed (what `decode` would refuse), without decoding.
-pub(crate) fn check(meta: &[u8], data: &[u8]) -> Result<(), String> {
+pub fn check(meta: &[u8], data: &[u8]) -> Result<(), String> {
     each(meta, data)?.try_for_each(|e| e.map(|_| ()))
 }
 
-pub(crate) fn decode(meta: &[u8], data: &[u8]) -> Result<Vec<MuxEvent>, String> {
+pub fn decode(meta: &[u8], data: &[u8]) -> Result<Vec<MuxEvent>, String> {
     let mut events = Vec::with_capacity(meta.len() / 10);
     for e in each(meta, data)? {
         let Raw {
