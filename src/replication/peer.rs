@@ -276,6 +276,9 @@ pub struct Peer {
     pub raw_out: Vec<Vec<u8>>,
     /// Channel commands for the JS Protomux (External transport only).
     pub commands: Vec<Command>,
+    /// Bytes of messages sent since the last flush: a time-bounded call also ends at
+    /// OUTPUT_SLICE of them (see Replicator::drain).
+    pub unflushed: usize,
     next_external_channel: u64,
     pub next_request: u64,
     pub closed: bool,
@@ -308,6 +311,7 @@ impl Peer {
             frames: Vec::new(),
             raw_out: Vec::new(),
             commands: Vec::new(),
+            unflushed: 0,
             next_external_channel: 1,
             next_request: 1,
             closed: false,
@@ -538,10 +542,12 @@ impl Peer {
             ch.stats.sent(message.message_type());
         }
         if let Transport::External = self.transport {
+            let payload = message.encode();
+            self.unflushed += payload.len();
             self.commands.push(Command::Send {
                 channel: local_id,
                 message_type: message.message_type(),
-                payload: message.encode(),
+                payload,
             });
             return;
         }
@@ -552,6 +558,7 @@ impl Peer {
             |w| message.encode_into(w),
         );
         if !frame.is_empty() {
+            self.unflushed += frame.len();
             self.frames.push(frame);
         }
     }
@@ -597,6 +604,7 @@ impl Peer {
 
     /// The frames of this call as one batch, then as transport bytes where we encrypt.
     pub fn flush(&mut self) -> Result<Vec<Vec<u8>>> {
+        self.unflushed = 0;
         let frames = std::mem::take(&mut self.frames);
         let merged = if frames.len() > 1 {
             self.mux.batches(&frames, RAW_BATCH)
