@@ -272,7 +272,6 @@ fn hold(engine: &mut Engine, job: Option<Job>) -> bool {
         }) => {
             // checked when handed over: nothing here fails
             let events = crate::wire::channel_events::decode(&meta, &data).unwrap_or_default();
-            drop(meta);
             engine
                 .replicator
                 .external_until(store, session, events, Some(deadline));

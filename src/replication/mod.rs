@@ -594,16 +594,11 @@ impl Replicator {
             } else {
                 return Ok(());
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(());
-            }
-            if deadline.is_some()
-                && self
-                    .peers
-                    .get(&session)
-                    .is_some_and(|p| p.unflushed >= OUTPUT_SLICE)
-            {
-                return Ok(());
+            if let Some(deadline) = deadline {
+                let made = self.peers.get(&session).map_or(0, |p| p.unflushed);
+                if made >= OUTPUT_SLICE || Instant::now() >= deadline {
+                    return Ok(());
+                }
             }
         }
     }

@@ -117,6 +117,7 @@ mod tests {
         .concat();
         let data = b"dkhabc";
         assert!(check(&meta, data).is_ok());
+        // test input built above, well formed by construction (checked on the line before)
         let events = decode(&meta, data).expect("well formed");
         assert!(matches!(&events[0], MuxEvent::Open { id: Some(id), .. } if id == b"dk"));
         assert!(
