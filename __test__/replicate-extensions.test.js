@@ -61,3 +61,26 @@ for (const how of ['pipe', 'secret-stream']) {
     assert.deepEqual(got.w, [{ n: 1 }, { n: 2 }], 'a destroyed extension receives nothing')
   })
 }
+
+// hypercore's own extension test sends two messages and looks one event-loop turn later.
+// JS processes both in that turn. A stream that gave the event loop a turn after the first
+// write following a quiet spell delivered the second a turn late.
+for (const how of ['pipe', 'secret-stream']) {
+  forEachPairing(`extensions over a ${how}: two messages sent in one turn arrive by the next`, async (t, p, e) => {
+    const { ws, w, rs, r } = await pair(e, p)
+    const got = []
+    w.registerExtension('turn', { encoding: 'utf-8', onmessage: (m) => got.push(m) })
+    const re = r.registerExtension('turn', { encoding: 'utf-8' })
+    const added = new Promise((resolve) => r.once('peer-add', resolve))
+    connect(e, ws, rs, how)
+    await added
+    await until(() => w.peers.length === 1, 5000, 'writer sees the peer')
+    for (let round = 0; round < 3; round++) {
+      await delay(30) // a quiet spell, longer than a stream's 10 ms between yields
+      re.send('hello', r.peers[0])
+      re.send('world', r.peers[0])
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.deepEqual(got.splice(0), ['hello', 'world'], `round ${round}: both within the turn`)
+    }
+  })
+}

@@ -33,7 +33,10 @@ class ReplicationStream extends Duplex {
     this._resume = null // the write callback held while we stop taking input
     this._keepAlive = null
     this._sent = false
-    this._lastYield = Date.now()
+    this._burst = 0 // when this turn's writes began (0: none since the event loop last turned)
+    this._endBurst = () => {
+      this._burst = 0
+    }
     this._lastKeys = null // the Noise keys, kept for after the stream ended
     this._guests = null // other stores replicating on this stream: their root -> Guest
     this._relays = new Map() // our relay channel -> the Guest it carries
@@ -170,11 +173,17 @@ class ReplicationStream extends Duplex {
       else this.root._pump(out) // no worker: processed in that call
     }
     if (this._congested || this._unconsumed > INPUT_HIGH_WATER_MARK) this._resume = cb
-    else if (Date.now() - this._lastYield < YIELD_MS) cb(null)
+    else if (this._burst === 0) {
+      this._burst = Date.now()
+      setImmediate(this._endBurst)
+      cb(null)
+    } else if (Date.now() - this._burst < YIELD_MS) cb(null)
     else {
       // Two of these streams piped to each other can hand data back and forth without
-      // end; give the event loop (timers, I/O, the application) a turn every few ms.
-      this._lastYield = Date.now()
+      // end; after YIELD_MS of that, the event loop (timers, I/O, the application) gets a
+      // turn. Counted from this turn's first write, not from the last yield: a write after
+      // a quiet spell takes its cb at once, so what the peer sent in the same turn (two
+      // extension messages) is processed in that turn, as in JS.
       setImmediate(cb, null)
     }
   }
