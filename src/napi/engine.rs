@@ -16,13 +16,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::{replication_out, store_closed, ReplicationOut, Result};
 use crate::core::hypercore::CoreState;
 use crate::error::Error as EngineError;
+use crate::replication::packed_commands::PackedCommands;
 use crate::replication::{Event, Output, Replicator};
 use crate::store::Store;
 
 /// Output made and not yet taken by JS.
 #[derive(Default)]
 pub(crate) struct Pending {
+    /// sends and events (its commands are in `commands`)
     out: Output,
+    /// commands for external streams, packed by the thread that made them
+    commands: PackedCommands,
     /// bytes of peer input the worker processed per session
     consumed: HashMap<u32, u64>,
     /// the state of each core an event in `out` names
@@ -122,7 +126,7 @@ impl Engine {
             }
         }
         p.out.sends.extend(out.sends);
-        p.out.commands.extend(out.commands);
+        p.commands.push(out.commands);
         p.out.events.extend(out.events);
         match self.store.as_ref() {
             Some(store) => p.states.retain(|&handle, state| match store.state(handle) {
@@ -152,11 +156,12 @@ pub(crate) fn closed() -> EngineError {
 pub(crate) fn take_pending(pending: &Mutex<Pending>) -> ReplicationOut {
     let Pending {
         out,
+        commands,
         consumed,
         states,
         ..
     } = std::mem::take(&mut *lock(pending));
-    let mut out = replication_out(out, &states);
+    let mut out = replication_out(out, commands, &states);
     out.consumed = consumed
         .into_iter()
         .map(|(session, bytes)| super::ConsumedOut {
@@ -188,7 +193,7 @@ fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
 pub(crate) fn pending_empty(pending: &Mutex<Pending>) -> bool {
     let p = lock(pending);
     p.out.sends.is_empty()
-        && p.out.commands.is_empty()
+        && p.commands.is_empty()
         && p.out.events.is_empty()
         && p.consumed.is_empty()
 }

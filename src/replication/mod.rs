@@ -5,6 +5,7 @@
 //! bytes to send (per stream) and the events for JS in `Output`.
 
 mod coming;
+pub mod packed_commands;
 pub mod peer;
 mod range_set;
 
