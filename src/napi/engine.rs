@@ -16,17 +16,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::{replication_out, store_closed, ReplicationOut, Result};
 use crate::core::hypercore::CoreState;
 use crate::error::Error as EngineError;
-use crate::replication::packed_commands::PackedCommands;
 use crate::replication::{Event, Output, Replicator};
 use crate::store::Store;
 
 /// Output made and not yet taken by JS.
 #[derive(Default)]
 pub(crate) struct Pending {
-    /// sends and events (its commands are in `commands`)
     out: Output,
-    /// commands for external streams, packed by the thread that made them
-    commands: PackedCommands,
     /// bytes of peer input the worker processed per session
     consumed: HashMap<u32, u64>,
     /// the state of each core an event in `out` names
@@ -126,7 +122,8 @@ impl Engine {
             }
         }
         p.out.sends.extend(out.sends);
-        p.commands.push(out.commands);
+        let mut commands = out.commands;
+        p.out.commands.extend(&mut commands);
         p.out.events.extend(out.events);
         match self.store.as_ref() {
             Some(store) => p.states.retain(|&handle, state| match store.state(handle) {
@@ -155,12 +152,12 @@ pub(crate) fn closed() -> EngineError {
 /// Everything queued for JS, without the engine lock.
 pub(crate) fn take_pending(pending: &Mutex<Pending>) -> ReplicationOut {
     let Pending {
-        out,
-        commands,
+        mut out,
         consumed,
         states,
         ..
     } = std::mem::take(&mut *lock(pending));
+    let commands = std::mem::take(&mut out.commands);
     let mut out = replication_out(out, commands, &states);
     out.consumed = consumed
         .into_iter()
@@ -193,7 +190,7 @@ fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
 pub(crate) fn pending_empty(pending: &Mutex<Pending>) -> bool {
     let p = lock(pending);
     p.out.sends.is_empty()
-        && p.commands.is_empty()
+        && p.out.commands.is_empty()
         && p.out.events.is_empty()
         && p.consumed.is_empty()
 }

@@ -23,7 +23,7 @@ use crate::store::{OpenRequest, Store};
 use crate::wire::messages::{self, Message, PROTOCOL, PROTOCOL_ALIASES};
 use crate::wire::protomux::MuxEvent;
 use coming::Parked;
-pub use peer::Command;
+use packed_commands::PackedCommands;
 pub use peer::WireStats;
 use peer::{inflight_limit, Channel, Inflight, Peer, Transport, MAX_INFLIGHT};
 use range_set::RangeSet;
@@ -195,7 +195,7 @@ pub struct PeerInfo {
 #[derive(Default)]
 pub struct Output {
     pub sends: Vec<(u32, Vec<u8>)>,
-    pub commands: Vec<(u32, Command)>,
+    pub commands: PackedCommands,
     pub events: Vec<Event>,
 }
 
@@ -2807,9 +2807,7 @@ impl Replicator {
         let Some(peer) = self.peers.get_mut(&session) else {
             return;
         };
-        for command in std::mem::take(&mut peer.commands) {
-            self.out.commands.push((session, command));
-        }
+        self.out.commands.append(session, &mut peer.commands);
         match peer.flush() {
             Ok(chunks) => {
                 for chunk in chunks {

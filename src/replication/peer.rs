@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 
 use super::coming::Coming;
+use super::packed_commands::PackedCommands;
 use crate::core::bitfield::Bitfield;
 use crate::core::index_map::IntMap;
 use crate::crypto::KeyPair;
@@ -55,21 +56,6 @@ pub enum Transport {
     /// application's own protocols): channel events come in one by one, and channel
     /// commands go out for the facade to carry out on that Protomux.
     External,
-}
-
-/// What the facade must do on a JS Protomux for an external-mux stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    Open {
-        channel: u64,
-        discovery_key: [u8; 32],
-        handshake: Vec<u8>,
-    },
-    Send {
-        channel: u64,
-        message_type: u64,
-        payload: Vec<u8>,
-    },
 }
 
 /// What we know of the peer's copy of a core.
@@ -274,8 +260,9 @@ pub struct Peer {
     pub frames: Vec<Vec<u8>>,
     /// Raw transport bytes to write (Raw transport only).
     pub raw_out: Vec<Vec<u8>>,
-    /// Channel commands for the JS Protomux (External transport only).
-    pub commands: Vec<Command>,
+    /// Channel commands for the JS Protomux (External transport only), session 0 until
+    /// the replicator moves them to its output.
+    pub commands: PackedCommands,
     /// Bytes of messages sent since the last flush: a time-bounded call also ends at
     /// OUTPUT_SLICE of them (see Replicator::drain).
     pub unflushed: usize,
@@ -310,7 +297,7 @@ impl Peer {
             scope: None,
             frames: Vec::new(),
             raw_out: Vec::new(),
-            commands: Vec::new(),
+            commands: PackedCommands::default(),
             unflushed: 0,
             next_external_channel: 1,
             next_request: 1,
@@ -446,11 +433,7 @@ impl Peer {
             Transport::External => {
                 let channel = self.next_external_channel;
                 self.next_external_channel += 1;
-                self.commands.push(Command::Open {
-                    channel,
-                    discovery_key: *discovery_key,
-                    handshake: hs.encode(),
-                });
+                self.commands.open(channel, discovery_key, &hs.encode());
                 channel
             }
         };
@@ -542,13 +525,12 @@ impl Peer {
             ch.stats.sent(message.message_type());
         }
         if let Transport::External = self.transport {
-            let payload = message.encode();
-            self.unflushed += payload.len();
-            self.commands.push(Command::Send {
-                channel: local_id,
-                message_type: message.message_type(),
-                payload,
-            });
+            self.unflushed += self.commands.send(
+                local_id,
+                message.message_type(),
+                message.encoded_len_hint(),
+                |w| message.encode_into(w),
+            );
             return;
         }
         let frame = self.mux.send_with(
