@@ -9,6 +9,7 @@ const Storage = require('./lib/storage')
 const { CoreList, SessionList } = require('./lib/core-view')
 const { ReplicationStream, Replication, attachSecretStream, isSecretStream } = require('./lib/replication')
 const { toBuffer } = require('./lib/encodings')
+const loopBudget = require('./lib/loop-budget')
 const { ASSERTION, BAD_ARGUMENT, SESSION_CLOSED, STORAGE_EMPTY, z32Decode } = require('./lib/errors')
 
 const binding = require('./lib/native.js')
@@ -153,7 +154,16 @@ class Corestore extends EventEmitter {
   // 60 ms. What it made meanwhile is taken in the check phase (docs/DECISIONS.md §62).
   _onworker() {
     if (this._workerPoll) return // a poll in the check phase takes it
-    this._pollWorker()
+    if (loopBudget.spent()) this._pollNext()
+    else this._pollWorker()
+  }
+
+  _pollNext() {
+    this._workerPoll = true
+    loopBudget.next(() => {
+      this._workerPoll = false
+      this._pollWorker()
+    })
   }
 
   _pollWorker() {
@@ -174,11 +184,7 @@ class Corestore extends EventEmitter {
       }
     }
     if (this.native === null || this._nativeClosed || !this.native.replicationPolled()) return
-    this._workerPoll = true
-    setImmediate(() => {
-      this._workerPoll = false
-      this._pollWorker()
-    })
+    this._pollNext()
   }
 
   // root only. hypercore-storage's `db.idle()`: resolves once the engine has processed

@@ -8,6 +8,7 @@ const { addCore, widen, addQueued, packChannelEvents } = require('./targets')
 const { sendCommands } = require('./mux-frames')
 const { joinAsGuest, startGuests, relayEvent, endGuests, REMOTE_OPEN, OPENED, MESSAGE, CLOSE } = require('./relay')
 const { NoiseView } = require('./engine-mux')
+const loopBudget = require('./loop-budget')
 
 // replicate(true|false): a duplex carrying the raw Noise + secretstream bytes, which the
 // engine encrypts and decrypts itself.
@@ -351,7 +352,7 @@ function attachSecretStream(root, conn, scoped) {
     if (data && (turnBytes += data.byteLength) > TURN_BYTES && !yielding) {
       yielding = true
       conn.pause()
-      setImmediate(endTurn)
+      loopBudget.next(endTurn)
     }
   }
   const deliver = () => {
@@ -360,7 +361,6 @@ function attachSecretStream(root, conn, scoped) {
     if (target.session === 0) return settleOpens()
     if (q.length === 0) return
     const { meta, data } = packChannelEvents(q)
-    mux.cork()
     try {
       const out = root.native.replicationChannelEvents(target.session, meta, data)
       if (out !== null) {
@@ -379,8 +379,6 @@ function attachSecretStream(root, conn, scoped) {
       // outside protomux's call stack now: what throws (an application's event listener)
       // ends this connection instead of the process
       conn.destroy(err)
-    } finally {
-      mux.uncork()
     }
   }
 

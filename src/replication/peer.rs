@@ -25,6 +25,13 @@ pub const MAX_INFLIGHT: usize = 4096;
 /// 4.4-4.9 ms and its max from 10-11 to 12-20 ms.
 const RAW_MAX_INFLIGHT: usize = 1024;
 
+/// A channel starts with at most this many requests in flight and gains one per block
+/// answered, up to its cap: the window doubles each round trip, as TCP's slow start. A
+/// first round of 4096 requests (40 KB of them) was parsed by the sender's JS Protomux,
+/// answered and verified while the JIT was cold, in one event-loop iteration of 20-40 ms
+/// (docs/DECISIONS.md §70). 512 is hypercore's own most.
+const START_INFLIGHT: usize = 512;
+
 /// Our batch frames (one secretstream message each) stop growing past this size. The peer
 /// can decrypt and process nothing of a message before all of it arrived, so a transfer's
 /// answers go out in pieces the receiver works on while the next are made.
@@ -136,8 +143,10 @@ pub struct Channel {
     pub swapped: IntMap<u64, u64>,
     /// The tree nodes the block requests in flight here will bring.
     pub coming: Coming,
-    /// Most block requests in flight here (by transport: MAX_INFLIGHT or RAW_MAX_INFLIGHT)
+    /// Most block requests in flight here now: from START_INFLIGHT up to `inflight_cap`
     pub max_inflight: usize,
+    /// Most block requests in flight here (by transport: MAX_INFLIGHT or RAW_MAX_INFLIGHT)
+    pub inflight_cap: usize,
 }
 
 impl Channel {
@@ -148,6 +157,9 @@ impl Channel {
         let ms = now.saturating_sub(asked.max(self.answered_at));
         self.service_ms = Some(self.service_ms.map_or(ms, |avg| (avg * 3 + ms) / 4));
         self.answered_at = now;
+        if self.max_inflight < self.inflight_cap {
+            self.max_inflight += 1;
+        }
     }
 
     /// How long this peer is taking per block now: its usual pace, or longer if it has
@@ -419,6 +431,10 @@ impl Peer {
         }
         let hash = self.handshake_hash?;
         let hs = Handshake::new(self.is_initiator, key, &hash);
+        let cap = match self.transport {
+            Transport::Raw(_) => RAW_MAX_INFLIGHT,
+            Transport::External => MAX_INFLIGHT,
+        };
         let local_id = match self.transport {
             Transport::Raw(_) => {
                 let (local_id, frame) = self.mux.open_with_aliases(
@@ -458,10 +474,8 @@ impl Peer {
                 busy_since: 0,
                 swapped: IntMap::default(),
                 coming: Coming::default(),
-                max_inflight: match self.transport {
-                    Transport::Raw(_) => RAW_MAX_INFLIGHT,
-                    Transport::External => MAX_INFLIGHT,
-                },
+                max_inflight: START_INFLIGHT.min(cap),
+                inflight_cap: cap,
             },
         );
         self.by_handle.insert(handle, local_id);
