@@ -361,6 +361,7 @@ function attachSecretStream(root, conn, scoped) {
     if (target.session === 0) return settleOpens()
     if (q.length === 0) return
     const { meta, data } = packChannelEvents(q)
+    mux.cork()
     try {
       const out = root.native.replicationChannelEvents(target.session, meta, data)
       if (out !== null) {
@@ -379,6 +380,8 @@ function attachSecretStream(root, conn, scoped) {
       // outside protomux's call stack now: what throws (an application's event listener)
       // ends this connection instead of the process
       conn.destroy(err)
+    } finally {
+      mux.uncork()
     }
   }
 
