@@ -152,13 +152,12 @@ pub(crate) fn closed() -> EngineError {
 /// Everything queued for JS, without the engine lock.
 pub(crate) fn take_pending(pending: &Mutex<Pending>) -> ReplicationOut {
     let Pending {
-        mut out,
+        out,
         consumed,
         states,
         ..
     } = std::mem::take(&mut *lock(pending));
-    let commands = std::mem::take(&mut out.commands);
-    let mut out = replication_out(out, commands, &states);
+    let mut out = replication_out(out, &states);
     out.consumed = consumed
         .into_iter()
         .map(|(session, bytes)| super::ConsumedOut {

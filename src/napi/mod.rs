@@ -32,7 +32,6 @@ use napi::Env;
 use napi_derive::napi;
 
 use crate::error::Error as EngineError;
-use crate::replication::packed_commands::PackedCommands;
 use crate::replication::{Event, Output, Replicator};
 use crate::store::{OpenRequest, Store, DEFAULT_NAMESPACE};
 use crate::wire::channel_events;
@@ -978,7 +977,6 @@ pub struct PeerInfoOut {
 
 fn replication_out(
     out: Output,
-    commands: PackedCommands,
     states: &std::collections::HashMap<u32, crate::core::hypercore::CoreState>,
 ) -> ReplicationOut {
     let event = |t: &str| EventOut {
@@ -1064,9 +1062,9 @@ fn replication_out(
         })
         .collect();
 
-    let commands = (!commands.is_empty()).then(|| CommandsOut {
-        meta: commands.meta.into(),
-        data: commands.data.into(),
+    let commands = (!out.commands.is_empty()).then(|| CommandsOut {
+        meta: out.commands.meta.into(),
+        data: out.commands.data.into(),
     });
     ReplicationOut {
         session: None,

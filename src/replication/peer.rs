@@ -431,11 +431,7 @@ impl Peer {
         }
         let hash = self.handshake_hash?;
         let hs = Handshake::new(self.is_initiator, key, &hash);
-        let cap = match self.transport {
-            Transport::Raw(_) => RAW_MAX_INFLIGHT,
-            Transport::External => MAX_INFLIGHT,
-        };
-        let local_id = match self.transport {
+        let (local_id, cap) = match self.transport {
             Transport::Raw(_) => {
                 let (local_id, frame) = self.mux.open_with_aliases(
                     PROTOCOL,
@@ -444,13 +440,13 @@ impl Peer {
                     &hs.encode(),
                 );
                 self.frames.push(frame);
-                local_id
+                (local_id, RAW_MAX_INFLIGHT)
             }
             Transport::External => {
                 let channel = self.next_external_channel;
                 self.next_external_channel += 1;
                 self.commands.open(channel, discovery_key, &hs.encode());
-                channel
+                (channel, MAX_INFLIGHT)
             }
         };
         self.channels.insert(
