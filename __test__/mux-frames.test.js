@@ -2,7 +2,7 @@
 // The engine's channel messages for a Hyperswarm connection's Protomux, framed by
 // lib/mux-frames.js: the same bytes Protomux writes for them, in order, split past
 // 256 KiB, without the messages of a closed channel, and through Protomux while it is
-// corked.
+// corked with messages waiting.
 const assert = require('node:assert/strict')
 const test = require('node:test')
 const crypto = require('crypto')
@@ -151,6 +151,29 @@ test('while the Protomux is corked the messages go through it, after what it hol
   assert.equal(frames.length, 1)
   await settle()
   assert.deepEqual(got, [['one', 1, first], ...sends.map(([, type, bytes]) => ['one', type, bytes])])
+})
+
+test('corked with nothing waiting, the messages are framed at once; later sends follow them', async (t) => {
+  const { a, frames, muxA, muxB } = await connected(t)
+  const got = []
+  const one = await channel(muxA, muxB, 'one', got)
+  const channels = new Map([[1, one]])
+  const after = crypto.randomBytes(100)
+  const sends = [
+    [1, 4, crypto.randomBytes(10)],
+    [1, 6, crypto.randomBytes(2000)]
+  ]
+  frames.length = 0
+  // as while Protomux raises a received batch's messages and the engine answers them
+  muxA.cork()
+  const { meta, data } = pack(sends)
+  sendCommands(muxA, a, channels, noOpen, meta, data, 0, sends.length, 0)
+  assert.equal(frames.length, 1, 'written without waiting for the uncork')
+  one.messages[1].send(after)
+  muxA.uncork()
+  assert.equal(frames.length, 2)
+  await settle()
+  assert.deepEqual(got, [...sends.map(([, type, bytes]) => ['one', type, bytes]), ['one', 1, after]])
 })
 
 test('an open among the sends is carried out in its place', async (t) => {

@@ -55,10 +55,12 @@ function sendCommands(mux, conn, channels, open, meta, data, from, to, at) {
       at += len
       continue
     }
-    // Corked (Protomux's own batch in progress, or another protocol's): what it holds goes
-    // out first, so these go through it. Only a Protomux that says it is not corked, and
-    // channels that say their id, are framed here.
-    if (mux.corked !== 0) {
+    // Corked with messages waiting in its batch (Protomux's own, or another protocol's):
+    // those go out first, so these go through it. A Protomux that is not corked, or corked
+    // with an empty batch (as it is while it raises the messages of a received batch, when
+    // the engine answers them in the same turn), has nothing to send before a frame written
+    // here; only channels that say their id are framed.
+    if (mux.corked !== 0 && !batchEmpty(mux)) {
       const ch = channels.get(meta.readUInt32LE(16 * i + 4))
       if (ch !== undefined) ch.messages[type].send(data.subarray(at, at + len))
       i++
@@ -69,6 +71,11 @@ function sendCommands(mux, conn, channels, open, meta, data, from, to, at) {
     i = end.i
     at = end.at
   }
+}
+
+// A corked Protomux holds what is sent meanwhile in `_batch` until it uncorks.
+function batchEmpty(mux) {
+  return Array.isArray(mux._batch) && mux._batch.length === 0
 }
 
 // The channel's Protomux local id, or 0 when its messages cannot be framed here.
