@@ -4,7 +4,8 @@
 
 const { Duplex } = require('streamx')
 const Protomux = require('protomux')
-const { addCore, widen, addQueued, packChannelEvents } = require('./targets')
+const { addCore, widen, addQueued, packChannelEvents, BATCH } = require('./targets')
+const { receiver } = require('./mux-receive')
 const { sendCommands } = require('./mux-frames')
 const { joinAsGuest, startGuests, relayEvent, endGuests, REMOTE_OPEN, OPENED, MESSAGE, CLOSE } = require('./relay')
 const { NoiseView } = require('./engine-mux')
@@ -272,6 +273,9 @@ class ReplicationStream extends Duplex {
 function attachSecretStream(root, conn, scoped) {
   const mux = Protomux.from(conn)
   const channels = new Map() // engine channel id -> protomux Channel
+  // our channels among the Protomux's, whose received frames may come whole (§71)
+  const owners = receiver(mux)
+  const sink = { types: MESSAGE_TYPES, take: (frame, rows) => batch(frame, rows) }
   const target = {
     session: 0,
     conn, // what a Peer's `stream` is
@@ -309,7 +313,10 @@ function attachSecretStream(root, conn, scoped) {
     _closed(err) {
       target.session = 0
       settleOpens()
-      for (const ch of channels.values()) ch.close()
+      for (const ch of channels.values()) {
+        owners.delete(ch)
+        ch.close()
+      }
       channels.clear()
       unpairAll()
       if (err) conn.destroy(err)
@@ -349,7 +356,17 @@ function attachSecretStream(root, conn, scoped) {
     if (target.session === 0) return
     if (queued.length === 0) queueMicrotask(deliver)
     queued.push(kind, channel, type, data)
-    if (data && (turnBytes += data.byteLength) > TURN_BYTES && !yielding) {
+    if (data) received(data.byteLength)
+  }
+  // a received frame whose messages are all for our channels (lib/mux-receive.js)
+  const batch = (frame, rows) => {
+    if (target.session === 0) return
+    if (queued.length === 0) queueMicrotask(deliver)
+    queued.push(BATCH, 0, rows, frame)
+    received(rows[rows.length - 1] - rows[2])
+  }
+  const received = (bytes) => {
+    if ((turnBytes += bytes) > TURN_BYTES && !yielding) {
       yielding = true
       conn.pause()
       loopBudget.next(endTurn)
@@ -398,6 +415,7 @@ function attachSecretStream(root, conn, scoped) {
       messages,
       onopen: (handshake) => event(OPENED, channel, 0, handshake),
       onclose: () => {
+        owners.delete(ch)
         if (channels.get(channel) !== ch) return
         channels.delete(channel)
         event(CLOSE, channel, 0, EMPTY)
@@ -405,6 +423,7 @@ function attachSecretStream(root, conn, scoped) {
     })
     if (ch === null) return // this core already has a channel on this connection
     channels.set(channel, ch)
+    owners.set(ch, { sink, channel })
     ch.open(data)
   }
 
@@ -459,6 +478,7 @@ function attachSecretStream(root, conn, scoped) {
     if (target.session === 0) return
     const session = target.session
     target.session = 0
+    for (const ch of channels.values()) owners.delete(ch)
     channels.clear()
     unpairAll()
     if (root._replication.remove(session)) root._pump(root.native.replicationClose(session))

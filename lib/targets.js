@@ -26,21 +26,47 @@ function addQueued(target) {
 
 // The queued channel events (kind, channel, type, data, ...) as replicationChannelEvents
 // takes them: 10 bytes of meta per event (kind, type, channel u32le, data length u32le) and
-// the events' data in one buffer (one crossing, instead of one per Buffer).
+// the events' data in one buffer (one crossing, instead of one per Buffer). A BATCH entry
+// (BATCH, 0, rows, frame) is a received Protomux frame taken whole (lib/mux-receive.js):
+// its messages' rows (channel, type, start, end in frame) become message events, the bytes
+// between them SKIP rows, and the frame's bytes from the first message to the last are the
+// data, not copied when they are all there is.
 function packChannelEvents(q) {
-  const n = q.length / 4
+  let n = 0
+  for (let i = 0; i < q.length; i += 4) n += q[i] === BATCH ? q[i + 2].length / 2 - 1 : 1
   const meta = Buffer.allocUnsafe(10 * n)
-  const parts = new Array(n)
-  for (let i = 0; i < n; i++) {
-    const d = q[4 * i + 3] || EMPTY
-    meta[10 * i] = q[4 * i]
-    meta[10 * i + 1] = q[4 * i + 2]
-    meta.writeUInt32LE(q[4 * i + 1], 10 * i + 2)
-    meta.writeUInt32LE(d.byteLength, 10 * i + 6)
-    parts[i] = d
+  const parts = new Array(q.length / 4)
+  let m = 0
+  for (let i = 0; i < q.length; i += 4) {
+    if (q[i] === BATCH) {
+      const rows = q[i + 2]
+      for (let k = 0; k < rows.length; k += 4) {
+        if (k > 0) m = row(meta, m, SKIP, 0, 0, rows[k + 2] - rows[k - 1])
+        m = row(meta, m, MESSAGE, rows[k + 1], rows[k], rows[k + 3] - rows[k + 2])
+      }
+      parts[i / 4] = q[i + 3].subarray(rows[2], rows[rows.length - 1])
+      continue
+    }
+    const d = q[i + 3] || EMPTY
+    m = row(meta, m, q[i], q[i + 2], q[i + 1], d.byteLength)
+    parts[i / 4] = d
   }
-  return { meta, data: n === 1 ? parts[0] : Buffer.concat(parts) }
+  return { meta, data: parts.length === 1 ? parts[0] : Buffer.concat(parts) }
 }
+
+function row(meta, at, kind, type, channel, length) {
+  meta[at] = kind
+  meta[at + 1] = type
+  meta.writeUInt32LE(channel, at + 2)
+  meta.writeUInt32LE(length, at + 6)
+  return at + 10
+}
+
+// Kinds of packed channel events (src/wire/channel_events.rs) used here, and the queue's
+// marker of a frame taken whole.
+const MESSAGE = 2
+const SKIP = 4
+const BATCH = -1
 
 const EMPTY = Buffer.alloc(0)
 
@@ -78,4 +104,4 @@ function unpackCommands(meta, data, from, to, at) {
   return out
 }
 
-module.exports = { addCore, widen, addQueued, packChannelEvents, unpackCommands, openCommand, OPEN }
+module.exports = { addCore, widen, addQueued, packChannelEvents, unpackCommands, openCommand, OPEN, BATCH }

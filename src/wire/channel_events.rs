@@ -1,14 +1,19 @@
 //! Channel events of a stream whose Protomux runs in JS, as they cross the binding packed
 //! (lib/targets.js packChannelEvents): `meta` holds 10 bytes per event (kind: 0
 //! `remote-open` (data = the discovery key the peer opened), 1 `opened` (data = the peer's
-//! handshake), 2 `message`, 3 `close`; the message type; the channel and the length of the
-//! event's data, little-endian u32s), `data` the events' data one after another.
+//! handshake), 2 `message`, 3 `close`, 4 `skip` (data that is no event: the framing between
+//! the messages of a received Protomux frame handed over whole, lib/mux-receive.js); the
+//! message type; the channel and the length of the event's data, little-endian u32s),
+//! `data` the events' data one after another.
 //!
 //! Input for the replication worker is checked here on the JS thread and decoded by the
 //! worker: the JS thread copies `data` once instead of allocating a buffer per message
 //! (docs/DECISIONS.md §65).
 
 use crate::wire::protomux::MuxEvent;
+
+/// The kind of a row whose data is no event.
+const SKIP: u8 = 4;
 
 /// One event, its data still in the packed buffer.
 struct Raw<'a> {
@@ -29,7 +34,7 @@ fn each<'a>(
     let mut rest = data;
     let mut rows = meta.chunks_exact(10);
     let mut done = false;
-    Ok(std::iter::from_fn(move || {
+    Ok(std::iter::from_fn(move || loop {
         if done {
             return None;
         }
@@ -43,18 +48,21 @@ fn each<'a>(
             done = true;
             return Some(Err("an event's data runs past the data given".into()));
         }
-        if m[0] > 3 {
+        if m[0] > SKIP {
             done = true;
             return Some(Err(format!("unknown channel event kind {}", m[0])));
         }
         let (data, after) = rest.split_at(len);
         rest = after;
-        Some(Ok(Raw {
+        if m[0] == SKIP {
+            continue;
+        }
+        return Some(Ok(Raw {
             kind: m[0],
             message_type: m[1],
             local_id,
             data,
-        }))
+        }));
     }))
 }
 
@@ -127,6 +135,27 @@ mod tests {
             matches!(&events[2], MuxEvent::Message { local_id: 7, message_type: 5, payload } if payload == b"abc")
         );
         assert!(matches!(events[3], MuxEvent::Close { local_id: 7 }));
+    }
+
+    #[test]
+    fn skips_the_framing_between_messages() {
+        // a received frame's bytes: [len type] "ab" [len type] "cde", the headers skipped
+        let meta = [row(2, 1, 3, 2), row(SKIP, 0, 0, 2), row(2, 4, 3, 3)].concat();
+        let data = b"ab\x04\x04cde";
+        assert!(check(&meta, data).is_ok());
+        let events = decode(&meta, data).expect("well formed");
+        assert_eq!(events.len(), 2);
+        assert!(
+            matches!(&events[0], MuxEvent::Message { local_id: 3, message_type: 1, payload } if payload == b"ab")
+        );
+        assert!(
+            matches!(&events[1], MuxEvent::Message { local_id: 3, message_type: 4, payload } if payload == b"cde")
+        );
+        // a skip counts against the data like any row
+        let short = [row(2, 1, 3, 2), row(SKIP, 0, 0, 9)].concat();
+        assert!(check(&short, b"abcd")
+            .expect_err("past")
+            .contains("runs past"));
     }
 
     #[test]
