@@ -7,13 +7,7 @@
 // the guest's channel commands become the host's relay calls, and the host's relay events
 // (the peer's side of those channels) come back to the guest as channel events.
 
-const { addCore, widen, addQueued, packChannelEvents, unpackCommands } = require('./targets')
-
-// channel event kinds of replicationChannelEvents (and of relay events)
-const REMOTE_OPEN = 0
-const OPENED = 1
-const MESSAGE = 2
-const CLOSE = 3
+const { addCore, widen, addQueued, packChannelEvents, unpackCommands, REMOTE_OPEN, OPENED, MESSAGE, CLOSE } = require('./targets')
 
 class Guest {
   constructor(host, root, scoped) {
@@ -217,4 +211,4 @@ function endGuests(host) {
 
 function noop() {}
 
-module.exports = { joinAsGuest, startGuests, relayEvent, endGuests, REMOTE_OPEN, OPENED, MESSAGE, CLOSE }
+module.exports = { joinAsGuest, startGuests, relayEvent, endGuests }

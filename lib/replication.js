@@ -4,10 +4,10 @@
 
 const { Duplex } = require('streamx')
 const Protomux = require('protomux')
-const { addCore, widen, addQueued, packChannelEvents, BATCH } = require('./targets')
+const { addCore, widen, addQueued, packChannelEvents, BATCH, REMOTE_OPEN, OPENED, MESSAGE, CLOSE } = require('./targets')
 const { receiver } = require('./mux-receive')
 const { sendCommands } = require('./mux-frames')
-const { joinAsGuest, startGuests, relayEvent, endGuests, REMOTE_OPEN, OPENED, MESSAGE, CLOSE } = require('./relay')
+const { joinAsGuest, startGuests, relayEvent, endGuests } = require('./relay')
 const { NoiseView } = require('./engine-mux')
 const loopBudget = require('./loop-budget')
 

@@ -62,9 +62,12 @@ function row(meta, at, kind, type, channel, length) {
   return at + 10
 }
 
-// Kinds of packed channel events (src/wire/channel_events.rs) used here, and the queue's
-// marker of a frame taken whole.
+// Kinds of packed channel events (src/wire/channel_events.rs; relay events use the first
+// four too), and the queue's marker of a frame taken whole.
+const REMOTE_OPEN = 0
+const OPENED = 1
 const MESSAGE = 2
+const CLOSE = 3
 const SKIP = 4
 const BATCH = -1
 
@@ -104,4 +107,17 @@ function unpackCommands(meta, data, from, to, at) {
   return out
 }
 
-module.exports = { addCore, widen, addQueued, packChannelEvents, unpackCommands, openCommand, OPEN, BATCH }
+module.exports = {
+  addCore,
+  widen,
+  addQueued,
+  packChannelEvents,
+  unpackCommands,
+  openCommand,
+  OPEN,
+  BATCH,
+  REMOTE_OPEN,
+  OPENED,
+  MESSAGE,
+  CLOSE
+}
