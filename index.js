@@ -732,7 +732,12 @@ class Corestore extends EventEmitter {
   // carries (as of when the output was taken), unless the core changed here since then (a
   // listener of an earlier event appended): then it is read again (DECISIONS §29).
   _stateFor(e, cs, pumped) {
-    if (e.state && cs._localAt < pumped) {
+    // An output taken while another was being routed (a stream told its input was
+    // consumed had its next chunk processed at once) carries newer states than the rest
+    // of the one around it: once a newer output's state is applied, older events read the
+    // engine's instead of putting theirs back.
+    if (e.state && cs._localAt < pumped && cs._eventAt <= pumped) {
+      cs._eventAt = pumped
       this._eventState = e.state
       return e.state
     }

@@ -35,6 +35,7 @@ class CoreState {
     this.group = root.native.coreGroup(info.handle) // the topic of the core's group, or null
     this.remoteContiguousLength = info.remoteContiguousLength || 0
     this._localAt = root._pumped // the engine output taken when the state was last read here
+    this._eventAt = 0 // the newest engine output whose event state was applied here
     this._arrived = null // the run of downloaded blocks waiters are looking at (mayHold)
     this._ops = null // settles when the last append or truncation called is done (lib/hypercore.js)
 
@@ -562,10 +563,11 @@ class CoreState {
       }
       if (value === null) continue
       // The engine may be ahead of the events delivered so far (the replication worker
-      // stored more since): what a waiter found there shows in contiguousLength too.
+      // stored more since): what a waiter found there shows in the lengths too, and the
+      // rest of this output's events, older, do not take them back (update marks them read)
       if (!refreshed && !this.closed) {
         refreshed = true
-        this.contiguousLength = this.native.state(this.handle).contiguousLength
+        this.update(this.native.state(this.handle))
       }
       settle(w, null, value)
     }

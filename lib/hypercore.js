@@ -119,8 +119,7 @@ class Download {
     // has() reads what the replication worker stored, maybe before its 'download' events
     // reached us: they come first, as hypercore emits them before a range resolves
     cs.root._pumpLocal()
-    // and the lengths are the engine's now, as hypercore's are when a range resolves (a
-    // full test run saw contiguousLength a few blocks short here, the cause not found)
+    // and the lengths are the engine's now, as hypercore's are when a range resolves
     if (!cs.closed && cs.root.native !== null && !cs.root._nativeClosed) cs.update(cs.native.state(cs.handle))
     return true
   }
