@@ -6,48 +6,27 @@
 const assert = require('node:assert/strict')
 const test = require('node:test')
 const crypto = require('crypto')
-const NoiseSecretStream = require('@hyperswarm/secret-stream')
-const Protomux = require('protomux')
-const c = require('compact-encoding')
 const { sendCommands, FRAME_MAX } = require('../lib/mux-frames.js')
+const { openedPair, channelPair } = require('./helpers/mux.js')
 
 const TYPES = 10
 
 // Two connected secret-streams; `frames` records what a's Protomux hands its stream.
 async function connected(t) {
-  const a = new NoiseSecretStream(true)
-  const b = new NoiseSecretStream(false)
-  a.rawStream.pipe(b.rawStream).pipe(a.rawStream)
-  t.after(() => {
-    a.destroy()
-    b.destroy()
-  })
-  await Promise.all([a.opened, b.opened])
+  const { a, b, muxA, muxB } = await openedPair(t)
   const frames = []
   const write = a.write
   a.write = function (buf) {
     frames.push(Buffer.from(buf))
     return write.call(this, buf)
   }
-  return { a, b, frames, muxA: Protomux.from(a), muxB: Protomux.from(b) }
+  return { a, b, frames, muxA, muxB }
 }
 
 // Channel `name` on both muxes; what b receives goes to `got` as [name, type, bytes].
 async function channel(muxA, muxB, name, got) {
-  const id = Buffer.from(name)
-  const messages = (onmessage) =>
-    Array.from({ length: TYPES }, (_, type) => ({ encoding: c.raw, onmessage: (m) => onmessage(type, m) }))
-  const chB = muxB.createChannel({
-    protocol: 'test/frames',
-    id,
-    messages: messages((type, m) => got.push([name, type, Buffer.from(m)]))
-  })
-  chB.open()
-  const opened = new Promise((resolve) => {
-    const chA = muxA.createChannel({ protocol: 'test/frames', id, messages: messages(() => {}), onopen: () => resolve(chA) })
-    chA.open()
-  })
-  return opened
+  const onmessage = (type, m) => got.push([name, type, Buffer.from(m)])
+  return (await channelPair(muxA, muxB, { protocol: 'test/frames', name, types: TYPES, onmessage })).chA
 }
 
 // The engine's packed commands (src/napi/mod.rs CommandsOut) for sends [channel, type, bytes].

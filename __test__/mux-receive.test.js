@@ -7,38 +7,16 @@
 const assert = require('node:assert/strict')
 const test = require('node:test')
 const crypto = require('crypto')
-const NoiseSecretStream = require('@hyperswarm/secret-stream')
-const Protomux = require('protomux')
-const c = require('compact-encoding')
 const { receiver } = require('../lib/mux-receive.js')
 const { packChannelEvents, BATCH } = require('../lib/targets.js')
+const { openedPair, channelPair } = require('./helpers/mux.js')
 
 const TYPES = 10
 
-async function pair(t) {
-  const a = new NoiseSecretStream(true)
-  const b = new NoiseSecretStream(false)
-  a.rawStream.pipe(b.rawStream).pipe(a.rawStream)
-  t.after(() => {
-    a.destroy()
-    b.destroy()
-  })
-  await Promise.all([a.opened, b.opened])
-  return { muxA: Protomux.from(a), muxB: Protomux.from(b) }
-}
-
 // channel `name` open on both; what b's Protomux raises on it goes to `raised`
-async function channel(muxA, muxB, name, raised, types = TYPES) {
-  const id = Buffer.from(name)
-  const messages = (onmessage) =>
-    Array.from({ length: types }, (_, type) => ({ encoding: c.raw, onmessage: (m) => onmessage(type, m) }))
-  const chB = muxB.createChannel({ protocol: 'test/receive', id, messages: messages((type, m) => raised.push([name, type, Buffer.from(m)])) })
-  chB.open()
-  const chA = await new Promise((resolve) => {
-    const ch = muxA.createChannel({ protocol: 'test/receive', id, messages: messages(() => {}), onopen: () => resolve(ch) })
-    ch.open()
-  })
-  return { chA, chB }
+function channel(muxA, muxB, name, raised, types = TYPES) {
+  const onmessage = (type, m) => raised.push([name, type, Buffer.from(m)])
+  return channelPair(muxA, muxB, { protocol: 'test/receive', name, types, onmessage })
 }
 
 function sendBatch(mux, sends) {
@@ -59,7 +37,7 @@ function messagesOf(taken) {
 }
 
 test('a frame of only our channels is taken whole; Protomux raises none of it', async (t) => {
-  const { muxA, muxB } = await pair(t)
+  const { muxA, muxB } = await openedPair(t)
   const raised = []
   const one = await channel(muxA, muxB, 'one', raised)
   const two = await channel(muxA, muxB, 'two', raised)
@@ -99,7 +77,7 @@ test('a frame of only our channels is taken whole; Protomux raises none of it', 
 })
 
 test('frames with another channel, an unknown type, or channels no longer ours go through Protomux', async (t) => {
-  const { muxA, muxB } = await pair(t)
+  const { muxA, muxB } = await openedPair(t)
   const raised = []
   const ours = await channel(muxA, muxB, 'ours', raised)
   const theirs = await channel(muxA, muxB, 'theirs', raised)

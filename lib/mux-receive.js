@@ -13,6 +13,8 @@
 // and bytes (its type, then its payload); a length of 0 is followed by the remote id of
 // the channel the next messages belong to. Integers are compact-encoding uints.
 
+const c = require('compact-encoding')
+
 const hooks = new WeakMap() // Protomux -> Map(Channel -> owner)
 
 // The engine's channels on a Protomux: a Map(Channel -> { sink, channel }), where sink is
@@ -33,69 +35,45 @@ function receiver(mux) {
   return owners
 }
 
-// Compact-encoding uints read by `uint`, which returns the value and leaves the position
-// after it in `pos`; -1 when it runs past `end` or takes more than 4 bytes.
-let pos = 0
-
-function uint(buf, at, end) {
-  if (at >= end) return -1
-  const a = buf[at]
-  if (a <= 0xfc) {
-    pos = at + 1
-    return a
-  }
-  if (a === 0xfd) {
-    if (at + 3 > end) return -1
-    pos = at + 3
-    return buf[at + 1] | (buf[at + 2] << 8)
-  }
-  if (a === 0xfe) {
-    if (at + 5 > end) return -1
-    pos = at + 5
-    return buf.readUInt32LE(at + 1)
-  }
-  return -1
-}
-
-// rows: channel, type, start, end of each message's payload in `buf`
+// rows: channel, type, start, end of each message's payload in the frame
 function take(mux, owners, state) {
-  const buf = state.buffer
   const end = state.end
-  let remoteId = uint(buf, state.start, end)
-  if (remoteId < 0) return false
-  let at = pos
+  // read on a copy: Protomux gets `state` as it was when the frame is not taken
+  const s = { buffer: state.buffer, start: state.start, end }
+  const rows = []
   let sink = null
   let channel = 0 // the engine's id of remoteId's channel
   let lastId = -1
-  const rows = []
-  while (at < end) {
-    const len = uint(buf, at, end)
-    if (len < 0) return false
-    at = pos
-    if (len === 0) {
-      remoteId = uint(buf, at, end)
-      if (remoteId < 0) return false
-      at = pos
-      continue
+  try {
+    let remoteId = c.uint.decode(s)
+    while (s.start < end) {
+      const len = c.uint.decode(s)
+      if (len === 0) {
+        remoteId = c.uint.decode(s)
+        continue
+      }
+      const to = Math.min(s.start + len, end)
+      s.end = to
+      const type = c.uint.decode(s)
+      s.end = end
+      if (remoteId !== lastId) {
+        const remote = remoteId > 0 && remoteId <= mux._remote.length ? mux._remote[remoteId - 1] : null
+        if (remote === null || remote.pending !== null || !remote.session || remote.session.closed) return false
+        const owner = owners.get(remote.session)
+        if (owner === undefined || (sink !== null && owner.sink !== sink)) return false
+        sink = owner.sink
+        channel = owner.channel
+        lastId = remoteId
+      }
+      if (type >= sink.types) return false
+      rows.push(channel, type, s.start, to)
+      s.start = to
     }
-    const to = Math.min(at + len, end)
-    const type = uint(buf, at, to)
-    if (type < 0) return false
-    if (remoteId !== lastId) {
-      const remote = remoteId > 0 && remoteId <= mux._remote.length ? mux._remote[remoteId - 1] : null
-      if (remote === null || remote.pending !== null || !remote.session || remote.session.closed) return false
-      const owner = owners.get(remote.session)
-      if (owner === undefined || (sink !== null && owner.sink !== sink)) return false
-      sink = owner.sink
-      channel = owner.channel
-      lastId = remoteId
-    }
-    if (type >= sink.types) return false
-    rows.push(channel, type, pos, to)
-    at = to
+  } catch {
+    return false // a uint cut short: Protomux's own path refuses the frame
   }
   if (sink === null) return false
-  sink.take(buf, rows)
+  sink.take(state.buffer, rows)
   return true
 }
 

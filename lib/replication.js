@@ -313,10 +313,7 @@ function attachSecretStream(root, conn, scoped) {
     _closed(err) {
       target.session = 0
       settleOpens()
-      for (const ch of channels.values()) {
-        owners.delete(ch)
-        ch.close()
-      }
+      for (const ch of channels.values()) ch.close()
       channels.clear()
       unpairAll()
       if (err) conn.destroy(err)
@@ -414,6 +411,7 @@ function attachSecretStream(root, conn, scoped) {
       handshake: raw,
       messages,
       onopen: (handshake) => event(OPENED, channel, 0, handshake),
+      // every channel closes here, ours or Protomux's doing (its stream's close closes them)
       onclose: () => {
         owners.delete(ch)
         if (channels.get(channel) !== ch) return
@@ -478,7 +476,6 @@ function attachSecretStream(root, conn, scoped) {
     if (target.session === 0) return
     const session = target.session
     target.session = 0
-    for (const ch of channels.values()) owners.delete(ch)
     channels.clear()
     unpairAll()
     if (root._replication.remove(session)) root._pump(root.native.replicationClose(session))

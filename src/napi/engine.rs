@@ -104,7 +104,7 @@ impl Engine {
     /// called whenever the engine lock is about to be released, so whatever JS takes from
     /// `Pending` is never older than what an engine call has shown it.
     pub fn flush(&mut self) {
-        let out = self.replicator.take_output();
+        let mut out = self.replicator.take_output();
         let mut pending = lock(&self.pending);
         if out.sends.is_empty()
             && out.commands.is_empty()
@@ -122,8 +122,7 @@ impl Engine {
             }
         }
         p.out.sends.extend(out.sends);
-        let mut commands = out.commands;
-        p.out.commands.extend(&mut commands);
+        p.out.commands.extend(&mut out.commands);
         p.out.events.extend(out.events);
         match self.store.as_ref() {
             Some(store) => p.states.retain(|&handle, state| match store.state(handle) {

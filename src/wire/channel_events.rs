@@ -143,6 +143,7 @@ mod tests {
         let meta = [row(2, 1, 3, 2), row(SKIP, 0, 0, 2), row(2, 4, 3, 3)].concat();
         let data = b"ab\x04\x04cde";
         assert!(check(&meta, data).is_ok());
+        // test input built above, well formed by construction (checked on the line before)
         let events = decode(&meta, data).expect("well formed");
         assert_eq!(events.len(), 2);
         assert!(
