@@ -5,6 +5,7 @@
 //! bytes to send (per stream) and the events for JS in `Output`.
 
 mod coming;
+pub mod pacing;
 pub mod packed_commands;
 pub mod peer;
 mod range_set;
@@ -597,7 +598,9 @@ impl Replicator {
             }
             if let Some(deadline) = deadline {
                 let made = self.peers.get(&session).map_or(0, |p| p.unflushed);
-                if made >= OUTPUT_SLICE || Instant::now() >= deadline {
+                let now = Instant::now();
+                pacing::point(now);
+                if made >= OUTPUT_SLICE || now >= deadline {
                     return Ok(());
                 }
             }
