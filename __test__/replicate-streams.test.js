@@ -129,3 +129,25 @@ forEachPairing('two peers downloading big blocks from each other at once on one 
   )
   assert.deepEqual([ra.contiguousLength, rb.contiguousLength], [300, 300])
 })
+
+// A handshake that completes in a busy turn starts the store's session a turn later
+// (lib/replication.js, begin()). The peer's channel open for a core the store has on disk
+// but not loaded comes before that, and must wait for the session instead of being refused.
+forEachPairing('a channel the peer opens before a busy turn lets the session start is answered from disk', async (t, p, e) => {
+  const ws = e.store(p.Writer)
+  const w = ws.get({ name: 'early-open' })
+  await w.append([b4a.from('e0'), b4a.from('e1')])
+  const key = w.key
+  await w.close() // stored, not loaded: only the pairing answers for it
+  const rs = e.store(p.Reader)
+  const r = rs.get({ key })
+  await r.ready()
+  const [a, b] = secretStreamPair(e)
+  ws.replicate(a)
+  rs.replicate(b)
+  const busyUntil = performance.now() + 8 // past the 4 ms a turn may spend on replication
+  while (performance.now() < busyUntil);
+  await within(5000, r.update({ wait: true }), 'update')
+  assert.equal(r.length, 2)
+  assert.equal(b4a.toString(await within(5000, r.get(1), 'get(1)')), 'e1')
+})

@@ -428,18 +428,24 @@ function attachSecretStream(root, conn, scoped) {
   // The peer opened a channel for a core we have not: the engine opens it if stored. Only a
   // store's target claims every discovery key; hypercore's core.replicate() (scoped) opens
   // its own channels and leaves the rest to whoever else pairs on this Protomux (the
-  // ondiscoverykey of createProtocolStream, another store).
+  // ondiscoverykey of createProtocolStream, another store). As in JS corestore, the pairing
+  // starts with replicate(), before the engine session does: an open that comes first waits
+  // in `early` for it (start() may wait a turn of the event loop).
   let paired = false
+  let early = [] // { id, resolve }
   function pairAll() {
-    if (paired || target.scoped || target.session === 0) return
+    if (paired || target.scoped || ended) return
     paired = true
     mux.pair({ protocol: PROTOCOL }, (id) => {
-      if (target.session === 0) return
+      if (ended) return
+      if (target.session === 0) return new Promise((resolve) => early.push({ id, resolve }))
       event(REMOTE_OPEN, 0, 0, id)
       return new Promise((resolve) => opening.push(resolve))
     })
   }
   function unpairAll() {
+    for (const { resolve } of early) resolve()
+    early = []
     if (!paired) return
     paired = false
     mux.unpair({ protocol: PROTOCOL })
@@ -459,7 +465,7 @@ function attachSecretStream(root, conn, scoped) {
       return
     }
     settle()
-    if (conn.destroyed || root.closing !== null || target.session !== 0) return
+    if (ended || conn.destroyed || root.closing !== null || target.session !== 0) return
     mux.cork()
     const out = root.native.replicationOpen(conn.isInitiator, conn.handshakeHash, target.scoped)
     target.session = out.session
@@ -467,23 +473,37 @@ function attachSecretStream(root, conn, scoped) {
     pairAll()
     root._pump(out)
     addQueued(target)
+    for (const { id, resolve } of early) {
+      event(REMOTE_OPEN, 0, 0, id)
+      opening.push(resolve)
+    }
+    early = []
     mux.uncork()
   }
+  // A handshake that completes in a turn whose replication work used its budget (both ends
+  // of an in-process pair, whose messages pass as microtasks) starts the session after the
+  // timers: the session's first output and the peer's answers made that turn 16-21 ms
+  // (docs/DECISIONS.md §73).
+  const begin = () => (loopBudget.spent() ? setTimeout(start, 0) : start())
   root._replication.byConn.set(conn, target)
+  let ended = false
   const end = () => {
+    ended = true
     root._replication.byConn.delete(conn)
     settle()
+    unpairAll()
     if (target.session === 0) return
     const session = target.session
     target.session = 0
     channels.clear()
-    unpairAll()
     if (root._replication.remove(session)) root._pump(root.native.replicationClose(session))
   }
   conn.on('close', end)
   conn.on('error', noop)
-  if (conn.handshakeHash) start()
-  else conn.opened.then((ok) => ok !== false && start(), noop)
+  pairAll()
+  loopBudget.spent() // the budget counts from here if this turn has not spent any yet
+  if (conn.handshakeHash) begin()
+  else conn.opened.then((ok) => ok !== false && begin(), noop)
   return target
 }
 
