@@ -151,3 +151,22 @@ forEachPairing('a channel the peer opens before a busy turn lets the session sta
   assert.equal(r.length, 2)
   assert.equal(b4a.toString(await within(5000, r.get(1), 'get(1)')), 'e1')
 })
+
+// core.replicate(conn) has no pair handler on the connection's Protomux, so its channel
+// must open as soon as the handshake completes, busy turn or not: an open the peer sent
+// first would otherwise be refused.
+forEachPairing('core.replicate(conn) in a busy turn opens its channel at once', async (t, p, e) => {
+  const ws = e.store(p.Writer)
+  const w = ws.get({ name: 'scoped-busy' })
+  await w.append([b4a.from('s0'), b4a.from('s1')])
+  const rs = e.store(p.Reader)
+  const r = rs.get({ key: w.key })
+  await r.ready()
+  const [a, b] = secretStreamPair(e)
+  w.replicate(a)
+  r.replicate(b)
+  const busyUntil = performance.now() + 8
+  while (performance.now() < busyUntil);
+  await within(5000, r.update({ wait: true }), 'update')
+  assert.equal(b4a.toString(await within(5000, r.get(1), 'get(1)')), 's1')
+})

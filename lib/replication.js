@@ -483,8 +483,9 @@ function attachSecretStream(root, conn, scoped) {
   // A handshake that completes in a turn whose replication work used its budget (both ends
   // of an in-process pair, whose messages pass as microtasks) starts the session after the
   // timers: the session's first output and the peer's answers made that turn 16-21 ms
-  // (docs/DECISIONS.md §73).
-  const begin = () => (loopBudget.spent() ? setTimeout(start, 0) : start())
+  // (docs/DECISIONS.md §73). Not a scoped target's (core.replicate()): it has no pair
+  // handler, so a peer's open that came before its channels would be refused.
+  const begin = () => (!target.scoped && loopBudget.spent() ? setTimeout(start, 0) : start())
   root._replication.byConn.set(conn, target)
   let ended = false
   const end = () => {
