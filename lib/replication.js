@@ -465,7 +465,9 @@ function attachSecretStream(root, conn, scoped) {
       return
     }
     settle()
-    if (ended || conn.destroyed || root.closing !== null || target.session !== 0) return
+    if (target.session !== 0) return
+    // no session after all: the opens that waited for one are refused now
+    if (ended || conn.destroyed || root.closing !== null) return unpairAll()
     mux.cork()
     const out = root.native.replicationOpen(conn.isInitiator, conn.handshakeHash, target.scoped)
     target.session = out.session
