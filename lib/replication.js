@@ -311,6 +311,7 @@ function attachSecretStream(root, conn, scoped) {
       }
     },
     _closed(err) {
+      ended = true // no session starts again: a later _widen() pairs nothing
       target.session = 0
       settleOpens()
       for (const ch of channels.values()) ch.close()
