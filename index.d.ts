@@ -522,6 +522,8 @@ declare namespace Corestore {
     /** An atom (`state.storage.createAtom()`): this session's writes wait in it until atom.flush(). */
     atom?: Atom
     overwrite?: boolean
+    /** The blocks an append of these values adds, instead of one encoded block per value (not inherited). */
+    encodeBatch?: ((values: any[]) => Array<Buffer | Uint8Array | string>) | null
     keyPair?: KeyPairLike | null
     /** Stored for a core that has no manifest yet (it must hash to the key). */
     manifest?: ManifestInput | Buffer | null
@@ -723,6 +725,8 @@ declare namespace Corestore {
     readonly padding: number
     /** The session's block encryption, if any. */
     encryption: EncryptionProvider | null
+    /** The `encodeBatch` this session was made with (`session({ encodeBatch })`), or null. */
+    encodeBatch: ((values: any[]) => Array<Buffer | Uint8Array | string>) | null
     setEncryptionKey(key: Buffer, opts?: { block?: boolean }): Promise<void>
     setEncryption(provider: EncryptionProvider | null): Promise<void>
     /** Blocks signed by a quorum of the manifest's signers (= length for single-signer cores). */

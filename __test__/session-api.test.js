@@ -454,3 +454,26 @@ same(
     assert.deepEqual(r.name, { before: [0, 0, 0, 0, 0], ready })
   }
 )
+
+same(
+  // corestore's get() passes no encodeBatch on (its sessions append one block per value);
+  // hypercore's session() does
+  'encodeBatch of a session turns an append\'s values into the blocks appended; get() ignores it',
+  async (C, dir) => {
+    const store = new C(dir, OPTS)
+    const joined = (batch) => [b4a.from(batch.join('-'))]
+    const core = store.get({ name: 'batch', valueEncoding: 'utf-8', encodeBatch: joined })
+    await core.ready()
+    await core.append(['a', 'b', 'c'])
+    await core.append('d')
+    const plainSession = core.session({ valueEncoding: 'utf-8' })
+    await plainSession.append(['e', 'f'])
+    const own = core.session({ valueEncoding: 'utf-8', encodeBatch: (batch) => batch.map((v) => b4a.from(v + '!')) })
+    await own.append(['g', 'h'])
+    const out = { length: core.length, blocks: [] }
+    for (let i = 0; i < core.length; i++) out.blocks.push(await core.get(i))
+    await store.close()
+    return out
+  },
+  (r) => assert.deepEqual(r, { length: 8, blocks: ['a', 'b', 'c', 'd', 'e', 'f', 'g!', 'h!'] })
+)

@@ -165,6 +165,9 @@ class Hypercore extends EventEmitter {
     this.sessions = []
     this.keyPair = opts.keyPair || null
     this.valueEncoding = opts.valueEncoding ? encodings.from(opts.valueEncoding) : null
+    // blocks -> the buffers to append, instead of one encoded value each (not inherited by
+    // sessions, as in hypercore)
+    this.encodeBatch = opts.encodeBatch || null
     this.readable = true
     this.exclusive = false
     this.opened = false
@@ -748,7 +751,9 @@ class Hypercore extends EventEmitter {
     const enc = this.valueEncoding
     const padding = this.padding
     let buffers
-    if (Array.isArray(blocks)) {
+    if (this.encodeBatch !== null) {
+      buffers = this.encodeBatch(Array.isArray(blocks) ? blocks : [blocks]).map((b) => encodeBlock(null, b, padding))
+    } else if (Array.isArray(blocks)) {
       buffers = new Array(blocks.length)
       for (let i = 0; i < blocks.length; i++) buffers[i] = encodeBlock(enc, blocks[i], padding)
     } else {
