@@ -313,14 +313,29 @@ impl Mux {
         len: usize,
         payload: impl FnOnce(&mut Writer),
     ) -> Vec<u8> {
-        if self.local_channel(local_id).is_none() {
-            return Vec::new();
-        }
-        let header = uint_len(local_id) + uint_len(message_type);
-        let mut w = Writer::with_capacity(header + len);
-        w.uint(local_id).uint(message_type);
-        payload(&mut w);
+        let mut w = Writer::new();
+        self.write_message(&mut w, local_id, message_type, len, payload);
         w.into_vec()
+    }
+
+    /// `send_with`, the frame appended to `w` (a buffer of several frames): false, and
+    /// nothing written, when the channel is not open.
+    pub fn write_message(
+        &self,
+        w: &mut Writer,
+        local_id: u64,
+        message_type: u64,
+        len: usize,
+        payload: impl FnOnce(&mut Writer),
+    ) -> bool {
+        if self.local_channel(local_id).is_none() {
+            return false;
+        }
+        w.buf
+            .reserve(uint_len(local_id) + uint_len(message_type) + len);
+        w.uint(local_id).uint(message_type);
+        payload(w);
+        true
     }
 
     /// Closes our channel `local_id`: the close frame (empty if it is not open).
