@@ -439,10 +439,13 @@ function attachSecretStream(root, conn, scoped) {
     paired = true
     mux.pair({ protocol: PROTOCOL }, (id) => {
       if (ended) return
-      if (target.session === 0) return new Promise((resolve) => early.push({ id, resolve }))
-      event(REMOTE_OPEN, 0, 0, id)
-      return new Promise((resolve) => opening.push(resolve))
+      return new Promise((resolve) => (target.session === 0 ? early.push({ id, resolve }) : remoteOpen(id, resolve)))
     })
+  }
+  // the engine hears of the peer's open; the pair handler settles once it has answered
+  function remoteOpen(id, resolve) {
+    event(REMOTE_OPEN, 0, 0, id)
+    opening.push(resolve)
   }
   function unpairAll() {
     for (const { resolve } of early) resolve()
@@ -473,13 +476,9 @@ function attachSecretStream(root, conn, scoped) {
     const out = root.native.replicationOpen(conn.isInitiator, conn.handshakeHash, target.scoped)
     target.session = out.session
     root._replication.add(target.session, target)
-    pairAll()
     root._pump(out)
     addQueued(target)
-    for (const { id, resolve } of early) {
-      event(REMOTE_OPEN, 0, 0, id)
-      opening.push(resolve)
-    }
+    for (const { id, resolve } of early) remoteOpen(id, resolve)
     early = []
     mux.uncork()
   }

@@ -58,6 +58,7 @@ mod tests {
             );
         })
         .join()
+        // a test's own thread: it panics only when one of its assertions fails
         .expect("the thread ran");
     }
 }

@@ -321,6 +321,24 @@ impl Frames {
         self.ends.push(self.bytes.buf.len());
     }
 
+    /// A message frame on our channel `local_id`, written in place (`Mux::write_message`):
+    /// its size, 0 when the channel is not open (nothing is sent then).
+    fn message(
+        &mut self,
+        mux: &Mux,
+        local_id: u64,
+        message_type: u64,
+        len: usize,
+        payload: impl FnOnce(&mut Writer),
+    ) -> usize {
+        let start = self.bytes.buf.len();
+        if !mux.write_message(&mut self.bytes, local_id, message_type, len, payload) {
+            return 0;
+        }
+        self.end_frame();
+        self.bytes.buf.len() - start
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
         let bytes = &self.bytes.buf;
         let mut start = 0;
@@ -561,10 +579,10 @@ impl Peer {
         if !self.relays.contains(&local_id) {
             return;
         }
-        let frame = self.mux.send(local_id, message_type, payload);
-        if !frame.is_empty() {
-            self.frames.push(&frame);
-        }
+        self.frames
+            .message(&self.mux, local_id, message_type, payload.len(), |w| {
+                w.fixed(payload);
+            });
     }
 
     /// A guest closed its channel (its core or store closed).
@@ -587,17 +605,13 @@ impl Peer {
             );
             return;
         }
-        let start = self.frames.bytes.buf.len();
-        if self.mux.write_message(
-            &mut self.frames.bytes,
+        self.unflushed += self.frames.message(
+            &self.mux,
             local_id,
             message.message_type(),
             message.encoded_len_hint(),
             |w| message.encode_into(w),
-        ) {
-            self.unflushed += self.frames.bytes.buf.len() - start;
-            self.frames.end_frame();
-        }
+        );
     }
 
     /// Closes one of our channels on a raw stream (the core is going away); a JS Protomux

@@ -299,26 +299,15 @@ impl Mux {
     /// A message frame on our channel `local_id` (paired or not yet). Empty when the channel
     /// is not open (protomux sends nothing then): don't send empty frames.
     pub fn send(&mut self, local_id: u64, message_type: u64, payload: &[u8]) -> Vec<u8> {
-        self.send_with(local_id, message_type, payload.len(), |w| {
-            w.fixed(payload);
-        })
-    }
-
-    /// `send` of the payload that `payload` writes (about `len` bytes): straight into the
-    /// frame, without a buffer of its own first.
-    pub fn send_with(
-        &mut self,
-        local_id: u64,
-        message_type: u64,
-        len: usize,
-        payload: impl FnOnce(&mut Writer),
-    ) -> Vec<u8> {
         let mut w = Writer::new();
-        self.write_message(&mut w, local_id, message_type, len, payload);
+        self.write_message(&mut w, local_id, message_type, payload.len(), |w| {
+            w.fixed(payload);
+        });
         w.into_vec()
     }
 
-    /// `send_with`, the frame appended to `w` (a buffer of several frames): false, and
+    /// `send` of the payload that `payload` writes (about `len` bytes), the frame appended
+    /// to `w` (a buffer of several frames) without a buffer of its own first: false, and
     /// nothing written, when the channel is not open.
     pub fn write_message(
         &self,
